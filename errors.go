@@ -1,0 +1,16 @@
+package otpbot
+
+import "errors"
+
+// Sentinel errors shared by every store, matched with errors.Is.
+var (
+	// ErrNotFound: the thing asked for does not exist (or has expired).
+	ErrNotFound = errors.New("not found")
+	// ErrLeaseLost: a job's lease ran out and another worker may own it.
+	ErrLeaseLost = errors.New("lease lost")
+	// ErrConflict: the stored value changed since it was read.
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: the store cannot be reached; the caller should answer
+	// 503 so the provider retries.
+	ErrUnavailable = errors.New("store unavailable")
+)

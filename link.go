@@ -1,0 +1,107 @@
+package otpbot
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// KeyType says whether a routing key names a card or a customer.
+type KeyType string
+
+// The routing key types.
+const (
+	KeyCard     KeyType = "card"
+	KeyCustomer KeyType = "customer"
+)
+
+// Key is what a chat is linked to: a card id or a customer number.
+type Key struct {
+	Type KeyType `json:"type"`
+	ID   string  `json:"id"`
+}
+
+// String renders the key as "card:ID" or "customer:NO", the form stores use.
+func (k Key) String() string { return string(k.Type) + ":" + k.ID }
+
+// ParseKey is the inverse of Key.String.
+func ParseKey(s string) (Key, error) {
+	t, id, ok := strings.Cut(s, ":")
+	if !ok || id == "" || (KeyType(t) != KeyCard && KeyType(t) != KeyCustomer) {
+		return Key{}, fmt.Errorf("parse key %q: want card:ID or customer:NO", s)
+	}
+	return Key{Type: KeyType(t), ID: id}, nil
+}
+
+// Target is where a message goes: a chat and, in a forum group, a topic.
+type Target struct {
+	ChatID   int64 `json:"chat_id"`
+	ThreadID int   `json:"thread_id,omitempty"` // forum topic; 0 = the chat itself
+}
+
+// String renders the target as "CHAT" or "CHAT/THREAD", the form stores use.
+func (t Target) String() string {
+	if t.ThreadID == 0 {
+		return strconv.FormatInt(t.ChatID, 10)
+	}
+	return strconv.FormatInt(t.ChatID, 10) + "/" + strconv.Itoa(t.ThreadID)
+}
+
+// ParseTarget is the inverse of Target.String.
+func ParseTarget(s string) (Target, error) {
+	chat, thread, hasThread := strings.Cut(s, "/")
+	id, err := strconv.ParseInt(chat, 10, 64)
+	if err != nil {
+		return Target{}, fmt.Errorf("parse target %q: %w", s, err)
+	}
+	t := Target{ChatID: id}
+	if hasThread {
+		if t.ThreadID, err = strconv.Atoi(thread); err != nil {
+			return Target{}, fmt.Errorf("parse target %q: %w", s, err)
+		}
+	}
+	return t, nil
+}
+
+// Link says that events for Key are delivered to Target.
+type Link struct {
+	Key       Key       `json:"key"`
+	Target    Target    `json:"target"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy int64     `json:"created_by,omitempty"` // Telegram user id of the admin (0 for an invite)
+	// Broken is set when Telegram refused the target for good (chat not
+	// found, bot blocked or kicked). A broken link receives nothing until it
+	// is linked again.
+	Broken       bool   `json:"broken,omitempty"`
+	BrokenReason string `json:"broken_reason,omitempty"`
+}
+
+// Outcome says what became of a push, as history shows it.
+type Outcome string
+
+// The outcomes of a push.
+const (
+	OutcomeQueued   Outcome = "queued"   // deliveries written to the outbox
+	OutcomeUnrouted Outcome = "unrouted" // a pushed kind, but no chat is linked
+	OutcomeRecorded Outcome = "recorded" // a history-only event
+	OutcomeRejected Outcome = "rejected" // authentic but invalid
+	OutcomeExpired  Outcome = "expired"  // a code that was already expired on arrival
+)
+
+// HistoryEntry is one event as /history shows it. It never holds a code.
+type HistoryEntry struct {
+	// Event is the redacted event (Code and Link always empty).
+	Event   Event   `json:"event"`
+	Outcome Outcome `json:"outcome"`
+}
+
+// Invite is a one-time link that links the chat redeeming it to Key.
+type Invite struct {
+	// Hash is the SHA-256 of the token, hex encoded: the token itself is
+	// never stored.
+	Hash      string    `json:"hash"`
+	Key       Key       `json:"key"`
+	CreatedBy int64     `json:"created_by"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
