@@ -75,20 +75,26 @@ func TestLoggerRedacts(t *testing.T) {
 		format string
 	}{
 		{
-			name:  "secret attribute keys",
-			log:   func(l *slog.Logger) { l.Info("push", "code", "654321", "event", "3DS_OTP", "X-UPA-SIGN", "c2lnbmF0dXJl") },
+			name: "secret attribute keys",
+			log: func(l *slog.Logger) {
+				l.Info("push", "code", "654321", "event", "3DS_OTP", "X-UPA-SIGN", "c2lnbmF0dXJl")
+			},
 			leaks: []string{"654321", "c2lnbmF0dXJl"},
 			shows: []string{"3DS_OTP", Redacted},
 		},
 		{
-			name:  "configured secret in message and values",
-			log:   func(l *slog.Logger) { l.Error("GET https://api.telegram.org/bot"+token+"/getMe failed", "url", "/bot"+token+"/x", "redis", "auth "+redisPass) },
+			name: "configured secret in message and values",
+			log: func(l *slog.Logger) {
+				l.Error("GET https://api.telegram.org/bot"+token+"/getMe failed", "url", "/bot"+token+"/x", "redis", "auth "+redisPass)
+			},
 			leaks: []string{token, redisPass},
 			shows: []string{"getMe failed", Redacted},
 		},
 		{
-			name:  "card number in message, value and error",
-			log:   func(l *slog.Logger) { l.Warn("card 4111111111111111", "detail", "pan 5555 6666 7777 1234", "err", errors.New("bad card 4000000000000002")) },
+			name: "card number in message, value and error",
+			log: func(l *slog.Logger) {
+				l.Warn("card 4111111111111111", "detail", "pan 5555 6666 7777 1234", "err", errors.New("bad card 4000000000000002"))
+			},
 			leaks: []string{"4111111111111111", "5555 6666 7777 1234", "4000000000000002"},
 			shows: []string{"••••1111", "••••1234", "••••0002"},
 		},
