@@ -1,0 +1,359 @@
+package webhooks
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/otpbot/otpbot"
+)
+
+// The HyperCard common push document (specs/002_ffb01f78abb0062f.txt, 2.2.4)
+// as Go types. Pushes are flat JSON objects told apart by notify_type; every
+// field is a Scalar (or CardNumber / Secret) because HyperCard sends numbers
+// as strings in its own examples; fields HyperCard adds later are ignored.
+
+// HyperCard notify types (all nine of the document).
+const (
+	HyperCardOpenCardType     = "OPEN_CARD"
+	HyperCardRechargeType     = "RECHARGE"
+	HyperCardOperationType    = "OPERATION"
+	HyperCardConsumeType      = "CONSUME"
+	HyperCardBuyCoinType      = "BUY_COIN"
+	HyperCardCancelCardType   = "CANCEL_CARD"
+	HyperCardAuth3DSType      = "AUTH_3DS"
+	HyperCardOptCodeType      = "OPT_CODE"
+	HyperCardConfigChangeType = "CARD_CONFIG_CHANGE"
+)
+
+// HyperCardPush is what every HyperCard push has: its notify type.
+type HyperCardPush struct {
+	NotifyType Scalar `json:"notify_type"`
+}
+
+// HyperCardOpenCard is OPEN_CARD: the result of a card application. Its
+// contact fields are read so the document is whole, but never leave the
+// parser.
+type HyperCardOpenCard struct {
+	CardTypeID Scalar `json:"card_type_id"`
+	Email      Scalar `json:"email"`
+	Mobile     Scalar `json:"mobile"`
+	MobileCode Scalar `json:"mobile_code"`
+	Result     Scalar `json:"result"` // 1 success, 2 failure
+	Remark     Scalar `json:"remark"`
+	MCTradeNo  Scalar `json:"mc_trade_no"`
+}
+
+func (d *HyperCardOpenCard) required() []field {
+	return []field{
+		{"card_type_id", d.CardTypeID}, {"email", d.Email}, {"mobile", d.Mobile},
+		{"mobile_code", d.MobileCode}, {"result", d.Result},
+	}
+}
+
+func (d *HyperCardOpenCard) fill(ev *otpbot.Event) {
+	ev.Status = statusWord(d.Result, hyperCardResult)
+	ev.Reason = d.Remark.String()
+}
+
+// HyperCardRecharge is RECHARGE: the result of a card recharge.
+type HyperCardRecharge struct {
+	CardID    Scalar `json:"card_id"`
+	MCTradeNo Scalar `json:"mc_trade_no"`
+	Result    Scalar `json:"result"` // 1 success, 2 failure
+	Remark    Scalar `json:"remark"`
+}
+
+func (d *HyperCardRecharge) required() []field {
+	return []field{{"card_id", d.CardID}, {"mc_trade_no", d.MCTradeNo}, {"result", d.Result}}
+}
+
+func (d *HyperCardRecharge) fill(ev *otpbot.Event) {
+	ev.CardID = d.CardID.String()
+	ev.Status = statusWord(d.Result, hyperCardResult)
+	ev.Reason = d.Remark.String()
+}
+
+// HyperCardOperation is OPERATION: the result of a card operation request.
+type HyperCardOperation struct {
+	CardID        Scalar `json:"card_id"`
+	RequestNumber Scalar `json:"request_number"`
+	// OperateStatus: 0 in operation, 1 third party success, 2 fail,
+	// 98 pending payment, 99 waiting for third party.
+	OperateStatus Scalar `json:"operate_status"`
+}
+
+func (d *HyperCardOperation) required() []field {
+	return []field{
+		{"card_id", d.CardID}, {"request_number", d.RequestNumber},
+		{"operate_status", d.OperateStatus},
+	}
+}
+
+func (d *HyperCardOperation) fill(ev *otpbot.Event) {
+	ev.CardID = d.CardID.String()
+	ev.Status = statusWord(d.OperateStatus, hyperCardOperateStatus)
+}
+
+// HyperCardConsume is CONSUME: a new card transaction exists (without its
+// amount; the merchant looks it up).
+type HyperCardConsume struct {
+	CardID Scalar `json:"card_id"`
+}
+
+func (d *HyperCardConsume) required() []field { return []field{{"card_id", d.CardID}} }
+
+func (d *HyperCardConsume) fill(ev *otpbot.Event) { ev.CardID = d.CardID.String() }
+
+// HyperCardBuyCoin is BUY_COIN: the result of a crypto coin purchase.
+type HyperCardBuyCoin struct {
+	CardID    Scalar `json:"card_id"`
+	MCTradeNo Scalar `json:"mc_trade_no"`
+	Status    Scalar `json:"status"` // 0 pending, 1 success, 2 fail
+	TxID      Scalar `json:"tx_id"`
+	Reason    Scalar `json:"reason"`
+}
+
+func (d *HyperCardBuyCoin) required() []field {
+	return []field{
+		{"card_id", d.CardID}, {"mc_trade_no", d.MCTradeNo}, {"status", d.Status},
+		{"tx_id", d.TxID},
+	}
+}
+
+func (d *HyperCardBuyCoin) fill(ev *otpbot.Event) {
+	ev.CardID = d.CardID.String()
+	ev.Status = statusWord(d.Status, hyperCardTxStatus)
+	ev.Reason = d.Reason.String()
+}
+
+// HyperCardCancelCard is CANCEL_CARD: a card was cancelled and its balance
+// refunded.
+type HyperCardCancelCard struct {
+	CardID       Scalar `json:"card_id"`
+	RefundAmount Scalar `json:"refund_amount"`
+}
+
+func (d *HyperCardCancelCard) required() []field {
+	return []field{{"card_id", d.CardID}, {"refund_amount", d.RefundAmount}}
+}
+
+func (d *HyperCardCancelCard) fill(ev *otpbot.Event) {
+	ev.CardID, ev.Amount = d.CardID.String(), d.RefundAmount.String()
+	ev.Status = "cancelled"
+}
+
+// HyperCardAuth3DS is AUTH_3DS: a purchase waiting for the cardholder's
+// approval until ExpiredTime. A later push with the same AuthID carries a
+// changed AuthResult.
+type HyperCardAuth3DS struct {
+	AuthID                      Scalar     `json:"auth_id"`
+	CardID                      Scalar     `json:"card_id"`
+	CardNo                      CardNumber `json:"card_no"`
+	TxnCurrency                 Scalar     `json:"txn_currency"`
+	TxnAmount                   Scalar     `json:"txn_amount"`
+	CardAcceptorMerchantName    Scalar     `json:"card_acceptor_merchant_name"`
+	CardAcceptorLocationCountry Scalar     `json:"card_acceptor_location_country"`
+	AuthResult                  Scalar     `json:"auth_result"` // codes unpublished ("see 3ds Auth status")
+	ExpiredTime                 Scalar     `json:"expired_time"`
+	CreatedTime                 Scalar     `json:"created_Time"`
+	UpdatedTime                 Scalar     `json:"updated_Time"`
+	AppCardID                   Scalar     `json:"app_card_id"`
+	App3DSAuthTransactionID     Scalar     `json:"app3ds_auth_transaction_id"`
+}
+
+func (d *HyperCardAuth3DS) required() []field {
+	// The document's Required cell for card_id reads "string"; it is taken
+	// as required because the request cannot be routed without it.
+	return []field{
+		{"auth_id", d.AuthID}, {"card_id", d.CardID}, {"card_no", Scalar(d.CardNo)},
+		{"txn_currency", d.TxnCurrency}, {"txn_amount", d.TxnAmount},
+		{"card_acceptor_merchant_name", d.CardAcceptorMerchantName},
+		{"card_acceptor_location_country", d.CardAcceptorLocationCountry},
+		{"auth_result", d.AuthResult}, {"expired_time", d.ExpiredTime},
+		{"created_Time", d.CreatedTime}, {"updated_Time", d.UpdatedTime},
+	}
+}
+
+func (d *HyperCardAuth3DS) fill(ev *otpbot.Event) {
+	ev.CardID = d.CardID.String()
+	ev.CardLast4 = otpbot.MaskCard(string(d.CardNo))
+	ev.Amount, ev.Currency = d.TxnAmount.String(), d.TxnCurrency.String()
+	ev.Merchant, ev.Country = d.CardAcceptorMerchantName.String(), d.CardAcceptorLocationCountry.String()
+	ev.AuthID = d.AuthID.String()
+	if n, ok := d.AuthResult.Int(); ok {
+		ev.AuthResult = int(n)
+	}
+	ev.OccurredAt, _ = d.CreatedTime.Time()
+	ev.ExpiresAt, _ = d.ExpiredTime.Time()
+	if d.AuthID != "" {
+		// Every push about one request shares a message; the ID (a body
+		// hash) still differs when auth_result changes, so an update is
+		// not taken for a repeat.
+		ev.Group = "hypercard:" + HyperCardAuth3DSType + ":" + d.AuthID.String()
+	}
+}
+
+// HyperCardOptCode is OPT_CODE: a one-time code for the card.
+type HyperCardOptCode struct {
+	CardID     Scalar `json:"card_id"`
+	Code       Secret `json:"code"`
+	CreateTime Scalar `json:"create_time"`
+}
+
+func (d *HyperCardOptCode) required() []field {
+	return []field{{"card_id", d.CardID}, {"code", Scalar(d.Code)}, {"create_time", d.CreateTime}}
+}
+
+func (d *HyperCardOptCode) fill(ev *otpbot.Event) {
+	ev.CardID = d.CardID.String()
+	ev.Code, ev.CodeLabel = string(d.Code), "One-time code"
+	ev.OccurredAt, _ = d.CreateTime.Time()
+}
+
+// HyperCardConfigChange is CARD_CONFIG_CHANGE: a card type's configuration
+// changed.
+type HyperCardConfigChange struct {
+	CardTypeID Scalar `json:"card_type_id"`
+	ModifyTime Scalar `json:"modify_time"`
+}
+
+func (d *HyperCardConfigChange) required() []field {
+	return []field{{"card_type_id", d.CardTypeID}, {"modify_time", d.ModifyTime}}
+}
+
+func (d *HyperCardConfigChange) fill(ev *otpbot.Event) {
+	ev.OccurredAt, _ = d.ModifyTime.Time()
+}
+
+// hyperCardUnknown reads the routing fields of a notify type we do not know,
+// so it is recorded in history under its card.
+type hyperCardUnknown struct {
+	CardID Scalar     `json:"card_id"`
+	CardNo CardNumber `json:"card_no"`
+}
+
+func (d *hyperCardUnknown) required() []field { return nil }
+
+func (d *hyperCardUnknown) fill(ev *otpbot.Event) {
+	ev.CardID = d.CardID.String()
+	ev.CardLast4 = otpbot.MaskCard(string(d.CardNo))
+}
+
+// hyperCardEvent returns the spec of a known (normalised) notify type; ok is
+// false for an unknown one.
+func hyperCardEvent(name string) (spec eventSpec, ok bool) {
+	switch name {
+	case HyperCardOpenCardType:
+		return eventSpec{new(HyperCardOpenCard), otpbot.KindInfo, true}, true
+	case HyperCardRechargeType:
+		return eventSpec{new(HyperCardRecharge), otpbot.KindInfo, true}, true
+	case HyperCardOperationType:
+		return eventSpec{new(HyperCardOperation), otpbot.KindInfo, true}, true
+	case HyperCardConsumeType:
+		return eventSpec{new(HyperCardConsume), otpbot.KindInfo, true}, true
+	case HyperCardBuyCoinType:
+		return eventSpec{new(HyperCardBuyCoin), otpbot.KindInfo, true}, true
+	case HyperCardCancelCardType:
+		return eventSpec{new(HyperCardCancelCard), otpbot.KindInfo, true}, true
+	case HyperCardAuth3DSType:
+		return eventSpec{new(HyperCardAuth3DS), otpbot.KindApproval, true}, true
+	case HyperCardOptCodeType:
+		return eventSpec{new(HyperCardOptCode), otpbot.KindCode, true}, true
+	case HyperCardConfigChangeType:
+		return eventSpec{new(HyperCardConfigChange), otpbot.KindInfo, true}, true
+	}
+	return eventSpec{new(hyperCardUnknown), otpbot.KindUnknown, false}, false
+}
+
+// ParseHyperCard turns a HyperCard push body (already authenticated) into
+// an event received at received.
+//
+// It fails with ErrMalformed only when the body is not a JSON object or has
+// no notify_type. An unknown notify type gives KindUnknown; a known one
+// missing a required field gives KindRejected with Reason naming the field.
+// HyperCard pushes carry no id, so the identity is "hypercard:" + the hex
+// SHA-256 of the canonical body (sorted keys, no insignificant whitespace):
+// a retry of the same push is a repeat. AUTH_3DS pushes share the group
+// "hypercard:AUTH_3DS:<auth_id>"; OPT_CODE codes expire the codes' TTL after
+// create_time.
+func ParseHyperCard(body []byte, received time.Time, codes CodeConfig) (otpbot.Event, error) {
+	var p HyperCardPush
+	if err := decodeBody(body, &p); err != nil {
+		return otpbot.Event{}, err
+	}
+	name := strings.TrimSpace(p.NotifyType.String())
+	if name == "" {
+		return otpbot.Event{}, fmt.Errorf("%w: no notify_type", ErrMalformed)
+	}
+	sum, err := bodyHash(body)
+	if err != nil {
+		return otpbot.Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	ev := otpbot.Event{
+		ID:         "hypercard:" + sum,
+		Provider:   otpbot.ProviderHyperCard,
+		Name:       name,
+		ReceivedAt: received,
+	}
+	ev.Group = ev.ID
+
+	spec, known := hyperCardEvent(otpbot.NormalizeName(name))
+	ev.Kind = spec.kind
+	if known {
+		ev.Name = otpbot.NormalizeName(name)
+	}
+	if err := decodeObject(body, spec.detail); err != nil {
+		// Unreachable after decodeBody, but a parser must not trust that.
+		return otpbot.Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	spec.detail.fill(&ev)
+	if spec.kind == otpbot.KindCode && !ev.OccurredAt.IsZero() {
+		ev.ExpiresAt = ev.OccurredAt.Add(codes.ttl(ev.Name))
+	}
+	if missing := firstMissing(spec.detail.required()...); known && missing != "" {
+		reject(&ev, "missing required field "+missing)
+	}
+	return ev, nil
+}
+
+// hyperCardResult reads OPEN_CARD's and RECHARGE's result.
+func hyperCardResult(n int64) string {
+	switch n {
+	case 1:
+		return "successful"
+	case 2:
+		return "failed"
+	}
+	return ""
+}
+
+// hyperCardOperateStatus reads OPERATION's operate_status.
+func hyperCardOperateStatus(n int64) string {
+	switch n {
+	case 0:
+		return "in operation"
+	case 1:
+		return "successful"
+	case 2:
+		return "failed"
+	case 98:
+		return "pending payment"
+	case 99:
+		return "waiting for third party"
+	}
+	return ""
+}
+
+// hyperCardTxStatus reads BUY_COIN's status.
+func hyperCardTxStatus(n int64) string {
+	switch n {
+	case 0:
+		return "pending"
+	case 1:
+		return "successful"
+	case 2:
+		return "failed"
+	}
+	return ""
+}

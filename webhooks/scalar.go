@@ -1,0 +1,109 @@
+package webhooks
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/otpbot/otpbot"
+)
+
+// Scalar is a lenient JSON scalar: both providers send numbers sometimes as
+// JSON numbers and sometimes as strings ("result": "1" in HyperCard's own
+// examples), and declare some strings that arrive as numbers. Scalar keeps
+// the text exactly as written — a number's literal, a string's contents — so
+// amounts are never rounded through a float and signature strings render
+// numbers as the sender wrote them.
+//
+// null and absent both give "" (which the parsers treat as missing); true and
+// false give "true" and "false"; an object or array gives "" as well, because
+// no scalar field can carry one and treating it as missing lets the
+// required-field check name it instead of failing the whole push.
+type Scalar string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *Scalar) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		*s = ""
+		return nil
+	}
+	switch b[0] {
+	case '"':
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		*s = Scalar(str)
+	case '{', '[', 'n':
+		*s = ""
+	default: // a number literal, true or false: already valid JSON text
+		*s = Scalar(b)
+	}
+	return nil
+}
+
+// String returns the value as written.
+func (s Scalar) String() string { return string(s) }
+
+// Int returns the value as an integer ("1", 1, "1.0" and 1e0 all give 1); ok
+// is false when it is missing or not a whole number.
+func (s Scalar) Int() (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(string(s), 10, 64); err == nil {
+		return n, true
+	}
+	f, err := strconv.ParseFloat(string(s), 64)
+	if err != nil || f != float64(int64(f)) {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+// Time reads the value as a Unix time. Both documents use seconds in some
+// places and milliseconds in others ("Long", "int"), so any value above
+// 10^11 (which in seconds would be the year 5138) is taken as milliseconds.
+// ok is false when it is missing or not a number.
+func (s Scalar) Time() (time.Time, bool) {
+	n, ok := s.Int()
+	if !ok || n <= 0 {
+		return time.Time{}, false
+	}
+	if n > 1e11 {
+		return time.UnixMilli(n).UTC(), true
+	}
+	return time.Unix(n, 0).UTC(), true
+}
+
+// CardNumber is a card number (PAN) as a push carries it. It parses like
+// Scalar, but prints masked ("•••• 1234") through fmt and slog, so that a
+// push struct that ends up in a log line never shows the full number; only
+// its last four digits (otpbot.MaskCard) ever leave the parser.
+type CardNumber Scalar
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (c *CardNumber) UnmarshalJSON(b []byte) error { return (*Scalar)(c).UnmarshalJSON(b) }
+
+// String returns the masked number.
+func (c CardNumber) String() string { return "•••• " + otpbot.MaskCard(string(c)) }
+
+// LogValue implements slog.LogValuer with the masked number.
+func (c CardNumber) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// Secret is a one-time code or link as a push carries it. It parses like
+// Scalar and prints as "[secret]" through fmt and slog: codes are never
+// written to logs (CONTRACT §5).
+type Secret Scalar
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *Secret) UnmarshalJSON(b []byte) error { return (*Scalar)(s).UnmarshalJSON(b) }
+
+// String hides the value.
+func (s Secret) String() string { return "[secret]" }
+
+// LogValue implements slog.LogValuer, hiding the value.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
