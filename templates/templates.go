@@ -1,0 +1,317 @@
+// Package templates renders every text otpbot sends to Telegram: code and
+// approval messages in each state, command replies and ops notices.
+//
+// Templates are Go html/template files (*.tmpl). The built-in ones are
+// embedded in the binary; a folder (templates.dir) may hold files with the
+// same names that replace them one by one. Everything a template prints is
+// escaped for Telegram's HTML parse mode, the output may only use the tags
+// Telegram understands, and it is cut to Telegram's 4096 visible characters.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/otpbot/otpbot"
+)
+
+//go:embed builtin/*.tmpl
+var builtin embed.FS
+
+// ext is the file name extension of a template; the name is the file name
+// without it.
+const ext = ".tmpl"
+
+// Set is a parsed set of templates, safe for concurrent use.
+type Set struct {
+	t *template.Template
+}
+
+// New parses the built-in templates and lays the *.tmpl files of dir over
+// them (dir may be ""). An override must have the name of a built-in
+// template, so that a typo does not silently leave the built-in in place.
+// Every template is executed once with sample data, so a broken override
+// is reported at start rather than when the first code arrives.
+func New(dir string) (*Set, error) {
+	files := map[string]string{}
+	entries, err := fs.ReadDir(builtin, "builtin")
+	if err != nil {
+		return nil, fmt.Errorf("templates: read built-in: %w", err)
+	}
+	for _, e := range entries {
+		b, err := fs.ReadFile(builtin, "builtin/"+e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("templates: read built-in %s: %w", e.Name(), err)
+		}
+		files[strings.TrimSuffix(e.Name(), ext)] = string(b)
+	}
+	if dir != "" {
+		matches, err := filepath.Glob(filepath.Join(dir, "*"+ext))
+		if err != nil {
+			return nil, fmt.Errorf("templates: dir %s: %w", dir, err)
+		}
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("templates: dir: %w", err)
+		}
+		for _, path := range matches {
+			name := strings.TrimSuffix(filepath.Base(path), ext)
+			if _, ok := files[name]; !ok {
+				return nil, fmt.Errorf("templates: %s overrides no built-in template (known: %s)", path, strings.Join(sortedKeys(files), ", "))
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("templates: %w", err)
+			}
+			files[name] = string(b)
+		}
+	}
+
+	root := template.New("").Funcs(funcs).Option("missingkey=error")
+	// Parse in a fixed order so that a {{define}} repeated across files
+	// resolves the same way on every start.
+	for _, name := range sortedKeys(files) {
+		if _, err := root.New(name).Parse(files[name]); err != nil {
+			return nil, fmt.Errorf("templates: parse %s%s: %w", name, ext, err)
+		}
+	}
+	s := &Set{t: root}
+	sample := samples()
+	for _, name := range sortedKeys(files) {
+		data, ok := sample[name]
+		if !ok {
+			continue // a partial: exercised by the templates that use it
+		}
+		if _, err := s.Render(name, data); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Render executes the named template (the file name without ".tmpl") with
+// data, one of the views of this package, and returns HTML ready for
+// Telegram: escaped, only Telegram's tags, at most MaxLen visible characters.
+func (s *Set) Render(name string, data any) (string, error) {
+	t := s.t.Lookup(name)
+	if t == nil {
+		return "", fmt.Errorf("templates: no template %q", name)
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		return "", fmt.Errorf("templates: render %s: %w", name, err)
+	}
+	out, err := Truncate(strings.TrimSpace(buf.String()), MaxLen)
+	if err != nil {
+		return "", fmt.Errorf("templates: render %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// MessageTemplate returns the name of the template that shows a message of
+// kind in state.
+func MessageTemplate(kind otpbot.Kind, state otpbot.MessageState) string {
+	switch state {
+	case otpbot.StateLive:
+		if kind == otpbot.KindApproval {
+			return "approval_live"
+		}
+		return "code_live"
+	case otpbot.StateExpired:
+		if kind == otpbot.KindApproval {
+			return "approval_expired"
+		}
+		return "code_expired"
+	case otpbot.StateHidden:
+		return "message_hidden"
+	case otpbot.StateDecided:
+		return "message_decided"
+	default:
+		return "message_failed"
+	}
+}
+
+// RenderMessage renders a code or approval message as it should look at
+// now. A live message whose expiry has passed is shown as expired, so a late
+// refresh can never put a stale code back on screen; the code and link are
+// handed to the template only while the message is live.
+func (s *Set) RenderMessage(msg otpbot.Message, now time.Time) (string, error) {
+	state := msg.State
+	if state == "" {
+		state = otpbot.StateLive
+	}
+	ev := msg.Event
+	if state == otpbot.StateLive && ev.Expired(now) {
+		state = otpbot.StateExpired
+	}
+	view := MessageView{State: state, Decision: msg.Decision, Card: CardOf(ev), Now: now}
+	if state == otpbot.StateLive {
+		if !ev.ExpiresAt.IsZero() {
+			view.Left = ev.ExpiresAt.Sub(now)
+			view.LeftText = Remaining(view.Left)
+		}
+	} else {
+		ev = ev.Redacted()
+	}
+	view.Event = ev
+	return s.Render(MessageTemplate(ev.Kind, state), view)
+}
+
+// Remaining formats the time left of a code as m:ss (h:mm:ss from an hour
+// on). It rounds to the nearest second, so a refresh that runs a little
+// early or late around a countdown step (expiry minus a multiple of
+// codes.countdown_interval) shows the same round value, and a positive
+// remainder never shows as 0:00.
+func Remaining(d time.Duration) string {
+	if d <= 0 {
+		return "0:00"
+	}
+	sec := int64(d.Round(time.Second) / time.Second)
+	if sec == 0 {
+		sec = 1
+	}
+	if sec >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", sec/3600, sec/60%60, sec%60)
+	}
+	return fmt.Sprintf("%d:%02d", sec/60, sec%60)
+}
+
+// CardOf returns how a message names the card of ev: "•••• 1234" from the
+// card number's last four digits, else from the last four characters of the
+// card id (some platforms use the card number as id), else "".
+func CardOf(ev otpbot.Event) string {
+	if ev.CardLast4 != "" {
+		return "•••• " + ev.CardLast4
+	}
+	if ev.CardID != "" {
+		return "•••• " + last4(ev.CardID)
+	}
+	return ""
+}
+
+func last4(s string) string {
+	r := []rune(s)
+	if len(r) <= 4 {
+		return s
+	}
+	return string(r[len(r)-4:])
+}
+
+// KeyLabel names a routing key in a chat: a card id masked to its last four
+// characters ("card •••• 3333"), a customer number in full.
+func KeyLabel(k otpbot.Key) string {
+	if k.Type == otpbot.KeyCard {
+		return "card •••• " + last4(k.ID)
+	}
+	return string(k.Type) + " " + k.ID
+}
+
+var funcs = template.FuncMap{
+	"card": CardOf,
+	"key":  KeyLabel,
+	"left": Remaining,
+	// money joins an amount and its currency ("1.00 EUR"), either may be empty.
+	"money": func(amount, currency string) string {
+		return strings.TrimSpace(amount + " " + currency)
+	},
+	// when prints a time in UTC to the minute, the way history lists it.
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	},
+	// clock prints a time in UTC with seconds.
+	"clock": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+	// eventTime is when an event happened, or when it arrived if the push
+	// does not say.
+	"eventTime": func(ev otpbot.Event) time.Time {
+		if !ev.OccurredAt.IsZero() {
+			return ev.OccurredAt
+		}
+		return ev.ReceivedAt
+	},
+	"target": func(t otpbot.Target) string {
+		if t.ThreadID == 0 {
+			return fmt.Sprintf("chat %d", t.ChatID)
+		}
+		return fmt.Sprintf("chat %d, topic %d", t.ChatID, t.ThreadID)
+	},
+}
+
+// RenderPages renders n items (history entries, live codes) with the named
+// template over as few messages as needed to keep each within MaxLen, in
+// order. page builds the view of one message from items[from:to], its part
+// number (from 1) and the number of parts. With n == 0 it renders one
+// message with no items. A single item too long for a message on its own is
+// cut like any other text.
+func (s *Set) RenderPages(name string, n int, page func(from, to, part, parts int) any) ([]string, error) {
+	t := s.t.Lookup(name)
+	if t == nil {
+		return nil, fmt.Errorf("templates: no template %q", name)
+	}
+	fits := func(from, to int) (bool, error) {
+		var buf bytes.Buffer
+		// n as part and parts is at least as wide as the final numbers.
+		if err := t.Execute(&buf, page(from, to, n, n)); err != nil {
+			return false, fmt.Errorf("templates: render %s: %w", name, err)
+		}
+		l, err := VisibleLen(strings.TrimSpace(buf.String()))
+		if err != nil {
+			return false, fmt.Errorf("templates: render %s: %w", name, err)
+		}
+		return l <= MaxLen, nil
+	}
+	// Greedy: grow each page while it fits. A page is rendered once per
+	// item it holds, which is cheap for the few dozen items of a command
+	// reply.
+	var bounds [][2]int
+	for from := 0; from < n; {
+		to := from + 1
+		for to < n {
+			ok, err := fits(from, to+1)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				break
+			}
+			to++
+		}
+		bounds = append(bounds, [2]int{from, to})
+		from = to
+	}
+	if n == 0 {
+		bounds = [][2]int{{0, 0}}
+	}
+	out := make([]string, 0, len(bounds))
+	for i, b := range bounds {
+		text, err := s.Render(name, page(b[0], b[1], i+1, len(bounds)))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, text)
+	}
+	return out, nil
+}

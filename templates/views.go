@@ -1,0 +1,104 @@
+package templates
+
+import (
+	"time"
+
+	"github.com/otpbot/otpbot"
+)
+
+// The views below are the data each built-in template is executed with. An
+// override in templates.dir sees exactly the same fields, so these types are
+// part of what operators may rely on.
+
+// MessageView is the data of the code and approval templates (code_live,
+// code_expired, code_hidden, approval_live, approval_expired,
+// approval_decided, message_failed). Event.Code and Event.Link are empty
+// unless the message is live and not yet expired.
+type MessageView struct {
+	Event    otpbot.Event
+	State    otpbot.MessageState
+	Decision string
+	// Card is the masked card ("•••• 1234"), or "" when the event names none.
+	Card string
+	// Left is the time until the code or request expires (zero when it has
+	// no expiry or it is gone); LeftText is Left as the message shows it.
+	Left     time.Duration
+	LeftText string
+	Now      time.Time
+}
+
+// StartView is the data of "start" (/start without an invite).
+type StartView struct {
+	ChatID   int64
+	ThreadID int
+	Name     string // first name of the user, may be empty
+	Admin    bool   // the user may run the ops commands
+	Linked   bool   // the chat receives at least one card or customer
+}
+
+// HelpView is the data of "help": which commands the user may run here.
+type HelpView struct {
+	Admin  bool
+	Linked bool
+}
+
+// LinkView is the data of "link_ok", "unlink_ok", "unlink_missing" and
+// "invite_redeemed".
+type LinkView struct {
+	Key    otpbot.Key
+	Target otpbot.Target
+}
+
+// LinksView is the data of "links": the links of the chat the command came from.
+type LinksView struct {
+	ChatID int64
+	Links  []otpbot.Link
+}
+
+// UsageView is the data of "usage": the command was called with wrong arguments.
+type UsageView struct {
+	Usage string // e.g. "/link card ID"
+}
+
+// InviteView is the data of "invite": the one-time deep link an admin asked for.
+type InviteView struct {
+	Key       otpbot.Key
+	URL       string
+	ExpiresAt time.Time
+}
+
+// HistoryView is the data of "history": one page of /history. Entries hold
+// redacted events only. Part counts from 1; Parts > 1 when a long history
+// is split over several messages.
+type HistoryView struct {
+	Key     otpbot.Key
+	Entries []otpbot.HistoryEntry
+	Part    int
+	Parts   int
+}
+
+// CodesView is the data of "codes": the live messages of the chat.
+type CodesView struct {
+	Codes []CodeLine
+	Part  int
+	Parts int
+}
+
+// CodeLine is one live code or approval request in /codes. It never holds the
+// code itself: the list stays in the chat after the code expired.
+type CodeLine struct {
+	Event    otpbot.Event // redacted
+	Card     string       // "•••• 1234" or ""
+	Left     time.Duration
+	LeftText string
+}
+
+// OpsView is the data of the ops notices ("ops_unrouted", "ops_rejected",
+// "ops_broken"): Event is redacted; Target and Reason are set for a broken
+// link.
+type OpsView struct {
+	Event  otpbot.Event
+	Keys   []otpbot.Key
+	Target otpbot.Target
+	Reason string
+}
