@@ -1,0 +1,28 @@
+package bot
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// register registers c on reg and returns the collector that is in use: c,
+// or the identical one registered earlier (a second Client on the same
+// registry shares the first one's counters instead of failing). A nil reg
+// leaves c unregistered, which is how metrics are switched off.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		// A conflicting definition is a programming error; the metric
+		// still counts, it is just not exported.
+	}
+	return c
+}
