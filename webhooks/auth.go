@@ -1,0 +1,263 @@
+package webhooks
+
+import (
+	"crypto"
+	"crypto/hmac"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// errUnauthorized is wrapped by every failed authentication check (HTTP 401).
+var errUnauthorized = errors.New("unauthorized")
+
+// authFailure reports a failed check. The reason is logged, so it names what
+// failed and never carries a token, signature or key.
+func authFailure(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errUnauthorized, fmt.Sprintf(format, args...))
+}
+
+// UPay's signature headers.
+const (
+	UPayHeaderSign      = "X-UPA-SIGN"
+	UPayHeaderTimestamp = "X-UPA-TIMESTAMP" // 13-digit milliseconds
+	UPayHeaderRequestID = "X-UPA-REQUESTID"
+)
+
+// equalSecret compares a presented secret with the configured one in
+// constant time. Both are hashed first so that not even the length of the
+// configured secret shows in the timing.
+func equalSecret(given, want string) bool {
+	g, w := sha256.Sum256([]byte(given)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
+// checkToken accepts the shared secret from the query parameter `token`
+// (for platforms that only let the merchant configure a URL) or from
+// `Authorization: Bearer`.
+func checkToken(r *http.Request, token string) error {
+	var given []string
+	if q := r.URL.Query().Get("token"); q != "" {
+		given = append(given, q)
+	}
+	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "Bearer ") {
+		given = append(given, strings.TrimSpace(auth[7:]))
+	}
+	if len(given) == 0 {
+		return authFailure("token missing")
+	}
+	ok := false
+	for _, g := range given {
+		ok = equalSecret(g, token) || ok // no short cut: both are compared
+	}
+	if !ok {
+		return authFailure("token does not match")
+	}
+	return nil
+}
+
+// clientAddr returns the address a request comes from: the peer, or, when
+// the peer is a trusted proxy, the right-most hop of X-Forwarded-For that is
+// not itself a trusted proxy (hops further left could be written by the
+// client), else X-Real-IP. An unreadable hop gives the invalid address,
+// which no allow list contains.
+func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	peer := parseAddr(r.RemoteAddr)
+	if !peer.IsValid() || !containsAddr(trusted, peer) {
+		return peer
+	}
+	if xff := strings.TrimSpace(strings.Join(r.Header.Values("X-Forwarded-For"), ",")); xff != "" {
+		hops := strings.Split(xff, ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			hop := parseAddr(strings.TrimSpace(hops[i]))
+			if !hop.IsValid() || i == 0 || !containsAddr(trusted, hop) {
+				return hop
+			}
+		}
+	}
+	if real := parseAddr(strings.TrimSpace(r.Header.Get("X-Real-IP"))); real.IsValid() {
+		return real
+	}
+	return peer
+}
+
+// parseAddr reads "1.2.3.4", "1.2.3.4:80", "::1" or "[::1]:80"; IPv4-mapped
+// IPv6 addresses are unmapped so IPv4 CIDRs match them.
+func parseAddr(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone("")
+	}
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap().WithZone("")
+}
+
+// containsAddr reports whether any prefix contains a.
+func containsAddr(prefixes []netip.Prefix, a netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAddr enforces allow_ips; an empty list allows any address.
+func checkAddr(allow []netip.Prefix, a netip.Addr) error {
+	if len(allow) == 0 {
+		return nil
+	}
+	if !a.IsValid() {
+		return authFailure("client address unreadable")
+	}
+	if !containsAddr(allow, a) {
+		return authFailure("address %s not in allow_ips", a)
+	}
+	return nil
+}
+
+// checkFresh enforces a signature tolerance on a signed timestamp, both
+// ways: a time far in the future is as suspect as a stale one.
+func checkFresh(header string, t, now time.Time, tolerance time.Duration) error {
+	if d := now.Sub(t); d > tolerance || d < -tolerance {
+		return authFailure("%s outside signature_tolerance (off by %s)", header, d.Round(time.Second))
+	}
+	return nil
+}
+
+// parseDigits reads a non-negative decimal made of digits only.
+func parseDigits(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// decodeSignature reads a Base64 signature, standard or URL alphabet, padded
+// or not: only the bytes matter.
+func decodeSignature(s string) ([]byte, bool) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, true
+		}
+	}
+	return nil, false
+}
+
+// openUPay returns the push inside a UPay body: the body itself when it is
+// plain JSON, or the decrypted JWE of a {"payload":"<JWE>"} wrapper when a
+// private key is configured. Plain bodies are refused when RequireEncryption.
+// Only the wrapper's two telling fields are read before decryption.
+func (c *UPayConfig) openUPay(body []byte) (plain []byte, encrypted bool, err error) {
+	if c.PrivateKey == nil {
+		return body, false, nil
+	}
+	var wrapper struct {
+		Payload Scalar `json:"payload"`
+		Event   Scalar `json:"event"`
+	}
+	if json.Unmarshal(body, &wrapper) != nil || wrapper.Payload == "" || wrapper.Event != "" {
+		if c.RequireEncryption {
+			return nil, false, authFailure("body not encrypted but require_encryption is set")
+		}
+		return body, false, nil
+	}
+	keyAlgs, contentEncs := upayJWEAlgorithms()
+	obj, err := jose.ParseEncryptedCompact(wrapper.Payload.String(), keyAlgs, contentEncs)
+	if err != nil {
+		return nil, false, authFailure("payload is not a compact JWE with an accepted algorithm")
+	}
+	plain, err = obj.Decrypt(c.PrivateKey)
+	if err != nil {
+		return nil, false, authFailure("payload does not decrypt with the merchant private key")
+	}
+	return plain, true, nil
+}
+
+// checkUPaySignature verifies X-UPA-SIGN over the raw body and, when the
+// body was encrypted, over the decrypted JSON (UPay leaves open which it
+// signs). The event name in the signed string comes from the push itself:
+// the one field read before the signature is checked.
+func (c *UPayConfig) checkUPaySignature(r *http.Request, raw, plain []byte, encrypted bool, now time.Time) error {
+	sig, ts := r.Header.Get(UPayHeaderSign), r.Header.Get(UPayHeaderTimestamp)
+	if sig == "" {
+		return authFailure("%s missing", UPayHeaderSign)
+	}
+	ms, ok := parseDigits(ts)
+	if !ok || len(ts) != 13 {
+		return authFailure("%s missing or not 13-digit milliseconds", UPayHeaderTimestamp)
+	}
+	if err := checkFresh(UPayHeaderTimestamp, time.UnixMilli(ms), now, c.SignatureTolerance); err != nil {
+		return err
+	}
+	given, ok := decodeSignature(sig)
+	if !ok {
+		return authFailure("%s is not Base64", UPayHeaderSign)
+	}
+	var ev struct {
+		Event Scalar `json:"event"`
+	}
+	if json.Unmarshal(plain, &ev) != nil || ev.Event == "" {
+		return authFailure("no event to verify %s with", UPayHeaderSign)
+	}
+	if hmac.Equal(given, upayMAC(c.SecretKey, ev.Event.String(), ts, raw)) {
+		return nil
+	}
+	if encrypted && hmac.Equal(given, upayMAC(c.SecretKey, ev.Event.String(), ts, plain)) {
+		return nil
+	}
+	return authFailure("%s does not match", UPayHeaderSign)
+}
+
+// checkHyperCardSignature verifies the signature header: SHA256withRSA with
+// HyperCard's public key over HyperCardSignString of the signed headers and
+// the body, with the timestamp header (seconds) within tolerance.
+func (c *HyperCardConfig) checkHyperCardSignature(r *http.Request, body []byte, now time.Time) error {
+	sig, ts := r.Header.Get(HyperCardHeaderSignature), r.Header.Get(HyperCardHeaderTimestamp)
+	if sig == "" {
+		return authFailure("%s header missing", HyperCardHeaderSignature)
+	}
+	secs, ok := parseDigits(ts)
+	if !ok {
+		return authFailure("%s header missing or not Unix seconds", HyperCardHeaderTimestamp)
+	}
+	if err := checkFresh(HyperCardHeaderTimestamp, time.Unix(secs, 0), now, c.SignatureTolerance); err != nil {
+		return err
+	}
+	given, ok := decodeSignature(sig)
+	if !ok {
+		return authFailure("%s header is not Base64", HyperCardHeaderSignature)
+	}
+	headers := make(map[string]string, 4)
+	for _, h := range []string{HyperCardHeaderTimestamp, HyperCardHeaderNonce, HyperCardHeaderAPIKey, HyperCardHeaderVersion} {
+		headers[h] = r.Header.Get(h)
+	}
+	s, err := HyperCardSignString(headers, body)
+	if err != nil {
+		return authFailure("cannot build the signed string: body is not a JSON object")
+	}
+	digest := sha256.Sum256([]byte(s))
+	if rsa.VerifyPKCS1v15(c.PublicKey, crypto.SHA256, digest[:], given) != nil {
+		return authFailure("%s does not verify", HyperCardHeaderSignature)
+	}
+	return nil
+}
