@@ -1,0 +1,266 @@
+package main
+
+import (
+	"time"
+)
+
+// Config is the whole configuration, decoded from YAML and the environment
+// into plain values that are handed to the constructors. The `key` tag is
+// the name of each field in the file; the path of a key joins the names
+// with dots ("telegram.rate.global_per_second"), and its environment
+// variable is OTPBOT_ + the path upper-cased with "." → "_".
+type Config struct {
+	Log             LogConfig       `key:"log"`
+	Telegram        TelegramConfig  `key:"telegram"`
+	HTTP            HTTPConfig      `key:"http"`
+	Store           StoreConfig     `key:"store"`
+	Providers       ProvidersConfig `key:"providers"`
+	Codes           CodesConfig     `key:"codes"`
+	History         HistoryConfig   `key:"history"`
+	Delivery        DeliveryConfig  `key:"delivery"`
+	DedupeWindow    time.Duration   `key:"dedupe_window"`
+	ShutdownTimeout time.Duration   `key:"shutdown_timeout"`
+	Templates       TemplatesConfig `key:"templates"`
+}
+
+// LogConfig is the log section.
+type LogConfig struct {
+	Level  string `key:"level"`
+	Format string `key:"format"`
+}
+
+// TelegramConfig is the telegram section.
+type TelegramConfig struct {
+	Token         string     `key:"token"`
+	TokenFile     string     `key:"token_file"`
+	APIEndpoint   string     `key:"api_endpoint"`
+	Admins        []int64    `key:"admins"`
+	Updates       string     `key:"updates"`
+	WebhookURL    string     `key:"webhook_url"`
+	WebhookSecret string     `key:"webhook_secret"`
+	OpsChat       int64      `key:"ops_chat"`
+	Rate          RateConfig `key:"rate"`
+}
+
+// RateConfig is telegram.rate: the limits the bot keeps below, so that
+// Telegram rarely has to answer 429.
+type RateConfig struct {
+	GlobalPerSecond  float64       `key:"global_per_second"`
+	PerChatPerSecond float64       `key:"per_chat_per_second"`
+	GroupPerMinute   float64       `key:"group_per_minute"`
+	MaxRetryAfter    time.Duration `key:"max_retry_after"`
+}
+
+// HTTPConfig is the http section.
+type HTTPConfig struct {
+	Listen            string        `key:"listen"`
+	MaxBodyBytes      int64         `key:"max_body_bytes"`
+	TrustedProxies    []string      `key:"trusted_proxies"`
+	ReadHeaderTimeout time.Duration `key:"read_header_timeout"`
+	ReadTimeout       time.Duration `key:"read_timeout"`
+	WriteTimeout      time.Duration `key:"write_timeout"`
+	IdleTimeout       time.Duration `key:"idle_timeout"`
+	AdminBackup       bool          `key:"admin_backup"`
+}
+
+// StoreConfig is the store section.
+type StoreConfig struct {
+	Driver string      `key:"driver"`
+	Path   string      `key:"path"`
+	Redis  RedisConfig `key:"redis"`
+}
+
+// RedisConfig is store.redis.
+type RedisConfig struct {
+	Addr       string   `key:"addr"`
+	Addrs      []string `key:"addrs"`
+	MasterName string   `key:"master_name"`
+	Password   string   `key:"password"`
+	DB         int      `key:"db"`
+	Prefix     string   `key:"prefix"`
+}
+
+// ProvidersConfig is the providers section.
+type ProvidersConfig struct {
+	UPay      UPayConfig      `key:"upay"`
+	HyperCard HyperCardConfig `key:"hypercard"`
+}
+
+// UPayConfig is providers.upay.
+type UPayConfig struct {
+	Enabled            bool          `key:"enabled"`
+	Path               string        `key:"path"`
+	Token              string        `key:"token"`
+	SecretKey          string        `key:"secret_key"`
+	SecretKeyFile      string        `key:"secret_key_file"`
+	PrivateKeyFile     string        `key:"private_key_file"`
+	RequireEncryption  bool          `key:"require_encryption"`
+	SignatureTolerance time.Duration `key:"signature_tolerance"`
+	AllowIPs           []string      `key:"allow_ips"`
+}
+
+// HyperCardConfig is providers.hypercard.
+type HyperCardConfig struct {
+	Enabled            bool          `key:"enabled"`
+	Path               string        `key:"path"`
+	Token              string        `key:"token"`
+	PublicKeyFile      string        `key:"public_key_file"`
+	SignatureTolerance time.Duration `key:"signature_tolerance"`
+	AllowIPs           []string      `key:"allow_ips"`
+}
+
+// CodesConfig is the codes section.
+type CodesConfig struct {
+	TTL               time.Duration            `key:"ttl"`
+	TTLByEvent        map[string]time.Duration `key:"ttl_by_event"`
+	CountdownInterval time.Duration            `key:"countdown_interval"`
+}
+
+// HistoryConfig is the history section.
+type HistoryConfig struct {
+	PerKey    int           `key:"per_key"`
+	Retention time.Duration `key:"retention"`
+}
+
+// DeliveryConfig is the delivery section: the workers that drain the
+// outbox.
+type DeliveryConfig struct {
+	Workers int           `key:"workers"`
+	Lease   time.Duration `key:"lease"`
+}
+
+// TemplatesConfig is the templates section.
+type TemplatesConfig struct {
+	Dir string `key:"dir"`
+}
+
+// Defaults returns the configuration a file without any key gets. It is the
+// single source of the defaults: config.example.yaml and
+// docs/configuration.md are checked against it by tests.
+func Defaults() Config {
+	return Config{
+		Log: LogConfig{Level: "info", Format: "text"},
+		Telegram: TelegramConfig{
+			Updates: "polling",
+			Admins:  []int64{},
+			Rate: RateConfig{
+				GlobalPerSecond:  30,
+				PerChatPerSecond: 1,
+				GroupPerMinute:   20,
+				MaxRetryAfter:    5 * time.Minute,
+			},
+		},
+		HTTP: HTTPConfig{
+			Listen:            "127.0.0.1:8080",
+			MaxBodyBytes:      1 << 20,
+			TrustedProxies:    []string{},
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			AdminBackup:       true,
+		},
+		Store: StoreConfig{
+			Driver: "embedded",
+			Path:   "otpbot.db",
+			Redis: RedisConfig{
+				Addr:   "127.0.0.1:6379",
+				Addrs:  []string{},
+				Prefix: "otpbot:",
+			},
+		},
+		Providers: ProvidersConfig{
+			UPay: UPayConfig{
+				Enabled:            true,
+				Path:               "/webhooks/upay",
+				SignatureTolerance: 5 * time.Minute,
+				AllowIPs:           []string{},
+			},
+			HyperCard: HyperCardConfig{
+				Enabled:            true,
+				Path:               "/hc_sync/common",
+				SignatureTolerance: 25 * time.Hour,
+				AllowIPs:           []string{},
+			},
+		},
+		Codes: CodesConfig{
+			TTL:               5 * time.Minute,
+			TTLByEvent:        map[string]time.Duration{},
+			CountdownInterval: 30 * time.Second,
+		},
+		History:         HistoryConfig{PerKey: 1000, Retention: 720 * time.Hour},
+		Delivery:        DeliveryConfig{Workers: 4, Lease: 30 * time.Second},
+		DedupeWindow:    72 * time.Hour,
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// keyDocs says what each key means, for docs/configuration.md. A test
+// fails when a key has no entry here, so a new key cannot go undocumented.
+var keyDocs = map[string]string{
+	"log.level":  "Log level: `debug`, `info`, `warn` or `error`.",
+	"log.format": "Log format: `text` (logfmt) or `json`. Codes, tokens, secrets and card numbers are redacted in both.",
+
+	"telegram.token":          "Bot token from @BotFather. Required (here, in `OTPBOT_TELEGRAM_TOKEN` or through `telegram.token_file`).",
+	"telegram.token_file":     "File holding the bot token (surrounding whitespace trimmed); set it or `telegram.token`, not both.",
+	"telegram.api_endpoint":   "Bot API endpoint, a format with two `%s` (token, method); empty means Telegram's cloud. `http://host:port/bot%s/%s` for a local Bot API server.",
+	"telegram.admins":         "Telegram user ids allowed to run ops commands (`/link`, `/unlink`, `/invite`, any `/history`). In the environment: comma-separated.",
+	"telegram.updates":        "How updates arrive: `polling` (getUpdates; with Redis one instance polls at a time) or `webhook`.",
+	"telegram.webhook_url":    "URL Telegram posts updates to when `telegram.updates: webhook`; otpbot serves its path. https for Telegram's cloud; http works with a local Bot API server. The path is a secret and never logged.",
+	"telegram.webhook_secret": "Secret Telegram sends in `X-Telegram-Bot-Api-Secret-Token`; an update without it gets 401.",
+	"telegram.ops_chat":       "Optional chat id for operational reports (unrouted and rejected pushes, broken links, prolonged Telegram failures); 0 for none.",
+
+	"telegram.rate.global_per_second":   "Messages per second the bot sends overall (Telegram allows about 30).",
+	"telegram.rate.per_chat_per_second": "Messages per second to one private chat (Telegram allows about 1).",
+	"telegram.rate.group_per_minute":    "Messages per minute to one group (Telegram allows about 20).",
+	"telegram.rate.max_retry_after":     "Cap on a `retry_after` Telegram asks for; a longer one is cut to this and logged.",
+
+	"http.listen":              "Address the HTTP server listens on (provider webhooks, Telegram webhook, /healthz, /readyz, /metrics).",
+	"http.max_body_bytes":      "Largest request body accepted; a larger one gets 413.",
+	"http.trusted_proxies":     "CIDRs of reverse proxies whose `X-Forwarded-For` / `X-Real-IP` is believed for `allow_ips`; otherwise the peer address counts.",
+	"http.read_header_timeout": "Time allowed to read a request's headers.",
+	"http.read_timeout":        "Time allowed to read a whole request.",
+	"http.write_timeout":       "Time allowed to write a response (UPay gives up after 5 s; an acknowledgement waits only for the store).",
+	"http.idle_timeout":        "How long an idle keep-alive connection stays open.",
+	"http.admin_backup":        "Serve `GET /admin/backup` (a consistent snapshot of the embedded store) to loopback clients only, so `otpbot backup` works while `serve` holds the file. Requests carrying proxy headers are refused.",
+
+	"store.driver":            "`embedded` (one bbolt file, one instance) or `redis` (shared by many instances).",
+	"store.path":              "File of the embedded store.",
+	"store.redis.addr":        "Redis address (`host:port`).",
+	"store.redis.addrs":       "Several addresses, for Sentinel (with `master_name`) or Cluster; replaces `addr` when set. In the environment: comma-separated.",
+	"store.redis.master_name": "Sentinel master name; empty for a standalone server or a cluster.",
+	"store.redis.password":    "Redis password (never printed).",
+	"store.redis.db":          "Redis database number (standalone and Sentinel only).",
+	"store.redis.prefix":      "Prefix of every key otpbot writes, so several deployments can share one Redis.",
+
+	"providers.upay.enabled":             "Accept UPay pushes. An enabled provider needs `token` or `secret_key`.",
+	"providers.upay.path":                "Path of the UPay webhook, as set in the UPay white-label back office.",
+	"providers.upay.token":               "Shared secret expected as `?token=` in the URL or `Authorization: Bearer`.",
+	"providers.upay.secret_key":          "UPay SecretKey: verifies `X-UPA-SIGN` (HMAC-SHA256 of `event|X-UPA-TIMESTAMP|body`).",
+	"providers.upay.secret_key_file":     "File holding the UPay SecretKey; set it or `secret_key`, not both.",
+	"providers.upay.private_key_file":    "Merchant RSA private key (PEM) that decrypts JWE-encrypted bodies (`{\"payload\":\"<JWE>\"}`).",
+	"providers.upay.require_encryption":  "Refuse plain JSON bodies: every push must be JWE-encrypted (needs `private_key_file`).",
+	"providers.upay.signature_tolerance": "How far `X-UPA-TIMESTAMP` may be from now (it is the first push's time, reused on retries).",
+	"providers.upay.allow_ips":           "CIDRs UPay pushes may come from; empty allows any address.",
+
+	"providers.hypercard.enabled":             "Accept HyperCard pushes. An enabled provider needs `token` or `public_key_file`.",
+	"providers.hypercard.path":                "Path of the HyperCard webhook, as set in the HyperCard merchant platform.",
+	"providers.hypercard.token":               "Shared secret expected as `?token=` in the URL or `Authorization: Bearer`.",
+	"providers.hypercard.public_key_file":     "HyperCard's RSA public key (PEM) that verifies the SHA256withRSA `signature` header.",
+	"providers.hypercard.signature_tolerance": "How far the `timestamp` header may be from now; HyperCard retries for 24 h and may resend the original request.",
+	"providers.hypercard.allow_ips":           "CIDRs HyperCard pushes may come from; empty allows any address.",
+
+	"codes.ttl":                "Lifetime of a code whose push carries no expiry.",
+	"codes.ttl_by_event":       "Lifetime per event name, e.g. `{\"3DS_OTP\": 10m, \"OPT_CODE\": 5m}`; names match case-insensitively. In the environment: `3DS_OTP=10m,OPT_CODE=5m` or JSON.",
+	"codes.countdown_interval": "How often the time left in a code message is refreshed.",
+
+	"history.per_key":   "Events kept per card / customer.",
+	"history.retention": "How long history entries are kept.",
+
+	"delivery.workers": "Concurrent Telegram senders per instance.",
+	"delivery.lease":   "How long a claimed delivery stays with one worker before another instance may take it over (after a crash).",
+
+	"dedupe_window":    "How long a push identity is remembered: a repeat within it is acknowledged and not sent again. Must exceed every `signature_tolerance`, so a replayed signed request is only ever a repeat.",
+	"shutdown_timeout": "Longest graceful shutdown: stop accepting, finish in-flight work, leave the rest in the outbox.",
+	"templates.dir":    "Optional folder whose `*.tmpl` files override the built-in message templates.",
+}

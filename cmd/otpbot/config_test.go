@@ -1,0 +1,362 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// envMap is a getenv backed by a map, so tests never touch the process
+// environment and can run in parallel.
+func envMap(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// minimal is the smallest valid configuration body (besides the token).
+const minimal = `
+providers:
+  upay: {token: "upay-token-1"}
+  hypercard: {token: "hc-token-1"}
+`
+
+func TestDefaultsFromEmptyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "c.yaml", "")
+	cfg, err := decodeConfig(path, envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg, Defaults()) {
+		t.Errorf("empty file decoded to\n%+v\nwant defaults\n%+v", cfg, Defaults())
+	}
+}
+
+// envValue returns, for a key of type typ, an environment string and the
+// value it must decode to, different from the default.
+func envValue(t *testing.T, f field, def reflect.Value) (string, any) {
+	t.Helper()
+	switch {
+	case f.typ == durationType:
+		return "77s", 77 * time.Second
+	case f.typ.Kind() == reflect.String:
+		return "env-" + f.path, "env-" + f.path
+	case f.typ.Kind() == reflect.Bool:
+		if def.Bool() {
+			return "false", false
+		}
+		return "true", true
+	case f.typ.Kind() == reflect.Int:
+		return "7", 7
+	case f.typ.Kind() == reflect.Int64:
+		return "-1001234567890", int64(-1001234567890)
+	case f.typ.Kind() == reflect.Float64:
+		return "2.5", 2.5
+	case f.typ == reflect.TypeOf([]int64{}):
+		return "1, 2", []int64{1, 2}
+	case f.typ == reflect.TypeOf([]string{}):
+		return "10.0.0.0/8,192.168.1.1", []string{"10.0.0.0/8", "192.168.1.1"}
+	case f.typ == reflect.TypeOf(map[string]time.Duration{}):
+		return "3ds_otp=10m, OPT_CODE=5m", map[string]time.Duration{"3DS_OTP": 10 * time.Minute, "OPT_CODE": 5 * time.Minute}
+	}
+	t.Fatalf("no test value for %s (%s)", f.path, f.typ)
+	return "", nil
+}
+
+// TestEnvOverridesEveryKey sets OTPBOT_* for every key, none of which is in
+// the file, and checks each one reached the decoded configuration (the
+// viper pitfall: AutomaticEnv ignores keys it does not know).
+func TestEnvOverridesEveryKey(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "c.yaml", "log:\n  level: info\n")
+	defaults := reflect.ValueOf(Defaults())
+	env := map[string]string{}
+	want := map[string]any{}
+	fields := configFields()
+	if len(fields) < 50 {
+		t.Fatalf("only %d keys found; the walk is broken", len(fields))
+	}
+	for _, f := range fields {
+		if strings.HasSuffix(f.path, "_file") {
+			continue // files are read; tested separately
+		}
+		s, v := envValue(t, f, defaults.FieldByIndex(f.index))
+		env[f.env()] = s
+		want[f.path] = v
+	}
+	cfg, err := decodeConfig(path, envMap(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := reflect.ValueOf(cfg)
+	for _, f := range fields {
+		w, ok := want[f.path]
+		if !ok {
+			continue
+		}
+		if g := got.FieldByIndex(f.index).Interface(); !reflect.DeepEqual(g, w) {
+			t.Errorf("%s=%q: got %#v, want %#v", f.env(), env[f.env()], g, w)
+		}
+	}
+}
+
+func TestEnvNames(t *testing.T) {
+	tests := map[string]string{
+		"telegram.token":                    "OTPBOT_TELEGRAM_TOKEN",
+		"store.redis.addr":                  "OTPBOT_STORE_REDIS_ADDR",
+		"providers.upay.secret_key":         "OTPBOT_PROVIDERS_UPAY_SECRET_KEY",
+		"telegram.rate.per_chat_per_second": "OTPBOT_TELEGRAM_RATE_PER_CHAT_PER_SECOND",
+		"dedupe_window":                     "OTPBOT_DEDUPE_WINDOW",
+	}
+	for path, want := range tests {
+		if got := envName(path); got != want {
+			t.Errorf("envName(%s) = %s, want %s", path, got, want)
+		}
+	}
+}
+
+func TestFileValuesAndPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "c.yaml", `
+telegram:
+  token: "file-token"
+  admins: [11, "22"]
+  ops_chat: -100500
+http:
+  listen: "0.0.0.0:9000"
+  trusted_proxies: ["10.0.0.0/8"]
+store:
+  redis:
+    addrs: ["a:1", "b:2"]
+    db: "3"
+providers:
+  upay: {token: "t1", allow_ips: [203.0.113.0/24]}
+  hypercard: {token: "t2", enabled: false}
+codes:
+  ttl: 2m
+  ttl_by_event: {"3DS_OTP": 10m, opt_code: 90s}
+dedupe_window: 96h
+`)
+	cfg, err := LoadConfig(path, envMap(map[string]string{
+		"OTPBOT_TELEGRAM_TOKEN": "env-token",
+		"OTPBOT_HTTP_LISTEN":    "127.0.0.1:0",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"env beats file", cfg.Telegram.Token, "env-token"},
+		{"env beats file (listen)", cfg.HTTP.Listen, "127.0.0.1:0"},
+		{"admins list, numbers or strings", cfg.Telegram.Admins, []int64{11, 22}},
+		{"ops chat", cfg.Telegram.OpsChat, int64(-100500)},
+		{"proxies", cfg.HTTP.TrustedProxies, []string{"10.0.0.0/8"}},
+		{"redis addrs", cfg.Store.Redis.Addrs, []string{"a:1", "b:2"}},
+		{"redis db from string", cfg.Store.Redis.DB, 3},
+		{"upay allow", cfg.Providers.UPay.AllowIPs, []string{"203.0.113.0/24"}},
+		{"hypercard disabled", cfg.Providers.HyperCard.Enabled, false},
+		{"ttl", cfg.Codes.TTL, 2 * time.Minute},
+		{"ttl by event, names upper-cased", cfg.Codes.TTLByEvent, map[string]time.Duration{"3DS_OTP": 10 * time.Minute, "OPT_CODE": 90 * time.Second}},
+		{"dedupe", cfg.DedupeWindow, 96 * time.Hour},
+		{"default kept", cfg.ShutdownTimeout, 15 * time.Second},
+		{"default kept in a touched section", cfg.Providers.UPay.Path, "/webhooks/upay"},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s: got %#v, want %#v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := writeFile(t, dir, "token", "  123:from-file\n")
+	keyFile := writeFile(t, dir, "upay.key", "upay-secret-from-file\n")
+	path := writeFile(t, dir, "c.yaml", minimal)
+	cfg, err := LoadConfig(path, envMap(map[string]string{
+		"OTPBOT_TELEGRAM_TOKEN_FILE":                     tokenFile,
+		"OTPBOT_PROVIDERS_UPAY_SECRET_KEY_FILE":          keyFile,
+		"OTPBOT_PROVIDERS_HYPERCARD_SIGNATURE_TOLERANCE": "1h",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Telegram.Token != "123:from-file" {
+		t.Errorf("token = %q", cfg.Telegram.Token)
+	}
+	if cfg.Providers.UPay.SecretKey != "upay-secret-from-file" {
+		t.Errorf("secret key = %q", cfg.Providers.UPay.SecretKey)
+	}
+}
+
+// keyFiles writes PEM files of several kinds and returns their paths.
+func keyFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
+	pkix, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	ecPub, _ := x509.MarshalPKIXPublicKey(&ecKey.PublicKey)
+	enc := func(typ string, b []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b})) }
+	return map[string]string{
+		"pkcs1":     writeFile(t, dir, "pkcs1.pem", enc("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaKey))),
+		"pkcs8":     writeFile(t, dir, "pkcs8.pem", enc("PRIVATE KEY", pkcs8)),
+		"pkix":      writeFile(t, dir, "pub.pem", enc("PUBLIC KEY", pkix)),
+		"pkcs1pub":  writeFile(t, dir, "pub1.pem", enc("RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&rsaKey.PublicKey))),
+		"bare64pub": writeFile(t, dir, "pub.b64", strings.Join(strings.Split(strings.TrimSpace(enc("PUBLIC KEY", pkix)), "\n")[1:len(strings.Split(strings.TrimSpace(enc("PUBLIC KEY", pkix)), "\n"))-1], "\n")),
+		"ecpub":     writeFile(t, dir, "ec.pem", enc("PUBLIC KEY", ecPub)),
+		"garbage":   writeFile(t, dir, "garbage.pem", "not a key"),
+	}
+}
+
+func TestKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	keys := keyFiles(t, dir)
+	base := writeFile(t, dir, "c.yaml", "telegram: {token: '1:x'}\n")
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+	}{
+		{"pkcs1 private", map[string]string{"OTPBOT_PROVIDERS_UPAY_TOKEN": "t", "OTPBOT_PROVIDERS_UPAY_PRIVATE_KEY_FILE": keys["pkcs1"], "OTPBOT_PROVIDERS_HYPERCARD_ENABLED": "false"}, ""},
+		{"pkcs8 private", map[string]string{"OTPBOT_PROVIDERS_UPAY_TOKEN": "t", "OTPBOT_PROVIDERS_UPAY_PRIVATE_KEY_FILE": keys["pkcs8"], "OTPBOT_PROVIDERS_HYPERCARD_ENABLED": "false"}, ""},
+		{"public key as private", map[string]string{"OTPBOT_PROVIDERS_UPAY_TOKEN": "t", "OTPBOT_PROVIDERS_UPAY_PRIVATE_KEY_FILE": keys["pkix"], "OTPBOT_PROVIDERS_HYPERCARD_ENABLED": "false"}, "config: providers.upay.private_key_file is not an RSA private key"},
+		{"missing private", map[string]string{"OTPBOT_PROVIDERS_UPAY_TOKEN": "t", "OTPBOT_PROVIDERS_UPAY_PRIVATE_KEY_FILE": filepath.Join(dir, "nope"), "OTPBOT_PROVIDERS_HYPERCARD_ENABLED": "false"}, "config: providers.upay.private_key_file cannot be read"},
+		{"pkix public is auth", map[string]string{"OTPBOT_PROVIDERS_HYPERCARD_PUBLIC_KEY_FILE": keys["pkix"], "OTPBOT_PROVIDERS_UPAY_ENABLED": "false"}, ""},
+		{"pkcs1 public", map[string]string{"OTPBOT_PROVIDERS_HYPERCARD_PUBLIC_KEY_FILE": keys["pkcs1pub"], "OTPBOT_PROVIDERS_UPAY_ENABLED": "false"}, ""},
+		{"bare base64 public", map[string]string{"OTPBOT_PROVIDERS_HYPERCARD_PUBLIC_KEY_FILE": keys["bare64pub"], "OTPBOT_PROVIDERS_UPAY_ENABLED": "false"}, ""},
+		{"ec public refused", map[string]string{"OTPBOT_PROVIDERS_HYPERCARD_PUBLIC_KEY_FILE": keys["ecpub"], "OTPBOT_PROVIDERS_UPAY_ENABLED": "false"}, "config: providers.hypercard.public_key_file holds a *ecdsa.PublicKey, not an RSA public key"},
+		{"garbage public", map[string]string{"OTPBOT_PROVIDERS_HYPERCARD_PUBLIC_KEY_FILE": keys["garbage"], "OTPBOT_PROVIDERS_UPAY_ENABLED": "false"}, "config: providers.hypercard.public_key_file is not"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := LoadConfig(base, envMap(tt.env))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				k, err := loadKeys(&cfg)
+				if err != nil || (k.UPayPrivate == nil && k.HyperCardPublic == nil) {
+					t.Fatalf("keys not loaded: %+v %v", k, err)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+				t.Fatalf("error = %v, want prefix %q", err, tt.wantErr)
+			}
+			if exitCode(err) != exitConfig {
+				t.Errorf("exit code %d, want 2", exitCode(err))
+			}
+		})
+	}
+}
+
+func TestValidationErrors(t *testing.T) {
+	const secretToken = "999:SUPERSECRETTOKEN"
+	tests := []struct {
+		name string
+		file string
+		env  map[string]string
+		want string // the exact error line, or a prefix ending in "…"
+	}{
+		{"token required", minimal, nil, "config: telegram.token is required"},
+		{"unknown key", minimal + "telegram: {tokn: x}\n", map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x"}, "config: telegram.tokn is not a known key"},
+		{"bad yaml", "telegram: [\n", nil, "config: parse …"},
+		{"bad duration", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_CODES_TTL": "five"}, `config: codes.ttl is not a duration ("five"; use Go syntax such as 90s or 5m)`},
+		{"bare number duration", minimal + "codes: {ttl: 300}\n", map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x"}, "config: codes.ttl is not a duration …"},
+		{"negative duration", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_SHUTDOWN_TIMEOUT": "-1s"}, "config: shutdown_timeout must be a positive duration (got -1s)"},
+		{"zero countdown", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_CODES_COUNTDOWN_INTERVAL": "0s"}, "config: codes.countdown_interval must be a positive duration (got 0s)"},
+		{"ttl_by_event negative", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_CODES_TTL_BY_EVENT": "3ds_otp=-1m"}, "config: codes.ttl_by_event 3DS_OTP must be positive"},
+		{"bad int", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_HISTORY_PER_KEY": "many"}, `config: history.per_key is not a whole number ("many")`},
+		{"bad admin", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_TELEGRAM_ADMINS": "1,bob"}, `config: telegram.admins is not a whole number ("bob")`},
+		{"driver", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_STORE_DRIVER": "postgres"}, `config: store.driver must be embedded or redis (got "postgres")`},
+		{"redis addr", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_STORE_DRIVER": "redis", "OTPBOT_STORE_REDIS_ADDR": "localhost"}, `config: store.redis.addr must be host:port (got "localhost")`},
+		{"updates", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_TELEGRAM_UPDATES": "push"}, `config: telegram.updates must be polling or webhook (got "push")`},
+		{"webhook url required", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_TELEGRAM_UPDATES": "webhook"}, "config: telegram.webhook_url is required when telegram.updates is webhook"},
+		{"webhook url path", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_TELEGRAM_UPDATES": "webhook", "OTPBOT_TELEGRAM_WEBHOOK_URL": "https://bot.example.com"}, "config: telegram.webhook_url must have a path …"},
+		{"webhook secret", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_TELEGRAM_UPDATES": "webhook", "OTPBOT_TELEGRAM_WEBHOOK_URL": "https://bot.example.com/tg/x"}, "config: telegram.webhook_secret is required when telegram.updates is webhook"},
+		{"webhook path clash", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_TELEGRAM_UPDATES": "webhook", "OTPBOT_TELEGRAM_WEBHOOK_URL": "https://bot.example.com/webhooks/upay", "OTPBOT_TELEGRAM_WEBHOOK_SECRET": "s3cr3t"}, "config: telegram.webhook_url has the same path as providers.upay.path"},
+		{"api endpoint", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_TELEGRAM_API_ENDPOINT": "http://localhost:8081/bot"}, "config: telegram.api_endpoint must contain two %s …"},
+		{"cidr", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_HTTP_TRUSTED_PROXIES": "10.0.0.0/33"}, `config: http.trusted_proxies has "10.0.0.0/33", which is not a CIDR …`},
+		{"allow cidr", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_ALLOW_IPS": "1.2.3.0/24,nope"}, `config: providers.hypercard.allow_ips has "nope", …`},
+		{"upay without auth", "", map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x"}, "config: providers.upay is enabled but has no authentication: …"},
+		{"hypercard without auth", "", map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_UPAY_SECRET_KEY": "k"}, "config: providers.hypercard is enabled but has no authentication: …"},
+		{"require encryption needs key", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_UPAY_REQUIRE_ENCRYPTION": "true"}, "config: providers.upay.private_key_file is required when providers.upay.require_encryption is true"},
+		{"dedupe below tolerance", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_DEDUPE_WINDOW": "24h"}, "config: dedupe_window (24h0m0s) must exceed providers.hypercard.signature_tolerance (25h0m0s), …"},
+		{"dedupe equal to upay tolerance", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_UPAY_SIGNATURE_TOLERANCE": "72h"}, "config: dedupe_window (72h0m0s) must exceed providers.upay.signature_tolerance (72h0m0s), …"},
+		{"disabled provider tolerance ignored", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_DEDUPE_WINDOW": "2h", "OTPBOT_PROVIDERS_HYPERCARD_ENABLED": "no"}, ""},
+		{"same paths", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_PATH": "/webhooks/upay"}, "config: providers.hypercard.path is the same as providers.upay.path"},
+		{"relative path", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_UPAY_PATH": "upay"}, `config: providers.upay.path must be a URL path starting with / (got "upay")`},
+		{"log level", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_LOG_LEVEL": "loud"}, `config: log.level must be debug, info, warn or error (got "loud")`},
+		{"log format", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_LOG_FORMAT": "xml"}, `config: log.format must be text or json (got "xml")`},
+		{"rate", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_TELEGRAM_RATE_GLOBAL_PER_SECOND": "0"}, "config: telegram.rate.global_per_second must be positive"},
+		{"workers", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_DELIVERY_WORKERS": "0"}, "config: delivery.workers must be positive"},
+		{"listen", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_HTTP_LISTEN": "8080"}, `config: http.listen must be host:port (got "8080")`},
+		{"body limit", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_HTTP_MAX_BODY_BYTES": "0"}, "config: http.max_body_bytes must be positive"},
+		{"templates dir", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_TEMPLATES_DIR": "/nonexistent/tmpl"}, `config: templates.dir is not a readable folder ("/nonexistent/tmpl")`},
+		{"token and token file", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": secretToken, "OTPBOT_TELEGRAM_TOKEN_FILE": "/etc/hostname"}, "config: telegram.token_file and telegram.token are both set; keep one"},
+		{"token file missing", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN_FILE": "/nonexistent/token"}, "config: telegram.token_file cannot be read: no such file or directory"},
+		{"malformed token not echoed", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "999:SUPER SECRET"}, "config: telegram.token is malformed (it contains whitespace or '/')"},
+		{"bad bool", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_HTTP_ADMIN_BACKUP": "maybe"}, `config: http.admin_backup must be true or false (got "maybe")`},
+		{"list for a scalar", minimal + "store: {path: [a, b]}\n", map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x"}, "config: store.path wants a single value, not a list or a map"},
+		{"valid", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": secretToken}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := writeFile(t, dir, "c.yaml", tt.file)
+			_, err := LoadConfig(path, envMap(tt.env))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			got := err.Error()
+			if prefix, ok := strings.CutSuffix(tt.want, "…"); ok {
+				if !strings.HasPrefix(got, prefix) {
+					t.Errorf("error = %q, want prefix %q", got, prefix)
+				}
+			} else if got != tt.want {
+				t.Errorf("error = %q\nwant    %q", got, tt.want)
+			}
+			if strings.Contains(got, "\n") {
+				t.Errorf("error is not one line: %q", got)
+			}
+			if strings.Contains(got, "SUPERSECRET") || strings.Contains(got, "SUPER SECRET") {
+				t.Errorf("error leaks the token: %q", got)
+			}
+			if code := exitCode(err); code != exitConfig {
+				t.Errorf("exit code %d, want 2", code)
+			}
+		})
+	}
+}

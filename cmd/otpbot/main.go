@@ -1,0 +1,162 @@
+// Command otpbot delivers 3-D Secure and one-time codes pushed by card
+// platforms (UPay, HyperCard) to the Telegram chats linked to each card.
+//
+// Usage:
+//
+//	otpbot serve   -config FILE
+//	otpbot check   -config FILE [-offline]
+//	otpbot render  -config FILE -provider upay|hypercard [-file BODY.json]
+//	otpbot sign    -config FILE -provider upay|hypercard [flags]
+//	otpbot backup  -config FILE > otpbot.db.bak
+//	otpbot migrate -config FILE --from embedded --to redis
+//	otpbot version
+//
+// -config may be omitted when OTPBOT_CONFIG names the file. A configuration
+// error exits with status 2 and one line naming the key.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, firstLine(err.Error()))
+	}
+	os.Exit(exitCode(err))
+}
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command failed at run time
+	exitConfig  = 2 // a configuration or usage error, or a failed check
+)
+
+// usageError is a command-line mistake: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// checkError is a failed `otpbot check`: exit 2, as the contract says.
+type checkError struct{ err error }
+
+func (e *checkError) Error() string { return "check: " + e.err.Error() }
+func (e *checkError) Unwrap() error { return e.err }
+
+// exitCode maps run's error to the process exit status.
+func exitCode(err error) int {
+	var ce *ConfigError
+	var ue *usageError
+	var ke *checkError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ce), errors.As(err, &ue), errors.As(err, &ke):
+		return exitConfig
+	}
+	return exitFailure
+}
+
+const usageText = `usage: otpbot <command> [flags]
+
+commands:
+  serve    -config FILE                      run the webhook server, the bot and the delivery workers
+  check    -config FILE [-offline]           validate the configuration, reach the store and Telegram
+  render   -config FILE -provider P [-file BODY.json]
+                                             show the message(s) a push would produce (stdin by default)
+  sign     -config FILE -provider P [flags]  print a curl command with a correctly signed sample push
+  backup   -config FILE                      write a consistent snapshot of the embedded store to stdout
+  migrate  -config FILE --from S --to S      copy the whole store between embedded and redis
+  version                                    print the version
+
+-config may be omitted when OTPBOT_CONFIG names the file.
+`
+
+// run is the whole program behind main, callable from tests: it parses
+// args (args[0] is the program name), reads the environment only through
+// getenv, writes only to stdout and stderr, and returns when ctx is
+// cancelled or the command is done.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usageText)
+		return &usageError{"otpbot: a command is required"}
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, getenv, stdout, stderr)
+	case "check":
+		return cmdCheck(ctx, rest, getenv, stdout, stderr)
+	case "render":
+		return cmdRender(ctx, rest, getenv, stdout, stderr)
+	case "sign":
+		return cmdSign(ctx, rest, getenv, stdout, stderr)
+	case "backup":
+		return cmdBackup(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, rest, getenv, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, versionLine())
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usageText)
+		return nil
+	}
+	fmt.Fprint(stderr, usageText)
+	return &usageError{fmt.Sprintf("otpbot: unknown command %q", cmd)}
+}
+
+// newFlags returns a flag set for a command with the -config flag every
+// command that reads the configuration shares.
+func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("otpbot "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", "", "configuration file (default $OTPBOT_CONFIG)")
+	return fs, config
+}
+
+// parseFlags parses a command's flags; a mistake is a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return &usageError{fs.Name() + ": help requested"}
+		}
+		return &usageError{fmt.Sprintf("%s: %v", fs.Name(), err)}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}
+
+// configPath returns -config, or OTPBOT_CONFIG when the flag is absent.
+func configPath(flagValue string, getenv func(string) string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if p := strings.TrimSpace(getenv("OTPBOT_CONFIG")); p != "" {
+		return p, nil
+	}
+	return "", &ConfigError{Msg: "no configuration file: pass -config FILE or set OTPBOT_CONFIG"}
+}
+
+// loadFromFlags resolves the configuration file and loads it.
+func loadFromFlags(flagValue string, getenv func(string) string) (Config, error) {
+	path, err := configPath(flagValue, getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	return LoadConfig(path, getenv)
+}
