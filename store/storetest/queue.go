@@ -64,12 +64,13 @@ func testClaimOrder(t *testing.T, newStore NewStoreFunc) {
 				task("b", otpbot.PriorityCode, now),
 				task("c", otpbot.PriorityCode, now.Add(-2*time.Minute)),
 				task("d", otpbot.PriorityUpdate, now.Add(-5*time.Minute)),
-				task("e", otpbot.PriorityCode, now.Add(time.Minute)), // not due yet
+				task("e", otpbot.PriorityCode, now.Add(10*time.Second)), // not due yet
 			)
 			for i, want := range tc.claims {
 				equal(t, fmt.Sprintf("claim %d", i+1), jobIDs(e.claim(now, tc.max)), want)
 			}
-			equal(t, "claim when e is due", jobIDs(e.claim(now.Add(time.Minute), tc.max)), []string{"e"})
+			// Still inside the others' leases.
+			equal(t, "claim when e is due", jobIDs(e.claim(now.Add(10*time.Second), tc.max)), []string{"e"})
 		})
 	}
 }

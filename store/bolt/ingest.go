@@ -1,0 +1,241 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/otpbot/otpbot"
+)
+
+// Ingest records ev in one group-committed transaction and returns once it
+// is on disk.
+func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResult, error) {
+	if err := ctx.Err(); err != nil {
+		return otpbot.IngestResult{}, fmt.Errorf("store: ingest: %w", err)
+	}
+	// Encoded once, outside the transaction: the batch holds the write
+	// lock, so the less each push does inside it the better.
+	redacted := ev.Redacted()
+	var res otpbot.IngestResult
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		// Batch may run this more than once: start from scratch each time.
+		res = otpbot.IngestResult{}
+		return s.ingestTx(tx, ev, redacted, &res)
+	})
+	if err != nil {
+		return otpbot.IngestResult{}, wrap("ingest", err)
+	}
+	if len(res.Targets) > 0 {
+		s.notify()
+	}
+	return res, nil
+}
+
+// ingestTx is the body of Ingest.
+func (s *Store) ingestTx(tx *bbolt.Tx, ev, redacted otpbot.Event, res *otpbot.IngestResult) error {
+	now := s.now()
+	dup, err := s.seen(tx, ev.ID, now)
+	if err != nil || dup {
+		res.Duplicate = dup
+		return err
+	}
+	if err := putDedupe(tx, ev.ID, now); err != nil {
+		return err
+	}
+
+	var links []otpbot.Link
+	switch {
+	case ev.Kind == otpbot.KindRejected:
+		res.Outcome = otpbot.OutcomeRejected
+	case !ev.Kind.Pushed():
+		res.Outcome = otpbot.OutcomeRecorded
+	case ev.Expired(ev.ReceivedAt):
+		res.Outcome = otpbot.OutcomeExpired
+	default:
+		if key, ok := ev.RouteKey(); ok {
+			all, err := linksForKey(tx, key)
+			if err != nil {
+				return err
+			}
+			for _, l := range all {
+				if !l.Broken {
+					links = append(links, l)
+				}
+			}
+		}
+		res.Outcome = otpbot.OutcomeUnrouted
+		if len(links) > 0 {
+			res.Outcome = otpbot.OutcomeQueued
+		}
+	}
+
+	entry, err := json.Marshal(otpbot.HistoryEntry{Event: redacted, Outcome: res.Outcome})
+	if err != nil {
+		return fmt.Errorf("encode history entry: %w", err)
+	}
+	if err := s.addHistory(tx, ev.Keys(), ev.ReceivedAt, entry); err != nil {
+		return err
+	}
+
+	for _, l := range links {
+		id := otpbot.MessageKey(ev.Group, l.Target)
+		m, ok, err := getMessage(tx, id)
+		if err != nil {
+			return err
+		}
+		var t otpbot.Task
+		if ok {
+			// The group's message is already in this chat: show the new
+			// event in place (a changed AUTH_3DS result).
+			m.Event = ev
+			if m.State.Final() {
+				m.Event = redacted // a final message never holds a code again
+			}
+			m.UpdatedAt = now
+			t = otpbot.Task{ID: otpbot.TaskID(id, otpbot.TaskUpdate), Kind: otpbot.TaskUpdate,
+				Priority: otpbot.PriorityUpdate}
+		} else {
+			m = otpbot.Message{ID: id, Group: ev.Group, Target: l.Target, Event: ev,
+				State: otpbot.StateLive, UpdatedAt: now}
+			t = otpbot.Task{ID: otpbot.TaskID(id, otpbot.TaskSend), Kind: otpbot.TaskSend,
+				Priority: otpbot.PriorityCode}
+		}
+		t.MessageID, t.Target, t.Due, t.Created = id, l.Target, ev.ReceivedAt, ev.ReceivedAt
+		if err := putMessage(tx, m); err != nil {
+			return err
+		}
+		if err := putTask(tx, t); err != nil {
+			return err
+		}
+		res.Targets = append(res.Targets, l.Target)
+	}
+	return nil
+}
+
+// seen reports whether id was marked within the dedupe window.
+func (s *Store) seen(tx *bbolt.Tx, id string, now time.Time) (bool, error) {
+	v := tx.Bucket(bDedupe).Get([]byte(id))
+	if len(v) != 8 {
+		return false, nil
+	}
+	at := keyTime(uint64FromBytes(v))
+	return now.Sub(at) < s.opts.DedupeWindow, nil
+}
+
+// putDedupe marks id as seen at seen, replacing an older mark.
+func putDedupe(tx *bbolt.Tx, id string, seen time.Time) error {
+	marks, byTime := tx.Bucket(bDedupe), tx.Bucket(bDedupeByTime)
+	if old := marks.Get([]byte(id)); len(old) == 8 {
+		if err := byTime.Delete(append(clone(old), id...)); err != nil {
+			return fmt.Errorf("dedupe index: %w", err)
+		}
+	}
+	k := appendTime(nil, seen)
+	if err := marks.Put([]byte(id), k); err != nil {
+		return fmt.Errorf("dedupe mark: %w", err)
+	}
+	if err := byTime.Put(append(k, id...), nil); err != nil {
+		return fmt.Errorf("dedupe index: %w", err)
+	}
+	return nil
+}
+
+// uint64FromBytes decodes 8 big-endian bytes.
+func uint64FromBytes(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+// historyKey orders entries newest first; seq keeps entries of the same
+// instant apart and, being shared by all keys of one event, lets Export tell
+// that two keys hold the same entry.
+func historyKey(received time.Time, seq uint64) []byte {
+	return appendUint64(appendUint64(nil, ^timeKey(received)), seq)
+}
+
+// historyTime is the receipt time encoded in a history key.
+func historyTime(k []byte) time.Time { return keyTime(^uint64FromBytes(k[:8])) }
+
+// addHistory stores the encoded entry under each key and drops the oldest
+// entries beyond HistoryPerKey.
+func (s *Store) addHistory(tx *bbolt.Tx, keys []otpbot.Key, received time.Time, entry []byte) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	root, counts := tx.Bucket(bHistory), tx.Bucket(bHistoryCount)
+	seq, err := root.NextSequence()
+	if err != nil {
+		return fmt.Errorf("history sequence: %w", err)
+	}
+	hk := historyKey(received, seq)
+	for _, key := range keys {
+		name := []byte(key.String())
+		b, err := root.CreateBucketIfNotExists(name)
+		if err != nil {
+			return fmt.Errorf("history bucket %s: %w", otpbot.MaskID(key.ID), err)
+		}
+		if b.Get(hk) != nil {
+			continue
+		}
+		if err := b.Put(hk, entry); err != nil {
+			return fmt.Errorf("history entry: %w", err)
+		}
+		n := getUint64(counts, name) + 1
+		if limit := s.opts.HistoryPerKey; limit > 0 {
+			c := b.Cursor()
+			for ; n > uint64(limit); n-- {
+				k, _ := c.Last()
+				if k == nil {
+					break
+				}
+				if err := c.Delete(); err != nil {
+					return fmt.Errorf("history cap: %w", err)
+				}
+			}
+		}
+		if err := putUint64(counts, name, n); err != nil {
+			return fmt.Errorf("history count: %w", err)
+		}
+	}
+	return nil
+}
+
+// History returns up to limit entries of key within the retention, newest
+// first.
+func (s *Store) History(ctx context.Context, key otpbot.Key, limit int) ([]otpbot.HistoryEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: history: %w", err)
+	}
+	oldest := s.retentionStart(s.now())
+	var out []otpbot.HistoryEntry
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bHistory).Bucket([]byte(key.String()))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+			if historyTime(k).Before(oldest) {
+				break // everything after is older still
+			}
+			var h otpbot.HistoryEntry
+			if err := json.Unmarshal(v, &h); err != nil {
+				return fmt.Errorf("decode history entry: %w", err)
+			}
+			out = append(out, h)
+		}
+		return nil
+	})
+	return out, wrap("history", err)
+}
+
+// retentionStart is the receipt time before which history is dropped; the
+// zero time when there is no retention limit.
+func (s *Store) retentionStart(now time.Time) time.Time {
+	if s.opts.HistoryRetention <= 0 {
+		return time.Time{}
+	}
+	return now.Add(-s.opts.HistoryRetention)
+}

@@ -1,0 +1,178 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/otpbot/otpbot"
+)
+
+// PruneStats says what one Prune deleted.
+type PruneStats struct {
+	DedupeMarks, OnceKeys, History, Invites, Messages int
+}
+
+// Prune deletes what can no longer matter at now: dedupe marks outside the
+// window, expired Once keys and invites, history past its retention, and
+// final messages with no pending work that have not changed for the grace
+// period (the dedupe window, at least an hour). The store runs it every ten
+// minutes by itself; it is exported for tests and for an explicit run.
+func (s *Store) Prune(ctx context.Context, now time.Time) (PruneStats, error) {
+	var st PruneStats
+	if err := ctx.Err(); err != nil {
+		return st, fmt.Errorf("store: prune: %w", err)
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		st = PruneStats{}
+		var err error
+		if st.DedupeMarks, err = pruneByTime(tx, bDedupe, bDedupeByTime, now.Add(-s.opts.DedupeWindow)); err != nil {
+			return err
+		}
+		if st.OnceKeys, err = pruneByTime(tx, bOnce, bOnceByTime, now); err != nil {
+			return err
+		}
+		if st.Invites, err = pruneInvites(tx, now); err != nil {
+			return err
+		}
+		if st.History, err = s.pruneHistory(tx, now); err != nil {
+			return err
+		}
+		st.Messages, err = s.pruneMessages(tx, now)
+		return err
+	})
+	if err != nil {
+		return PruneStats{}, wrap("prune", err)
+	}
+	return st, nil
+}
+
+// pruneByTime deletes the entries of main whose time in the index byTime
+// (time + key) is not after limit.
+func pruneByTime(tx *bbolt.Tx, main, byTime []byte, limit time.Time) (int, error) {
+	mb, ib := tx.Bucket(main), tx.Bucket(byTime)
+	lk := timeKey(limit)
+	var dead [][]byte
+	c := ib.Cursor()
+	for k, _ := c.First(); k != nil && uint64FromBytes(k[:8]) <= lk; k, _ = c.Next() {
+		dead = append(dead, clone(k))
+	}
+	for _, k := range dead {
+		// The main entry may have been renewed since: its index entry is
+		// then another one, and this one is only stale.
+		if v := mb.Get(k[8:]); v != nil && string(v) == string(k[:8]) {
+			if err := mb.Delete(k[8:]); err != nil {
+				return 0, fmt.Errorf("prune %s: %w", main, err)
+			}
+		}
+		if err := ib.Delete(k); err != nil {
+			return 0, fmt.Errorf("prune %s: %w", byTime, err)
+		}
+	}
+	return len(dead), nil
+}
+
+// pruneInvites deletes expired invites.
+func pruneInvites(tx *bbolt.Tx, now time.Time) (int, error) {
+	b := tx.Bucket(bInvites)
+	var dead [][]byte
+	if err := b.ForEach(func(k, v []byte) error {
+		var inv otpbot.Invite
+		if err := json.Unmarshal(v, &inv); err != nil {
+			return fmt.Errorf("decode invite: %w", err)
+		}
+		if !now.Before(inv.ExpiresAt) {
+			dead = append(dead, clone(k))
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	for _, k := range dead {
+		if err := b.Delete(k); err != nil {
+			return 0, fmt.Errorf("prune invite: %w", err)
+		}
+	}
+	return len(dead), nil
+}
+
+// pruneHistory deletes entries older than the retention, oldest first from
+// the end of each key's bucket, and the buckets left empty.
+func (s *Store) pruneHistory(tx *bbolt.Tx, now time.Time) (int, error) {
+	oldest := s.retentionStart(now)
+	if oldest.IsZero() {
+		return 0, nil
+	}
+	root, counts := tx.Bucket(bHistory), tx.Bucket(bHistoryCount)
+	var names [][]byte
+	if err := root.ForEachBucket(func(name []byte) error {
+		names = append(names, clone(name))
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, name := range names {
+		b := root.Bucket(name)
+		n := getUint64(counts, name)
+		c := b.Cursor()
+		for k, _ := c.Last(); k != nil && historyTime(k).Before(oldest); k, _ = c.Last() {
+			if err := c.Delete(); err != nil {
+				return 0, fmt.Errorf("prune history: %w", err)
+			}
+			total++
+			if n > 0 {
+				n--
+			}
+		}
+		if k, _ := c.First(); k == nil {
+			if err := root.DeleteBucket(name); err != nil {
+				return 0, fmt.Errorf("prune history bucket: %w", err)
+			}
+			if err := counts.Delete(name); err != nil {
+				return 0, fmt.Errorf("prune history count: %w", err)
+			}
+			continue
+		}
+		if err := putUint64(counts, name, n); err != nil {
+			return 0, fmt.Errorf("history count: %w", err)
+		}
+	}
+	return total, nil
+}
+
+// pruneMessages deletes final messages that have no pending task and have
+// not changed within the grace period.
+func (s *Store) pruneMessages(tx *bbolt.Tx, now time.Time) (int, error) {
+	grace := max(s.opts.DedupeWindow, minMessageGrace)
+	limit := now.Add(-grace)
+	tasks := tx.Bucket(bTasks)
+	var dead []otpbot.Message
+	if err := tx.Bucket(bMessages).ForEach(func(_, v []byte) error {
+		var m otpbot.Message
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("decode message: %w", err)
+		}
+		if !m.State.Final() || !m.UpdatedAt.Before(limit) {
+			return nil
+		}
+		for _, kind := range []otpbot.TaskKind{otpbot.TaskSend, otpbot.TaskUpdate, otpbot.TaskRefresh} {
+			if tasks.Get([]byte(otpbot.TaskID(m.ID, kind))) != nil {
+				return nil
+			}
+		}
+		dead = append(dead, m)
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	for _, m := range dead {
+		if err := deleteMessage(tx, m); err != nil {
+			return 0, err
+		}
+	}
+	return len(dead), nil
+}

@@ -1,0 +1,459 @@
+package bolt
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/otpbot/otpbot"
+)
+
+// taskRecord is a task as stored: the task and, while a worker holds it,
+// its lease.
+type taskRecord struct {
+	Task       otpbot.Task `json:"task"`
+	Lease      string      `json:"lease,omitempty"`
+	LeaseUntil time.Time   `json:"lease_until,omitzero"`
+}
+
+// readyAt is when the task can be claimed: its due time, or the end of its
+// lease while it is leased.
+func (r taskRecord) readyAt() time.Time {
+	if r.Lease != "" {
+		return r.LeaseUntil
+	}
+	return r.Task.Due
+}
+
+func (r taskRecord) readyKey() []byte {
+	return append(appendTime(prioKey(r.Task.Priority), r.readyAt()), r.Task.ID...)
+}
+
+func (r taskRecord) createdKey() []byte {
+	return append(appendTime(prioKey(r.Task.Priority), r.Task.Created), r.Task.ID...)
+}
+
+// getTask loads a task record; ok is false when there is none.
+func getTask(tx *bbolt.Tx, id string) (taskRecord, bool, error) {
+	v := tx.Bucket(bTasks).Get([]byte(id))
+	if v == nil {
+		return taskRecord{}, false, nil
+	}
+	var r taskRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return taskRecord{}, false, fmt.Errorf("decode task: %w", err)
+	}
+	return r, true, nil
+}
+
+// writeTask stores r and its ready index entry. The caller has removed the
+// old ready entry when r was already stored.
+func writeTask(tx *bbolt.Tx, r taskRecord) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode task: %w", err)
+	}
+	if err := tx.Bucket(bTasks).Put([]byte(r.Task.ID), v); err != nil {
+		return fmt.Errorf("put task: %w", err)
+	}
+	if err := tx.Bucket(bReady).Put(r.readyKey(), nil); err != nil {
+		return fmt.Errorf("index task: %w", err)
+	}
+	return nil
+}
+
+// putTask enqueues t without a lease, replacing a task with the same ID.
+func putTask(tx *bbolt.Tx, t otpbot.Task) error {
+	if err := deleteTask(tx, t.ID); err != nil {
+		return err
+	}
+	r := taskRecord{Task: t}
+	if err := writeTask(tx, r); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bCreated).Put(r.createdKey(), nil); err != nil {
+		return fmt.Errorf("index task: %w", err)
+	}
+	return addCount(tx, t.Priority, 1)
+}
+
+// deleteTask removes the task id and its index entries, if it exists.
+func deleteTask(tx *bbolt.Tx, id string) error {
+	r, ok, err := getTask(tx, id)
+	if err != nil || !ok {
+		return err
+	}
+	if err := tx.Bucket(bReady).Delete(r.readyKey()); err != nil {
+		return fmt.Errorf("unindex task: %w", err)
+	}
+	if err := tx.Bucket(bCreated).Delete(r.createdKey()); err != nil {
+		return fmt.Errorf("unindex task: %w", err)
+	}
+	if err := tx.Bucket(bTasks).Delete([]byte(id)); err != nil {
+		return fmt.Errorf("delete task: %w", err)
+	}
+	return addCount(tx, r.Task.Priority, -1)
+}
+
+// addCount changes the number of pending tasks of priority p.
+func addCount(tx *bbolt.Tx, p otpbot.Priority, delta int) error {
+	b, k := tx.Bucket(bTaskCount), prioKey(p)
+	n := int64(getUint64(b, k)) + int64(delta)
+	if n <= 0 {
+		return b.Delete(k)
+	}
+	return putUint64(b, k, uint64(n))
+}
+
+// nextPrefix is the smallest key after every key that starts with prefix;
+// nil when there is none.
+func nextPrefix(prefix []byte) []byte {
+	p := clone(prefix)
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] < 0xff {
+			p[i]++
+			return p[:i+1]
+		}
+	}
+	return nil
+}
+
+// Claim leases up to max tasks ready at now, priority first, then the
+// earliest ready time. The ready index makes this a seek per priority.
+func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, max int) ([]otpbot.Job, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: claim: %w", err)
+	}
+	var jobs []otpbot.Job
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		jobs = nil
+		limit := timeKey(now)
+		var ids []string
+		c := tx.Bucket(bReady).Cursor()
+		k, _ := c.First()
+		for k != nil && len(ids) < max {
+			if uint64FromBytes(k[4:12]) > limit {
+				// Nothing more of this priority is ready: skip to the next.
+				next := nextPrefix(k[:4])
+				if next == nil {
+					break
+				}
+				k, _ = c.Seek(next)
+				continue
+			}
+			ids = append(ids, string(k[12:]))
+			k, _ = c.Next()
+		}
+		for _, id := range ids {
+			r, ok, err := getTask(tx, id)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("task index names a missing task")
+			}
+			if err := tx.Bucket(bReady).Delete(r.readyKey()); err != nil {
+				return fmt.Errorf("unindex task: %w", err)
+			}
+			r.Lease, r.LeaseUntil = rand.Text(), now.Add(lease)
+			if err := writeTask(tx, r); err != nil {
+				return err
+			}
+			job := otpbot.Job{Task: r.Task, Lease: r.Lease, LeaseUntil: r.LeaseUntil}
+			if r.Task.MessageID != "" {
+				m, ok, err := getMessage(tx, r.Task.MessageID)
+				if err != nil {
+					return err
+				}
+				if ok {
+					job.Message = &m
+				}
+			}
+			jobs = append(jobs, job)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("claim", err)
+	}
+	return jobs, nil
+}
+
+// NextDue returns the earliest ready time of any task.
+func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, false, fmt.Errorf("store: next due: %w", err)
+	}
+	var (
+		at    time.Time
+		found bool
+	)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bReady).Cursor()
+		// The first entry of each priority is its earliest.
+		for k, _ := c.First(); k != nil; {
+			t := keyTime(uint64FromBytes(k[4:12]))
+			if !found || t.Before(at) {
+				at, found = t, true
+			}
+			next := nextPrefix(k[:4])
+			if next == nil {
+				break
+			}
+			k, _ = c.Seek(next)
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, false, wrap("next due", err)
+	}
+	return at, found, nil
+}
+
+// checkLease loads the task of job, or ErrLeaseLost when job no longer
+// holds it.
+func checkLease(tx *bbolt.Tx, job otpbot.Job) (taskRecord, error) {
+	r, ok, err := getTask(tx, job.Task.ID)
+	if err != nil {
+		return taskRecord{}, err
+	}
+	if !ok || job.Lease == "" || r.Lease != job.Lease {
+		return taskRecord{}, otpbot.ErrLeaseLost
+	}
+	return r, nil
+}
+
+// Complete removes the job's task, stores msg and enqueues next, atomically.
+func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Message, next ...otpbot.Task) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: complete: %w", err)
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		if _, err := checkLease(tx, job); err != nil {
+			return err
+		}
+		// Removed before next is enqueued: the next tick may reuse the ID.
+		if err := deleteTask(tx, job.Task.ID); err != nil {
+			return err
+		}
+		if msg != nil {
+			if err := putMessage(tx, *msg); err != nil {
+				return err
+			}
+		}
+		for _, t := range next {
+			if err := putTask(tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return wrap("complete", err)
+	}
+	if len(next) > 0 {
+		s.notify()
+	}
+	return nil
+}
+
+// Retry puts the job's task back, due at at, with the attempt counted.
+func (s *Store) Retry(ctx context.Context, job otpbot.Job, at time.Time, reason string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: retry: %w", err)
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		r, err := checkLease(tx, job)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bReady).Delete(r.readyKey()); err != nil {
+			return fmt.Errorf("unindex task: %w", err)
+		}
+		r.Task.Due = at
+		r.Task.Attempts++
+		r.Task.LastError = reason
+		r.Lease, r.LeaseUntil = "", time.Time{}
+		return writeTask(tx, r)
+	})
+	if err != nil {
+		return wrap("retry", err)
+	}
+	s.notify()
+	return nil
+}
+
+// Enqueue adds tasks, replacing pending (or leased) tasks with the same ID.
+func (s *Store) Enqueue(ctx context.Context, tasks ...otpbot.Task) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: enqueue: %w", err)
+	}
+	if len(tasks) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		for _, t := range tasks {
+			if err := putTask(tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return wrap("enqueue", err)
+	}
+	s.notify()
+	return nil
+}
+
+// Pending counts tasks per priority, leased ones included, with the oldest
+// Created of each.
+func (s *Store) Pending(ctx context.Context) (map[otpbot.Priority]otpbot.QueueStat, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: pending: %w", err)
+	}
+	out := map[otpbot.Priority]otpbot.QueueStat{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		created := tx.Bucket(bCreated).Cursor()
+		return tx.Bucket(bTaskCount).ForEach(func(k, v []byte) error {
+			st := otpbot.QueueStat{Count: int(uint64FromBytes(v))}
+			if ck, _ := created.Seek(k); ck != nil && hasPrefix(ck, k) {
+				st.Oldest = keyTime(uint64FromBytes(ck[4:12]))
+			}
+			out[keyPrio(k)] = st
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, wrap("pending", err)
+	}
+	return out, nil
+}
+
+// getMessage loads a message; ok is false when there is none.
+func getMessage(tx *bbolt.Tx, id string) (otpbot.Message, bool, error) {
+	v := tx.Bucket(bMessages).Get([]byte(id))
+	if v == nil {
+		return otpbot.Message{}, false, nil
+	}
+	var m otpbot.Message
+	if err := json.Unmarshal(v, &m); err != nil {
+		return otpbot.Message{}, false, fmt.Errorf("decode message: %w", err)
+	}
+	return m, true, nil
+}
+
+// putMessage stores m, without its code once it is final.
+func putMessage(tx *bbolt.Tx, m otpbot.Message) error {
+	if m.State.Final() {
+		m.Event = m.Event.Redacted()
+	}
+	v, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode message: %w", err)
+	}
+	if err := tx.Bucket(bMessages).Put([]byte(m.ID), v); err != nil {
+		return fmt.Errorf("put message: %w", err)
+	}
+	if err := tx.Bucket(bMessagesByChat).Put(append(chatKey(m.Target.ChatID), m.ID...), nil); err != nil {
+		return fmt.Errorf("index message: %w", err)
+	}
+	return nil
+}
+
+// deleteMessage removes message m.
+func deleteMessage(tx *bbolt.Tx, m otpbot.Message) error {
+	if err := tx.Bucket(bMessagesByChat).Delete(append(chatKey(m.Target.ChatID), m.ID...)); err != nil {
+		return fmt.Errorf("unindex message: %w", err)
+	}
+	if err := tx.Bucket(bMessages).Delete([]byte(m.ID)); err != nil {
+		return fmt.Errorf("delete message: %w", err)
+	}
+	return nil
+}
+
+// Message returns the message id.
+func (s *Store) Message(ctx context.Context, id string) (otpbot.Message, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return otpbot.Message{}, false, fmt.Errorf("store: message: %w", err)
+	}
+	var (
+		m  otpbot.Message
+		ok bool
+	)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		m, ok, err = getMessage(tx, id)
+		return err
+	})
+	if err != nil {
+		return otpbot.Message{}, false, wrap("message", err)
+	}
+	return m, ok, nil
+}
+
+// MessagesForChat lists the messages of chat, every topic included.
+func (s *Store) MessagesForChat(ctx context.Context, chatID int64) ([]otpbot.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: messages for chat: %w", err)
+	}
+	var out []otpbot.Message
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		prefix := chatKey(chatID)
+		c := tx.Bucket(bMessagesByChat).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+			m, ok, err := getMessage(tx, string(k[len(prefix):]))
+			if err != nil {
+				return err
+			}
+			if ok {
+				out = append(out, m)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("messages for chat", err)
+	}
+	return out, nil
+}
+
+// UpdateMessage stores msg if the stored version is still prev, and
+// enqueues next with it.
+func (s *Store) UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: update message: %w", err)
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		stored, ok, err := getMessage(tx, msg.ID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return otpbot.ErrNotFound
+		}
+		if !stored.UpdatedAt.Equal(prev) {
+			return otpbot.ErrConflict
+		}
+		if err := putMessage(tx, msg); err != nil {
+			return err
+		}
+		for _, t := range next {
+			if err := putTask(tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return wrap("update message", err)
+	}
+	if len(next) > 0 {
+		s.notify()
+	}
+	return nil
+}
