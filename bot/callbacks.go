@@ -1,0 +1,135 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+
+	"github.com/otpbot/otpbot"
+)
+
+// CallbackHide is the callback_data of the "Used it" button under a live
+// code: pressing it hides the code in that chat at once.
+const CallbackHide = "hide"
+
+// Callback data is "name" or "name:arg" (at most 64 bytes, Telegram's
+// limit); name picks the handler. A later button (approve / decline, say
+// "ap:<arg>") is one more entry in callbackRoutes and one more function.
+
+// callbackRequest is one button press.
+type callbackRequest struct {
+	query *tgbotapi.CallbackQuery
+	// chatID and messageID locate the message under the button; the chat
+	// is the one Telegram says the press came from, so a handler that only
+	// looks inside this chat is authorised by construction.
+	chatID    int64
+	messageID int
+	user      int64
+	admin     bool
+	arg       string
+}
+
+// callbackFunc handles a button press and returns the short text shown to
+// the user who pressed it (alert: as a dialog rather than a toast).
+type callbackFunc func(ctx context.Context, q *callbackRequest) (text string, alert bool, err error)
+
+// Answers to button presses.
+const (
+	answerHidden  = "Code hidden."
+	answerAlready = "Already hidden."
+	answerGone    = "This message is no longer active."
+	answerBroken  = "This button no longer works."
+	answerFailed  = "Something went wrong. Please try again."
+)
+
+func (c *Commands) callbackRoutes() map[string]callbackFunc {
+	return map[string]callbackFunc{
+		CallbackHide: c.hide,
+	}
+}
+
+// handleCallback dispatches a button press and always answers it, so the
+// user's client stops showing a spinner.
+func (c *Commands) handleCallback(ctx context.Context, cq *tgbotapi.CallbackQuery) error {
+	name, arg, _ := strings.Cut(cq.Data, ":")
+	fn := c.callbacks[name]
+	if fn == nil || cq.Message == nil || cq.Message.Chat == nil || cq.From == nil {
+		// An unknown button (an old keyboard), or one under an inline
+		// message we never sent.
+		c.count("button", "refused")
+		return c.answer(ctx, cq, answerBroken, false, nil)
+	}
+	q := &callbackRequest{
+		query: cq, chatID: cq.Message.Chat.ID, messageID: cq.Message.MessageID,
+		user: cq.From.ID, admin: c.admins[cq.From.ID], arg: arg,
+	}
+	text, alert, err := fn(ctx, q)
+	if err != nil {
+		c.count("button_"+name, "error")
+		return c.answer(ctx, cq, answerFailed, false, fmt.Errorf("button %q in chat %d: %w", name, q.chatID, err))
+	}
+	c.count("button_"+name, "ok")
+	return c.answer(ctx, cq, text, alert, nil)
+}
+
+func (c *Commands) answer(ctx context.Context, cq *tgbotapi.CallbackQuery, text string, alert bool, err error) error {
+	if aerr := c.client.AnswerCallback(ctx, cq.ID, text, alert); aerr != nil {
+		return errors.Join(err, fmt.Errorf("answer callback: %w", aerr))
+	}
+	return err
+}
+
+// hide redacts a live code for the chat that holds the message: it marks the
+// message hidden and queues an update task, in one store transaction, so the
+// deliverer re-renders it without the code (at PriorityUpdate, ahead of any
+// countdown refresh). Only messages of the pressing chat are looked at, so
+// a press can never touch another chat's code.
+func (c *Commands) hide(ctx context.Context, q *callbackRequest) (string, bool, error) {
+	msgs, err := c.store.MessagesForChat(ctx, q.chatID)
+	if err != nil {
+		return "", false, fmt.Errorf("messages of chat: %w", err)
+	}
+	id := ""
+	for _, m := range msgs {
+		if m.TelegramID == q.messageID && m.Target.ChatID == q.chatID {
+			id = m.ID
+			break
+		}
+	}
+	if id == "" {
+		return answerGone, false, nil
+	}
+	// UpdateMessage fails with ErrConflict when the deliverer changed the
+	// message meanwhile (a countdown refresh); read it again and retry.
+	for attempt := 0; ; attempt++ {
+		m, ok, err := c.store.Message(ctx, id)
+		if err != nil {
+			return "", false, fmt.Errorf("message: %w", err)
+		}
+		if !ok {
+			return answerGone, false, nil
+		}
+		if m.State != otpbot.StateLive {
+			return answerAlready, false, nil
+		}
+		now := c.now()
+		prev := m.UpdatedAt
+		m.State, m.UpdatedAt = otpbot.StateHidden, now
+		m.Event = m.Event.Redacted()
+		task := otpbot.Task{
+			ID: otpbot.TaskID(m.ID, otpbot.TaskUpdate), Kind: otpbot.TaskUpdate, Priority: otpbot.PriorityUpdate,
+			MessageID: m.ID, Target: m.Target, Due: now, Created: now,
+		}
+		err = c.store.UpdateMessage(ctx, prev, m, task)
+		if err == nil {
+			c.log.Info("code hidden", "target", m.Target.String(), "message", m.TelegramID, "by", q.user)
+			return answerHidden, false, nil
+		}
+		if !errors.Is(err, otpbot.ErrConflict) || attempt >= 4 {
+			return "", false, fmt.Errorf("hide: %w", err)
+		}
+	}
+}

@@ -1,0 +1,695 @@
+package bot
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/templates"
+)
+
+// CommandStore is what the bot commands need of the store: links, history,
+// the messages behind live codes, and invites.
+type CommandStore interface {
+	Link(ctx context.Context, l otpbot.Link) error
+	Unlink(ctx context.Context, key otpbot.Key, target otpbot.Target) (bool, error)
+	LinksForChat(ctx context.Context, chatID int64) ([]otpbot.Link, error)
+	History(ctx context.Context, key otpbot.Key, limit int) ([]otpbot.HistoryEntry, error)
+	Message(ctx context.Context, id string) (otpbot.Message, bool, error)
+	MessagesForChat(ctx context.Context, chatID int64) ([]otpbot.Message, error)
+	UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error
+	CreateInvite(ctx context.Context, inv otpbot.Invite) error
+	RedeemInvite(ctx context.Context, hash string, target otpbot.Target, now time.Time) (otpbot.Invite, error)
+}
+
+// replier is the part of the Telegram client that answers users.
+type replier interface {
+	Send(ctx context.Context, m OutMessage) (int, error)
+	Edit(ctx context.Context, messageID int, m OutMessage) error
+	AnswerCallback(ctx context.Context, callbackID, text string, alert bool) error
+}
+
+// Limits of the commands.
+const (
+	// DefaultInviteTTL is how long an invite can be redeemed (CONTRACT §6).
+	DefaultInviteTTL = 24 * time.Hour
+	// historyDefault and historyMax bound /history's N: the default, and a
+	// cap that keeps one command from flooding a chat with messages.
+	historyDefault = 10
+	historyMax     = 50
+	// inviteBytes of randomness per invite token: 192 bits, 32 base64url
+	// characters, well within Telegram's 64 for a start parameter.
+	inviteBytes = 24
+)
+
+// CommandsOptions configure Commands.
+type CommandsOptions struct {
+	Store     CommandStore
+	Client    replier
+	Templates *templates.Set
+	// Admins are the Telegram user ids allowed to run the ops commands.
+	Admins []int64
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// InviteTTL is how long an invite works; 0 means DefaultInviteTTL.
+	InviteTTL time.Duration
+	// Username returns the bot's username (for invite links), known once
+	// the client called getMe.
+	Username func() string
+	// Registerer receives otpbot_bot_commands_total; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+// access says who may run a command.
+type access int
+
+const (
+	anyone        access = iota
+	linkedOrAdmin        // a chat with at least one link, or an admin
+	adminOnly
+)
+
+// command is one bot command.
+type command struct {
+	who access
+	run func(ctx context.Context, r *request) error
+}
+
+// request is one command invocation.
+type request struct {
+	name   string
+	msg    *tgbotapi.Message
+	target otpbot.Target
+	user   int64
+	admin  bool
+	args   []string
+	// links of the chat, loaded at most once per request.
+	links  []otpbot.Link
+	loaded bool
+}
+
+// Commands turns Telegram updates (commands and button presses) into
+// actions on the store and replies. It implements UpdateHandler.
+type Commands struct {
+	store     CommandStore
+	client    replier
+	tmpl      *templates.Set
+	admins    map[int64]bool
+	now       func() time.Time
+	log       *slog.Logger
+	inviteTTL time.Duration
+	username  func() string
+	commands  map[string]command
+	callbacks map[string]callbackFunc
+	handled   *prometheus.CounterVec
+}
+
+var _ UpdateHandler = (*Commands)(nil)
+
+// NewCommands checks opts and builds the command handler.
+func NewCommands(opts CommandsOptions) (*Commands, error) {
+	switch {
+	case opts.Store == nil:
+		return nil, errors.New("commands: store is required")
+	case opts.Client == nil:
+		return nil, errors.New("commands: client is required")
+	case opts.Templates == nil:
+		return nil, errors.New("commands: templates are required")
+	}
+	c := &Commands{
+		store:     opts.Store,
+		client:    opts.Client,
+		tmpl:      opts.Templates,
+		admins:    map[int64]bool{},
+		now:       opts.Now,
+		log:       opts.Logger,
+		inviteTTL: opts.InviteTTL,
+		username:  opts.Username,
+		handled: register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpbot_bot_commands_total",
+			Help: "Bot commands and button presses handled, by name and outcome (ok, refused, usage, error).",
+		}, []string{"command", "outcome"})),
+	}
+	for _, id := range opts.Admins {
+		c.admins[id] = true
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.inviteTTL <= 0 {
+		c.inviteTTL = DefaultInviteTTL
+	}
+	if c.username == nil {
+		c.username = func() string { return "" }
+	}
+	c.commands = map[string]command{
+		"start":   {anyone, c.start},
+		"help":    {anyone, c.help},
+		"link":    {adminOnly, c.link},
+		"unlink":  {adminOnly, c.unlink},
+		"links":   {linkedOrAdmin, c.links},
+		"invite":  {adminOnly, c.invite},
+		"history": {linkedOrAdmin, c.history},
+		"codes":   {linkedOrAdmin, c.codes},
+	}
+	c.callbacks = c.callbackRoutes()
+	return c, nil
+}
+
+// threadKey carries the forum topic of an update through the context:
+// tgbotapi.Update (Bot API 5.5) has no field for it.
+type threadKey struct{}
+
+// WithThread returns ctx carrying the forum topic (message_thread_id) of the
+// update about to be handled; the poll loop and the webhook set it from
+// Update.ThreadID.
+func WithThread(ctx context.Context, threadID int) context.Context {
+	return context.WithValue(ctx, threadKey{}, threadID)
+}
+
+func threadFrom(ctx context.Context) int {
+	id, _ := ctx.Value(threadKey{}).(int)
+	return id
+}
+
+// HandleUpdate handles one command or button press. Other updates (plain
+// messages, edits, channel posts) are ignored. An error means the update
+// could not be fully handled; the user has already been told when possible.
+func (c *Commands) HandleUpdate(ctx context.Context, upd tgbotapi.Update) error {
+	switch {
+	case upd.CallbackQuery != nil:
+		return c.handleCallback(ctx, upd.CallbackQuery)
+	case upd.Message != nil:
+		return c.handleMessage(ctx, upd.Message)
+	}
+	return nil
+}
+
+func (c *Commands) handleMessage(ctx context.Context, m *tgbotapi.Message) error {
+	if m.From == nil || m.Chat == nil {
+		return nil // channel posts and anonymous senders run no commands
+	}
+	name, at, _ := strings.Cut(m.CommandWithAt(), "@")
+	if name == "" {
+		return nil
+	}
+	if at != "" && !strings.EqualFold(at, c.username()) {
+		return nil // "/links@otherbot" in a group is not for us
+	}
+	r := &request{
+		name:   strings.ToLower(name),
+		msg:    m,
+		target: otpbot.Target{ChatID: m.Chat.ID, ThreadID: threadFrom(ctx)},
+		user:   m.From.ID,
+		admin:  c.admins[m.From.ID],
+		args:   strings.Fields(m.CommandArguments()),
+	}
+	cmd, ok := c.commands[r.name]
+	if !ok {
+		// In a group, other bots' commands without @suffix reach us too;
+		// only answer an unknown command said to us directly.
+		if m.Chat.IsPrivate() || at != "" {
+			c.count("unknown", "refused")
+			return c.reply(ctx, r, "refused", nil)
+		}
+		return nil
+	}
+	allowed, err := c.allowed(ctx, cmd.who, r)
+	if err == nil && !allowed {
+		c.count(r.name, "refused")
+		return c.reply(ctx, r, "refused", nil)
+	}
+	if err == nil {
+		err = cmd.run(ctx, r)
+	}
+	if err != nil {
+		c.count(r.name, "error")
+		if rerr := c.reply(ctx, r, "error", nil); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return fmt.Errorf("command /%s in chat %d: %w", r.name, r.target.ChatID, err)
+	}
+	return nil
+}
+
+func (c *Commands) allowed(ctx context.Context, who access, r *request) (bool, error) {
+	switch who {
+	case anyone:
+		return true, nil
+	case adminOnly:
+		return r.admin, nil
+	}
+	if r.admin {
+		return true, nil
+	}
+	links, err := c.chatLinks(ctx, r)
+	return len(links) > 0, err
+}
+
+// chatLinks returns the links of the request's chat (every topic).
+func (c *Commands) chatLinks(ctx context.Context, r *request) ([]otpbot.Link, error) {
+	if !r.loaded {
+		links, err := c.store.LinksForChat(ctx, r.target.ChatID)
+		if err != nil {
+			return nil, fmt.Errorf("links of chat: %w", err)
+		}
+		r.links, r.loaded = links, true
+	}
+	return r.links, nil
+}
+
+func (c *Commands) count(name, outcome string) { c.handled.WithLabelValues(name, outcome).Inc() }
+
+// reply renders the named template and sends it to the request's chat and
+// topic, as an answer to the command message.
+func (c *Commands) reply(ctx context.Context, r *request, name string, data any) error {
+	text, err := c.tmpl.Render(name, data)
+	if err != nil {
+		return err
+	}
+	return c.send(ctx, r, text)
+}
+
+func (c *Commands) send(ctx context.Context, r *request, text string) error {
+	_, err := c.client.Send(ctx, OutMessage{Target: r.target, Text: text, ReplyTo: r.msg.MessageID})
+	if err != nil {
+		return fmt.Errorf("reply: %w", err)
+	}
+	return nil
+}
+
+// ok counts a successful command and sends its reply.
+func (c *Commands) ok(ctx context.Context, r *request, name string, data any) error {
+	c.count(r.name, "ok")
+	return c.reply(ctx, r, name, data)
+}
+
+func (c *Commands) usage(ctx context.Context, r *request, usage string) error {
+	c.count(r.name, "usage")
+	return c.reply(ctx, r, "usage", templates.UsageView{Usage: usage})
+}
+
+func (c *Commands) refuse(ctx context.Context, r *request) error {
+	c.count(r.name, "refused")
+	return c.reply(ctx, r, "refused", nil)
+}
+
+// --- /start, /help ---
+
+func (c *Commands) start(ctx context.Context, r *request) error {
+	if len(r.args) > 0 {
+		return c.redeem(ctx, r, r.args[0])
+	}
+	links, err := c.chatLinks(ctx, r)
+	if err != nil {
+		return err
+	}
+	return c.ok(ctx, r, "start", templates.StartView{
+		ChatID: r.target.ChatID, ThreadID: r.target.ThreadID, Name: r.msg.From.FirstName,
+		Admin: r.admin, Linked: len(links) > 0,
+	})
+}
+
+func (c *Commands) help(ctx context.Context, r *request) error {
+	linked := false
+	if !r.admin {
+		links, err := c.chatLinks(ctx, r)
+		if err != nil {
+			return err
+		}
+		linked = len(links) > 0
+	}
+	return c.ok(ctx, r, "help", templates.HelpView{Admin: r.admin, Linked: linked || r.admin})
+}
+
+// --- /link, /unlink, /links ---
+
+// parseKey reads "card ID" or "customer NO".
+func parseKey(args []string) (otpbot.Key, bool) {
+	if len(args) != 2 {
+		return otpbot.Key{}, false
+	}
+	t := otpbot.KeyType(strings.ToLower(args[0]))
+	if (t != otpbot.KeyCard && t != otpbot.KeyCustomer) || !validID(args[1]) {
+		return otpbot.Key{}, false
+	}
+	return otpbot.Key{Type: t, ID: args[1]}, true
+}
+
+// validID accepts what card ids and customer numbers look like: up to 128
+// printable characters without spaces.
+func validID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+const (
+	linkUsage   = "/link card ID | /link customer NO"
+	unlinkUsage = "/unlink card ID | /unlink customer NO"
+	inviteUsage = "/invite card ID | /invite customer NO"
+	historyHelp = "/history [ID] [N]"
+)
+
+func (c *Commands) link(ctx context.Context, r *request) error {
+	key, ok := parseKey(r.args)
+	if !ok {
+		return c.usage(ctx, r, linkUsage)
+	}
+	l := otpbot.Link{Key: key, Target: r.target, CreatedAt: c.now(), CreatedBy: r.user}
+	if err := c.store.Link(ctx, l); err != nil {
+		return fmt.Errorf("link: %w", err)
+	}
+	c.log.Info("linked", "key_type", key.Type, "key", otpbot.MaskID(key.ID), "target", r.target.String(), "by", r.user)
+	return c.ok(ctx, r, "link_ok", templates.LinkView{Key: key, Target: r.target})
+}
+
+func (c *Commands) unlink(ctx context.Context, r *request) error {
+	key, ok := parseKey(r.args)
+	if !ok {
+		return c.usage(ctx, r, unlinkUsage)
+	}
+	removed, err := c.store.Unlink(ctx, key, r.target)
+	if err != nil {
+		return fmt.Errorf("unlink: %w", err)
+	}
+	view := templates.LinkView{Key: key, Target: r.target}
+	if !removed {
+		return c.ok(ctx, r, "unlink_missing", view)
+	}
+	c.log.Info("unlinked", "key_type", key.Type, "key", otpbot.MaskID(key.ID), "target", r.target.String(), "by", r.user)
+	return c.ok(ctx, r, "unlink_ok", view)
+}
+
+func (c *Commands) links(ctx context.Context, r *request) error {
+	links, err := c.chatLinks(ctx, r)
+	if err != nil {
+		return err
+	}
+	links = slices.Clone(links)
+	sort.Slice(links, func(i, j int) bool {
+		if links[i].Target.ThreadID != links[j].Target.ThreadID {
+			return links[i].Target.ThreadID < links[j].Target.ThreadID
+		}
+		return links[i].Key.String() < links[j].Key.String()
+	})
+	return c.ok(ctx, r, "links", templates.LinksView{ChatID: r.target.ChatID, Links: links})
+}
+
+// --- /invite and /start TOKEN ---
+
+func (c *Commands) invite(ctx context.Context, r *request) error {
+	key, ok := parseKey(r.args)
+	if !ok {
+		return c.usage(ctx, r, inviteUsage)
+	}
+	username := c.username()
+	if username == "" {
+		return errors.New("invite: bot username unknown")
+	}
+	buf := make([]byte, inviteBytes)
+	if _, err := rand.Read(buf); err != nil {
+		return fmt.Errorf("invite: random token: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(buf)
+	inv := otpbot.Invite{Hash: inviteHash(token), Key: key, CreatedBy: r.user, ExpiresAt: c.now().Add(c.inviteTTL)}
+	if err := c.store.CreateInvite(ctx, inv); err != nil {
+		return fmt.Errorf("invite: %w", err)
+	}
+	c.log.Info("invite created", "key_type", key.Type, "key", otpbot.MaskID(key.ID), "by", r.user, "expires", inv.ExpiresAt)
+	return c.ok(ctx, r, "invite", templates.InviteView{
+		Key: key, URL: "https://t.me/" + username + "?start=" + token, ExpiresAt: inv.ExpiresAt,
+	})
+}
+
+// inviteHash is how an invite token is stored: only its SHA-256, so that a
+// copy of the store cannot be used to redeem invites.
+func inviteHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// validToken accepts what Telegram allows in a start parameter.
+func validToken(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Commands) redeem(ctx context.Context, r *request, token string) error {
+	r.name = "start_invite"
+	if !validToken(token) {
+		c.count(r.name, "refused")
+		return c.reply(ctx, r, "invite_invalid", nil)
+	}
+	inv, err := c.store.RedeemInvite(ctx, inviteHash(token), r.target, c.now())
+	if errors.Is(err, otpbot.ErrNotFound) {
+		c.count(r.name, "refused")
+		return c.reply(ctx, r, "invite_invalid", nil)
+	}
+	if err != nil {
+		return fmt.Errorf("redeem invite: %w", err)
+	}
+	c.log.Info("invite redeemed", "key_type", inv.Key.Type, "key", otpbot.MaskID(inv.Key.ID), "target", r.target.String(), "by", r.user)
+	return c.ok(ctx, r, "invite_redeemed", templates.LinkView{Key: inv.Key, Target: r.target})
+}
+
+// --- /history ---
+
+// historyArgs is a parsed "/history [card|customer] [ID] [N]".
+type historyArgs struct {
+	id    string
+	types []otpbot.KeyType // the key types ID may name, most specific first
+	n     int
+}
+
+// parseHistory reads /history's arguments. A lone argument of at most three
+// digits is N (no card id or customer number is that short); anything else
+// is the ID. "card"/"customer" may precede the ID, as in /link.
+func parseHistory(args []string) (historyArgs, bool) {
+	h := historyArgs{types: []otpbot.KeyType{otpbot.KeyCard, otpbot.KeyCustomer}, n: historyDefault}
+	if len(args) > 0 {
+		if t := otpbot.KeyType(strings.ToLower(args[0])); t == otpbot.KeyCard || t == otpbot.KeyCustomer {
+			if len(args) < 2 {
+				return h, false
+			}
+			h.types, args = []otpbot.KeyType{t}, args[1:]
+		}
+	}
+	isN := func(s string) bool {
+		if len(s) > 3 {
+			return false
+		}
+		_, err := strconv.Atoi(s)
+		return err == nil
+	}
+	switch {
+	case len(args) == 0:
+	case len(args) == 1 && isN(args[0]) && len(h.types) == 2:
+		h.n, _ = strconv.Atoi(args[0])
+	case len(args) == 1:
+		h.id = args[0]
+	case len(args) == 2:
+		n, err := strconv.Atoi(args[1])
+		if err != nil {
+			return h, false
+		}
+		h.id, h.n = args[0], n
+	default:
+		return h, false
+	}
+	if h.n < 1 || (h.id != "" && !validID(h.id)) {
+		return h, false
+	}
+	h.n = min(h.n, historyMax)
+	return h, true
+}
+
+func (c *Commands) history(ctx context.Context, r *request) error {
+	h, ok := parseHistory(r.args)
+	if !ok {
+		return c.usage(ctx, r, historyHelp)
+	}
+	links, err := c.chatLinks(ctx, r)
+	if err != nil {
+		return err
+	}
+	var keys []otpbot.Key
+	switch {
+	case h.id == "":
+		// The keys of this chat; an admin in an unlinked chat must name one.
+		keys = linkedKeys(links, nil)
+		if len(keys) == 0 {
+			return c.usage(ctx, r, historyHelp)
+		}
+	default:
+		keys = linkedKeys(links, func(k otpbot.Key) bool { return k.ID == h.id && slices.Contains(h.types, k.Type) })
+		if len(keys) > 1 {
+			keys = keys[:1] // a card and a customer with the same id: the card
+		}
+		if len(keys) == 0 && !r.admin {
+			// Not this chat's key: say nothing about whether it exists.
+			return c.refuse(ctx, r)
+		}
+	}
+	var entries []otpbot.HistoryEntry
+	var shown otpbot.Key
+	if len(keys) == 0 {
+		// An admin asking for any key: the card if it has history, else
+		// the customer.
+		for _, t := range h.types {
+			k := otpbot.Key{Type: t, ID: h.id}
+			if shown.ID == "" {
+				shown = k
+			}
+			if entries, err = c.store.History(ctx, k, h.n); err != nil {
+				return fmt.Errorf("history: %w", err)
+			}
+			if len(entries) > 0 {
+				shown = k
+				break
+			}
+		}
+	} else {
+		if entries, err = c.mergedHistory(ctx, keys, h.n); err != nil {
+			return err
+		}
+		if len(keys) == 1 {
+			shown = keys[0]
+		}
+	}
+	for i := range entries {
+		entries[i].Event = entries[i].Event.Redacted() // never a code, whatever the store holds
+	}
+	pages, err := c.tmpl.RenderPages("history", len(entries), func(from, to, part, parts int) any {
+		return templates.HistoryView{Key: shown, Entries: entries[from:to], Part: part, Parts: parts}
+	})
+	if err != nil {
+		return err
+	}
+	c.count(r.name, "ok")
+	for _, p := range pages {
+		if err := c.send(ctx, r, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// linkedKeys returns the distinct keys of links that keep accepts (all when
+// keep is nil), cards first.
+func linkedKeys(links []otpbot.Link, keep func(otpbot.Key) bool) []otpbot.Key {
+	var keys []otpbot.Key
+	for _, l := range links {
+		if (keep == nil || keep(l.Key)) && !slices.Contains(keys, l.Key) {
+			keys = append(keys, l.Key)
+		}
+	}
+	sort.SliceStable(keys, func(i, j int) bool {
+		if keys[i].Type != keys[j].Type {
+			return keys[i].Type == otpbot.KeyCard
+		}
+		return keys[i].ID < keys[j].ID
+	})
+	return keys
+}
+
+// mergedHistory returns the newest n entries over keys. An event filed
+// under both its card and its customer is listed once.
+func (c *Commands) mergedHistory(ctx context.Context, keys []otpbot.Key, n int) ([]otpbot.HistoryEntry, error) {
+	var all []otpbot.HistoryEntry
+	seen := map[string]bool{}
+	for _, k := range keys {
+		entries, err := c.store.History(ctx, k, n)
+		if err != nil {
+			return nil, fmt.Errorf("history: %w", err)
+		}
+		for _, e := range entries {
+			if e.Event.ID != "" && seen[e.Event.ID] {
+				continue
+			}
+			seen[e.Event.ID] = true
+			all = append(all, e)
+		}
+	}
+	if len(keys) > 1 {
+		sort.SliceStable(all, func(i, j int) bool { return all[i].Event.ReceivedAt.After(all[j].Event.ReceivedAt) })
+	}
+	if len(all) > n {
+		all = all[:n]
+	}
+	return all, nil
+}
+
+// --- /codes ---
+
+func (c *Commands) codes(ctx context.Context, r *request) error {
+	msgs, err := c.store.MessagesForChat(ctx, r.target.ChatID)
+	if err != nil {
+		return fmt.Errorf("codes: %w", err)
+	}
+	now := c.now()
+	var lines []templates.CodeLine
+	for _, m := range msgs {
+		if m.State != otpbot.StateLive || !m.Event.Kind.Pushed() || m.Event.Expired(now) {
+			continue
+		}
+		line := templates.CodeLine{Event: m.Event.Redacted(), Card: templates.CardOf(m.Event)}
+		if !m.Event.ExpiresAt.IsZero() {
+			line.Left = m.Event.ExpiresAt.Sub(now)
+			line.LeftText = templates.Remaining(line.Left)
+		}
+		lines = append(lines, line)
+	}
+	// Soonest to expire first: that is the one the cardholder is after.
+	sort.SliceStable(lines, func(i, j int) bool {
+		a, b := lines[i].Event.ExpiresAt, lines[j].Event.ExpiresAt
+		if a.IsZero() != b.IsZero() {
+			return b.IsZero()
+		}
+		return a.Before(b)
+	})
+	pages, err := c.tmpl.RenderPages("codes", len(lines), func(from, to, part, parts int) any {
+		return templates.CodesView{Codes: lines[from:to], Part: part, Parts: parts}
+	})
+	if err != nil {
+		return err
+	}
+	c.count(r.name, "ok")
+	for _, p := range pages {
+		if err := c.send(ctx, r, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}

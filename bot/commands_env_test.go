@@ -1,0 +1,229 @@
+package bot
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/templates"
+)
+
+// The command tests run the real chain: the fake Bot API (bottest), the real
+// Client (telegram-bot-api underneath), a Poller holding the lease on a
+// store, Commands, and the store.
+
+const (
+	admin    int64 = 9001
+	stranger int64 = 9002
+	member   int64 = 9003 // a user in a linked chat
+	chatA    int64 = -1001000000001
+	chatB    int64 = -1001000000002
+	private  int64 = 9003 // member's private chat
+)
+
+// testStore is every store method the tests use; otpbot.Store satisfies it.
+type testStore interface {
+	CommandStore
+	leaser
+	Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResult, error)
+	Claim(ctx context.Context, now time.Time, lease time.Duration, max int) ([]otpbot.Job, error)
+	Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Message, next ...otpbot.Task) error
+}
+
+// testClock is a clock the test moves by hand.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	tg     *bottest.Server
+	client *Client
+	store  testStore
+	clock  *testClock
+	tmpl   *templates.Set
+	cmds   *Commands
+}
+
+// openStore opens the store a test runs against. Leases and Once use real
+// time in every store (the coordinator has no clock argument), the rest
+// the test clock.
+func openStore(t *testing.T, now func() time.Time) testStore {
+	return openMemStore(t, now)
+}
+
+func newClient(t *testing.T, tg *bottest.Server) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := NewClient(ctx, ClientOptions{Token: "123456:TEST", Endpoint: tg.Endpoint(), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// newEnv starts the bot: commands behind a running poller.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	clock := &testClock{now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+	e := &env{t: t, ctx: ctx, tg: bottest.New(t), clock: clock}
+	e.store = openStore(t, clock.Now)
+	e.client = newClient(t, e.tg)
+	tmpl, err := templates.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tmpl = tmpl
+	e.cmds, err = NewCommands(CommandsOptions{
+		Store: e.store, Client: e.client, Templates: tmpl, Admins: []int64{admin},
+		Now: clock.Now, Username: e.client.Username, Registerer: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPoller(PollerOptions{Client: e.client, Handler: e.cmds, Coord: e.store, Owner: "test",
+		LeaseTTL: time.Second, PollTimeout: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return e
+}
+
+// command sends text from user in chat and waits for the bot's replies to
+// it (want of them), returning their texts.
+func (e *env) command(chat, user int64, text string, want int, opts ...bottest.UpdateOption) []string {
+	e.t.Helper()
+	id := e.tg.SendCommand(chat, user, text, opts...)
+	var got []string
+	e.tg.WaitFor(e.t, func() bool {
+		got = got[:0]
+		for _, m := range e.tg.Messages(chat) {
+			if m.ReplyTo == id {
+				got = append(got, m.Text)
+			}
+		}
+		return len(got) >= want
+	})
+	return got
+}
+
+// reply sends a command and returns the bot's single reply.
+func (e *env) reply(chat, user int64, text string, opts ...bottest.UpdateOption) string {
+	e.t.Helper()
+	return e.command(chat, user, text, 1, opts...)[0]
+}
+
+// link links key to a chat directly in the store.
+func (e *env) link(key otpbot.Key, target otpbot.Target) {
+	e.t.Helper()
+	if err := e.store.Link(e.ctx, otpbot.Link{Key: key, Target: target, CreatedAt: e.clock.Now()}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// push ingests a code event for card, as the webhooks would.
+func (e *env) push(id, card, code string, ttl time.Duration) otpbot.Event {
+	e.t.Helper()
+	now := e.clock.Now()
+	ev := otpbot.Event{ID: id, Group: id, Provider: otpbot.ProviderUPay, Name: "3DS_OTP", Kind: otpbot.KindCode,
+		CardID: card, CustomerNo: "CUST-" + card, CardLast4: card[len(card)-4:], Merchant: "Shop " + id, Amount: "9.99", Currency: "EUR",
+		Code: code, CodeLabel: "3-D Secure code", ReceivedAt: now, ExpiresAt: now.Add(ttl)}
+	if _, err := e.store.Ingest(e.ctx, ev); err != nil {
+		e.t.Fatal(err)
+	}
+	return ev
+}
+
+// deliver does what the deliverer does with the due tasks, plainly: render
+// each message and send or edit it, with a hide button while it is live.
+func (e *env) deliver() {
+	e.t.Helper()
+	now := e.clock.Now()
+	jobs, err := e.store.Claim(e.ctx, now, time.Minute, 100)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, j := range jobs {
+		m := *j.Message
+		text, err := e.tmpl.RenderMessage(m, now)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out := OutMessage{Target: m.Target, Text: text, Protect: true}
+		if m.State == otpbot.StateLive {
+			out.Buttons = [][]Button{{{Text: "Used it", Data: CallbackHide}}}
+		}
+		if m.TelegramID == 0 {
+			if m.TelegramID, err = e.client.Send(e.ctx, out); err != nil {
+				e.t.Fatal(err)
+			}
+		} else if err := e.client.Edit(e.ctx, m.TelegramID, out); err != nil {
+			e.t.Fatal(err)
+		}
+		m.UpdatedAt = now
+		if err := e.store.Complete(e.ctx, j, &m); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// codeMessage returns the bot's message in chat that shows (or showed) the
+// merchant of ev.
+func (e *env) codeMessage(chat int64, ev otpbot.Event) bottest.Message {
+	e.t.Helper()
+	for _, m := range e.tg.Messages(chat) {
+		if strings.Contains(m.Text, ev.Merchant) && m.ReplyTo == 0 {
+			return m
+		}
+	}
+	e.t.Fatalf("no message for %s in chat %d", ev.ID, chat)
+	return bottest.Message{}
+}
+
+func mustContain(t *testing.T, got string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("%q not in:\n%s", w, got)
+		}
+	}
+}
+
+func mustNotContain(t *testing.T, got string, avoid ...string) {
+	t.Helper()
+	for _, a := range avoid {
+		if strings.Contains(got, a) {
+			t.Errorf("%q must not be in:\n%s", a, got)
+		}
+	}
+}
+
+func cardKey(id string) otpbot.Key { return otpbot.Key{Type: otpbot.KeyCard, ID: id} }
+
+func chat(id int64) otpbot.Target { return otpbot.Target{ChatID: id} }
+
