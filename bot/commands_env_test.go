@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/store/bolt"
 	"github.com/otpbot/otpbot/templates"
 )
 
@@ -69,7 +71,23 @@ type env struct {
 // time in every store (the coordinator has no clock argument), the rest
 // the test clock.
 func openStore(t *testing.T, now func() time.Time) testStore {
-	return openMemStore(t, now)
+	t.Helper()
+	return openStoreAt(t, filepath.Join(t.TempDir(), "otpbot.db"), now)
+}
+
+// openStoreAt opens the embedded store on path (two pollers in one test
+// share a store through one *bolt.Store: bbolt locks its file per process).
+func openStoreAt(t *testing.T, path string, now func() time.Time) *bolt.Store {
+	t.Helper()
+	s, err := bolt.Open(path, otpbot.StoreOptions{
+		DedupeWindow: time.Hour, HistoryPerKey: 1000, HistoryRetention: 720 * time.Hour,
+		InviteTTL: DefaultInviteTTL, Now: now,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 func newClient(t *testing.T, tg *bottest.Server) *Client {
@@ -226,4 +244,3 @@ func mustNotContain(t *testing.T, got string, avoid ...string) {
 func cardKey(id string) otpbot.Key { return otpbot.Key{Type: otpbot.KeyCard, ID: id} }
 
 func chat(id int64) otpbot.Target { return otpbot.Target{ChatID: id} }
-

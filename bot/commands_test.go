@@ -383,7 +383,7 @@ func TestParseHistory(t *testing.T) {
 func TestNewCommandsNeedsItsParts(t *testing.T) {
 	tmpl, _ := templates.New("")
 	var c replier = (*Client)(nil)
-	for _, o := range []CommandsOptions{{Client: c, Templates: tmpl}, {Store: openMemStore(t, time.Now), Templates: tmpl}, {Store: openMemStore(t, time.Now), Client: c}} {
+	for _, o := range []CommandsOptions{{Client: c, Templates: tmpl}, {Store: openStore(t, time.Now), Templates: tmpl}, {Store: openStore(t, time.Now), Client: c}} {
 		if _, err := NewCommands(o); err == nil {
 			t.Errorf("NewCommands(%+v) accepted missing parts", o)
 		}
