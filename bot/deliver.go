@@ -1,0 +1,723 @@
+package bot
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpbot/otpbot"
+)
+
+// DeliveryStore is what the Deliverer needs of the store: the outbox, the
+// messages behind it, and marking a target broken.
+type DeliveryStore interface {
+	otpbot.Queue
+	otpbot.MessageStore
+	MarkBroken(ctx context.Context, t otpbot.Target, reason string) error
+}
+
+// Renderer renders a code or approval message as it looks at now
+// (templates.Set implements it). For a live message past its expiry it
+// must render the expired form.
+type Renderer interface {
+	RenderMessage(msg otpbot.Message, now time.Time) (string, error)
+}
+
+// Sender is the part of the Client the Deliverer uses.
+type Sender interface {
+	Send(ctx context.Context, m OutMessage) (int, error)
+	Edit(ctx context.Context, messageID int, m OutMessage) error
+}
+
+// DelivererOptions configure a Deliverer.
+type DelivererOptions struct {
+	Store    DeliveryStore
+	Client   Sender
+	Renderer Renderer
+	// Limiter keeps sends under Telegram's limits; nil means a default one.
+	Limiter *Limiter
+	Logger  *slog.Logger
+	// Now is the clock (time.Now when nil); the store's Claim and due
+	// times use it.
+	Now        func() time.Time
+	Registerer prometheus.Registerer
+	// CountdownInterval is how often a live code's time left is refreshed
+	// (codes.countdown_interval); default 30s.
+	CountdownInterval time.Duration
+	// Workers bounds concurrent Telegram calls; default 8.
+	Workers int
+	// Lease is how long a claimed job is ours; default 30s. A Telegram
+	// call is cut off well before it ends, so a job is never worked on
+	// after another process may have taken it over.
+	Lease time.Duration
+	// Ops is told about broken links and prolonged failures; nil logs only.
+	Ops *Ops
+	// Buttons builds the inline keyboard of a live message; nil means
+	// DefaultButtons. A later feature (approve/decline) plugs in here.
+	Buttons func(msg otpbot.Message) [][]Button
+	// MaxBackoff caps the wait between retries of a failing call; default
+	// 30s (a code is worthless a minute late).
+	MaxBackoff time.Duration
+	// MaxInlineWait is how long a worker waits for the rate limiter before
+	// it hands the job back to the outbox; default 2s.
+	MaxInlineWait time.Duration
+	// FailureReportAfter is the number of failed attempts of one task after
+	// which ops hears about it; default 5.
+	FailureReportAfter int
+	// MetricsInterval is how often queue depth is sampled; default 5s.
+	MetricsInterval time.Duration
+}
+
+// HideData is the callback data of the "Used it — hide" button.
+const HideData = "hide"
+
+// DefaultButtons is the keyboard of a live code: copy the code with one tap
+// (copy_text), open the confirmation link if the push has one, and hide the
+// code ("Used it"). Approval requests get none yet.
+func DefaultButtons(msg otpbot.Message) [][]Button {
+	ev := msg.Event
+	if ev.Kind != otpbot.KindCode {
+		return nil
+	}
+	var rows [][]Button
+	var first []Button
+	if ev.Code != "" {
+		first = append(first, Button{Text: "📋 Copy code", CopyText: ev.Code})
+	}
+	if ev.Link != "" {
+		first = append(first, Button{Text: "🔗 Open link", URL: ev.Link})
+	}
+	if len(first) > 0 {
+		rows = append(rows, first)
+	}
+	rows = append(rows, []Button{{Text: "✅ Used it — hide", Data: HideData}})
+	return rows
+}
+
+// Deliverer drains the outbox into Telegram: it claims due tasks, most
+// urgent first, sends or edits their messages under the rate limits, keeps
+// countdowns running and redacts codes at expiry, and retries or gives up
+// by error class.
+type Deliverer struct {
+	store    DeliveryStore
+	client   Sender
+	render   Renderer
+	limiter  *Limiter
+	log      *slog.Logger
+	now      func() time.Time
+	interval time.Duration
+	workers  int
+	lease    time.Duration
+	ops      *Ops
+	buttons  func(otpbot.Message) [][]Button
+	maxBack  time.Duration
+	maxWait  time.Duration
+	failRep  int
+	metEvery time.Duration
+
+	poke chan struct{}
+
+	liveMu sync.Mutex
+	live   map[string]time.Time // message id → expiry, messages with a countdown
+
+	latency    *prometheus.HistogramVec
+	depth      *prometheus.GaugeVec
+	oldest     *prometheus.GaugeVec
+	liveGauge  prometheus.Gauge
+	broken     prometheus.Counter
+	deliveries *prometheus.CounterVec
+}
+
+// NewDeliverer checks opts and creates a Deliverer.
+func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
+	if opts.Store == nil || opts.Client == nil || opts.Renderer == nil {
+		return nil, errors.New("deliverer: store, client and renderer are required")
+	}
+	d := &Deliverer{
+		store:    opts.Store,
+		client:   opts.Client,
+		render:   opts.Renderer,
+		limiter:  opts.Limiter,
+		log:      opts.Logger,
+		now:      opts.Now,
+		interval: opts.CountdownInterval,
+		workers:  opts.Workers,
+		lease:    opts.Lease,
+		ops:      opts.Ops,
+		buttons:  opts.Buttons,
+		maxBack:  opts.MaxBackoff,
+		maxWait:  opts.MaxInlineWait,
+		failRep:  opts.FailureReportAfter,
+		metEvery: opts.MetricsInterval,
+		poke:     make(chan struct{}, 1),
+		live:     map[string]time.Time{},
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.limiter == nil {
+		d.limiter = NewLimiter(LimiterOptions{Now: d.now, Logger: d.log})
+	}
+	if d.interval <= 0 {
+		d.interval = 30 * time.Second
+	}
+	if d.workers <= 0 {
+		d.workers = 8
+	}
+	if d.lease <= 0 {
+		d.lease = 30 * time.Second
+	}
+	if d.buttons == nil {
+		d.buttons = DefaultButtons
+	}
+	if d.maxBack <= 0 {
+		d.maxBack = 30 * time.Second
+	}
+	if d.maxWait <= 0 {
+		d.maxWait = 2 * time.Second
+	}
+	if d.failRep <= 0 {
+		d.failRep = 5
+	}
+	if d.metEvery <= 0 {
+		d.metEvery = 5 * time.Second
+	}
+	reg := opts.Registerer
+	d.latency = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "otpbot_delivery_seconds",
+		Help:    "Time from a task's creation (a push's receipt, for a send) to Telegram's acceptance, by task kind.",
+		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300},
+	}, []string{"kind"}))
+	d.depth = register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "otpbot_queue_depth",
+		Help: "Pending outbox tasks by priority (0 codes, 1 updates, 2 refreshes, 3 other).",
+	}, []string{"priority"}))
+	d.oldest = register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "otpbot_queue_oldest_seconds",
+		Help: "Age of the oldest pending outbox task by priority.",
+	}, []string{"priority"}))
+	d.liveGauge = register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "otpbot_live_countdowns",
+		Help: "Code and approval messages with a running countdown, as seen by this process.",
+	}))
+	d.broken = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "otpbot_broken_links_total",
+		Help: "Targets Telegram refused for good (chat not found, bot blocked or kicked).",
+	}))
+	d.deliveries = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "otpbot_deliveries_total",
+		Help: "Finished outbox tasks by kind and result (sent, edited, skipped, retried, gone, failed).",
+	}, []string{"kind", "result"}))
+	return d, nil
+}
+
+// Poke wakes the loop as if the store had signalled new work; tests that
+// move an injected clock call it, since timers run on real time.
+func (d *Deliverer) Poke() {
+	select {
+	case d.poke <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends. It then waits for the Telegram calls in
+// flight to finish (they run on a context of their own, bounded by the
+// lease) and returns nil; what was not started stays in the outbox.
+func (d *Deliverer) Run(ctx context.Context) error {
+	slots := make(chan struct{}, d.workers)
+	freed := make(chan struct{}, d.workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	metricsDone := make(chan struct{})
+	defer func() { <-metricsDone }()
+	go func() {
+		defer close(metricsDone)
+		d.sampleLoop(ctx)
+	}()
+
+	wake := d.store.Wake()
+	errBackoff := 100 * time.Millisecond
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		free := d.workers - len(slots)
+		if free > 0 {
+			jobs, err := d.store.Claim(ctx, d.now(), d.lease, free)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				d.log.Error("outbox claim failed", "err", err, "retry_in", errBackoff)
+				if !sleepCtx(ctx, errBackoff) {
+					return nil
+				}
+				errBackoff = min(errBackoff*2, 5*time.Second)
+				continue
+			}
+			errBackoff = 100 * time.Millisecond
+			for _, job := range jobs {
+				slots <- struct{}{}
+				wg.Add(1)
+				go func(job otpbot.Job) {
+					defer wg.Done()
+					defer func() {
+						<-slots
+						select {
+						case freed <- struct{}{}:
+						default:
+						}
+					}()
+					d.work(ctx, job)
+				}(job)
+			}
+			if len(jobs) == free {
+				// Maybe more is due: claim again (or wait for a worker).
+				continue
+			}
+		}
+
+		// Sleep until the next task is due, the store signals new work, or
+		// (when every worker is busy) a worker is free. There is no polling
+		// interval: a new code wakes the loop through the store.
+		var timer <-chan time.Time
+		var t *time.Timer
+		if d.workers > len(slots) {
+			at, ok, err := d.store.NextDue(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				d.log.Error("outbox next-due failed", "err", err, "retry_in", errBackoff)
+				at, ok = d.now().Add(errBackoff), true
+				errBackoff = min(errBackoff*2, 5*time.Second)
+			}
+			if ok {
+				// A task due already but not claimed raced with another
+				// claimer; look again shortly rather than spin.
+				t = time.NewTimer(max(at.Sub(d.now()), 10*time.Millisecond))
+				timer = t.C
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-d.poke:
+		case <-timer:
+		case <-freed:
+		}
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+// sleepCtx sleeps d or until ctx ends; false when ctx ended.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// work runs one job. Telegram calls and the store writes after them run on
+// a context detached from ctx, so shutdown lets them finish; only the wait
+// for the rate limiter stops at once.
+func (d *Deliverer) work(ctx context.Context, job otpbot.Job) {
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.lease*3/4)
+	defer cancel()
+	w := &jobRun{d: d, job: job, ctx: callCtx, runCtx: ctx}
+	switch job.Task.Kind {
+	case otpbot.TaskNotice:
+		w.notice()
+	case otpbot.TaskSend, otpbot.TaskUpdate, otpbot.TaskRefresh, otpbot.TaskExpire:
+		w.message()
+	default:
+		d.log.Error("outbox task of unknown kind dropped", "task", job.Task.ID, "kind", job.Task.Kind)
+		w.complete(nil, "failed")
+	}
+}
+
+// jobRun is one job being worked on.
+type jobRun struct {
+	d      *Deliverer
+	job    otpbot.Job
+	ctx    context.Context // for Telegram and the store: survives shutdown
+	runCtx context.Context // the Run context: ends waits at shutdown
+}
+
+func (w *jobRun) logAttrs(extra ...any) []any {
+	t := w.job.Task
+	attrs := []any{"task", t.ID, "kind", t.Kind, "priority", int(t.Priority), "target", t.Target.String(), "attempts", t.Attempts}
+	if m := w.job.Message; m != nil {
+		attrs = append(attrs, "message", m.ID, "event", m.Event.Name, "provider", string(m.Event.Provider))
+		if m.Event.CardLast4 != "" {
+			attrs = append(attrs, "card", "••••"+m.Event.CardLast4)
+		}
+	}
+	return append(attrs, extra...)
+}
+
+// complete finishes the job, logging a lost lease (another worker owns the
+// task now; its outcome wins).
+func (w *jobRun) complete(msg *otpbot.Message, result string, next ...otpbot.Task) bool {
+	err := w.d.store.Complete(w.ctx, w.job, msg, next...)
+	w.d.deliveries.WithLabelValues(string(w.job.Task.Kind), result).Inc()
+	if err != nil {
+		w.d.log.Warn("outbox complete failed", w.logAttrs("err", err)...)
+		return false
+	}
+	return true
+}
+
+// retry hands the job back to run at `at`.
+func (w *jobRun) retry(at time.Time, reason string) {
+	w.d.deliveries.WithLabelValues(string(w.job.Task.Kind), "retried").Inc()
+	if err := w.d.store.Retry(w.ctx, w.job, at, reason); err != nil {
+		w.d.log.Warn("outbox retry failed", w.logAttrs("err", err)...)
+	}
+}
+
+// backoff is the wait before attempt n+1 of a failing call: exponential
+// from one second, capped, with jitter.
+func (w *jobRun) backoff() time.Duration {
+	n := min(w.job.Task.Attempts, 16)
+	return jitter(min(time.Second<<n, w.d.maxBack))
+}
+
+// slot waits for the rate limiter. It returns false (after handing the job
+// back to the outbox) when the wait is a 429 pause or longer than the
+// inline maximum, or when shutdown began.
+func (w *jobRun) slot() bool {
+	t := w.job.Task
+	var waited time.Duration
+	for {
+		wait := w.d.limiter.Take(t.Target, t.Priority)
+		if wait == 0 {
+			return true
+		}
+		if until := w.d.limiter.PausedUntil(t.Target); !until.IsZero() {
+			w.retry(until, "paused by telegram flood control")
+			return false
+		}
+		if waited+wait > w.d.maxWait {
+			w.retry(w.d.now().Add(wait), "rate limited")
+			return false
+		}
+		if !sleepCtx(w.runCtx, wait) {
+			// Shutting down: release the job at once rather than leaving
+			// it leased until the lease runs out.
+			w.retry(w.d.now(), "shutdown")
+			return false
+		}
+		waited += wait
+	}
+}
+
+// failed handles a Telegram error for the job. msg is the message as it
+// would have been stored (nil for a notice).
+func (w *jobRun) failed(err error, msg *otpbot.Message) {
+	d := w.d
+	t := w.job.Task
+	switch ClassOf(err) {
+	case ClassRateLimited:
+		pause := d.limiter.Pause(t.Target, RetryAfterOf(err))
+		d.log.Warn("telegram rate limited", w.logAttrs("retry_after", pause)...)
+		w.retry(d.now().Add(pause), err.Error())
+	case ClassGone:
+		reason := err.Error()
+		var ae *APIError
+		if errors.As(err, &ae) {
+			reason = ae.Description
+		}
+		d.log.Warn("telegram refused the target for good", w.logAttrs("err", err)...)
+		if msg == nil {
+			// An ops notice whose chat is gone: nothing to mark.
+			w.complete(nil, "gone")
+			return
+		}
+		d.broken.Inc()
+		if merr := d.store.MarkBroken(w.ctx, t.Target, reason); merr != nil {
+			d.log.Error("mark link broken failed", w.logAttrs("err", merr)...)
+		}
+		d.ops.Broken(t.Target, reason)
+		msg.State = otpbot.StateFailed
+		msg.UpdatedAt = d.now()
+		d.forget(msg.ID)
+		w.complete(msg, "gone")
+	case ClassBadRequest:
+		d.log.Error("telegram rejected the request", w.logAttrs("err", err)...)
+		if msg != nil {
+			if t.Kind == otpbot.TaskExpire || msg.State == otpbot.StateExpired {
+				msg.State = otpbot.StateExpired
+			} else {
+				msg.State = otpbot.StateFailed
+			}
+			msg.UpdatedAt = d.now()
+			d.forget(msg.ID)
+		}
+		w.complete(msg, "failed")
+	default: // retryable
+		wait := w.backoff()
+		d.log.Warn("telegram call failed, retrying", w.logAttrs("err", err, "retry_in", wait)...)
+		if t.Attempts+1 == d.failRep {
+			d.ops.Failing(t.Target, t.Attempts+1, err)
+		}
+		w.retry(d.now().Add(wait), err.Error())
+	}
+}
+
+// notice sends an ops notice as a plain message.
+func (w *jobRun) notice() {
+	if !w.slot() {
+		return
+	}
+	t := w.job.Task
+	_, err := w.d.client.Send(w.ctx, OutMessage{Target: t.Target, Text: t.Text})
+	if err != nil {
+		w.failed(err, nil)
+		return
+	}
+	w.d.latency.WithLabelValues(string(t.Kind)).Observe(w.d.now().Sub(t.Created).Seconds())
+	w.d.log.Info("ops notice delivered", w.logAttrs()...)
+	w.complete(nil, "sent")
+}
+
+// message sends or edits a code or approval message.
+func (w *jobRun) message() {
+	d := w.d
+	t := w.job.Task
+	if w.job.Message == nil {
+		d.log.Info("outbox task without its message dropped", w.logAttrs()...)
+		w.complete(nil, "skipped")
+		return
+	}
+	msg := *w.job.Message
+	now := d.now()
+	if msg.State == otpbot.StateFailed {
+		w.complete(nil, "skipped")
+		return
+	}
+	if msg.State == otpbot.StateLive && (t.Kind == otpbot.TaskExpire || msg.Event.Expired(now)) {
+		// Expired while it waited, or its expiry tick: show the expired
+		// form. A code that expired before it was ever sent is still sent,
+		// in that form, so the cardholder learns why no code came; it is
+		// never sent as live.
+		msg.State = otpbot.StateExpired
+	}
+	if msg.State != otpbot.StateLive && t.Kind == otpbot.TaskRefresh && msg.Rendered != "" && msg.State == w.job.Message.State {
+		// A tick left over for a message that is final already.
+		w.complete(nil, "skipped")
+		return
+	}
+
+	text, err := d.render.RenderMessage(msg, now)
+	if err != nil {
+		d.log.Error("render failed", w.logAttrs("err", err)...)
+		if msg.State == otpbot.StateLive {
+			msg.State = otpbot.StateFailed
+		}
+		msg.UpdatedAt = now
+		d.forget(msg.ID)
+		w.complete(&msg, "failed")
+		return
+	}
+	out := OutMessage{Target: msg.Target, Text: text}
+	if msg.State == otpbot.StateLive {
+		out.Buttons = d.buttons(msg)
+		out.Protect = true
+	}
+	hash := renderHash(out)
+	next := d.nextTick(msg, now)
+
+	if msg.TelegramID != 0 && hash == msg.Rendered {
+		// The cardholder already sees exactly this: no call.
+		msg.UpdatedAt = now
+		d.track(msg)
+		w.complete(&msg, "skipped", next...)
+		return
+	}
+	if t.Kind == otpbot.TaskRefresh && msg.TelegramID != 0 && msg.State == otpbot.StateLive {
+		if wait := d.limiter.Take(t.Target, t.Priority); wait > 0 {
+			// No budget to spare for a refresh: skip this one and go to
+			// the next tick, unless the next tick is the expiry edit, in
+			// which case this last refresh is only delayed.
+			if len(next) == 1 && next[0].Kind == otpbot.TaskRefresh {
+				d.track(msg)
+				w.complete(nil, "skipped", next...)
+				return
+			}
+			w.retry(now.Add(wait), "refresh deferred by rate limit")
+			return
+		}
+	} else if !w.slot() {
+		return
+	}
+
+	start := d.now()
+	if msg.TelegramID == 0 {
+		id, err := d.client.Send(w.ctx, out)
+		if err != nil {
+			w.failed(err, &msg)
+			return
+		}
+		msg.TelegramID, msg.SentAt = id, d.now()
+	} else if err := d.client.Edit(w.ctx, msg.TelegramID, out); err != nil {
+		if ClassOf(err) != ClassNotModified {
+			w.failed(err, &msg)
+			return
+		}
+	}
+	done := d.now()
+	msg.Rendered, msg.UpdatedAt = hash, done
+	d.latency.WithLabelValues(string(t.Kind)).Observe(done.Sub(t.Created).Seconds())
+	if msg.State == otpbot.StateLive {
+		d.track(msg)
+	} else {
+		d.forget(msg.ID)
+	}
+	result := "edited"
+	if t.Kind == otpbot.TaskSend && msg.SentAt.Equal(done) {
+		result = "sent"
+	}
+	if w.complete(&msg, result, next...) {
+		d.log.Info("delivered", w.logAttrs("state", string(msg.State), "telegram_id", msg.TelegramID,
+			"result", result, "call_ms", done.Sub(start).Milliseconds(), "latency_ms", done.Sub(t.Created).Milliseconds())...)
+	}
+}
+
+// nextTick is the countdown task after showing msg at now: a refresh at the
+// next step of the countdown (steps are aligned on the expiry, so the time
+// left reads 4:30, 4:00... whenever the refresh runs), or the expiry edit.
+// Nothing for a message in a final state or without expiry.
+func (d *Deliverer) nextTick(msg otpbot.Message, now time.Time) []otpbot.Task {
+	exp := msg.Event.ExpiresAt
+	if msg.State != otpbot.StateLive || exp.IsZero() {
+		return nil
+	}
+	base := otpbot.Task{MessageID: msg.ID, Target: msg.Target}
+	left := exp.Sub(now)
+	k := (left - 1) / d.interval // whole steps strictly before the expiry
+	at := exp.Add(-k * d.interval)
+	if at.Sub(now) < d.interval/2 && k > 0 {
+		// Too close to now to show anything new: the step after.
+		k--
+		at = exp.Add(-k * d.interval)
+	}
+	if k <= 0 {
+		base.Kind, base.Priority, base.Due = otpbot.TaskExpire, otpbot.PriorityUpdate, exp
+	} else {
+		base.Kind, base.Priority, base.Due = otpbot.TaskRefresh, otpbot.PriorityRefresh, at
+	}
+	base.ID = otpbot.TaskID(msg.ID, base.Kind)
+	base.Created = base.Due
+	return []otpbot.Task{base}
+}
+
+// renderHash identifies what the cardholder sees: text, keyboard and
+// protection.
+func renderHash(m OutMessage) string {
+	h := sha256.New()
+	h.Write([]byte(m.Text))
+	for _, row := range m.Buttons {
+		h.Write([]byte{0})
+		for _, b := range row {
+			fmt.Fprintf(h, "\x01%s\x02%s\x02%s\x02%s", b.Text, b.Data, b.URL, b.CopyText)
+		}
+	}
+	if m.Protect {
+		h.Write([]byte{1})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// track and forget keep the live-countdown gauge.
+func (d *Deliverer) track(msg otpbot.Message) {
+	if msg.State != otpbot.StateLive || msg.Event.ExpiresAt.IsZero() {
+		return
+	}
+	d.liveMu.Lock()
+	d.live[msg.ID] = msg.Event.ExpiresAt
+	d.liveGauge.Set(float64(len(d.live)))
+	d.liveMu.Unlock()
+}
+
+func (d *Deliverer) forget(id string) {
+	d.liveMu.Lock()
+	delete(d.live, id)
+	d.liveGauge.Set(float64(len(d.live)))
+	d.liveMu.Unlock()
+}
+
+// sampleLoop samples the outbox for the queue metrics until ctx ends.
+func (d *Deliverer) sampleLoop(ctx context.Context) {
+	tick := time.NewTicker(d.metEvery)
+	defer tick.Stop()
+	for {
+		d.sample(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// sample updates queue depth, oldest age and live countdowns.
+func (d *Deliverer) sample(ctx context.Context) {
+	now := d.now()
+	d.liveMu.Lock()
+	for id, exp := range d.live {
+		// Finished by another process, or lost: past expiry it is not live.
+		if now.After(exp.Add(time.Minute)) {
+			delete(d.live, id)
+		}
+	}
+	d.liveGauge.Set(float64(len(d.live)))
+	d.liveMu.Unlock()
+
+	stats, err := d.store.Pending(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("outbox pending failed", "err", err)
+		}
+		return
+	}
+	for p := otpbot.PriorityCode; p <= otpbot.PriorityOther; p++ {
+		st := stats[p]
+		label := priorityLabel(p)
+		d.depth.WithLabelValues(label).Set(float64(st.Count))
+		age := 0.0
+		if st.Count > 0 && !st.Oldest.IsZero() {
+			age = max(now.Sub(st.Oldest).Seconds(), 0)
+		}
+		d.oldest.WithLabelValues(label).Set(age)
+	}
+}
+
+func priorityLabel(p otpbot.Priority) string {
+	switch p {
+	case otpbot.PriorityCode:
+		return "code"
+	case otpbot.PriorityUpdate:
+		return "update"
+	case otpbot.PriorityRefresh:
+		return "refresh"
+	}
+	return "other"
+}
