@@ -294,7 +294,7 @@ func TestParseSystemdDuration(t *testing.T) {
 // and runs systemd-analyze verify and the offline security review on it.
 // Any diagnostic verify prints is an error: it exits 0 on unknown keys and
 // unparsable values, which it only warns about.
-func analyzeUnit(t *testing.T, analyze, src string) (verifyErr, securityErr error, exposure string) {
+func analyzeUnit(t *testing.T, analyze, src string) (exposure string, verifyErr, securityErr error) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -331,7 +331,7 @@ func analyzeUnit(t *testing.T, analyze, src string) (verifyErr, securityErr erro
 	if err != nil {
 		securityErr = fmt.Errorf("systemd-analyze security: exposure %s over 2.0 (%v)", exposure, err)
 	}
-	return verifyErr, securityErr, exposure
+	return exposure, verifyErr, securityErr
 }
 
 // TestUnitFileSystemdAnalyze has systemd itself read the unit. Where
@@ -343,7 +343,7 @@ func TestUnitFileSystemdAnalyze(t *testing.T) {
 		return
 	}
 	src := readRepoFile(t, "deploy/otpbot.service")
-	verifyErr, securityErr, exposure := analyzeUnit(t, analyze, src)
+	exposure, verifyErr, securityErr := analyzeUnit(t, analyze, src)
 	if verifyErr != nil {
 		t.Error(verifyErr)
 	}
@@ -355,7 +355,7 @@ func TestUnitFileSystemdAnalyze(t *testing.T) {
 	// The same harness must fail a broken unit, or its silence means nothing.
 	t.Run("verify catches a bad value", func(t *testing.T) {
 		bad := strings.Replace(src, "NoNewPrivileges=yes", "NoNewPrivileges=maybe", 1)
-		if verifyErr, _, _ := analyzeUnit(t, analyze, bad); verifyErr == nil {
+		if _, verifyErr, _ := analyzeUnit(t, analyze, bad); verifyErr == nil {
 			t.Error("systemd-analyze verify accepted NoNewPrivileges=maybe")
 		}
 	})
@@ -369,7 +369,7 @@ func TestUnitFileSystemdAnalyze(t *testing.T) {
 				kept = append(kept, line)
 			}
 		}
-		if _, securityErr, exposure := analyzeUnit(t, analyze, strings.Join(kept, "\n")+"\n"); securityErr == nil {
+		if exposure, _, securityErr := analyzeUnit(t, analyze, strings.Join(kept, "\n")+"\n"); securityErr == nil {
 			t.Errorf("systemd-analyze security passed an unhardened unit (exposure %s)", exposure)
 		}
 	})
