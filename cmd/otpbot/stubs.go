@@ -8,14 +8,6 @@ import (
 
 // The commands below are wired as the packages they need land.
 
-func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return errors.New("serve: not wired yet")
-}
-
-func cmdCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return errors.New("check: not wired yet")
-}
-
 func cmdRender(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return errors.New("render: not wired yet")
 }

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/otpbot/otpbot/bot"
+	"github.com/otpbot/otpbot/logs"
+	"github.com/otpbot/otpbot/templates"
+)
+
+// checkTimeout bounds each online check: getMe retries while Telegram is
+// unreachable, and check must answer rather than wait forever.
+const checkTimeout = 15 * time.Second
+
+// cmdCheck validates the configuration and, unless -offline, reaches the
+// store and calls Telegram getMe. It prints one line per thing checked and
+// fails (exit 2) at the first problem.
+func cmdCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs, configFlag := newFlags("check", stderr)
+	offline := fs.Bool("offline", false, "check the configuration only; reach neither the store nor Telegram")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	path, err := configPath(*configFlag, getenv)
+	if err != nil {
+		return err
+	}
+	cfg, err := LoadConfig(path, getenv)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "config: %s ok (%s)\n", path, summary(&cfg))
+	if _, err := templates.New(cfg.Templates.Dir); err != nil {
+		return &checkError{fmt.Errorf("templates: %w", err)}
+	}
+	fmt.Fprintf(stdout, "templates: ok%s\n", map[bool]string{true: " (overrides from " + cfg.Templates.Dir + ")", false: ""}[cfg.Templates.Dir != ""])
+	if *offline {
+		fmt.Fprintln(stdout, "store: not checked (-offline)")
+		fmt.Fprintln(stdout, "telegram: not checked (-offline)")
+		return nil
+	}
+
+	logger := logs.New(stderr, cfg.Log.Level, cfg.Log.Format, secretsOf(&cfg)...)
+	if err := checkStore(ctx, &cfg, stdout); err != nil {
+		return &checkError{err}
+	}
+	tctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	client, err := bot.NewClient(tctx, bot.ClientOptions{Token: cfg.Telegram.Token, Endpoint: cfg.Telegram.APIEndpoint, Logger: logger})
+	if err != nil {
+		return &checkError{fmt.Errorf("telegram: %w", err)}
+	}
+	fmt.Fprintf(stdout, "telegram: ok (getMe: @%s)\n", client.Username())
+	return nil
+}
+
+// checkStore opens the store and pings it. An embedded file held by a
+// running serve counts as fine: that server is using it.
+func checkStore(ctx context.Context, cfg *Config, stdout io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	if cfg.Store.Driver == "embedded" {
+		db, err := probeEmbedded(cfg.Store.Path)
+		switch {
+		case errors.Is(err, errStoreInUse):
+			fmt.Fprintf(stdout, "store: ok (embedded %s, in use by a running otpbot serve)\n", cfg.Store.Path)
+			return nil
+		case err == nil:
+			_ = db.Close()
+		}
+		// A missing file is fine: serve creates it. Anything else shows
+		// up when the store opens it below.
+	}
+	s, err := openStore(ctx, cfg, cfg.Store.Driver, logs.Discard())
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %s: %w", s.describe, err)
+	}
+	fmt.Fprintf(stdout, "store: ok (%s)\n", s.describe)
+	return nil
+}
+
+// summary describes a valid configuration in one line, without secrets.
+func summary(cfg *Config) string {
+	var parts []string
+	parts = append(parts, "store "+cfg.Store.Driver, "updates "+cfg.Telegram.Updates, "listen "+cfg.HTTP.Listen)
+	var prov []string
+	if u := cfg.Providers.UPay; u.Enabled {
+		prov = append(prov, "upay "+u.Path+" by "+authList(u.Token != "", "token", u.SecretKey != "", "secret_key", u.PrivateKeyFile != "", "private_key_file", len(u.AllowIPs) > 0, "allow_ips"))
+	}
+	if h := cfg.Providers.HyperCard; h.Enabled {
+		prov = append(prov, "hypercard "+h.Path+" by "+authList(h.Token != "", "token", h.PublicKeyFile != "", "public_key_file", len(h.AllowIPs) > 0, "allow_ips"))
+	}
+	if len(prov) == 0 {
+		prov = append(prov, "no provider enabled")
+	}
+	parts = append(parts, strings.Join(prov, ", "))
+	parts = append(parts, fmt.Sprintf("%d admins", len(cfg.Telegram.Admins)))
+	return strings.Join(parts, "; ")
+}
+
+// authList joins the names whose flag is set: (set, name) pairs.
+func authList(pairs ...any) string {
+	var names []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i].(bool) {
+			names = append(names, pairs[i+1].(string))
+		}
+	}
+	return strings.Join(names, "+")
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// readyTimeout bounds the store ping behind /readyz, so that a load
+// balancer's probe gets an answer even while Redis hangs.
+const readyTimeout = 2 * time.Second
+
+// backupPath is the admin endpoint `otpbot backup` fetches a snapshot from
+// while serve holds the embedded store file.
+const backupPath = "/admin/backup"
+
+// pinger is what /readyz needs of the store.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// backuper writes a consistent snapshot of the embedded store.
+type backuper interface {
+	Backup(ctx context.Context, w io.Writer) (int64, error)
+}
+
+// routeDeps are the handlers and facts the router is built from.
+type routeDeps struct {
+	logger *slog.Logger
+	// providers registers the provider webhook routes (webhooks.Handler).
+	providers interface{ Register(*mux.Router) }
+	store     pinger
+	registry  *prometheus.Registry
+	// telegramPath and telegram serve Telegram updates (webhook mode only).
+	telegramPath string
+	telegram     http.Handler
+	// backup serves /admin/backup when not nil; adminToken authenticates it.
+	backup     backuper
+	adminToken string
+}
+
+// routes lists the whole HTTP surface of serve (CONTRACT §3):
+//
+//	POST {providers.upay.path}       UPay pushes          (webhooks)
+//	POST {providers.hypercard.path}  HyperCard pushes     (webhooks)
+//	POST {path of telegram.webhook_url}  Telegram updates (webhook mode)
+//	GET  /healthz                    200 while the process runs
+//	GET  /readyz                     200 when the store answers, else 503
+//	GET  /metrics                    Prometheus text format
+//	GET  /admin/backup               embedded store snapshot, loopback only
+func routes(d routeDeps) http.Handler {
+	r := mux.NewRouter()
+	d.providers.Register(r)
+	if d.telegram != nil {
+		r.Handle(d.telegramPath, d.telegram).Methods(http.MethodPost)
+	}
+	r.HandleFunc("/healthz", handleHealthz).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", handleReadyz(d.store, d.logger)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry})).Methods(http.MethodGet)
+	if d.backup != nil {
+		r.Handle(backupPath, handleBackup(d.backup, d.adminToken, d.logger)).Methods(http.MethodGet)
+	}
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "not found", http.StatusNotFound)
+	})
+	return r
+}
+
+func handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+func handleReadyz(store pinger, logger *slog.Logger) http.Handler {
+	var wasDown atomic.Bool
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := store.Ping(ctx); err != nil {
+			if !wasDown.Swap(true) {
+				logger.Warn("not ready: store unavailable", "err", err)
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "store unavailable\n")
+			return
+		}
+		if wasDown.Swap(false) {
+			logger.Info("ready again: store answers")
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+}
+
+// adminToken derives the credential of the admin endpoint from the bot
+// token: whoever can read the configuration (and so run `otpbot backup`)
+// has it, and nobody else, while neither side ever sends the token itself.
+func adminToken(botToken string) string {
+	mac := hmac.New(sha256.New, []byte(botToken))
+	mac.Write([]byte("otpbot admin backup v1"))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// handleBackup streams a snapshot of the embedded store. It answers only
+// requests from this host (a loopback peer, or a peer whose address is the
+// connection's own local address) that carry no proxy header — a reverse
+// proxy on the same host would otherwise make the internet look local —
+// and that present the admin token.
+func handleBackup(b backuper, token string, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !fromThisHost(r) {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		got := r.Header.Get("Authorization")
+		want := "Bearer " + token
+		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", `attachment; filename="otpbot.db"`)
+		// The snapshot can be large and slow to write: lift the server's
+		// write deadline for this one response.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		n, err := b.Backup(r.Context(), w)
+		if err != nil {
+			// Headers are gone; the client sees a short body and fails.
+			logger.Error("backup failed", "bytes", n, "err", err)
+			return
+		}
+		logger.Info("backup served", "bytes", n)
+	})
+}
+
+// fromThisHost reports whether r comes straight from this machine.
+func fromThisHost(r *http.Request) bool {
+	for _, h := range []string{"X-Forwarded-For", "X-Real-IP", "Forwarded"} {
+		if r.Header.Get(h) != "" {
+			return false
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	peer := net.ParseIP(host)
+	if peer == nil {
+		return false
+	}
+	if peer.IsLoopback() {
+		return true
+	}
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if lh, _, err := net.SplitHostPort(local.String()); err == nil {
+			return net.ParseIP(lh).Equal(peer)
+		}
+	}
+	return false
+}

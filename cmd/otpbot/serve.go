@@ -1,0 +1,389 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/bot"
+	"github.com/otpbot/otpbot/logs"
+	"github.com/otpbot/otpbot/templates"
+	"github.com/otpbot/otpbot/webhooks"
+)
+
+// cmdServe runs the webhook server, the bot and the delivery workers until
+// ctx ends (SIGINT/SIGTERM), then shuts down gracefully.
+func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs, configFlag := newFlags("serve", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadFromFlags(*configFlag, getenv)
+	if err != nil {
+		return err
+	}
+	logger := logs.New(stderr, cfg.Log.Level, cfg.Log.Format, secretsOf(&cfg)...)
+	return serve(ctx, &cfg, logger)
+}
+
+// serve is the whole server. The HTTP side starts first, so that pushes
+// are stored and acknowledged even while Telegram cannot be reached at
+// start; the bot side follows once getMe succeeds.
+func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
+	bi := buildInfo()
+	logger.Info("otpbot starting", "version", bi.Version, "store", cfg.Store.Driver, "updates", cfg.Telegram.Updates)
+
+	keys, err := loadKeys(cfg)
+	if err != nil {
+		return err
+	}
+	tmpl, err := templates.New(cfg.Templates.Dir)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	reg := newRegistry(bi)
+
+	store, err := openStore(ctx, cfg, cfg.Store.Driver, logger)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			logger.Error("store close failed", "err", err)
+		}
+	}()
+	logger.Info("store open", "store", store.describe)
+
+	ops := bot.NewOps(bot.OpsOptions{
+		Queue:    store,
+		Chat:     otpbot.Target{ChatID: cfg.Telegram.OpsChat},
+		Renderer: tmpl,
+		Logger:   logger.With("component", "ops"),
+	})
+	wh, err := webhooks.New(webhooksConfig(cfg, keys), store, webhooks.Options{
+		Logger:     logger.With("component", "webhooks"),
+		Registerer: reg,
+		Reporter:   ops,
+	})
+	if err != nil {
+		return &ConfigError{Msg: err.Error()}
+	}
+
+	// The Telegram update endpoint exists from the start but answers 503
+	// until the bot is up: Telegram retries.
+	var updates atomic.Pointer[http.Handler]
+	deps := routeDeps{logger: logger, providers: wh, store: store, registry: reg}
+	if cfg.Telegram.Updates == "webhook" {
+		u, _ := url.Parse(cfg.Telegram.WebhookURL) // validated
+		deps.telegramPath = u.Path
+		deps.telegram = http.MaxBytesHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := updates.Load()
+			if h == nil {
+				http.Error(w, "starting", http.StatusServiceUnavailable)
+				return
+			}
+			(*h).ServeHTTP(w, r)
+		}), cfg.HTTP.MaxBodyBytes)
+	}
+	if store.bolt != nil && cfg.HTTP.AdminBackup {
+		deps.backup = store.bolt
+		deps.adminToken = adminToken(cfg.Telegram.Token)
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("serve: listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           routes(deps),
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("listening", "addr", ln.Addr().String())
+
+	// From here on, everything that runs is stopped by shutdown.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	var wg sync.WaitGroup
+	var runErr error
+	var runErrOnce sync.Once
+	fail := func(err error) {
+		runErrOnce.Do(func() { runErr = err })
+		stopRun()
+	}
+	goRun := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(runCtx); err != nil && runCtx.Err() == nil {
+				logger.Error(name+" stopped", "err", err)
+				fail(fmt.Errorf("%s: %w", name, err))
+			}
+		}()
+	}
+	goRun("ops", ops.Run)
+	goRun("bot", func(ctx context.Context) error {
+		return startBot(ctx, cfg, logger, reg, store, tmpl, ops, &updates, goRun)
+	})
+
+	select {
+	case <-runCtx.Done():
+	case err := <-serveErr:
+		fail(fmt.Errorf("serve: http: %w", err))
+	}
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	return shutdown(cfg, logger, srv, &wg, runErr, stopRun)
+}
+
+// shutdown stops accepting requests, lets in-flight requests and Telegram
+// calls finish, and gives up after shutdown_timeout: what was not sent
+// stays in the outbox for the next start.
+func shutdown(cfg *Config, logger *slog.Logger, srv *http.Server, wg *sync.WaitGroup, runErr error, stopRun context.CancelFunc) error {
+	deadline := time.Now().Add(cfg.ShutdownTimeout)
+	sctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	stopRun()
+	httpErr := srv.Shutdown(sctx)
+	if httpErr != nil {
+		logger.Warn("http shutdown incomplete", "err", httpErr)
+		_ = srv.Close()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-sctx.Done():
+		logger.Warn("shutdown timeout: leaving unfinished work in the outbox")
+	}
+	logger.Info("stopped")
+	return runErr
+}
+
+// startBot connects to Telegram (retrying getMe while it is unreachable)
+// and starts the deliverer and the update source.
+func startBot(ctx context.Context, cfg *Config, logger *slog.Logger, reg prometheus.Registerer,
+	store *openedStore, tmpl *templates.Set, ops *bot.Ops, updates *atomic.Pointer[http.Handler],
+	goRun func(string, func(context.Context) error)) error {
+	client, err := bot.NewClient(ctx, bot.ClientOptions{
+		Token:      cfg.Telegram.Token,
+		Endpoint:   cfg.Telegram.APIEndpoint,
+		Logger:     logger.With("component", "telegram"),
+		Registerer: reg,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	logger.Info("telegram connected", "bot", client.Username())
+
+	limiter := bot.NewLimiter(limiterOptions(cfg, logger))
+	deliverer, err := bot.NewDeliverer(bot.DelivererOptions{
+		Store:             store,
+		Client:            client,
+		Renderer:          tmpl,
+		Limiter:           limiter,
+		Logger:            logger.With("component", "deliver"),
+		Registerer:        reg,
+		CountdownInterval: cfg.Codes.CountdownInterval,
+		Workers:           cfg.Delivery.Workers,
+		Lease:             cfg.Delivery.Lease,
+		Ops:               ops,
+	})
+	if err != nil {
+		return err
+	}
+	commands, err := bot.NewCommands(bot.CommandsOptions{
+		Store:      store,
+		Client:     client,
+		Templates:  tmpl,
+		Admins:     cfg.Telegram.Admins,
+		Logger:     logger.With("component", "commands"),
+		Username:   client.Username,
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	goRun("deliverer", deliverer.Run)
+
+	switch cfg.Telegram.Updates {
+	case "webhook":
+		h := bot.NewWebhookHandler(cfg.Telegram.WebhookSecret, commands, store, logger.With("component", "updates"), reg)
+		updates.Store(&h)
+		if err := setWebhook(ctx, client, cfg, logger); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	default:
+		if err := client.DeleteWebhook(ctx); err != nil {
+			// getUpdates answers 409 while a webhook is set; the poller
+			// logs that and keeps trying, so this is only worth a warning.
+			logger.Warn("deleteWebhook failed", "err", err)
+		}
+		poller, err := bot.NewPoller(bot.PollerOptions{
+			Client:     client,
+			Handler:    commands,
+			Coord:      store,
+			Owner:      instanceName(),
+			Logger:     logger.With("component", "updates"),
+			Registerer: reg,
+		})
+		if err != nil {
+			return err
+		}
+		goRun("poller", poller.Run)
+	}
+	return nil
+}
+
+// setWebhook registers the webhook URL with Telegram, retrying while
+// Telegram is unreachable. Neither the URL (its path is a secret) nor the
+// secret is logged.
+func setWebhook(ctx context.Context, client *bot.Client, cfg *Config, logger *slog.Logger) error {
+	backoff := 500 * time.Millisecond
+	for {
+		err := client.SetWebhook(ctx, cfg.Telegram.WebhookURL, cfg.Telegram.WebhookSecret)
+		if err == nil {
+			logger.Info("telegram webhook set")
+			return nil
+		}
+		if c := bot.ClassOf(err); c == bot.ClassBadRequest || c == bot.ClassGone {
+			return fmt.Errorf("setWebhook: %w", err)
+		}
+		logger.Warn("setWebhook failed, retrying", "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// limiterOptions maps telegram.rate to the limiter. The limiter's token
+// buckets allow a burst on top of the rate within one second, so the
+// global rate is set a sixth below the configured limit and the burst
+// makes up the rest: the bot never exceeds global_per_second.
+func limiterOptions(cfg *Config, logger *slog.Logger) bot.LimiterOptions {
+	r := cfg.Telegram.Rate
+	burst := max(1, int(r.GlobalPerSecond/6))
+	rate := r.GlobalPerSecond - float64(burst)
+	if rate <= 0 {
+		rate, burst = r.GlobalPerSecond, 1
+	}
+	return bot.LimiterOptions{
+		GlobalPerSec:  rate,
+		GlobalBurst:   burst,
+		ChatPerSec:    r.PerChatPerSecond,
+		ChatBurst:     1,
+		GroupPerMin:   r.GroupPerMinute,
+		MaxRetryAfter: r.MaxRetryAfter,
+		Logger:        logger.With("component", "limiter"),
+	}
+}
+
+// webhooksConfig hands the provider settings to the webhooks package as
+// plain values.
+func webhooksConfig(cfg *Config, keys Keys) webhooks.Config {
+	u, h := cfg.Providers.UPay, cfg.Providers.HyperCard
+	return webhooks.Config{
+		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
+		TrustedProxies: prefixes(cfg.HTTP.TrustedProxies),
+		UPay: webhooks.UPayConfig{
+			Enabled:            u.Enabled,
+			Path:               u.Path,
+			Token:              u.Token,
+			SecretKey:          []byte(u.SecretKey),
+			PrivateKey:         keys.UPayPrivate,
+			RequireEncryption:  u.RequireEncryption,
+			SignatureTolerance: u.SignatureTolerance,
+			AllowIPs:           prefixes(u.AllowIPs),
+		},
+		HyperCard: webhooks.HyperCardConfig{
+			Enabled:            h.Enabled,
+			Path:               h.Path,
+			Token:              h.Token,
+			PublicKey:          keys.HyperCardPublic,
+			SignatureTolerance: h.SignatureTolerance,
+			AllowIPs:           prefixes(h.AllowIPs),
+		},
+		Codes: codeConfig(cfg),
+	}
+}
+
+func codeConfig(cfg *Config) webhooks.CodeConfig {
+	return webhooks.CodeConfig{TTL: cfg.Codes.TTL, TTLByEvent: cfg.Codes.TTLByEvent}
+}
+
+// prefixes parses validated CIDRs.
+func prefixes(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// newRegistry creates the metrics registry every package registers on,
+// with the Go and process collectors and otpbot_build_info.
+func newRegistry(bi BuildInfo) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "otpbot_build_info",
+		Help: "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{
+			"version":   bi.Version,
+			"revision":  bi.Revision,
+			"goversion": bi.GoVersion,
+		},
+	})
+	info.Set(1)
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		info,
+	)
+	return reg
+}
+
+// instanceName names this process for leases: host, pid and a random
+// suffix, so that two servers in one process (tests) differ too.
+func instanceName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "otpbot"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	bbolt "go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
+
+	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/bot"
+	"github.com/otpbot/otpbot/store/bolt"
+	"github.com/otpbot/otpbot/store/redis"
+)
+
+// storeOptions are the store settings of the configuration.
+func storeOptions(cfg *Config) otpbot.StoreOptions {
+	return otpbot.StoreOptions{
+		DedupeWindow:     cfg.DedupeWindow,
+		HistoryPerKey:    cfg.History.PerKey,
+		HistoryRetention: cfg.History.Retention,
+		InviteTTL:        bot.DefaultInviteTTL,
+	}
+}
+
+// openedStore is a store with whatever must be closed after it.
+type openedStore struct {
+	otpbot.Store
+	// describe says which store this is, for logs and `check`.
+	describe string
+	// bolt is set for the embedded store (its Backup serves /admin/backup).
+	bolt   *bolt.Store
+	client goredis.UniversalClient
+}
+
+// Close closes the store and then its Redis client.
+func (s *openedStore) Close() error {
+	err := s.Store.Close()
+	if s.client != nil {
+		err = errors.Join(err, s.client.Close())
+	}
+	return err
+}
+
+// openStore opens the store named by driver ("embedded" or "redis") with
+// the settings of cfg.
+func openStore(ctx context.Context, cfg *Config, driver string, logger *slog.Logger) (*openedStore, error) {
+	opts := storeOptions(cfg)
+	switch driver {
+	case "embedded":
+		s, err := bolt.Open(cfg.Store.Path, opts, logger)
+		if err != nil {
+			return nil, err
+		}
+		return &openedStore{Store: s, bolt: s, describe: "embedded " + cfg.Store.Path}, nil
+	case "redis":
+		client := newRedisClient(&cfg.Store.Redis)
+		s, err := redis.New(ctx, client, cfg.Store.Redis.Prefix, opts, logger)
+		if err != nil {
+			_ = client.Close()
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return &openedStore{Store: s, client: client, describe: "redis " + redisAddrs(&cfg.Store.Redis) + " prefix " + cfg.Store.Redis.Prefix}, nil
+	}
+	return nil, fmt.Errorf("store: unknown driver %q", driver)
+}
+
+// newRedisClient builds a standalone, Sentinel or Cluster client from
+// store.redis: UniversalClient picks the kind from addrs and master_name.
+func newRedisClient(rc *RedisConfig) goredis.UniversalClient {
+	addrs := rc.Addrs
+	if len(addrs) == 0 {
+		addrs = []string{rc.Addr}
+	}
+	return goredis.NewUniversalClient(&goredis.UniversalOptions{
+		Addrs:      addrs,
+		MasterName: rc.MasterName,
+		Password:   rc.Password,
+		DB:         rc.DB,
+		// Fail fast while Redis is away: a push then gets 503 within the
+		// provider's patience instead of hanging.
+		DialTimeout:  2 * time.Second,
+		ReadTimeout:  3 * time.Second,
+		WriteTimeout: 3 * time.Second,
+	})
+}
+
+func redisAddrs(rc *RedisConfig) string {
+	if len(rc.Addrs) > 0 {
+		return fmt.Sprint(rc.Addrs)
+	}
+	return rc.Addr
+}
+
+// errStoreInUse says that a running otpbot holds the embedded store file.
+var errStoreInUse = errors.New("in use by a running otpbot")
+
+// probeEmbedded opens the embedded store file read-only, for backup and
+// check, without waiting for a running server's lock: bbolt's lock is
+// exclusive for the writer, so a read-only open fails with errStoreInUse
+// while serve runs. The caller closes the returned DB.
+func probeEmbedded(path string) (*bbolt.DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, errors.Unwrap(err))
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: 300 * time.Millisecond})
+	if errors.Is(err, bberrors.ErrTimeout) {
+		return nil, fmt.Errorf("store %s: %w", path, errStoreInUse)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return db, nil
+}
