@@ -8,9 +8,6 @@ import (
 
 // The commands below are wired as the packages they need land.
 
-func cmdRender(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return errors.New("render: not wired yet")
-}
 
 func cmdSign(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return errors.New("sign: not wired yet")

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/bot"
+	"github.com/otpbot/otpbot/templates"
+	"github.com/otpbot/otpbot/webhooks"
+)
+
+// maxRenderBody bounds what render reads, like http.max_body_bytes bounds
+// a push.
+const maxRenderBody = 16 << 20
+
+// cmdRender prints the Telegram message(s) a push body would produce, as
+// the cardholder would see them, without sending anything: the live
+// message with its buttons, then the same message once the code expired.
+func cmdRender(_ context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs, configFlag := newFlags("render", stderr)
+	provider := fs.String("provider", "", "upay or hypercard")
+	file := fs.String("file", "", "push body (JSON); stdin when empty or -")
+	asHTML := fs.Bool("html", false, "print the HTML sent to Telegram instead of the text shown")
+	at := fs.String("at", "", "render as if the push arrived at this time (RFC 3339 or Unix seconds); default now")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	parse, err := parserFor(*provider)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadFromFlags(*configFlag, getenv)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	if *at != "" {
+		if now, err = parseWhen(*at); err != nil {
+			return &usageError{"render: -at: " + err.Error()}
+		}
+	}
+	body, err := readBody(*file)
+	if err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	tmpl, err := templates.New(cfg.Templates.Dir)
+	if err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	ev, err := parse(body, now, codeConfig(&cfg))
+	if err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	return renderEvent(stdout, tmpl, ev, now, *asHTML)
+}
+
+// parserFor picks the parser of a provider.
+func parserFor(provider string) (func([]byte, time.Time, webhooks.CodeConfig) (otpbot.Event, error), error) {
+	switch strings.ToLower(provider) {
+	case "upay":
+		return webhooks.ParseUPay, nil
+	case "hypercard":
+		return webhooks.ParseHyperCard, nil
+	case "":
+		return nil, &usageError{"-provider is required: upay or hypercard"}
+	}
+	return nil, &usageError{fmt.Sprintf("-provider must be upay or hypercard (got %q)", provider)}
+}
+
+// readBody reads the push body from a file, or stdin for "" and "-".
+func readBody(path string) ([]byte, error) {
+	var r io.Reader = os.Stdin
+	if path != "" && path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxRenderBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	if len(b) > maxRenderBody {
+		return nil, errors.New("read body: larger than 16 MiB")
+	}
+	return b, nil
+}
+
+func parseWhen(s string) (time.Time, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0), nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+// renderEvent prints what an event becomes.
+func renderEvent(w io.Writer, tmpl *templates.Set, ev otpbot.Event, now time.Time, asHTML bool) error {
+	route := "no card or customer: nobody would receive it"
+	if k, ok := ev.RouteKey(); ok {
+		route = "every chat linked to " + templates.KeyLabel(k)
+		if k.Type == otpbot.KeyCard {
+			route = "every chat linked to card " + otpbot.MaskID(k.ID)
+		}
+	}
+	fmt.Fprintf(w, "%s %s (%s)\n", ev.Provider, ev.Name, ev.Kind)
+	if !ev.Kind.Pushed() {
+		switch ev.Kind {
+		case otpbot.KindRejected:
+			fmt.Fprintf(w, "Rejected: %s. Acknowledged, recorded in history for ops, not sent to any chat.\n", ev.Reason)
+		case otpbot.KindUnknown:
+			fmt.Fprintln(w, "Unknown event: acknowledged, recorded in history, not sent to any chat.")
+		default:
+			fmt.Fprintln(w, "Recorded in history, not sent to any chat.")
+		}
+		return nil
+	}
+	fmt.Fprintf(w, "Sent to %s.\n", route)
+	msg := otpbot.Message{Group: ev.Group, Event: ev, State: otpbot.StateLive, UpdatedAt: now}
+	if ev.Expired(now) {
+		fmt.Fprintf(w, "Note: it expired at %s, before %s: otpbot records it and sends nothing.\n",
+			ev.ExpiresAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	live, err := tmpl.RenderMessage(msg, now)
+	if err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	fmt.Fprintln(w, "\n--- the message ---")
+	printMessage(w, live, bot.DefaultButtons(msg), asHTML)
+	if !ev.ExpiresAt.IsZero() {
+		expired, err := tmpl.RenderMessage(msg, ev.ExpiresAt)
+		if err != nil {
+			return fmt.Errorf("render: %w", err)
+		}
+		fmt.Fprintf(w, "\n--- the same message at expiry (%s) ---\n", ev.ExpiresAt.UTC().Format(time.RFC3339))
+		printMessage(w, expired, nil, asHTML)
+	}
+	return nil
+}
+
+// printMessage prints a message and its buttons.
+func printMessage(w io.Writer, text string, buttons [][]bot.Button, asHTML bool) {
+	if asHTML {
+		fmt.Fprintln(w, text)
+	} else {
+		fmt.Fprintln(w, htmlToText(text))
+	}
+	for _, row := range buttons {
+		var labels []string
+		for _, b := range row {
+			labels = append(labels, "[ "+b.Text+" ]")
+		}
+		fmt.Fprintln(w, strings.Join(labels, " "))
+	}
+}
+
+var (
+	anchorRE = regexp.MustCompile(`(?s)<a\s+href="([^"]*)"[^>]*>(.*?)</a>`)
+	tagRE    = regexp.MustCompile(`<[^>]*>`)
+)
+
+// htmlToText shows Telegram HTML the way a chat displays it: tags gone,
+// entities decoded, a link as its text followed by its address.
+func htmlToText(s string) string {
+	// The address is parked between two control characters, which no tag
+	// contains, while the tags go.
+	s = anchorRE.ReplaceAllString(s, "$2 \x00$1\x01")
+	s = tagRE.ReplaceAllString(s, "")
+	s = strings.NewReplacer("\x00", "<", "\x01", ">").Replace(s)
+	return html.UnescapeString(s)
+}
