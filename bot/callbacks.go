@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
@@ -118,6 +119,11 @@ func (c *Commands) hide(ctx context.Context, q *callbackRequest) (string, bool, 
 		now := c.now()
 		prev := m.UpdatedAt
 		m.State, m.UpdatedAt = otpbot.StateHidden, now
+		if !now.After(prev) {
+			// The version must change even when the clock did not move,
+			// or a deliverer still holding prev would overwrite the hide.
+			m.UpdatedAt = prev.Add(time.Nanosecond)
+		}
 		m.Event = m.Event.Redacted()
 		task := otpbot.Task{
 			ID: otpbot.TaskID(m.ID, otpbot.TaskUpdate), Kind: otpbot.TaskUpdate, Priority: otpbot.PriorityUpdate,

@@ -29,15 +29,6 @@ const (
 	private  int64 = 9003 // member's private chat
 )
 
-// testStore is every store method the tests use; otpbot.Store satisfies it.
-type testStore interface {
-	CommandStore
-	leaser
-	Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResult, error)
-	Claim(ctx context.Context, now time.Time, lease time.Duration, max int) ([]otpbot.Job, error)
-	Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Message, next ...otpbot.Task) error
-}
-
 // testClock is a clock the test moves by hand.
 type testClock struct {
 	mu  sync.Mutex
@@ -61,7 +52,7 @@ type env struct {
 	ctx    context.Context
 	tg     *bottest.Server
 	client *Client
-	store  testStore
+	store  *bolt.Store
 	clock  *testClock
 	tmpl   *templates.Set
 	cmds   *Commands
@@ -70,7 +61,7 @@ type env struct {
 // openStore opens the store a test runs against. Leases and Once use real
 // time in every store (the coordinator has no clock argument), the rest
 // the test clock.
-func openStore(t *testing.T, now func() time.Time) testStore {
+func openStore(t *testing.T, now func() time.Time) *bolt.Store {
 	t.Helper()
 	return openStoreAt(t, filepath.Join(t.TempDir(), "otpbot.db"), now)
 }
@@ -126,9 +117,22 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = p.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	// The real deliverer sends the code messages and applies a hide; its
+	// countdown ticks are due on the test clock, so they wait until a test
+	// moves it.
+	// The rate limiter runs on real time (a frozen test clock would hold
+	// every chat's second message forever), with room for a test's bursts.
+	limiter := NewLimiter(LimiterOptions{ChatPerSec: 100, ChatBurst: 100, GroupPerMin: 6000, GroupBurst: 100})
+	d, err := NewDeliverer(DelivererOptions{Store: e.store, Client: e.client, Renderer: tmpl, Now: clock.Now,
+		Limiter: limiter, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = p.Run(ctx) }()
+	go func() { defer wg.Done(); _ = d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	return e
 }
 
@@ -177,50 +181,21 @@ func (e *env) push(id, card, code string, ttl time.Duration) otpbot.Event {
 	return ev
 }
 
-// deliver does what the deliverer does with the due tasks, plainly: render
-// each message and send or edit it, with a hide button while it is live.
-func (e *env) deliver() {
-	e.t.Helper()
-	now := e.clock.Now()
-	jobs, err := e.store.Claim(e.ctx, now, time.Minute, 100)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, j := range jobs {
-		m := *j.Message
-		text, err := e.tmpl.RenderMessage(m, now)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		out := OutMessage{Target: m.Target, Text: text, Protect: true}
-		if m.State == otpbot.StateLive {
-			out.Buttons = [][]Button{{{Text: "Used it", Data: CallbackHide}}}
-		}
-		if m.TelegramID == 0 {
-			if m.TelegramID, err = e.client.Send(e.ctx, out); err != nil {
-				e.t.Fatal(err)
-			}
-		} else if err := e.client.Edit(e.ctx, m.TelegramID, out); err != nil {
-			e.t.Fatal(err)
-		}
-		m.UpdatedAt = now
-		if err := e.store.Complete(e.ctx, j, &m); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-}
-
-// codeMessage returns the bot's message in chat that shows (or showed) the
-// merchant of ev.
+// codeMessage waits for the bot's message in chat that shows (or showed)
+// the merchant of ev and returns it.
 func (e *env) codeMessage(chat int64, ev otpbot.Event) bottest.Message {
 	e.t.Helper()
-	for _, m := range e.tg.Messages(chat) {
-		if strings.Contains(m.Text, ev.Merchant) && m.ReplyTo == 0 {
-			return m
+	var found bottest.Message
+	e.tg.WaitFor(e.t, func() bool {
+		for _, m := range e.tg.Messages(chat) {
+			if strings.Contains(m.Text, ev.Merchant) && m.ReplyTo == 0 {
+				found = m
+				return true
+			}
 		}
-	}
-	e.t.Fatalf("no message for %s in chat %d", ev.ID, chat)
-	return bottest.Message{}
+		return false
+	})
+	return found
 }
 
 func mustContain(t *testing.T, got string, want ...string) {

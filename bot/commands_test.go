@@ -330,7 +330,6 @@ func TestCodes(t *testing.T) {
 	e.push("a1", "CARD-1234", "111111", 5*time.Minute)
 	e.push("a2", "CARD-1234", "222222", 2*time.Minute)
 	e.push("b1", "CARD-5678", "333333", 5*time.Minute)
-	e.deliver()
 	e.clock.Advance(30 * time.Second)
 
 	if got := e.reply(stranger, stranger, "/codes"); got != refusal {

@@ -180,7 +180,7 @@ func (p *Poller) Run(ctx context.Context) error {
 		}
 		// Standby: try again soon, so a dead holder is replaced within
 		// about a lease lifetime.
-		if !sleep(ctx, jitter(renew)) {
+		if !sleepCtx(ctx, jitter(renew)) {
 			return nil
 		}
 	}
@@ -254,7 +254,7 @@ func (p *Poller) poll(ctx context.Context) {
 		}
 		backoff = nextBackoff(backoff, err)
 		p.log.Warn("getUpdates failed", "err", err, "retry_in", backoff)
-		if !sleep(ctx, backoff) {
+		if !sleepCtx(ctx, backoff) {
 			return
 		}
 	}
@@ -272,18 +272,6 @@ func nextBackoff(prev time.Duration, err error) time.Duration {
 		return jitter(first)
 	}
 	return jitter(min(prev*2, max))
-}
-
-// sleep waits d or until ctx ends; false when ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // WebhookHandler serves the Telegram updates Telegram POSTs to the webhook

@@ -148,7 +148,8 @@ func TestStandbyTakesOverFromACrashedPoller(t *testing.T) {
 	// The first poller handles one update and dies before it can confirm
 	// it to Telegram (that happens with the next getUpdates) or release
 	// its lease.
-	crashed = e.start("p1", &afterHandler{h: e.cmds, after: func() { close(crash) }}, crashCoord{e.coord})
+	// It dies inside the handler, so its loop cannot call getUpdates again.
+	crashed = e.start("p1", &afterHandler{h: e.cmds, after: func() { crashed.cancel(); close(crash) }}, crashCoord{e.coord})
 	e.tg.WaitFor(t, func() bool { return crashed.src.calls.Load() > 0 })
 	standby := e.start("p2", e.cmds, e.coord)
 
