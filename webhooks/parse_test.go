@@ -409,6 +409,7 @@ func TestScalar(t *testing.T) {
 		{`[1]`, "", 0, false},
 		{`true`, "true", 0, false},
 		{`"\u0041BC"`, "ABC", 0, false},
+		{"\"a\xffb\"", "a\ufffdb", 0, false}, // invalid UTF-8 is repaired, as encoding/json does
 	}
 	for _, tt := range tests {
 		var s Scalar
@@ -422,6 +423,13 @@ func TestScalar(t *testing.T) {
 		if n, ok := s.Int(); ok != tt.intOK || n != tt.wantInt {
 			t.Errorf("Scalar(%s).Int() = %d, %v; want %d, %v", tt.in, n, ok, tt.wantInt, tt.intOK)
 		}
+	}
+}
+
+func TestScalarRejectsBrokenLiteral(t *testing.T) {
+	var s Scalar
+	if err := s.UnmarshalJSON([]byte(`"`)); err == nil {
+		t.Error("a lone quote was accepted")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/otpbot/otpbot"
 )
@@ -32,6 +33,15 @@ func (s *Scalar) UnmarshalJSON(b []byte) error {
 	}
 	switch b[0] {
 	case '"':
+		// encoding/json hands over a valid literal: without escapes (and
+		// with valid UTF-8, which it would otherwise repair) its contents
+		// are the value, and re-entering the decoder is what costs.
+		if len(b) >= 2 && b[len(b)-1] == '"' {
+			if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+				*s = Scalar(inner)
+				return nil
+			}
+		}
 		var str string
 		if err := json.Unmarshal(b, &str); err != nil {
 			return err
