@@ -134,3 +134,18 @@ func Truncate(s string, max int) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// stripTags returns s without its tags (entities are kept).
+func stripTags(s string) string {
+	toks, err := scan(s)
+	if err != nil {
+		return s
+	}
+	var b strings.Builder
+	for _, t := range toks {
+		if t.tag == "" {
+			b.WriteString(t.raw)
+		}
+	}
+	return b.String()
+}

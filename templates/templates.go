@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
+	"html"
 	"html/template"
 	"io/fs"
 	"os"
@@ -120,6 +121,10 @@ func (s *Set) Render(name string, data any) (string, error) {
 	out, err := Truncate(strings.TrimSpace(buf.String()), MaxLen)
 	if err != nil {
 		return "", fmt.Errorf("templates: render %s: %w", name, err)
+	}
+	if strings.TrimSpace(html.UnescapeString(stripTags(out))) == "" {
+		// Telegram refuses an empty message; say which template did it.
+		return "", fmt.Errorf("templates: render %s: empty text", name)
 	}
 	return out, nil
 }

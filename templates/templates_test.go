@@ -308,6 +308,7 @@ func TestOverrides(t *testing.T) {
 		{"syntax error", map[string]string{"start.tmpl": "{{if}"}, "parse start"},
 		{"missing field", map[string]string{"start.tmpl": "{{.Nope}}"}, "render start"},
 		{"tag Telegram refuses", map[string]string{"help.tmpl": "<div>x</div>"}, "<div> is not supported"},
+		{"empty text", map[string]string{"refused.tmpl": "{{/* nothing */}} <b> </b>\n"}, "render refused: empty text"},
 	}
 	for _, tt := range errs {
 		t.Run(tt.name, func(t *testing.T) {
