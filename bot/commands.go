@@ -302,6 +302,23 @@ func (c *Commands) ok(ctx context.Context, r *request, name string, data any) er
 	return c.reply(ctx, r, name, data)
 }
 
+// okPages counts a successful command and sends its n items (history
+// entries, live codes) over as many messages as Telegram's length limit
+// needs; page builds the view of one message (see templates.RenderPages).
+func (c *Commands) okPages(ctx context.Context, r *request, name string, n int, page func(from, to, part, parts int) any) error {
+	pages, err := c.tmpl.RenderPages(name, n, page)
+	if err != nil {
+		return err
+	}
+	c.count(r.name, "ok")
+	for _, p := range pages {
+		if err := c.send(ctx, r, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (c *Commands) usage(ctx context.Context, r *request, usage string) error {
 	c.count(r.name, "usage")
 	return c.reply(ctx, r, "usage", templates.UsageView{Usage: usage})
@@ -591,19 +608,9 @@ func (c *Commands) history(ctx context.Context, r *request) error {
 	for i := range entries {
 		entries[i].Event = entries[i].Event.Redacted() // never a code, whatever the store holds
 	}
-	pages, err := c.tmpl.RenderPages("history", len(entries), func(from, to, part, parts int) any {
+	return c.okPages(ctx, r, "history", len(entries), func(from, to, part, parts int) any {
 		return templates.HistoryView{Key: shown, Entries: entries[from:to], Part: part, Parts: parts}
 	})
-	if err != nil {
-		return err
-	}
-	c.count(r.name, "ok")
-	for _, p := range pages {
-		if err := c.send(ctx, r, p); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // linkedKeys returns the distinct keys of links that keep accepts (all when
@@ -679,17 +686,7 @@ func (c *Commands) codes(ctx context.Context, r *request) error {
 		}
 		return a.Before(b)
 	})
-	pages, err := c.tmpl.RenderPages("codes", len(lines), func(from, to, part, parts int) any {
+	return c.okPages(ctx, r, "codes", len(lines), func(from, to, part, parts int) any {
 		return templates.CodesView{Codes: lines[from:to], Part: part, Parts: parts}
 	})
-	if err != nil {
-		return err
-	}
-	c.count(r.name, "ok")
-	for _, p := range pages {
-		if err := c.send(ctx, r, p); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/bottest"
 	"github.com/otpbot/otpbot/store/bolt"
+	"github.com/otpbot/otpbot/store/storetest"
 	"github.com/otpbot/otpbot/templates"
 )
 
@@ -29,31 +30,13 @@ const (
 	private  int64 = 9003 // member's private chat
 )
 
-// testClock is a clock the test moves by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 type env struct {
 	t      *testing.T
 	ctx    context.Context
 	tg     *bottest.Server
 	client *Client
 	store  *bolt.Store
-	clock  *testClock
+	clock  *storetest.Clock
 	tmpl   *templates.Set
 	cmds   *Commands
 }
@@ -96,7 +79,7 @@ func newClient(t *testing.T, tg *bottest.Server) *Client {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	clock := &testClock{now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clock := storetest.NewClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 	e := &env{t: t, ctx: ctx, tg: bottest.New(t), clock: clock}
 	e.store = openStore(t, clock.Now)
 	e.client = newClient(t, e.tg)
