@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,6 +150,13 @@ func New(cfg Config, ing Ingester, opts Options) (*Handler, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	// Own copies: the caller changing its config later must not race with
+	// requests in flight.
+	cfg.TrustedProxies = slices.Clone(cfg.TrustedProxies)
+	cfg.UPay.AllowIPs = slices.Clone(cfg.UPay.AllowIPs)
+	cfg.UPay.SecretKey = slices.Clone(cfg.UPay.SecretKey)
+	cfg.HyperCard.AllowIPs = slices.Clone(cfg.HyperCard.AllowIPs)
+	cfg.Codes.TTLByEvent = maps.Clone(cfg.Codes.TTLByEvent)
 	h := &Handler{cfg: cfg, ing: ing, log: opts.Logger, now: opts.Now, rep: opts.Reporter}
 	if h.log == nil {
 		h.log = slog.Default()
