@@ -227,15 +227,14 @@ func (c *Commands) handleMessage(ctx context.Context, m *tgbotapi.Message) error
 		// In a group, other bots' commands without @suffix reach us too;
 		// only answer an unknown command said to us directly.
 		if m.Chat.IsPrivate() || at != "" {
-			c.count("unknown", "refused")
-			return c.reply(ctx, r, "refused", nil)
+			r.name = "unknown" // the metric label stays bounded
+			return c.refuse(ctx, r)
 		}
 		return nil
 	}
 	allowed, err := c.allowed(ctx, cmd.who, r)
 	if err == nil && !allowed {
-		c.count(r.name, "refused")
-		return c.reply(ctx, r, "refused", nil)
+		return c.refuse(ctx, r)
 	}
 	if err == nil {
 		err = cmd.run(ctx, r)
@@ -354,7 +353,7 @@ func (c *Commands) help(ctx context.Context, r *request) error {
 		}
 		linked = len(links) > 0
 	}
-	return c.ok(ctx, r, "help", templates.HelpView{Admin: r.admin, Linked: linked || r.admin})
+	return c.ok(ctx, r, "help", templates.HelpView{Admin: r.admin, Linked: linked})
 }
 
 // --- /link, /unlink, /links ---
