@@ -261,3 +261,56 @@ func TestCheckStaticCatchesDynamicBinaries(t *testing.T) {
 		t.Errorf("checkStatic(%s) passed; want it to report dynamic linking", sh)
 	}
 }
+
+// configEnvNames is every OTPBOT_ variable config.example.yaml's keys give
+// (CONTRACT.md §2: OTPBOT_ + the key path upper-cased, "." → "_").
+func configEnvNames(t *testing.T) map[string]bool {
+	t.Helper()
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte(readRepoFile(t, "config.example.yaml")), &root); err != nil {
+		t.Fatalf("config.example.yaml: %v", err)
+	}
+	names := map[string]bool{}
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		if n.Kind == yaml.DocumentNode {
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			name := prefix + "_" + strings.ToUpper(n.Content[i].Value)
+			names[name] = true
+			walk(n.Content[i+1], name)
+		}
+	}
+	walk(&root, "OTPBOT")
+	return names
+}
+
+var otpbotEnvRe = regexp.MustCompile(`\bOTPBOT_[A-Z0-9_]+\b`)
+
+// TestDeployEnvironmentNamesExist keeps the OTPBOT_ variables the deployment
+// files set or tell operators to set in step with the configuration: a
+// renamed key would otherwise be silently ignored in production.
+func TestDeployEnvironmentNamesExist(t *testing.T) {
+	known := configEnvNames(t)
+	if !known["OTPBOT_STORE_REDIS_ADDR"] {
+		t.Fatalf("config.example.yaml walk found no OTPBOT_STORE_REDIS_ADDR; found %d names", len(known))
+	}
+	// Not configuration keys: the variable that names the file, and compose's
+	// own variable for the image tag.
+	known["OTPBOT_CONFIG"] = true
+	known["OTPBOT_VERSION"] = true
+	for _, f := range []string{"Dockerfile", "deploy/compose.yaml", "deploy/otpbot.service", "Makefile"} {
+		for _, name := range otpbotEnvRe.FindAllString(readRepoFile(t, f), -1) {
+			if !known[name] {
+				t.Errorf("%s mentions %s, which is no key of config.example.yaml", f, name)
+			}
+		}
+	}
+}
