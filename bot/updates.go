@@ -78,13 +78,25 @@ func handleOnce(ctx context.Context, coord onceChecker, h UpdateHandler, log *sl
 	// goes away (a webhook request cut off, a shutdown), within a bound.
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handleTimeout)
 	defer cancel()
-	if err := h.HandleUpdate(WithThread(hctx, upd.ThreadID), upd.Update); err != nil {
+	if err := safeHandle(WithThread(hctx, upd.ThreadID), h, upd); err != nil {
 		counter.WithLabelValues(source, "failed").Inc()
 		log.Warn("update not fully handled", "update_id", upd.UpdateID, "err", err)
 		return nil
 	}
 	counter.WithLabelValues(source, "handled").Inc()
 	return nil
+}
+
+// safeHandle calls the handler, turning a panic into an error: one bad
+// update must not take the process (and every code delivery) down, and as
+// it is already marked handled it will not come back to do it again.
+func safeHandle(ctx context.Context, h UpdateHandler, upd Update) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("update handler panicked: %v", p)
+		}
+	}()
+	return h.HandleUpdate(ctx, upd.Update)
 }
 
 // PollerOptions configure a Poller.

@@ -52,6 +52,26 @@ func (a *afterHandler) HandleUpdate(ctx context.Context, u tgbotapi.Update) erro
 	return err
 }
 
+// panicky panics on /boom and hands everything else on.
+type panicky struct{ h UpdateHandler }
+
+func (p panicky) HandleUpdate(ctx context.Context, u tgbotapi.Update) error {
+	if u.Message != nil && u.Message.Text == "/boom" {
+		panic("boom")
+	}
+	return p.h.HandleUpdate(ctx, u)
+}
+
+func TestAPanickingUpdateDoesNotStopThePoller(t *testing.T) {
+	e := newPollerEnv(t)
+	e.start("p1", panicky{e.cmds}, e.coord)
+	boom := e.tg.SendCommand(chatA, stranger, "/boom")
+	mustContain(t, e.reply(chatA, stranger, "/start"), "Hello")
+	if n := e.repliesTo(chatA, boom); n != 0 {
+		t.Errorf("the panicking update got %d replies", n)
+	}
+}
+
 // runner is one running poller.
 type runner struct {
 	src    *countingSource
