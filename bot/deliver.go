@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,9 +76,6 @@ type DelivererOptions struct {
 	MetricsInterval time.Duration
 }
 
-// HideData is the callback data of the "Used it — hide" button.
-const HideData = "hide"
-
 // DefaultButtons is the keyboard of a live code: copy the code with one tap
 // (copy_text), open the confirmation link if the push has one, and hide the
 // code ("Used it"). Approval requests get none yet.
@@ -97,7 +95,7 @@ func DefaultButtons(msg otpbot.Message) [][]Button {
 	if len(first) > 0 {
 		rows = append(rows, first)
 	}
-	rows = append(rows, []Button{{Text: "✅ Used it — hide", Data: HideData}})
+	rows = append(rows, []Button{{Text: "✅ Used it — hide", Data: CallbackHide}})
 	return rows
 }
 
@@ -122,7 +120,11 @@ type Deliverer struct {
 	failRep  int
 	metEvery time.Duration
 
-	poke chan struct{}
+	poke  chan struct{}
+	locks keyedMutex
+	// busy counts claims under way and jobs being worked on, so a test
+	// can tell when the Deliverer is idle.
+	busy atomic.Int32
 
 	liveMu sync.Mutex
 	live   map[string]time.Time // message id → expiry, messages with a countdown
@@ -254,7 +256,9 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		}
 		free := d.workers - len(slots)
 		if free > 0 {
+			d.busy.Add(1)
 			jobs, err := d.store.Claim(ctx, d.now(), d.lease, free)
+			d.busy.Add(int32(len(jobs)) - 1)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -272,6 +276,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 				wg.Add(1)
 				go func(job otpbot.Job) {
 					defer wg.Done()
+					defer d.busy.Add(-1)
 					defer func() {
 						<-slots
 						select {
@@ -323,6 +328,42 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	}
 }
 
+// keyedMutex is a mutex per key, forgotten when nobody holds or waits.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu sync.Mutex
+	n  int
+}
+
+// lock locks key and reports whether it had to wait for another holder.
+func (k *keyedMutex) lock(key string) (unlock func(), waited bool) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyedEntry{}
+	}
+	e := k.m[key]
+	if e == nil {
+		e = &keyedEntry{}
+		k.m[key] = e
+	}
+	e.n++
+	waited = e.n > 1
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		if e.n--; e.n == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}, waited
+}
+
 // sleepCtx sleeps d or until ctx ends; false when ctx ended.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
@@ -341,6 +382,24 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 func (d *Deliverer) work(ctx context.Context, job otpbot.Job) {
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.lease*3/4)
 	defer cancel()
+	if id := job.Task.MessageID; id != "" {
+		// One job per message at a time in this process, so a refresh and
+		// a hide never race each other's edits.
+		unlock, waited := d.locks.lock(id)
+		defer unlock()
+		if waited && job.Message != nil {
+			// The message changed while we waited: work on what is stored.
+			fresh, ok, err := d.store.Message(callCtx, id)
+			switch {
+			case err != nil:
+				d.log.Warn("reload message failed", "message", id, "err", err)
+			case !ok:
+				job.Message = nil
+			default:
+				job.Message = &fresh
+			}
+		}
+	}
 	w := &jobRun{d: d, job: job, ctx: callCtx, runCtx: ctx}
 	switch job.Task.Kind {
 	case otpbot.TaskNotice:
@@ -383,6 +442,68 @@ func (w *jobRun) complete(msg *otpbot.Message, result string, next ...otpbot.Tas
 		return false
 	}
 	return true
+}
+
+// finish stores msg as the job left it and then completes the job with
+// next. The message is written with UpdateMessage, guarded by the version
+// the job was claimed with, so a change made meanwhile (a hide, a new
+// AUTH_3DS result) is never overwritten: on a conflict the Telegram facts
+// (message id, what it shows) are merged into the newer version and an
+// update task re-renders it. The message is written before the task is
+// completed, so a crash in between only repeats the job, which then finds
+// the message as sent and calls nothing.
+func (w *jobRun) finish(msg *otpbot.Message, result string, next ...otpbot.Task) bool {
+	if msg == nil {
+		return w.complete(nil, result, next...)
+	}
+	d := w.d
+	prev := w.job.Message.UpdatedAt
+	cur := *msg
+	if !cur.UpdatedAt.After(prev) {
+		// Versions must differ even when the clock did not move.
+		cur.UpdatedAt = prev.Add(time.Nanosecond)
+	}
+	var extra []otpbot.Task
+	for attempt := 0; ; attempt++ {
+		err := d.store.UpdateMessage(w.ctx, prev, cur, extra...)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, otpbot.ErrNotFound) {
+			// Forgotten meanwhile (its code is gone): nothing to keep.
+			return w.complete(nil, result)
+		}
+		if !errors.Is(err, otpbot.ErrConflict) || attempt >= 4 {
+			d.log.Error("store message update failed", w.logAttrs("err", err)...)
+			w.retry(d.now().Add(w.backoff()), "store: "+err.Error())
+			return false
+		}
+		fresh, ok, gerr := d.store.Message(w.ctx, msg.ID)
+		if gerr != nil || !ok {
+			return w.complete(nil, result)
+		}
+		prev = fresh.UpdatedAt
+		if fresh.TelegramID == 0 {
+			fresh.TelegramID, fresh.SentAt = msg.TelegramID, msg.SentAt
+		}
+		fresh.Rendered = msg.Rendered
+		fresh.UpdatedAt = d.now()
+		if !fresh.UpdatedAt.After(prev) {
+			fresh.UpdatedAt = prev.Add(time.Nanosecond)
+		}
+		cur = fresh
+		// What Telegram shows was rendered from the older version: let an
+		// update bring it in line (it calls nothing if it already is).
+		extra = []otpbot.Task{{
+			ID: otpbot.TaskID(fresh.ID, otpbot.TaskUpdate), Kind: otpbot.TaskUpdate, Priority: otpbot.PriorityUpdate,
+			MessageID: fresh.ID, Target: fresh.Target, Due: d.now(), Created: d.now(),
+		}}
+		if fresh.State != otpbot.StateLive {
+			next = nil
+			d.forget(fresh.ID)
+		}
+	}
+	return w.complete(nil, result, next...)
 }
 
 // retry hands the job back to run at `at`.
@@ -459,7 +580,7 @@ func (w *jobRun) failed(err error, msg *otpbot.Message) {
 		msg.State = otpbot.StateFailed
 		msg.UpdatedAt = d.now()
 		d.forget(msg.ID)
-		w.complete(msg, "gone")
+		w.finish(msg, "gone")
 	case ClassBadRequest:
 		d.log.Error("telegram rejected the request", w.logAttrs("err", err)...)
 		if msg != nil {
@@ -471,7 +592,7 @@ func (w *jobRun) failed(err error, msg *otpbot.Message) {
 			msg.UpdatedAt = d.now()
 			d.forget(msg.ID)
 		}
-		w.complete(msg, "failed")
+		w.finish(msg, "failed")
 	default: // retryable
 		wait := w.backoff()
 		d.log.Warn("telegram call failed, retrying", w.logAttrs("err", err, "retry_in", wait)...)
@@ -534,7 +655,7 @@ func (w *jobRun) message() {
 		}
 		msg.UpdatedAt = now
 		d.forget(msg.ID)
-		w.complete(&msg, "failed")
+		w.finish(&msg, "failed")
 		return
 	}
 	out := OutMessage{Target: msg.Target, Text: text}
@@ -547,9 +668,13 @@ func (w *jobRun) message() {
 
 	if msg.TelegramID != 0 && hash == msg.Rendered {
 		// The cardholder already sees exactly this: no call.
-		msg.UpdatedAt = now
 		d.track(msg)
-		w.complete(&msg, "skipped", next...)
+		if msg.State != w.job.Message.State {
+			msg.UpdatedAt = now
+			w.finish(&msg, "skipped", next...)
+		} else {
+			w.complete(nil, "skipped", next...)
+		}
 		return
 	}
 	if t.Kind == otpbot.TaskRefresh && msg.TelegramID != 0 && msg.State == otpbot.StateLive {
@@ -570,7 +695,9 @@ func (w *jobRun) message() {
 	}
 
 	start := d.now()
+	result := "edited"
 	if msg.TelegramID == 0 {
+		result = "sent"
 		id, err := d.client.Send(w.ctx, out)
 		if err != nil {
 			w.failed(err, &msg)
@@ -591,11 +718,7 @@ func (w *jobRun) message() {
 	} else {
 		d.forget(msg.ID)
 	}
-	result := "edited"
-	if t.Kind == otpbot.TaskSend && msg.SentAt.Equal(done) {
-		result = "sent"
-	}
-	if w.complete(&msg, result, next...) {
+	if w.finish(&msg, result, next...) {
 		d.log.Info("delivered", w.logAttrs("state", string(msg.State), "telegram_id", msg.TelegramID,
 			"result", result, "call_ms", done.Sub(start).Milliseconds(), "latency_ms", done.Sub(t.Created).Milliseconds())...)
 	}

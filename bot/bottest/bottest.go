@@ -114,6 +114,9 @@ type Server struct {
 	webhook  string
 	secret   string
 	cbSeq    int
+	latency  time.Duration
+	holds    map[string]chan struct{}
+	held     map[string]int
 	count429 int
 	// flood control state
 	globalHits  []time.Time
@@ -141,6 +144,8 @@ func New(t testing.TB, opts ...Option) *Server {
 		closing:     make(chan struct{}),
 		chats:       map[int64]*chat{},
 		faults:      map[string][]*fault{},
+		holds:       map[string]chan struct{}{},
+		held:        map[string]int{},
 		updateID:    100,
 	}
 	for _, o := range opts {
@@ -329,6 +334,41 @@ func (s *Server) SetUp() {
 	defer s.mu.Unlock()
 	s.down, s.downSet = 0, false
 	s.notify()
+}
+
+// SetLatency makes every call but getUpdates take at least d before it
+// is answered (and acted on), like a slow network; 0 restores.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// Hold makes calls of method wait, unanswered and not yet acted on, until
+// release is called: a test can then act while a call is in flight.
+func (s *Server) Hold(method string) (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	s.holds[method] = ch
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.holds[method] == ch {
+				delete(s.holds, method)
+			}
+			s.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// Waiting counts the calls of method being held by Hold.
+func (s *Server) Waiting(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held[method]
 }
 
 // Block makes chatID answer 403 "Forbidden: bot was blocked by the user"
@@ -583,6 +623,31 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeJSON(w, 400, map[string]any{"ok": false, "error_code": 400, "description": "Bad Request: " + err.Error()})
 		return
+	}
+	s.mu.Lock()
+	latency := s.latency
+	hold := s.holds[method]
+	if hold != nil {
+		s.held[method]++
+	}
+	s.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-s.closing:
+		}
+		s.mu.Lock()
+		s.held[method]--
+		s.mu.Unlock()
+	}
+	if latency > 0 && method != "getUpdates" {
+		select {
+		case <-time.After(latency):
+		case <-r.Context().Done():
+			return
+		case <-s.closing:
+			return
+		}
 	}
 	s.mu.Lock()
 	call := Call{Method: method, Params: params, Time: time.Now()}

@@ -1,0 +1,161 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/templates"
+)
+
+// noticeRecorder is a NoticeQueue that keeps what it is given.
+type noticeRecorder struct {
+	mu    sync.Mutex
+	tasks []otpbot.Task
+	fail  error
+}
+
+func (r *noticeRecorder) Enqueue(_ context.Context, tasks ...otpbot.Task) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
+	r.tasks = append(r.tasks, tasks...)
+	return nil
+}
+
+func (r *noticeRecorder) all() []otpbot.Task {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]otpbot.Task(nil), r.tasks...)
+}
+
+func opsEvent(name string, kind otpbot.Kind, card string) otpbot.Event {
+	return otpbot.Event{ID: name + card, Provider: otpbot.ProviderUPay, Name: name, Kind: kind, CardID: card,
+		CardLast4: "1234", Code: dlCode, Link: "https://secret.example/x", Reason: "missing detail.3dsCode"}
+}
+
+func TestOpsAggregatesIntoOneNotice(t *testing.T) {
+	tmpl, err := templates.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		renderer OpsRenderer
+	}{{"templates", tmpl}, {"built-in texts", nil}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			q := &noticeRecorder{}
+			clock := &dlClock{now: dlStart}
+			ops := NewOps(OpsOptions{Queue: q, Chat: otpbot.Target{ChatID: dlOps, ThreadID: 3}, Renderer: tc.renderer,
+				Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: clock.Now})
+			ctx := context.Background()
+			unrouted := otpbot.IngestResult{Outcome: otpbot.OutcomeUnrouted}
+			for range 3 {
+				ops.Report(ctx, opsEvent("3DS_OTP", otpbot.KindCode, "5355771234561234"), unrouted)
+			}
+			ops.Report(ctx, opsEvent("3DS_OTP", otpbot.KindCode, "5355771234561234"), otpbot.IngestResult{Duplicate: true, Outcome: otpbot.OutcomeUnrouted})
+			ops.Report(ctx, opsEvent("3DS_OTP", otpbot.KindRejected, "C9"), otpbot.IngestResult{Outcome: otpbot.OutcomeRejected})
+			ops.Report(ctx, opsEvent("NEW_THING", otpbot.KindUnknown, "C9"), otpbot.IngestResult{Outcome: otpbot.OutcomeRecorded})
+			ops.Report(ctx, opsEvent("CC_CONSUME", otpbot.KindInfo, "C9"), otpbot.IngestResult{Outcome: otpbot.OutcomeRecorded})
+			ops.Broken(otpbot.Target{ChatID: dlChat}, "Forbidden: bot was blocked by the user")
+			ops.Failing(otpbot.Target{ChatID: dlChat2}, 5, errors.New("telegram sendMessage: 502 Bad Gateway"))
+
+			if err := ops.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			tasks := q.all()
+			if len(tasks) != 1 {
+				t.Fatalf("%d notices, want one aggregated", len(tasks))
+			}
+			n := tasks[0]
+			if n.Kind != otpbot.TaskNotice || n.Priority != otpbot.PriorityOther || n.Target != (otpbot.Target{ChatID: dlOps, ThreadID: 3}) {
+				t.Fatalf("notice task %+v", n)
+			}
+			for _, want := range []string{"Unrouted", "3 times", "Rejected", "NEW_THING", "Delivery stopped", "blocked", "502", "•••• 1234"} {
+				if !strings.Contains(n.Text, want) {
+					t.Errorf("notice lacks %q:\n%s", want, n.Text)
+				}
+			}
+			for _, secret := range []string{dlCode, "secret.example", "5355771234561234", "CC_CONSUME"} {
+				if strings.Contains(n.Text, secret) || strings.Contains(logs.String(), secret) {
+					t.Errorf("%q leaked:\n%s\n%s", secret, n.Text, logs.String())
+				}
+			}
+			if ops.Flush(ctx); len(q.all()) != 1 {
+				t.Fatal("an empty flush sent a notice")
+			}
+		})
+	}
+}
+
+func TestOpsKeepsReportsWhenTheQueueFails(t *testing.T) {
+	q := &noticeRecorder{fail: otpbot.ErrUnavailable}
+	ops := NewOps(OpsOptions{Queue: q, Chat: otpbot.Target{ChatID: dlOps}})
+	ops.Broken(otpbot.Target{ChatID: dlChat}, "chat not found")
+	if err := ops.Flush(context.Background()); !errors.Is(err, otpbot.ErrUnavailable) {
+		t.Fatalf("err %v", err)
+	}
+	q.fail = nil
+	if err := ops.Flush(context.Background()); err != nil || len(q.all()) != 1 {
+		t.Fatalf("retry: %v, %d notices", err, len(q.all()))
+	}
+}
+
+func TestOpsWithoutAChatOnlyLogs(t *testing.T) {
+	var logs bytes.Buffer
+	q := &noticeRecorder{}
+	ops := NewOps(OpsOptions{Queue: q, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ops.Report(context.Background(), opsEvent("3DS_OTP", otpbot.KindCode, "C1"), otpbot.IngestResult{Outcome: otpbot.OutcomeUnrouted})
+	if err := ops.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.all()) != 0 {
+		t.Fatal("notice queued without an ops chat")
+	}
+	if !strings.Contains(logs.String(), "report=unrouted") {
+		t.Fatalf("not logged: %s", logs.String())
+	}
+	var nilOps *Ops
+	nilOps.Broken(otpbot.Target{ChatID: 1}, "x") // must not panic
+}
+
+func TestOpsRunSendsAtMostOncePerInterval(t *testing.T) {
+	q := &noticeRecorder{}
+	ops := NewOps(OpsOptions{Queue: q, Chat: otpbot.Target{ChatID: dlOps}, Interval: 300 * time.Millisecond, Gather: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = ops.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	wait := func(n int) {
+		t.Helper()
+		for len(q.all()) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("want %d notices, have %d", n, len(q.all()))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	ops.Broken(otpbot.Target{ChatID: 1}, "chat not found")
+	wait(1)
+	ops.Broken(otpbot.Target{ChatID: 2}, "chat not found")
+	ops.Broken(otpbot.Target{ChatID: 3}, "chat not found")
+	wait(2)
+	tasks := q.all()
+	if gap := tasks[1].Created.Sub(tasks[0].Created); gap < 300*time.Millisecond {
+		t.Fatalf("second notice %v after the first, within the interval", gap)
+	}
+	if !strings.Contains(tasks[1].Text, "to 2") || !strings.Contains(tasks[1].Text, "to 3") {
+		t.Fatalf("second notice does not hold both reports: %s", tasks[1].Text)
+	}
+	cancel()
+	<-done
+}
