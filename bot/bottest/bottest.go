@@ -79,6 +79,14 @@ func WithLimits(globalPerSec, perChatPerSec int) Option {
 	return func(s *Server) { s.globalLimit, s.chatLimit = globalPerSec, perChatPerSec }
 }
 
+// SetLimits changes the flood limits of WithLimits while the server runs
+// (0 = no limit), e.g. after a test has set the scene without them.
+func (s *Server) SetLimits(globalPerSec, perChatPerSec int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.globalLimit, s.chatLimit = globalPerSec, perChatPerSec
+}
+
 // WithToken makes the server accept only this token (401 otherwise).
 func WithToken(token string) Option { return func(s *Server) { s.token = token } }
 
