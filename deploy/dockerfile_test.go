@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -219,6 +221,7 @@ type stageFacts struct {
 	user       string            // the last USER
 	entrypoint []string
 	entryShell bool
+	cmd        []string // CMD in exec form
 	health     []string // HEALTHCHECK CMD argv; nil if none
 	healthNone bool
 	copies     map[string]string // destination → "stage:source" for COPY --from
@@ -241,6 +244,8 @@ func factsOf(st stage) stageFacts {
 		case "ENTRYPOINT":
 			argv, ok := execForm(in.Args)
 			sf.entrypoint, sf.entryShell = argv, !ok
+		case "CMD":
+			sf.cmd, _ = execForm(in.Args)
 		case "HEALTHCHECK":
 			_, rest := splitFlags(in.Args)
 			if strings.EqualFold(rest, "NONE") {
@@ -419,15 +424,42 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-// TestDockerfileBuildCommands runs the builder stage's go build commands here,
-// as the image build would (same flags, ARG defaults substituted, /out moved
-// to a temp dir), then runs what they built: otpbot reports the stamped
-// version, both binaries are static, and the HEALTHCHECK binary tells a
-// healthy server from a failing one.
-func TestDockerfileBuildCommands(t *testing.T) {
-	df, err := parseDockerfile(readRepoFile(t, "Dockerfile"))
+// imageBuild is what the Dockerfile's builder stage produced here.
+type imageBuild struct {
+	final stageFacts        // the runtime stage
+	files map[string]string // path in the image → the binary built here
+	err   error
+}
+
+var (
+	imageBuildOnce sync.Once
+	imageBuildDir  string // removed by TestMain
+	imageBuildRes  imageBuild
+)
+
+// dockerVersion is the VERSION build argument the tests build with.
+const dockerVersion = "v0.0.0-dockertest"
+
+// builtImage runs the builder stage's go build commands here, as the image
+// build would (same flags and environment, ARG defaults substituted,
+// VERSION=dockerVersion, /out moved to a temp dir), once for all tests.
+func builtImage(t *testing.T) imageBuild {
+	t.Helper()
+	root := repoRoot(t)
+	src := readRepoFile(t, "Dockerfile")
+	imageBuildOnce.Do(func() {
+		imageBuildRes = buildImage(root, src)
+	})
+	if imageBuildRes.err != nil {
+		t.Fatal(imageBuildRes.err)
+	}
+	return imageBuildRes
+}
+
+func buildImage(root, src string) imageBuild {
+	df, err := parseDockerfile(src)
 	if err != nil {
-		t.Fatalf("Dockerfile: %v", err)
+		return imageBuild{err: fmt.Errorf("dockerfile: %w", err)}
 	}
 	builder := df.Stages[0]
 	bf := factsOf(builder)
@@ -435,35 +467,66 @@ func TestDockerfileBuildCommands(t *testing.T) {
 	for k, v := range bf.args {
 		vars[k] = v
 	}
-	vars["VERSION"] = "v0.0.0-dockertest"
-	out := t.TempDir()
-	built := map[string]string{} // Dockerfile path → local path
+	vars["VERSION"] = dockerVersion
+	imageBuildDir, err = os.MkdirTemp("", "otpbot-deploy-build-")
+	if err != nil {
+		return imageBuild{err: err}
+	}
+	built := map[string]string{} // builder path → local path
 	for _, b := range goBuilds(builder) {
 		line := expandArgs(b.Command, vars)
-		local := filepath.Join(out, path.Base(b.Output))
+		local := filepath.Join(imageBuildDir, path.Base(b.Output))
 		line = strings.ReplaceAll(line, b.Output, local)
 		cmd := exec.Command("sh", "-c", line)
-		cmd.Dir = repoRoot(t)
+		cmd.Dir = root
 		cmd.Env = os.Environ()
 		for k, v := range bf.env {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 		if o, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", line, err, o)
-		}
-		if err := checkStatic(local); err != nil {
-			t.Error(err)
+			return imageBuild{err: fmt.Errorf("%s: %v\n%s", line, err, o)}
 		}
 		built[b.Output] = local
 	}
-
-	ff := factsOf(df.Stages[len(df.Stages)-1])
-	localOf := func(imagePath string) string {
-		_, src, _ := strings.Cut(ff.copies[imagePath], ":")
-		if built[src] == "" {
-			t.Fatalf("%s in the image comes from %q, which no go build produced", imagePath, src)
+	res := imageBuild{final: factsOf(df.Stages[len(df.Stages)-1]), files: map[string]string{}}
+	for dst, from := range res.final.copies {
+		_, src, _ := strings.Cut(from, ":")
+		if built[src] != "" {
+			res.files[dst] = built[src]
 		}
-		return built[src]
+	}
+	return res
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if imageBuildDir != "" {
+		os.RemoveAll(imageBuildDir)
+	}
+	os.Exit(code)
+}
+
+// localOf is the binary built here for a path in the image.
+func (b imageBuild) localOf(t *testing.T, imagePath string) string {
+	t.Helper()
+	p := b.files[imagePath]
+	if p == "" {
+		t.Fatalf("%s in the image is copied from %q, which no go build in the builder stage produced", imagePath, b.final.copies[imagePath])
+	}
+	return p
+}
+
+// TestDockerfileBuildCommands runs what the builder stage built: otpbot
+// reports the stamped version, every binary is static, and the HEALTHCHECK
+// binary tells a healthy server from a failing one.
+func TestDockerfileBuildCommands(t *testing.T) {
+	img := builtImage(t)
+	ff := img.final
+	localOf := func(p string) string { return img.localOf(t, p) }
+	for _, p := range img.files {
+		if err := checkStatic(p); err != nil {
+			t.Error(err)
+		}
 	}
 
 	otpbot := localOf(ff.entrypoint[0])
@@ -471,19 +534,20 @@ func TestDockerfileBuildCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("otpbot version: %v\n%s", err, got)
 	}
-	if !strings.HasPrefix(string(got), "otpbot v0.0.0-dockertest") {
-		t.Errorf("otpbot version printed %q, want the stamped v0.0.0-dockertest", got)
+	if !strings.HasPrefix(string(got), "otpbot "+dockerVersion) {
+		t.Errorf("otpbot version printed %q, want the stamped %s", got, dockerVersion)
 	}
 
 	// The HEALTHCHECK as the image runs it: argv from the Dockerfile, the
 	// environment from its ENV lines, OTPBOT_HTTP_LISTEN pointed at a server here.
-	status := http.StatusOK
+	var status atomic.Int32
+	status.Store(http.StatusOK)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" {
 			http.NotFound(w, r)
 			return
 		}
-		w.WriteHeader(status)
+		w.WriteHeader(int(status.Load()))
 	}))
 	defer srv.Close()
 	if _, ok := ff.env["OTPBOT_HTTP_LISTEN"]; !ok {
@@ -501,7 +565,7 @@ func TestDockerfileBuildCommands(t *testing.T) {
 	if err := probe(); err != nil {
 		t.Errorf("HEALTHCHECK against a healthy server failed: %v", err)
 	}
-	status = http.StatusServiceUnavailable
+	status.Store(http.StatusServiceUnavailable)
 	if err := probe(); err == nil {
 		t.Error("HEALTHCHECK against a server answering 503 passed")
 	}
