@@ -1,12 +1,9 @@
 package webhooks
 
 import (
-	"crypto"
 	"crypto/hmac"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/otpbot/otpbot/hyperpay"
 )
 
 // errUnauthorized is wrapped by every failed authentication check (HTTP 401).
@@ -152,17 +150,6 @@ func parseDigits(s string) (int64, bool) {
 	return n, err == nil
 }
 
-// decodeSignature reads a Base64 signature, standard or URL alphabet, padded
-// or not: only the bytes matter.
-func decodeSignature(s string) ([]byte, bool) {
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			return b, true
-		}
-	}
-	return nil, false
-}
-
 // openUPay returns the push inside a UPay body: the body itself when it is
 // plain JSON, or the decrypted JWE of a {"payload":"<JWE>"} wrapper when a
 // private key is configured. Plain bodies are refused when RequireEncryption.
@@ -209,8 +196,8 @@ func (c *UPayConfig) checkUPaySignature(r *http.Request, raw, plain []byte, encr
 	if err := checkFresh(UPayHeaderTimestamp, time.UnixMilli(ms), now, c.SignatureTolerance); err != nil {
 		return err
 	}
-	given, ok := decodeSignature(sig)
-	if !ok {
+	given, err := hyperpay.DecodeSignature(sig)
+	if err != nil {
 		return authFailure("%s is not Base64", UPayHeaderSign)
 	}
 	var ev struct {
@@ -228,9 +215,10 @@ func (c *UPayConfig) checkUPaySignature(r *http.Request, raw, plain []byte, encr
 	return authFailure("%s does not match", UPayHeaderSign)
 }
 
-// checkHyperCardSignature verifies the signature header: SHA256withRSA with
-// HyperCard's public key over HyperCardSignString of the signed headers and
-// the body, with the timestamp header (seconds) within tolerance.
+// checkHyperCardSignature verifies the signature header with HyperCard's
+// public key (hyperpay.Verify: SHA256withRSA over the sorted string of the
+// signed headers and the body), with the timestamp header (seconds) within
+// tolerance.
 func (c *HyperCardConfig) checkHyperCardSignature(r *http.Request, body []byte, now time.Time) error {
 	sig, ts := r.Header.Get(HyperCardHeaderSignature), r.Header.Get(HyperCardHeaderTimestamp)
 	if sig == "" {
@@ -243,21 +231,19 @@ func (c *HyperCardConfig) checkHyperCardSignature(r *http.Request, body []byte, 
 	if err := checkFresh(HyperCardHeaderTimestamp, time.Unix(secs, 0), now, c.SignatureTolerance); err != nil {
 		return err
 	}
-	given, ok := decodeSignature(sig)
-	if !ok {
-		return authFailure("%s header is not Base64", HyperCardHeaderSignature)
-	}
-	headers := make(map[string]string, 4)
-	for _, h := range []string{HyperCardHeaderTimestamp, HyperCardHeaderNonce, HyperCardHeaderAPIKey, HyperCardHeaderVersion} {
+	names := hyperpay.SignedHeaders()
+	headers := make(map[string]string, len(names))
+	for _, h := range names {
 		headers[h] = r.Header.Get(h)
 	}
-	s, err := HyperCardSignString(headers, body)
-	if err != nil {
+	switch err := hyperpay.Verify(c.PublicKey, headers, body, sig); {
+	case err == nil:
+		return nil
+	case errors.Is(err, hyperpay.ErrSignatureEncoding):
+		return authFailure("%s header is not Base64", HyperCardHeaderSignature)
+	case errors.Is(err, hyperpay.ErrSignString):
 		return authFailure("cannot build the signed string: body is not a JSON object")
-	}
-	digest := sha256.Sum256([]byte(s))
-	if rsa.VerifyPKCS1v15(c.PublicKey, crypto.SHA256, digest[:], given) != nil {
+	default:
 		return authFailure("%s does not verify", HyperCardHeaderSignature)
 	}
-	return nil
 }
