@@ -1,0 +1,195 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/otpbot/otpbot"
+)
+
+// Ingest records ev in one script: the dedupe mark, a redacted history
+// entry under each of ev.Keys() and, for a pushed kind not yet expired, a
+// message and a send task (or the updated event and an update task when the
+// group's message exists) for every unbroken link of ev.RouteKey(). It
+// returns after Redis answered, so the push may then be acknowledged.
+func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResult, error) {
+	now := s.now()
+	at := ev.ReceivedAt
+	if at.IsZero() {
+		at = now
+	}
+
+	outcome := otpbot.OutcomeRecorded
+	route := false
+	routeKey, hasRoute := ev.RouteKey()
+	switch {
+	case ev.Kind.Pushed() && ev.Expired(at):
+		outcome = otpbot.OutcomeExpired
+	case ev.Kind.Pushed():
+		outcome = otpbot.OutcomeUnrouted // until the script finds a link
+		route = hasRoute
+	case ev.Kind == otpbot.KindRejected:
+		outcome = otpbot.OutcomeRejected
+	}
+
+	red := ev.Redacted()
+	entryQueued, err := json.Marshal(otpbot.HistoryEntry{Event: red, Outcome: otpbot.OutcomeQueued})
+	if err != nil {
+		return otpbot.IngestResult{}, fmt.Errorf("encode history entry: %w", err)
+	}
+	entryOther, err := json.Marshal(otpbot.HistoryEntry{Event: red, Outcome: outcome})
+	if err != nil {
+		return otpbot.IngestResult{}, fmt.Errorf("encode history entry: %w", err)
+	}
+	evJSON, err := json.Marshal(ev)
+	if err != nil {
+		return otpbot.IngestResult{}, fmt.Errorf("encode event: %w", err)
+	}
+	redJSON, err := json.Marshal(red)
+	if err != nil {
+		return otpbot.IngestResult{}, fmt.Errorf("encode event: %w", err)
+	}
+	// The constant parts of the message and tasks the script creates per
+	// target; it adds the ids and the target.
+	msgRest, err := stripJSON(otpbot.Message{Group: ev.Group}, "id", "target", "event", "state", "updated_at")
+	if err != nil {
+		return otpbot.IngestResult{}, fmt.Errorf("encode message: %w", err)
+	}
+	sendRest, err := stripJSON(otpbot.Task{Kind: otpbot.TaskSend, Priority: otpbot.PriorityCode, Due: at, Created: at},
+		"id", "message_id", "target")
+	if err != nil {
+		return otpbot.IngestResult{}, fmt.Errorf("encode task: %w", err)
+	}
+	updRest, err := stripJSON(otpbot.Task{Kind: otpbot.TaskUpdate, Priority: otpbot.PriorityUpdate, Due: at, Created: at},
+		"id", "message_id", "target")
+	if err != nil {
+		return otpbot.IngestResult{}, fmt.Errorf("encode task: %w", err)
+	}
+
+	keys := ev.Keys()
+	args := []any{
+		s.k.base,                              // 1
+		ev.ID,                                 // 2
+		us(now),                               // 3
+		us(now.Add(-s.opts.DedupeWindow)),     // 4
+		ms(gcTTL(s.opts.DedupeWindow)),        // 5
+		boolArg(route),                        // 6
+		routeKey.String(),                     // 7
+		ev.Group,                              // 8
+		string(evJSON),                        // 9
+		string(redJSON),                       // 10
+		msgRest,                               // 11
+		sendRest,                              // 12
+		updRest,                               // 13
+		usCeil(at),                            // 14
+		fmtTime(at),                           // 15
+		us(at),                                // 16
+		fmtTime(now),                          // 17
+		string(entryQueued),                   // 18
+		string(entryOther),                    // 19
+		us(at),                                // 20
+		us(now.Add(-s.opts.HistoryRetention)), // 21
+		s.opts.HistoryPerKey,                  // 22
+		ms(gcTTL(s.opts.HistoryRetention)),    // 23
+		otpbot.TaskID("", otpbot.TaskSend),    // 24
+		otpbot.TaskID("", otpbot.TaskUpdate),  // 25
+		string(otpbot.StateLive),              // 26
+		len(keys),                             // 27
+	}
+	for _, k := range keys {
+		args = append(args, k.String())
+	}
+	v, err := ingestScript.Run(ctx, s.client, []string{s.k.dedupe()}, args...).Slice()
+	if err != nil {
+		return otpbot.IngestResult{}, wrap("ingest", err)
+	}
+	if len(v) == 0 {
+		return otpbot.IngestResult{}, fmt.Errorf("redis ingest: empty reply")
+	}
+	if dup, _ := v[0].(int64); dup == 1 {
+		return otpbot.IngestResult{Duplicate: true}, nil
+	}
+	res := otpbot.IngestResult{Outcome: outcome}
+	for _, t := range v[1:] {
+		target, err := otpbot.ParseTarget(str(t))
+		if err != nil {
+			return otpbot.IngestResult{}, fmt.Errorf("redis ingest: %w", err)
+		}
+		res.Targets = append(res.Targets, target)
+	}
+	if len(res.Targets) > 0 {
+		res.Outcome = otpbot.OutcomeQueued
+		s.signal()
+	}
+	return res, nil
+}
+
+// boolArg encodes a flag for a script.
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// History returns up to limit entries of key, newest first (all of them
+// when limit is not positive). Entries past the retention are left out even
+// before the next write prunes them.
+func (s *Store) History(ctx context.Context, key otpbot.Key, limit int) ([]otpbot.HistoryEntry, error) {
+	stop := int64(limit) - 1
+	if limit <= 0 {
+		stop = -1
+	}
+	recs, err := s.client.LRange(ctx, s.k.history(key.String()), 0, stop).Result()
+	if err != nil {
+		return nil, wrap("history", err)
+	}
+	cutoff := s.now().Add(-s.opts.HistoryRetention)
+	var out []otpbot.HistoryEntry
+	for _, r := range recs {
+		h, ok, err := decodeHistory(r)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || h.at.Before(cutoff) {
+			continue
+		}
+		out = append(out, h.entry)
+	}
+	return out, nil
+}
+
+// historyRec is a stored history entry: "SEQ|µs|JSON". SEQ numbers
+// ingests store-wide (an entry under two keys has one SEQ); µs is the
+// event's receipt, which retention goes by.
+type historyRec struct {
+	seq   int64
+	at    time.Time
+	entry otpbot.HistoryEntry
+}
+
+// decodeHistory parses a stored history entry; ok is false for one that
+// does not parse as such (never written by this package).
+func decodeHistory(r string) (historyRec, bool, error) {
+	seq, rest, ok1 := strings.Cut(r, "|")
+	ts, j, ok2 := strings.Cut(rest, "|")
+	if !ok1 || !ok2 {
+		return historyRec{}, false, nil
+	}
+	var h historyRec
+	if _, err := fmt.Sscan(seq, &h.seq); err != nil {
+		return h, false, nil
+	}
+	var micros int64
+	if _, err := fmt.Sscan(ts, &micros); err != nil {
+		return h, false, nil
+	}
+	h.at = time.UnixMicro(micros)
+	if err := json.Unmarshal([]byte(j), &h.entry); err != nil {
+		return h, false, fmt.Errorf("decode history entry: %w", err)
+	}
+	return h, true, nil
+}

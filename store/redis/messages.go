@@ -1,0 +1,144 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/otpbot/otpbot"
+)
+
+// A message is a hash: "j" holds its JSON without the parts that change
+// most (so Ingest can update them without decoding JSON in Lua), "e" the
+// event JSON, "s" the state and "u" UpdatedAt in RFC 3339 (compared as text
+// by UpdateMessage). Indexes: "mc:CHAT" and "ms" are sorted sets of message
+// ids scored by when (real time, ms) a finished message is forgotten.
+
+// messageArgs returns the 8 script arguments that write m (see putMsgAt).
+// A message in a final state loses its code and link here.
+func messageArgs(m otpbot.Message) ([]any, error) {
+	final := m.State.Final()
+	if final {
+		m.Event = m.Event.Redacted()
+	}
+	head, err := stripJSON(m, "event", "state", "updated_at")
+	if err != nil {
+		return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
+	}
+	ev, err := json.Marshal(m.Event)
+	if err != nil {
+		return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
+	}
+	f := "0"
+	if final {
+		f = "1"
+	}
+	return []any{m.ID, strconv.FormatInt(m.Target.ChatID, 10), head, string(ev), string(m.State),
+		fmtTime(m.UpdatedAt), f, ms(finishedMessageTTL)}, nil
+}
+
+// decodeMessage rebuilds a message from its hash fields; ok is false when
+// the hash does not exist.
+func decodeMessage(j, e, st, u any) (otpbot.Message, bool, error) {
+	if isNil(j) {
+		return otpbot.Message{}, false, nil
+	}
+	var m otpbot.Message
+	if err := json.Unmarshal([]byte(str(j)), &m); err != nil {
+		return m, false, fmt.Errorf("decode message: %w", err)
+	}
+	if err := json.Unmarshal([]byte(str(e)), &m.Event); err != nil {
+		return m, false, fmt.Errorf("decode message %s event: %w", m.ID, err)
+	}
+	m.State = otpbot.MessageState(str(st))
+	t, err := parseTime(str(u))
+	if err != nil {
+		return m, false, fmt.Errorf("decode message %s: %w", m.ID, err)
+	}
+	m.UpdatedAt = t
+	return m, true, nil
+}
+
+// Message returns the message with the given ID.
+func (s *Store) Message(ctx context.Context, id string) (otpbot.Message, bool, error) {
+	v, err := s.client.HMGet(ctx, s.k.message(id), "j", "e", "s", "u").Result()
+	if err != nil {
+		return otpbot.Message{}, false, wrap("message", err)
+	}
+	return decodeMessage(v[0], v[1], v[2], v[3])
+}
+
+// MessagesForChat lists a chat's messages, every topic included, ordered
+// by ID.
+func (s *Store) MessagesForChat(ctx context.Context, chatID int64) ([]otpbot.Message, error) {
+	return s.messagesIn(ctx, s.k.chatMessages(chatID))
+}
+
+// messagesIn reads the messages listed in the index zk. Index entries
+// whose message Redis already forgot are skipped.
+func (s *Store) messagesIn(ctx context.Context, zk string) ([]otpbot.Message, error) {
+	ids, err := s.client.ZRange(ctx, zk, 0, -1).Result()
+	if err != nil {
+		return nil, wrap("messages", err)
+	}
+	slices.Sort(ids)
+	cmds := make([]*goredis.SliceCmd, len(ids))
+	if len(ids) > 0 {
+		_, err = s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, id := range ids {
+				cmds[i] = p.HMGet(ctx, s.k.message(id), "j", "e", "s", "u")
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, wrap("messages", err)
+		}
+	}
+	var out []otpbot.Message
+	for _, c := range cmds {
+		v := c.Val()
+		m, ok, err := decodeMessage(v[0], v[1], v[2], v[3])
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// UpdateMessage replaces msg and enqueues next, provided the stored
+// message's UpdatedAt is still prev.
+func (s *Store) UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error {
+	margs, err := messageArgs(msg)
+	if err != nil {
+		return err
+	}
+	targs, err := taskArgs(next)
+	if err != nil {
+		return err
+	}
+	args := append([]any{s.k.base, fmtTime(prev)}, margs...)
+	args = append(args, len(next))
+	args = append(args, targs...)
+	r, err := updateMessageScript.Run(ctx, s.client, []string{s.k.message(msg.ID)}, args...).Int()
+	if err != nil {
+		return wrap("update message", err)
+	}
+	switch r {
+	case -2:
+		return fmt.Errorf("update message %s: %w", msg.ID, otpbot.ErrNotFound)
+	case -1:
+		return fmt.Errorf("update message %s: %w", msg.ID, otpbot.ErrConflict)
+	}
+	if len(next) > 0 {
+		s.signal()
+	}
+	return nil
+}

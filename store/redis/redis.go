@@ -1,0 +1,402 @@
+// Package redis is the shared otpbot store: every otpbot.Store interface on
+// Redis (standalone, Sentinel or Cluster through go-redis's
+// UniversalClient), so that several otpbot processes can share one outbox,
+// one set of links and one history.
+//
+// # Keys
+//
+// Every key lives under the configured prefix followed by one hash tag
+// derived from it: prefix "otpbot:" gives keys "otpbot:{otpbot}:...". The
+// shared tag puts all of them in one Cluster slot, which is what lets a Lua
+// script touch several of them (and keys it only discovers while running,
+// such as the message of each linked target) atomically on Cluster too. A
+// prefix that already holds a hash tag ("app:{x}:") is used as it is.
+//
+// # Atomicity
+//
+// Each change that spans keys (Ingest, Claim, Complete, Retry, Enqueue,
+// UpdateMessage, RedeemInvite, the leases...) is one Lua script: Redis
+// runs it atomically, so a crash or a lost connection never leaves half of
+// it written, and a caller hears success only after Redis answered.
+//
+// # The outbox
+//
+// The outbox is a sorted set per priority, scored by the time a task
+// becomes claimable (its due time, or its lease's end while leased), next
+// to a hash per task. This fits the queue's contract better than Streams:
+// tasks are claimed by priority and then by due time, may be due later
+// (countdown ticks, retries with backoff), are replaced by id (refreshes
+// coalesce) and take a lease that simply moves their score. Claim is one
+// script that takes the lowest scores up to now, stamps each with a random
+// lease token and rescores it to the lease's end, so a task leased by a
+// process that died becomes claimable again by itself; Complete and Retry
+// compare the token and answer otpbot.ErrLeaseLost when it changed. A
+// Stream would need a consumer group, XAUTOCLAIM, a separate schedule for
+// due-later work and could not replace an entry in place.
+//
+// # Time
+//
+// Every outcome (dedupe, retention, expiry of invites and codes, Once and
+// leases) follows StoreOptions.Now or the method's explicit time, passed
+// into the scripts, never Redis's clock. Redis key expiry is used on top of
+// that only as garbage collection, with generous slack, so idle data
+// (dedupe marks, history, invites, Once marks, finished messages) leaves
+// Redis by itself.
+//
+// # Availability
+//
+// A call that cannot reach Redis returns an error wrapping
+// otpbot.ErrUnavailable (the HTTP layer answers 503). go-redis reconnects
+// on the next call; the pub/sub subscriber behind Wake retries with
+// backoff.
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/otpbot/otpbot"
+)
+
+var _ otpbot.Store = (*Store)(nil)
+
+// Defaults for zero StoreOptions fields; they match the configuration's.
+const (
+	defaultDedupeWindow     = 72 * time.Hour
+	defaultHistoryPerKey    = 1000
+	defaultHistoryRetention = 720 * time.Hour
+	defaultInviteTTL        = 24 * time.Hour
+)
+
+// finishedMessageTTL is how long a message in a final state is kept after
+// its last change. Its code is already gone; it only serves late AUTH_3DS
+// updates and lookups, and forgetting it keeps Redis small.
+const finishedMessageTTL = 24 * time.Hour
+
+// Wake subscriber timing: how long a quiet subscription waits before it
+// checks the connection with a PING, and the retry backoff when Redis is
+// away (doubling from min to max, so nothing spins).
+const (
+	subscribeIdle       = 30 * time.Second
+	subscribeBackoffMin = 100 * time.Millisecond
+	subscribeBackoffMax = 5 * time.Second
+)
+
+// Store is the Redis implementation of otpbot.Store. It is safe for
+// concurrent use, and several Stores (in one or many processes) may share
+// one prefix.
+type Store struct {
+	client goredis.UniversalClient
+	k      keys
+	opts   otpbot.StoreOptions
+	log    *slog.Logger
+
+	wake   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+
+	// subscribes counts subscription attempts, so tests can see that the
+	// subscriber backs off while Redis is away.
+	subscribes atomic.Int64
+}
+
+// New returns a store on client with all keys under prefix ("otpbot:" when
+// empty). It does not need Redis to be up: calls fail with
+// otpbot.ErrUnavailable until it is. The client stays the caller's: Close
+// stops the store's own goroutine but does not close the client.
+func New(ctx context.Context, client goredis.UniversalClient, prefix string, opts otpbot.StoreOptions, logger *slog.Logger) (*Store, error) {
+	if client == nil {
+		return nil, errors.New("redis store: nil client")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.DedupeWindow <= 0 {
+		opts.DedupeWindow = defaultDedupeWindow
+	}
+	if opts.HistoryPerKey <= 0 {
+		opts.HistoryPerKey = defaultHistoryPerKey
+	}
+	if opts.HistoryRetention <= 0 {
+		opts.HistoryRetention = defaultHistoryRetention
+	}
+	if opts.InviteTTL <= 0 {
+		opts.InviteTTL = defaultInviteTTL
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	subCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Store{
+		client: client,
+		k:      keys{base: Base(prefix)},
+		opts:   opts,
+		log:    logger.With("store", "redis"),
+		wake:   make(chan struct{}, 1),
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	go s.subscribe(subCtx)
+	return s, nil
+}
+
+// Base returns the key base for prefix: the prefix followed by a hash tag
+// made of it ("otpbot:" → "otpbot:{otpbot}:"), or the prefix itself when
+// it already holds a hash tag. Every key of the store starts with it.
+func Base(prefix string) string {
+	if prefix == "" {
+		prefix = "otpbot:"
+	}
+	if i := strings.IndexByte(prefix, '{'); i >= 0 {
+		if j := strings.IndexByte(prefix[i+1:], '}'); j > 0 {
+			return prefix
+		}
+	}
+	tag := strings.TrimRight(prefix, ":")
+	if tag == "" || strings.ContainsAny(tag, "{}") {
+		tag = "otpbot"
+	}
+	return prefix + "{" + tag + "}:"
+}
+
+// keys names the store's Redis keys.
+type keys struct{ base string }
+
+func (k keys) dedupe() string                 { return k.base + "dd" }
+func (k keys) historySeq() string             { return k.base + "hseq" }
+func (k keys) historyIndex() string           { return k.base + "hk" }
+func (k keys) history(key string) string      { return k.base + "h:" + key }
+func (k keys) links(key string) string        { return k.base + "lk:" + key }
+func (k keys) broken(key string) string       { return k.base + "lb:" + key }
+func (k keys) chatLinks(chat int64) string    { return k.base + "lc:" + strconv.FormatInt(chat, 10) }
+func (k keys) linkKeys() string               { return k.base + "lkeys" }
+func (k keys) message(id string) string       { return k.base + "m:" + id }
+func (k keys) chatMessages(c int64) string    { return k.base + "mc:" + strconv.FormatInt(c, 10) }
+func (k keys) messages() string               { return k.base + "ms" }
+func (k keys) task(id string) string          { return k.base + "t:" + id }
+func (k keys) queue(p otpbot.Priority) string { return k.base + "q:" + strconv.Itoa(int(p)) }
+func (k keys) invite(hash string) string      { return k.base + "iv:" + hash }
+func (k keys) invites() string                { return k.base + "iv" }
+func (k keys) once(key string) string         { return k.base + "once:" + key }
+func (k keys) lease(name string) string       { return k.base + "lease:" + name }
+func (k keys) wake() string                   { return k.base + "wake" }
+
+// priorities are the queue's priorities, most urgent first; the scripts
+// loop over the same range.
+var priorities = []otpbot.Priority{otpbot.PriorityCode, otpbot.PriorityUpdate, otpbot.PriorityRefresh, otpbot.PriorityOther}
+
+// now is the store's clock.
+func (s *Store) now() time.Time { return s.opts.Now() }
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return wrap("ping", s.client.Ping(ctx).Err())
+}
+
+// Close stops the wake subscriber. The client is the caller's to close.
+func (s *Store) Close() error {
+	s.once.Do(func() {
+		s.cancel()
+		<-s.done
+	})
+	return nil
+}
+
+// Wake delivers a value when tasks were enqueued by this store or by
+// another one on the same prefix.
+func (s *Store) Wake() <-chan struct{} { return s.wake }
+
+// signal wakes the local consumer without blocking: one pending value is
+// enough, the consumer re-reads the whole outbox.
+func (s *Store) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// subscribe listens on the wake channel until ctx ends. When the
+// connection drops it resubscribes with backoff, and it wakes the consumer
+// after every (re)subscription since a publication may have been missed
+// while it was away.
+func (s *Store) subscribe(ctx context.Context) {
+	defer close(s.done)
+	backoff := subscribeBackoffMin
+	for ctx.Err() == nil {
+		s.subscribes.Add(1)
+		ok := s.listen(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if ok {
+			backoff = subscribeBackoffMin
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, subscribeBackoffMax)
+	}
+}
+
+// listen runs one subscription until it fails; ok reports whether it was
+// established at all.
+func (s *Store) listen(ctx context.Context) (ok bool) {
+	ps := s.client.Subscribe(ctx, s.k.wake())
+	// A blocked read does not watch ctx: closing the subscription is what
+	// ends it when the store closes.
+	stop := context.AfterFunc(ctx, func() { ps.Close() })
+	defer func() {
+		stop()
+		ps.Close()
+	}()
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, subscribeIdle)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ok
+			}
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Quiet for a while: make sure the connection still lives.
+				if err := ps.Ping(ctx); err == nil {
+					continue
+				}
+			}
+			s.log.Warn("wake subscription lost; retrying", "err", err)
+			return ok
+		}
+		switch msg.(type) {
+		case *goredis.Subscription:
+			if !ok {
+				s.log.Debug("wake subscription established")
+			}
+			ok = true
+			s.signal()
+		case *goredis.Message:
+			s.signal()
+		}
+	}
+}
+
+// wrap adds context to a Redis error and marks the ones that mean Redis
+// cannot be reached (or cannot serve right now) as otpbot.ErrUnavailable.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if unavailable(err) {
+		return fmt.Errorf("redis %s: %w: %w", op, otpbot.ErrUnavailable, err)
+	}
+	return fmt.Errorf("redis %s: %w", op, err)
+}
+
+// unavailableReplies are the server replies that mean "not now" rather
+// than "wrong request".
+var unavailableReplies = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "MISCONF"}
+
+// unavailable reports whether err means Redis is out of reach: any error
+// that is not a server reply (network, pool, closed client, timeout) and
+// the replies of a server that is starting, failing over or read-only. A
+// cancellation by the caller is not the store's fault.
+func unavailable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var re goredis.Error
+	if errors.As(err, &re) {
+		msg := strings.TrimPrefix(re.Error(), "ERR ")
+		for _, p := range unavailableReplies {
+			if strings.HasPrefix(msg, p) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// Time encodings. Scores and script comparisons use microseconds since the
+// epoch (exact in a float64 until the year 2255); exact values are kept as
+// RFC 3339 text in UTC, so equal instants have equal text.
+
+func us(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
+
+// usCeil rounds up, so that a task due a fraction of a microsecond after
+// now is not claimable at now.
+func usCeil(t time.Time) string {
+	v := t.UnixMicro()
+	if t.Nanosecond()%1000 != 0 {
+		v++
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
+
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+// gcTTL is the Redis expiry given to data whose logical life is d: twice
+// that plus an hour, so that Redis never forgets something the store clock
+// still needs, even when the clocks of several processes disagree.
+func gcTTL(d time.Duration) time.Duration { return 2*max(d, 0) + time.Hour }
+
+// token returns a random lease token.
+func token() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// stripJSON marshals v without the named top-level fields: the parts a
+// script stores or splices in separately.
+func stripJSON(v any, drop ...string) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", err
+	}
+	for _, f := range drop {
+		delete(m, f)
+	}
+	b, err = json.Marshal(m)
+	return string(b), err
+}
+
+// str returns a script reply element as a string ("" for nil).
+func str(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	}
+	return ""
+}
+
+// isNil reports whether v is a nil script reply element.
+func isNil(v any) bool { return v == nil }
+
+// isRedisNil reports whether err is go-redis's "no value" reply.
+func isRedisNil(err error) bool { return errors.Is(err, goredis.Nil) }

@@ -1,0 +1,416 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// The Lua scripts behind every multi-key change. Each runs atomically on the
+// server, so a change is either wholly written or not at all (a crash or a
+// dropped connection never leaves half of it), and each costs one round trip.
+//
+// Conventions:
+//   - ARGV[1] is always the key base (prefix + hash tag). Scripts build the
+//     keys they touch from it because some of them (message and task keys of
+//     the targets a link lookup finds) are only known inside the script.
+//     Every key shares the base's hash tag, so on Redis Cluster they all live
+//     in one slot and such undeclared keys are still served by the node the
+//     script runs on. KEYS[1] is a real key under the base, for routing.
+//   - Times come from Go as strings: microseconds since the epoch for scores
+//     and comparisons, RFC 3339 for exact values. Scripts never turn a large
+//     number back into text (Lua would round it), except real-clock
+//     milliseconds used only for garbage collection.
+//   - JSON from Go is stored verbatim. Where a script must build JSON (a
+//     message or task per linked target), Go passes the constant part
+//     ("rest") and the script splices in the id and the target.
+
+// luaPrelude defines the helpers the scripts share.
+const luaPrelude = `
+local B = ARGV[1]
+
+-- targetJSON renders "CHAT" or "CHAT/THREAD" as an otpbot.Target.
+local function targetJSON(t)
+  local c, th = string.match(t, '^(%-?%d+)/(%d+)$')
+  if c then return '{"chat_id":' .. c .. ',"thread_id":' .. th .. '}' end
+  return '{"chat_id":' .. t .. '}'
+end
+
+local function chatOf(t) return string.match(t, '^(%-?%d+)') end
+
+-- obj prepends the fields in head to the JSON object rest.
+local function obj(head, rest)
+  if rest == '{}' then return '{' .. head .. '}' end
+  return '{' .. head .. ',' .. string.sub(rest, 2)
+end
+
+-- realms is the server's wall clock in milliseconds, for garbage
+-- collection only; outcomes follow the store clock passed in ARGV.
+local function realms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- index adds member to the sorted set zk, scored by the real time (ms) it
+-- may be forgotten, after dropping members whose time has passed.
+local function index(zk, member, score, now)
+  redis.call('ZREMRANGEBYSCORE', zk, '-inf', '(' .. now)
+  redis.call('ZADD', zk, score, member)
+end
+
+local function delTask(id)
+  local tk = B .. 't:' .. id
+  local p = redis.call('HGET', tk, 'p')
+  if p then
+    redis.call('ZREM', B .. 'q:' .. p, id)
+    redis.call('ZREM', B .. 'qc:' .. p, id)
+    redis.call('DEL', tk)
+  end
+end
+
+-- putTask replaces any task with the same id (its lease included) and
+-- queues the new one, claimable once score (its due time) has passed.
+local function putTask(id, prio, score, at, cscore, json, mid)
+  delTask(id)
+  redis.call('HSET', B .. 't:' .. id, 'j', json, 'p', prio, 'm', mid, 'at', at)
+  redis.call('ZADD', B .. 'q:' .. prio, score, id)
+  redis.call('ZADD', B .. 'qc:' .. prio, cscore, id)
+end
+
+-- putTasks puts the n tasks of 7 arguments each that start at ARGV[i].
+local function putTasks(i, n)
+  for k = 0, n - 1 do
+    local a = i + k * 7
+    putTask(ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5], ARGV[a+6])
+  end
+  if n > 0 then redis.call('PUBLISH', B .. 'wake', '1') end
+end
+
+-- putMsg writes a message (8 arguments from ARGV[i]: id, chat, head JSON,
+-- event JSON, state, updated, final, gc ms). A final message no longer
+-- needs to survive: it is forgotten gc ms later.
+local function putMsgAt(i, now)
+  local id, chat, final, gc = ARGV[i], ARGV[i+1], ARGV[i+6], tonumber(ARGV[i+7])
+  local mk = B .. 'm:' .. id
+  redis.call('HSET', mk, 'j', ARGV[i+2], 'e', ARGV[i+3], 's', ARGV[i+4], 'u', ARGV[i+5])
+  local score = '+inf'
+  if final == '1' then
+    redis.call('PEXPIRE', mk, gc)
+    score = now + gc
+  else
+    redis.call('PERSIST', mk)
+  end
+  index(B .. 'mc:' .. chat, id, score, now)
+  index(B .. 'ms', id, score, now)
+end
+
+-- putHistory stores rec under the history key hk, capped at cap entries,
+-- dropping entries older than the cutoff hcut (µs, store clock).
+local function putHistory(key, rec, cap, hcut, gc, now)
+  local hk = B .. 'h:' .. key
+  redis.call('LPUSH', hk, rec)
+  redis.call('LTRIM', hk, 0, cap - 1)
+  while true do
+    local tail = redis.call('LINDEX', hk, -1)
+    if not tail then break end
+    local ts = tonumber(string.match(tail, '^%d+|(%-?%d+)|'))
+    if ts and ts < hcut then redis.call('RPOP', hk) else break end
+  end
+  redis.call('PEXPIRE', hk, gc)
+  index(B .. 'hk', key, now + gc, now)
+end
+`
+
+// ingestScript: KEYS[1] = dedupe set. See ingestArgs for ARGV.
+// Returns {1} for a duplicate, else {0, target...}.
+var ingestScript = goredis.NewScript(luaPrelude + `
+local id, now, ddcut, ddgc = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local seen = redis.call('ZSCORE', KEYS[1], id)
+if seen and tonumber(seen) > tonumber(ddcut) then return {1} end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ddcut)
+redis.call('ZADD', KEYS[1], now, id)
+redis.call('PEXPIRE', KEYS[1], ddgc)
+
+local route, rk, group = ARGV[6], ARGV[7], ARGV[8]
+local evJSON, redJSON, msgRest, sendRest, updRest = ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]
+local dueScore, dueAt, cScore, nowStr = ARGV[14], ARGV[15], ARGV[16], ARGV[17]
+local sendSuffix, updSuffix, live = ARGV[24], ARGV[25], ARGV[26]
+local tm = realms()
+
+local targets = {}
+if route == '1' then
+  local broken = B .. 'lb:' .. rk
+  for _, t in ipairs(redis.call('HKEYS', B .. 'lk:' .. rk)) do
+    if redis.call('HEXISTS', broken, t) == 0 then table.insert(targets, t) end
+  end
+  table.sort(targets)
+  for _, t in ipairs(targets) do
+    local mid = group .. '@' .. t
+    local mk = B .. 'm:' .. mid
+    local st = redis.call('HGET', mk, 's')
+    local tj = targetJSON(t)
+    if st then
+      local e = evJSON
+      if st ~= live then e = redJSON end
+      redis.call('HSET', mk, 'e', e, 'u', nowStr)
+      local tid = mid .. updSuffix
+      putTask(tid, '1', dueScore, dueAt, cScore,
+        obj('"id":' .. cjson.encode(tid) .. ',"message_id":' .. cjson.encode(mid) .. ',"target":' .. tj, updRest), mid)
+    else
+      redis.call('HSET', mk, 'j', obj('"id":' .. cjson.encode(mid) .. ',"target":' .. tj, msgRest),
+        'e', evJSON, 's', live, 'u', nowStr)
+      index(B .. 'mc:' .. chatOf(t), mid, '+inf', tm)
+      index(B .. 'ms', mid, '+inf', tm)
+      local tid = mid .. sendSuffix
+      putTask(tid, '0', dueScore, dueAt, cScore,
+        obj('"id":' .. cjson.encode(tid) .. ',"message_id":' .. cjson.encode(mid) .. ',"target":' .. tj, sendRest), mid)
+    end
+  end
+  if #targets > 0 then redis.call('PUBLISH', B .. 'wake', '1') end
+end
+
+local entry = ARGV[19]
+if #targets > 0 then entry = ARGV[18] end
+local hts, hcut, cap, hgc = ARGV[20], tonumber(ARGV[21]), tonumber(ARGV[22]), tonumber(ARGV[23])
+local n = tonumber(ARGV[27])
+if n > 0 then
+  local rec = redis.call('INCR', B .. 'hseq') .. '|' .. hts .. '|' .. entry
+  for i = 1, n do putHistory(ARGV[27 + i], rec, cap, hcut, hgc, tm) end
+end
+
+local out = {0}
+for _, t in ipairs(targets) do table.insert(out, t) end
+return out
+`)
+
+// claimScript: KEYS[1] = priority-0 queue. ARGV: base, now µs, lease end
+// µs, lease end RFC 3339, max, token prefix.
+// Returns {lease, task JSON, msg head, msg event, msg state, msg updated}...
+var claimScript = goredis.NewScript(luaPrelude + `
+local now, untilScore, untilAt, max, tok = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local out = {}
+local n = 0
+for p = 0, 3 do
+  if n >= max then break end
+  local q = B .. 'q:' .. p
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', q, '-inf', now, 'LIMIT', 0, max - n)) do
+    local tk = B .. 't:' .. id
+    local v = redis.call('HMGET', tk, 'j', 'm')
+    if not v[1] then
+      redis.call('ZREM', q, id)
+      redis.call('ZREM', B .. 'qc:' .. p, id)
+    else
+      n = n + 1
+      local lease = tok .. ':' .. n
+      redis.call('HSET', tk, 'l', lease, 'at', untilAt)
+      redis.call('ZADD', q, untilScore, id)
+      local m = {false, false, false, false}
+      if v[2] and v[2] ~= '' then
+        m = redis.call('HMGET', B .. 'm:' .. v[2], 'j', 'e', 's', 'u')
+      end
+      table.insert(out, {lease, v[1], m[1], m[2], m[3], m[4]})
+    end
+  end
+end
+return out
+`)
+
+// completeScript: KEYS[1] = the task. ARGV: base, task id, lease, has
+// message ('0'/'1'), 8 message arguments, n, n tasks of 7 arguments.
+// Returns 0 when the lease is lost, 1 when done.
+var completeScript = goredis.NewScript(luaPrelude + `
+if redis.call('HGET', KEYS[1], 'l') ~= ARGV[3] then return 0 end
+delTask(ARGV[2])
+if ARGV[4] == '1' then putMsgAt(5, realms()) end
+putTasks(14, tonumber(ARGV[13]))
+return 1
+`)
+
+// retryScript: KEYS[1] = the task. ARGV: base, task id, lease, task JSON,
+// due µs, due RFC 3339. Returns 0 when the lease is lost, 1 when done.
+var retryScript = goredis.NewScript(luaPrelude + `
+if redis.call('HGET', KEYS[1], 'l') ~= ARGV[3] then return 0 end
+local p = redis.call('HGET', KEYS[1], 'p')
+redis.call('HSET', KEYS[1], 'j', ARGV[4], 'at', ARGV[6])
+redis.call('HDEL', KEYS[1], 'l')
+redis.call('ZADD', B .. 'q:' .. p, ARGV[5], ARGV[2])
+redis.call('PUBLISH', B .. 'wake', '1')
+return 1
+`)
+
+// enqueueScript: KEYS[1] = priority-0 queue. ARGV: base, n, n tasks.
+var enqueueScript = goredis.NewScript(luaPrelude + `
+putTasks(3, tonumber(ARGV[2]))
+return 1
+`)
+
+// nextDueScript: KEYS[1] = priority-0 queue. ARGV: base. Returns the RFC
+// 3339 time the earliest task becomes claimable, or nil.
+var nextDueScript = goredis.NewScript(luaPrelude + `
+local best, bestID
+for p = 0, 3 do
+  local r = redis.call('ZRANGE', B .. 'q:' .. p, 0, 0, 'WITHSCORES')
+  if r[1] and (not best or tonumber(r[2]) < best) then best, bestID = tonumber(r[2]), r[1] end
+end
+if not bestID then return false end
+return redis.call('HGET', B .. 't:' .. bestID, 'at')
+`)
+
+// pendingScript: KEYS[1] = priority-0 queue. ARGV: base. Returns
+// {priority, count, oldest task JSON} for every non-empty priority.
+var pendingScript = goredis.NewScript(luaPrelude + `
+local out = {}
+for p = 0, 3 do
+  local n = redis.call('ZCARD', B .. 'q:' .. p)
+  if n > 0 then
+    local r = redis.call('ZRANGE', B .. 'qc:' .. p, 0, 0)
+    local j = false
+    if r[1] then j = redis.call('HGET', B .. 't:' .. r[1], 'j') end
+    table.insert(out, {p, n, j})
+  end
+end
+return out
+`)
+
+// updateMessageScript: KEYS[1] = the message. ARGV: base, previous
+// updated (RFC 3339), 8 message arguments, n, n tasks. Returns -2 when the
+// message is unknown, -1 on a conflict, 1 when done.
+var updateMessageScript = goredis.NewScript(luaPrelude + `
+local u = redis.call('HGET', KEYS[1], 'u')
+if not u then return -2 end
+if u ~= ARGV[2] then return -1 end
+putMsgAt(3, realms())
+putTasks(12, tonumber(ARGV[11]))
+return 1
+`)
+
+// putMessageScript: KEYS[1] = the message. ARGV: base, 8 message
+// arguments. Used by Import.
+var putMessageScript = goredis.NewScript(luaPrelude + `
+putMsgAt(2, realms())
+return 1
+`)
+
+// linkScript: KEYS[1] = the key's links. ARGV: base, key, target, chat,
+// link JSON, broken ('0'/'1'), broken reason.
+var linkScript = goredis.NewScript(luaPrelude + `
+local key, t = ARGV[2], ARGV[3]
+redis.call('HSET', KEYS[1], t, ARGV[5])
+if ARGV[6] == '1' then
+  redis.call('HSET', B .. 'lb:' .. key, t, ARGV[7])
+else
+  redis.call('HDEL', B .. 'lb:' .. key, t)
+end
+redis.call('SADD', B .. 'lc:' .. ARGV[4], t .. ' ' .. key)
+redis.call('SADD', B .. 'lkeys', key)
+return 1
+`)
+
+// unlinkScript: KEYS[1] = the key's links. ARGV: base, key, target, chat.
+// Returns 1 when a link was removed.
+var unlinkScript = goredis.NewScript(luaPrelude + `
+local key, t = ARGV[2], ARGV[3]
+local r = redis.call('HDEL', KEYS[1], t)
+redis.call('HDEL', B .. 'lb:' .. key, t)
+redis.call('SREM', B .. 'lc:' .. ARGV[4], t .. ' ' .. key)
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', B .. 'lkeys', key) end
+return r
+`)
+
+// linksForKeyScript: KEYS[1] = the key's links. ARGV: base, key.
+// Returns {link JSON, broken reason or nil}...
+var linksForKeyScript = goredis.NewScript(luaPrelude + `
+local out = {}
+local kv = redis.call('HGETALL', KEYS[1])
+for i = 1, #kv, 2 do
+  table.insert(out, {kv[i+1], redis.call('HGET', B .. 'lb:' .. ARGV[2], kv[i])})
+end
+return out
+`)
+
+// linksForChatScript: KEYS[1] = the chat's link index. ARGV: base.
+// Returns {link JSON, broken reason or nil}...
+var linksForChatScript = goredis.NewScript(luaPrelude + `
+local out = {}
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local t, key = string.match(m, '^(%S+) (.*)$')
+  local j = redis.call('HGET', B .. 'lk:' .. key, t)
+  if j then
+    table.insert(out, {j, redis.call('HGET', B .. 'lb:' .. key, t)})
+  end
+end
+return out
+`)
+
+// markBrokenScript: KEYS[1] = the chat's link index. ARGV: base, target,
+// reason. Returns how many links were marked.
+var markBrokenScript = goredis.NewScript(luaPrelude + `
+local n = 0
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local t, key = string.match(m, '^(%S+) (.*)$')
+  if t == ARGV[2] and redis.call('HEXISTS', B .. 'lk:' .. key, t) == 1 then
+    redis.call('HSET', B .. 'lb:' .. key, t, ARGV[3])
+    n = n + 1
+  end
+end
+return n
+`)
+
+// createInviteScript: KEYS[1] = the invite. ARGV: base, hash, invite JSON,
+// expiry µs, key, key JSON, gc ms.
+var createInviteScript = goredis.NewScript(luaPrelude + `
+local gc = tonumber(ARGV[7])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'j', ARGV[3], 'x', ARGV[4], 'k', ARGV[5], 'kj', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], gc)
+local tm = realms()
+index(B .. 'iv', ARGV[2], tm + gc, tm)
+return 1
+`)
+
+// redeemInviteScript: KEYS[1] = the invite. ARGV: base, hash, now µs,
+// target, chat, link JSON rest (without key and target). Returns the
+// invite JSON, or nil when it is unknown, used or expired.
+var redeemInviteScript = goredis.NewScript(luaPrelude + `
+local v = redis.call('HMGET', KEYS[1], 'j', 'x', 'k', 'kj')
+if not v[1] then return false end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', B .. 'iv', ARGV[2])
+if tonumber(v[2]) <= tonumber(ARGV[3]) then return false end
+local t, key = ARGV[4], v[3]
+redis.call('HSET', B .. 'lk:' .. key, t, obj('"key":' .. v[4] .. ',"target":' .. targetJSON(t), ARGV[6]))
+redis.call('HDEL', B .. 'lb:' .. key, t)
+redis.call('SADD', B .. 'lc:' .. ARGV[5], t .. ' ' .. key)
+redis.call('SADD', B .. 'lkeys', key)
+return v[1]
+`)
+
+// importHistoryScript: KEYS[1] = history sequence. ARGV: base, time µs,
+// entry JSON, cap, cutoff µs, gc ms, n, n keys.
+var importHistoryScript = goredis.NewScript(luaPrelude + `
+local tm = realms()
+local rec = redis.call('INCR', KEYS[1]) .. '|' .. ARGV[2] .. '|' .. ARGV[3]
+local cap, hcut, gc = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+for i = 1, tonumber(ARGV[7]) do putHistory(ARGV[7 + i], rec, cap, hcut, gc, tm) end
+return 1
+`)
+
+// onceScript: KEYS[1] = the mark. ARGV: now µs, until µs, gc ms.
+var onceScript = goredis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+`)
+
+// acquireLeaseScript: KEYS[1] = the lease. ARGV: owner, now µs, until µs,
+// gc ms. Returns 1 when owner holds the lease.
+var acquireLeaseScript = goredis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'o', 'x')
+if v[1] and v[1] ~= ARGV[1] and tonumber(v[2]) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'o', ARGV[1], 'x', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+`)
+
+// releaseLeaseScript: KEYS[1] = the lease. ARGV: owner.
+var releaseLeaseScript = goredis.NewScript(`
+if redis.call('HGET', KEYS[1], 'o') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`)
