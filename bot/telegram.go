@@ -1,3 +1,8 @@
+// Package bot is everything otpbot does with Telegram: the client wrapper
+// around telegram-bot-api (telegram.go), the Deliverer that drains the
+// outbox into Telegram with countdowns, expiry and retries (deliver.go), the
+// rate limiter (limiter.go), ops reports (ops.go), and the commands and
+// update sources that turn Telegram updates into actions.
 package bot
 
 import (

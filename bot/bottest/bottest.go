@@ -115,7 +115,6 @@ type Server struct {
 	chats    map[int64]*chat
 	updates  []json.RawMessage // pending, oldest first
 	updateID int
-	confirm  int // updates with id < confirm were confirmed
 	faults   map[string][]*fault
 	down     int
 	downSet  bool
