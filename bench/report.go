@@ -1,0 +1,280 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Target is one of issue 7's (and issue 5's) targets, checked against
+// the run.
+type Target struct {
+	Store string `json:"store"`
+	What  string `json:"what"`
+	Want  string `json:"want"`
+	Got   string `json:"got"`
+	Met   bool   `json:"met"`
+}
+
+// checkTargets compares the run with the targets, for every figure the
+// run measured.
+func checkTargets(r *Report) []Target {
+	var out []Target
+	add := func(store, what, want, got string, met bool) {
+		out = append(out, Target{Store: store, What: what, Want: want, Got: got, Met: met})
+	}
+	for _, store := range r.Meta.Options.Stores {
+		sr := r.Stores[store]
+		if sr == nil {
+			continue
+		}
+		if in := sr.Ingest; in != nil {
+			if store == "redis" {
+				add(store, "ingest", "≥ 40% of bare handler", pct(in.OfBare), in.OfBare >= 0.40)
+			} else {
+				add(store, "ingest", "≥ 5,000 durable acks/s", num(in.Load.PerSec)+"/s", in.Load.PerSec >= 5000)
+			}
+		}
+		e2eTargets := func(what string, e E2EResult) {
+			add(store, what+" p50", "≤ 5 ms", msf(e.E2E.P50), e.E2E.Count > 0 && e.E2E.P50 <= 5)
+			add(store, what+" p99", "≤ 25 ms", msf(e.E2E.P99), e.E2E.Count > 0 && e.E2E.P99 <= 25 && e.Missing == 0)
+		}
+		if e := sr.E2E; e != nil {
+			e2eTargets(fmt.Sprintf("e2e at %g/s", r.Meta.Options.Rate), *e)
+		}
+		if p := sr.Pressure; p != nil {
+			add(store, "pressure new code p99", "≤ 1 s", msf(p.NewCodes.P99),
+				p.NewCodes.Count > 0 && p.NewCodes.P99 <= 1000 && p.NewDelivered == p.NewSent)
+		}
+		if l := sr.Live; l != nil {
+			add(store, fmt.Sprintf("%d live: RSS", l.Live), "≤ 150 MB", mb(l.E2E.Proc.RSSBytes),
+				l.E2E.Proc.RSSBytes > 0 && l.E2E.Proc.RSSBytes <= 150<<20)
+			e2eTargets(fmt.Sprintf("%d live: new code", l.Live), l.E2E)
+		}
+	}
+	return out
+}
+
+func pct(f float64) string { return fmt.Sprintf("%.0f%%", f*100) }
+func msf(f float64) string {
+	switch {
+	case f >= 100:
+		return fmt.Sprintf("%.0f ms", f)
+	case f >= 10:
+		return fmt.Sprintf("%.1f ms", f)
+	}
+	return fmt.Sprintf("%.2f ms", f)
+}
+func mb(b float64) string { return fmt.Sprintf("%.0f MB", b/(1<<20)) }
+
+// num formats a rate with thousands separators.
+func num(f float64) string {
+	s := fmt.Sprintf("%.0f", f)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// times formats a ratio to a baseline latency ("×3.2").
+func times(a, base float64) string {
+	if base <= 0 || a <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("×%.1f", a/base)
+}
+
+// printReport writes the human table: baselines, then each scenario with
+// the stores side by side, then the targets.
+func printReport(w io.Writer, r *Report) {
+	o := r.Meta.Options
+	bl := r.Baseline
+	fmt.Fprintf(w, "otpbot bench — %d CPUs, %s %s, %s\n", r.Meta.CPUs, r.Meta.Go, r.Meta.OS, r.Meta.Started)
+	fmt.Fprintf(w, "%s\n\n", r.Meta.Command)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "BASELINES (this run)\t\t")
+	fmt.Fprintf(tw, "  bare handler, %d conns\t%s acks/s\tack p50 %s  p99 %s  p99.9 %s\n", o.Conns,
+		num(bl.BareIngest.PerSec), msf(bl.BareIngest.Ack.P50), msf(bl.BareIngest.Ack.P99), msf(bl.BareIngest.Ack.P999))
+	fmt.Fprintf(tw, "  bare handler, %g/s\t\tack p50 %s  p99 %s  p99.9 %s\n", o.Rate,
+		msf(bl.BareRate.Ack.P50), msf(bl.BareRate.Ack.P99), msf(bl.BareRate.Ack.P999))
+	fmt.Fprintf(tw, "  bbolt commit (Update+fsync)\t\tp50 %s  p99 %s\n", msf(bl.BoltCommit.P50), msf(bl.BoltCommit.P99))
+	fmt.Fprintf(tw, "  redis round trip (PING)\t\tp50 %s  p99 %s\n", msf(bl.RedisPing.P50), msf(bl.RedisPing.P99))
+	fmt.Fprintf(tw, "  bare handler peak RSS\t%s\t\n", mb(bl.BareRSS))
+	tw.Flush()
+
+	stores := o.Stores
+	row := func(tw *tabwriter.Writer, label string, cell func(sr *StoreResult) string) {
+		fmt.Fprintf(tw, "  %s", label)
+		for _, s := range stores {
+			c := "—"
+			if sr := r.Stores[s]; sr != nil {
+				if v := cell(sr); v != "" {
+					c = v
+				}
+			}
+			fmt.Fprintf(tw, "\t%s", c)
+		}
+		fmt.Fprintln(tw, "\t")
+	}
+	header := func(tw *tabwriter.Writer, title string) {
+		fmt.Fprintf(tw, "\n%s", title)
+		for _, s := range stores {
+			fmt.Fprintf(tw, "\t%s", s)
+		}
+		fmt.Fprintln(tw, "\t")
+	}
+	proc := func(p procPeak) string {
+		if p.RSSBytes == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%s / %.0f", mb(p.RSSBytes), p.Goroutines)
+	}
+	has := func(f func(*StoreResult) bool) bool {
+		for _, s := range stores {
+			if sr := r.Stores[s]; sr != nil && f(sr) {
+				return true
+			}
+		}
+		return false
+	}
+
+	tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	if has(func(sr *StoreResult) bool { return sr.Ingest != nil }) {
+		header(tw, fmt.Sprintf("INGEST (%d conns, ≤%d pushes, ≤%s)", o.Conns, o.N, o.Duration))
+		in := func(f func(*IngestResult) string) func(*StoreResult) string {
+			return func(sr *StoreResult) string {
+				if sr.Ingest == nil {
+					return ""
+				}
+				return f(sr.Ingest)
+			}
+		}
+		bi := bl.BareIngest.Ack
+		row(tw, "acks/s (of bare handler)", in(func(x *IngestResult) string {
+			return fmt.Sprintf("%s (%s)", num(x.Load.PerSec), pct(x.OfBare))
+		}))
+		row(tw, "ack p50 (× bare)", in(func(x *IngestResult) string {
+			return fmt.Sprintf("%s (%s)", msf(x.Load.Ack.P50), times(x.Load.Ack.P50, bi.P50))
+		}))
+		row(tw, "ack p99 (× bare)", in(func(x *IngestResult) string {
+			return fmt.Sprintf("%s (%s)", msf(x.Load.Ack.P99), times(x.Load.Ack.P99, bi.P99))
+		}))
+		row(tw, "ack p99.9 (× bare)", in(func(x *IngestResult) string {
+			return fmt.Sprintf("%s (%s)", msf(x.Load.Ack.P999), times(x.Load.Ack.P999, bi.P999))
+		}))
+		row(tw, "acked / failed", in(func(x *IngestResult) string {
+			return fmt.Sprintf("%d / %d", x.Load.Acked, x.Load.Failed)
+		}))
+		row(tw, "otpbot peak RSS / goroutines", in(func(x *IngestResult) string { return proc(x.Proc) }))
+	}
+	e2eRows := func(get func(*StoreResult) *E2EResult) {
+		e := func(f func(*E2EResult, string) string) func(*StoreResult) string {
+			return func(sr *StoreResult) string {
+				x := get(sr)
+				if x == nil || x.Load.Sent == 0 {
+					return ""
+				}
+				return f(x, "")
+			}
+		}
+		row(tw, "delivered / acked", e(func(x *E2EResult, _ string) string {
+			return fmt.Sprintf("%d / %d", x.Delivered, x.Load.Acked)
+		}))
+		row(tw, "push→send p50 (× floor)", e(func(x *E2EResult, _ string) string {
+			return fmt.Sprintf("%s (%s)", msf(x.E2E.P50), times(x.E2E.P50, x.FloorMS))
+		}))
+		row(tw, "push→send p99 (× floor)", e(func(x *E2EResult, _ string) string {
+			return fmt.Sprintf("%s (%s)", msf(x.E2E.P99), times(x.E2E.P99, x.FloorMS))
+		}))
+		row(tw, "push→send p99.9 (× floor)", e(func(x *E2EResult, _ string) string {
+			return fmt.Sprintf("%s (%s)", msf(x.E2E.P999), times(x.E2E.P999, x.FloorMS))
+		}))
+		row(tw, "floor (2 bare round trips + store)", e(func(x *E2EResult, _ string) string { return msf(x.FloorMS) }))
+		row(tw, "ack p50 / p99 (× bare at rate)", e(func(x *E2EResult, _ string) string {
+			return fmt.Sprintf("%s / %s (%s / %s)", msf(x.Load.Ack.P50), msf(x.Load.Ack.P99),
+				times(x.Load.Ack.P50, bl.BareRate.Ack.P50), times(x.Load.Ack.P99, bl.BareRate.Ack.P99))
+		}))
+		row(tw, "otpbot peak RSS / goroutines", e(func(x *E2EResult, _ string) string { return proc(x.Proc) }))
+	}
+	if has(func(sr *StoreResult) bool { return sr.E2E != nil }) {
+		header(tw, fmt.Sprintf("END TO END (%g pushes/s, ≤%s)", o.Rate, o.Duration))
+		e2eRows(func(sr *StoreResult) *E2EResult { return sr.E2E })
+	}
+	if has(func(sr *StoreResult) bool { return sr.Pressure != nil }) {
+		header(tw, fmt.Sprintf("PRESSURE (fake: 30/s + 1/s/chat, 429s; %d live codes in %d chats, %s countdowns; a new code every %s)",
+			o.PressureLive, o.PressureChats, o.PressureTick, o.PressureEvery))
+		p := func(f func(*PressureResult) string) func(*StoreResult) string {
+			return func(sr *StoreResult) string {
+				if sr.Pressure == nil || sr.Pressure.NewSent == 0 {
+					return ""
+				}
+				return f(sr.Pressure)
+			}
+		}
+		row(tw, "new codes delivered / acked", p(func(x *PressureResult) string {
+			return fmt.Sprintf("%d / %d", x.NewDelivered, x.NewSent)
+		}))
+		row(tw, "new code p50 / p99 / p99.9", p(func(x *PressureResult) string {
+			return fmt.Sprintf("%s / %s / %s", msf(x.NewCodes.P50), msf(x.NewCodes.P99), msf(x.NewCodes.P999))
+		}))
+		row(tw, "new code max", p(func(x *PressureResult) string { return msf(x.NewCodes.Max) }))
+		row(tw, "sent within 1 s", p(func(x *PressureResult) string { return pct(x.WithinSecond) }))
+		row(tw, "429s provoked (sends / edits)", p(func(x *PressureResult) string {
+			return fmt.Sprintf("%d (%d / %d)", x.Count429, x.Sends429, x.Edits429)
+		}))
+		row(tw, "sends/s, countdown edits/s", p(func(x *PressureResult) string {
+			return fmt.Sprintf("%.1f, %.1f", x.SendsPerSec, x.EditsPerSec)
+		}))
+		row(tw, "warm-up (limits off)", p(func(x *PressureResult) string { return x.WarmUp.Round(100 * time.Millisecond).String() }))
+		row(tw, "otpbot peak RSS / goroutines", p(func(x *PressureResult) string { return proc(x.Proc) }))
+	}
+	if has(func(sr *StoreResult) bool { return sr.Live != nil }) {
+		header(tw, fmt.Sprintf("LIVE (%d live codes, %s countdowns; new codes at %g/s, ≤%s)", o.LiveCodes, o.LiveTick, o.Rate, o.Duration))
+		row(tw, "warm-up (push + send all)", func(sr *StoreResult) string {
+			if sr.Live == nil || sr.Live.WarmUp == 0 {
+				return ""
+			}
+			return sr.Live.WarmUp.Round(100 * time.Millisecond).String()
+		})
+		row(tw, "countdown edits/s", func(sr *StoreResult) string {
+			if sr.Live == nil || sr.Live.E2E.Load.Sent == 0 {
+				return ""
+			}
+			return fmt.Sprintf("%.0f", sr.Live.EditsPerSec)
+		})
+		e2eRows(func(sr *StoreResult) *E2EResult {
+			if sr.Live == nil {
+				return nil
+			}
+			return &sr.Live.E2E
+		})
+	}
+	tw.Flush()
+
+	if len(r.Targets) > 0 {
+		fmt.Fprintln(w, "\nTARGETS")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, t := range r.Targets {
+			mark := "met"
+			if !t.Met {
+				mark = "MISSED"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", t.Store, t.What, t.Want, t.Got, mark)
+		}
+		tw.Flush()
+	}
+	for _, s := range stores {
+		if sr := r.Stores[s]; sr != nil {
+			for _, e := range sr.Errors {
+				fmt.Fprintf(w, "\nERROR %s %s\n", s, e)
+			}
+		}
+	}
+}
