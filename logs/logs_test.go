@@ -116,6 +116,14 @@ func TestLoggerRedacts(t *testing.T) {
 			shows: []string{`"nonce":"n1"`},
 		},
 		{
+			name: "routing keys stay readable, other keys do not",
+			log: func(l *slog.Logger) {
+				l.Info("linked", "key", "card:C1", "key_type", "card", "owner_key", "customer:77", "secret_key", "card:x", "api_key", "k-123", "key", "card:4111111111111111")
+			},
+			leaks: []string{"k-123", "card:x", "4111111111111111"},
+			shows: []string{"key=card:C1", "key_type=card", "owner_key=customer:77", "secret_key=" + Redacted, "card:••••1111"},
+		},
+		{
 			name:  "numbers stay readable",
 			log:   func(l *slog.Logger) { l.Info("sent", "chat", int64(-1001234567890), "message_id", 42) },
 			shows: []string{"-1001234567890", "42"},

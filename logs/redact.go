@@ -140,7 +140,7 @@ func keyWords(key string) []string {
 // attr scrubs one attribute, recursing into groups.
 func (h *Redactor) attr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
-	if SecretKey(a.Key) && v.Kind() != slog.KindGroup {
+	if SecretKey(a.Key) && v.Kind() != slog.KindGroup && !routingKey(a.Key, v) {
 		if isEmpty(v) {
 			return slog.Attr{Key: a.Key, Value: v}
 		}
@@ -163,6 +163,29 @@ func (h *Redactor) attr(a slog.Attr) slog.Attr {
 		// id is a long number and must stay readable.
 		return slog.Attr{Key: a.Key, Value: v}
 	}
+}
+
+// routingKey reports whether an attribute that looks secret only because
+// of the word "key" holds otpbot's routing key ("card:C1", "customer:7"
+// or just the type): that is what ops needs to read, and not a secret. A
+// card number in it is still masked as in any string.
+func routingKey(key string, v slog.Value) bool {
+	if v.Kind() != slog.KindString {
+		return false
+	}
+	for _, w := range keyWords(key) {
+		if secretWords[w] && w != "key" && w != strings.ToLower(key) {
+			return false
+		}
+	}
+	lower := strings.ToLower(key)
+	for _, f := range secretFragments {
+		if strings.Contains(lower, f) {
+			return false
+		}
+	}
+	s := v.String()
+	return s == "card" || s == "customer" || strings.HasPrefix(s, "card:") || strings.HasPrefix(s, "customer:")
 }
 
 // isEmpty reports whether a value is empty, so "token=" can still show

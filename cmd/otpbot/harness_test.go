@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/otpbot/otpbot/bot/bottest"
 )
 
@@ -244,4 +246,21 @@ func linkCard(t testing.TB, fake *bottest.Server, chat int64, cardID string) {
 	before := len(messagesWith(fake, chat, "Linked"))
 	fake.SendCommand(chat, adminID, "/link card "+cardID)
 	waitUntil(t, "link reply", func() bool { return len(messagesWith(fake, chat, "Linked")) > before })
+}
+
+// cleanupRedisPrefix deletes the keys a test wrote under its own prefix on
+// the shared Redis (never FLUSHDB: other tests use the same server).
+func cleanupRedisPrefix(t testing.TB, prefix string) {
+	t.Helper()
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+	defer client.Close()
+	ctx := context.Background()
+	iter := client.Scan(ctx, 0, prefix+"*", 500).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if len(keys) > 0 {
+		client.Del(ctx, keys...)
+	}
 }

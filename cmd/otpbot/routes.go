@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -131,6 +132,7 @@ func handleBackup(b backuper, token string, logger *slog.Logger) http.Handler {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
+		w.Header().Set("Trailer", backupBytesTrailer)
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Disposition", `attachment; filename="otpbot.db"`)
 		// The snapshot can be large and slow to write: lift the server's
@@ -142,6 +144,7 @@ func handleBackup(b backuper, token string, logger *slog.Logger) http.Handler {
 			logger.Error("backup failed", "bytes", n, "err", err)
 			return
 		}
+		w.Header().Set(backupBytesTrailer, strconv.FormatInt(n, 10))
 		logger.Info("backup served", "bytes", n)
 	})
 }

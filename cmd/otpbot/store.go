@@ -38,9 +38,21 @@ type openedStore struct {
 	client goredis.UniversalClient
 }
 
+// storeCloseTimeout bounds the wait for a store's own goroutines at
+// shutdown (a Redis subscription blocked in a read), so that a stop stays
+// within shutdown_timeout; the process is about to exit anyway.
+const storeCloseTimeout = 2 * time.Second
+
 // Close closes the store and then its Redis client.
 func (s *openedStore) Close() error {
-	err := s.Store.Close()
+	done := make(chan error, 1)
+	go func() { done <- s.Store.Close() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(storeCloseTimeout):
+		err = fmt.Errorf("store: close: still busy after %s; leaving it", storeCloseTimeout)
+	}
 	if s.client != nil {
 		err = errors.Join(err, s.client.Close())
 	}
