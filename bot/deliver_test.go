@@ -661,3 +661,30 @@ func TestDeliverShutdownFinishesTheCallInFlight(t *testing.T) {
 		t.Fatal("the finished send was not recorded")
 	}
 }
+
+func TestDeliverTakesOverTheWorkOfACrashedProcess(t *testing.T) {
+	e := newDlEnv(t)
+	e.link("C1", otpbot.Target{ChatID: dlChat})
+	e.push(e.codeEvent("ev1", "C1", 5*time.Minute))
+	// A process claimed the send and died (SIGKILL) before calling Telegram.
+	jobs, err := e.store.Claim(context.Background(), e.clock.Now(), 20*time.Second, 10)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("claim: %v %v", jobs, err)
+	}
+	e.store.Close()
+	e.openStore()
+	e.start()
+	e.settle()
+	if n := len(e.tg.Messages(dlChat)); n != 0 {
+		t.Fatalf("%d messages while the dead process's lease runs", n)
+	}
+	e.advance(20 * time.Second)
+	m := e.waitMessages(dlChat, 1)[0]
+	if !strings.Contains(m.Plain(), dlCode) {
+		t.Fatalf("message %s", m.Plain())
+	}
+	e.settle()
+	if n := len(e.tg.Messages(dlChat)); n != 1 {
+		t.Fatalf("%d messages", n)
+	}
+}

@@ -1,0 +1,143 @@
+package bot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/bot/bottest"
+	redisstore "github.com/otpbot/otpbot/store/redis"
+	"github.com/otpbot/otpbot/templates"
+)
+
+// Several otpbot processes sharing one Redis: each "process" has its own
+// connection, store and Deliverer; they share the key prefix and Telegram.
+// The clock is real here, as it is between real processes.
+
+// dlRedisPrefix returns a key prefix of the test's own, whose keys are
+// deleted when it ends (never FLUSHALL: the server is shared).
+func dlRedisPrefix(t *testing.T) string {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "otpbot-deliver-test:" + hex.EncodeToString(b[:]) + ":"
+	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+	t.Cleanup(func() {
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+	})
+	return prefix
+}
+
+func newRedisDeliverer(t *testing.T, tg *bottest.Server, prefix string, tmpl *templates.Set) (*redisstore.Store, func()) {
+	t.Helper()
+	rc := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", DialTimeout: 2 * time.Second})
+	t.Cleanup(func() { rc.Close() })
+	store, err := redisstore.New(context.Background(), rc, prefix, otpbot.StoreOptions{DedupeWindow: time.Hour,
+		HistoryPerKey: 10, HistoryRetention: time.Hour, InviteTTL: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if err := store.Ping(context.Background()); err != nil {
+		t.Fatalf("redis at 127.0.0.1:6379: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, err := NewClient(ctx, ClientOptions{Token: "1:REDIS", Endpoint: tg.Endpoint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDeliverer(DelivererOptions{Store: store, Client: client, Renderer: tmpl,
+		Registerer: prometheus.NewRegistry(), CountdownInterval: 500 * time.Millisecond, Lease: 2 * time.Second,
+		Limiter: NewLimiter(LimiterOptions{GlobalPerSec: 1000, GlobalBurst: 100, ChatPerSec: 100, ChatBurst: 10,
+			GroupPerMin: 6000, GroupBurst: 100})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.Run(runCtx) }()
+	stopped := false
+	halt := func() {
+		if !stopped {
+			stopped = true
+			stop()
+			<-done
+		}
+	}
+	t.Cleanup(halt)
+	return store, halt
+}
+
+func TestDeliverSharedRedisOnceAndCountdownsSurviveAProcess(t *testing.T) {
+	tg := bottest.New(t)
+	tmpl, err := templates.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := dlRedisPrefix(t)
+	storeA, stopA := newRedisDeliverer(t, tg, prefix, tmpl)
+	storeB, _ := newRedisDeliverer(t, tg, prefix, tmpl)
+	ctx := context.Background()
+
+	const n = 10
+	chat := func(i int) int64 { return int64(-1004000000000 - i) }
+	for i := range n {
+		if err := storeA.Link(ctx, otpbot.Link{Key: otpbot.Key{Type: otpbot.KeyCard, ID: fmt.Sprintf("K%d", i)},
+			Target: otpbot.Target{ChatID: chat(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		s := storeA
+		if i%2 == 1 {
+			s = storeB
+		}
+		now := time.Now()
+		if _, err := s.Ingest(ctx, otpbot.Event{ID: fmt.Sprintf("r%d", i), Group: fmt.Sprintf("r%d", i),
+			Provider: otpbot.ProviderUPay, Name: "3DS_OTP", Kind: otpbot.KindCode, CardID: fmt.Sprintf("K%d", i),
+			CardLast4: "1234", Code: dlCode, ReceivedAt: now, ExpiresAt: now.Add(3 * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		tg.WaitFor(t, func() bool { return len(tg.Messages(chat(i))) == 1 })
+	}
+	// Process A goes away; B keeps every countdown running to the end.
+	stopA()
+	for i := range n {
+		tg.WaitFor(t, func() bool {
+			ms := tg.Messages(chat(i))
+			return len(ms) == 1 && strings.Contains(ms[0].Plain(), "expired")
+		})
+	}
+	for i := range n {
+		ms := tg.Messages(chat(i))
+		if len(ms) != 1 || strings.Contains(ms[0].Text, dlCode) || ms[0].Buttons != nil {
+			t.Fatalf("chat %d: %+v", i, ms)
+		}
+		sends := 0
+		for _, c := range tg.Calls("sendMessage") {
+			if c.Params["chat_id"] == fmt.Sprint(chat(i)) {
+				sends++
+			}
+		}
+		if sends != 1 {
+			t.Fatalf("chat %d: %d sends, want exactly one across both processes", i, sends)
+		}
+	}
+}
