@@ -688,3 +688,42 @@ func TestDeliverTakesOverTheWorkOfACrashedProcess(t *testing.T) {
 		t.Fatalf("%d messages", n)
 	}
 }
+
+func TestDeliverFailureClasses(t *testing.T) {
+	tests := []struct {
+		name       string
+		code       int
+		desc       string
+		wantBroken bool
+		wantState  otpbot.MessageState
+	}{
+		{"malformed request fails once", 400, "Bad Request: can't parse entities: Unsupported start tag", false, otpbot.StateFailed},
+		{"chat not found", 400, "Bad Request: chat not found", true, otpbot.StateFailed},
+		{"kicked", 403, "Forbidden: bot was kicked from the supergroup chat", true, otpbot.StateFailed},
+		{"topic closed", 400, "Bad Request: TOPIC_CLOSED", true, otpbot.StateFailed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newDlEnv(t)
+			target := otpbot.Target{ChatID: dlChat}
+			e.link("C1", target)
+			e.tg.FailNext("sendMessage", 1, tc.code, tc.desc, 0)
+			e.start()
+			e.push(e.codeEvent("ev1", "C1", 5*time.Minute))
+			e.tg.WaitFor(t, func() bool { return e.calls("sendMessage", dlChat) == 1 })
+			e.settle()
+			e.advance(time.Hour)
+			e.settle()
+			if n := e.calls("sendMessage", dlChat); n != 1 {
+				t.Fatalf("%d sends, want no retry", n)
+			}
+			links, err := e.store.LinksForKey(context.Background(), otpbot.Key{Type: otpbot.KeyCard, ID: "C1"})
+			if err != nil || len(links) != 1 || links[0].Broken != tc.wantBroken {
+				t.Fatalf("links %+v %v, want broken=%v", links, err, tc.wantBroken)
+			}
+			if m, ok, _ := e.store.Message(context.Background(), otpbot.MessageKey("ev1", target)); ok && (m.State != tc.wantState || m.Event.Code != "") {
+				t.Fatalf("message %+v", m)
+			}
+		})
+	}
+}

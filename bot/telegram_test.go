@@ -272,3 +272,19 @@ func TestWebhookCalls(t *testing.T) {
 		t.Fatalf("webhook still %q", u)
 	}
 }
+
+func TestCallTimeoutIsRetryable(t *testing.T) {
+	s := bottest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := NewClient(ctx, ClientOptions{Token: testToken, Endpoint: s.Endpoint(), CallTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := s.Hold("sendMessage")
+	defer release()
+	_, err = c.Send(context.Background(), OutMessage{Target: otpbot.Target{ChatID: 1}, Text: "x"})
+	if ClassOf(err) != ClassRetryable || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v (class %v)", err, ClassOf(err))
+	}
+}
