@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -161,3 +164,153 @@ func TestEndToEndDeliveryAfterOutageAndRestart(t *testing.T) {
 
 var _ = fmt.Sprint
 var _ = time.Second
+
+// readmeRunCommand finds the README's run command and returns its
+// environment assignments and its arguments after `go run ./cmd/otpbot`.
+func readmeRunCommand(t *testing.T) (map[string]string, []string) {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, "go run ./cmd/otpbot serve") {
+			continue
+		}
+		env := map[string]string{}
+		fields := strings.Fields(line)
+		for i, f := range fields {
+			if f == "go" {
+				if fields[i+1] != "run" || fields[i+2] != "./cmd/otpbot" {
+					t.Fatalf("unexpected run command %q", line)
+				}
+				return env, fields[i+3:]
+			}
+			k, v, ok := strings.Cut(f, "=")
+			if !ok {
+				t.Fatalf("unexpected word %q in %q", f, line)
+			}
+			env[k] = v
+		}
+	}
+	t.Fatal("README has no `go run ./cmd/otpbot serve` command")
+	return nil, nil
+}
+
+// TestReadmeRunCommand starts the bot exactly as the README says, only
+// pointed at the fake Bot API, a free port and a temporary store, with one
+// admin: a pushed code reaches the linked chat.
+func TestReadmeRunCommand(t *testing.T) {
+	env, args := readmeRunCommand(t)
+	if len(args) != 3 || args[0] != "serve" || args[1] != "-config" {
+		t.Fatalf("README run command arguments %v", args)
+	}
+	fake := bottest.New(t)
+	dir := t.TempDir()
+	env["OTPBOT_TELEGRAM_API_ENDPOINT"] = fake.Endpoint()
+	env["OTPBOT_HTTP_LISTEN"] = "127.0.0.1:0"
+	env["OTPBOT_STORE_PATH"] = filepath.Join(dir, "otpbot.db")
+	env["OTPBOT_TELEGRAM_ADMINS"] = fmt.Sprint(adminID)
+	in := startServe(t, filepath.Join("../..", args[2]), env)
+
+	const chat = int64(4001)
+	linkCard(t, fake, chat, "C1")
+	code, resp := post(t, in.url+"/webhooks/upay?token="+env["OTPBOT_PROVIDERS_UPAY_TOKEN"], upayOTP("ORD-README", "C1", "314159"), nil)
+	if code != http.StatusOK || resp != "SUCCESS" {
+		t.Fatalf("push answered %d %q", code, resp)
+	}
+	waitUntil(t, "code from the README setup", func() bool { return sentWith(fake, chat, "314159") == 1 })
+	code, resp = post(t, in.url+"/hc_sync/common?token="+env["OTPBOT_PROVIDERS_HYPERCARD_TOKEN"], hcOTP("C1", "271828"), nil)
+	if code != http.StatusOK || !strings.Contains(resp, `"code":1`) {
+		t.Fatalf("HyperCard push answered %d %q", code, resp)
+	}
+	waitUntil(t, "HyperCard code from the README setup", func() bool { return sentWith(fake, chat, "271828") == 1 })
+}
+
+// TestReadmeTestCommandIsCI keeps the README's test command and .ci/run in
+// step.
+func TestReadmeTestCommandIsCI(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := os.ReadFile("../../.ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const cmd = "make test"
+	if !strings.Contains(string(readme), "```sh\n"+cmd+"\n```") {
+		t.Errorf("README does not show %q as the test command", cmd)
+	}
+	if !strings.Contains(string(ci), "\n"+cmd+"\n") {
+		t.Errorf(".ci/run does not run %q", cmd)
+	}
+	mk, err := os.ReadFile("../../Makefile")
+	if err != nil || !strings.Contains(string(mk), "test -count=1 ./...") {
+		t.Errorf("make test is not go test ./... (%v)", err)
+	}
+}
+
+// TestEnvOverridesKeysAbsentFromTheFile: a file with no providers section
+// and no token; the environment supplies them (and moves a path), and the
+// server honours them.
+func TestEnvOverridesKeysAbsentFromTheFile(t *testing.T) {
+	fake := bottest.New(t)
+	dir := t.TempDir()
+	path := writeFile(t, dir, "bare.yaml", fmt.Sprintf("http:\n  listen: \"127.0.0.1:0\"\nstore:\n  path: %q\n", filepath.Join(dir, "o.db")))
+	env := map[string]string{
+		"OTPBOT_TELEGRAM_TOKEN":            testToken,
+		"OTPBOT_TELEGRAM_API_ENDPOINT":     fake.Endpoint(),
+		"OTPBOT_TELEGRAM_ADMINS":           "41, 42",
+		"OTPBOT_PROVIDERS_UPAY_TOKEN":      "env-upay-token",
+		"OTPBOT_PROVIDERS_UPAY_PATH":       "/custom/upay",
+		"OTPBOT_PROVIDERS_HYPERCARD_TOKEN": "env-hc-token",
+		"OTPBOT_CODES_TTL_BY_EVENT":        "3ds_otp=7m",
+	}
+	in := startServe(t, path, env)
+	const chat = int64(4101)
+	linkCard(t, fake, chat, "C1")
+	if code, _ := post(t, in.url+"/webhooks/upay?token=env-upay-token", upayOTP("ORD-ENV", "C1", "161803"), nil); code != http.StatusNotFound {
+		t.Errorf("the default path still answers %d after OTPBOT_PROVIDERS_UPAY_PATH moved it", code)
+	}
+	code, resp := post(t, in.url+"/custom/upay?token=env-upay-token", upayOTP("ORD-ENV", "C1", "161803"), nil)
+	if code != http.StatusOK || resp != "SUCCESS" {
+		t.Fatalf("push answered %d %q", code, resp)
+	}
+	waitUntil(t, "code", func() bool { return sentWith(fake, chat, "161803") == 1 })
+	if m := messagesWith(fake, chat, "161803"); len(m) != 1 || !strings.Contains(m[0].Plain(), "expires in 7:00") && !strings.Contains(m[0].Plain(), "expires in 6:5") {
+		t.Errorf("codes.ttl_by_event from the environment not applied: %+v", m)
+	}
+	if code, _ := post(t, in.url+"/custom/upay?token=wrong", upayOTP("ORD-ENV2", "C1", "1"), nil); code != http.StatusUnauthorized {
+		t.Errorf("wrong token answered %d", code)
+	}
+}
+
+// TestHealthReadyMetrics checks the operational endpoints of a running
+// server.
+func TestHealthReadyMetrics(t *testing.T) {
+	fake := bottest.New(t)
+	in := startServe(t, testConfig(t, t.TempDir(), fake, ""), nil)
+	in.pushUPay(upayOTP("ORD-MET", "C-NONE", "123123"))
+	if code, body := get(t, in.url+"/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	if code, _ := get(t, in.url+"/readyz"); code != 200 {
+		t.Errorf("/readyz = %d", code)
+	}
+	code, body := get(t, in.url+"/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, name := range []string{
+		`otpbot_build_info{goversion="go1.`, "go_goroutines", "process_cpu_seconds_total",
+		"otpbot_pushes_total", "otpbot_telegram_calls_total",
+	} {
+		if !strings.Contains(body, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	if code, _ := get(t, in.url+"/nope"); code != 404 {
+		t.Errorf("unknown path answered %d", code)
+	}
+}
