@@ -425,7 +425,9 @@ func testConcurrentClaims(t *testing.T, newStore NewStoreFunc) {
 	)
 	for range 6 {
 		wg.Go(func() {
-			for {
+			// Bounded: a store that hands out leased tasks again must fail
+			// here, not spin forever.
+			for range n {
 				jobs, err := e.s.Claim(e.ctx, now, time.Minute, 4)
 				if err != nil {
 					t.Errorf("Claim: %v", err)
