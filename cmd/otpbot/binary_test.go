@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otpbot/otpbot/bot/bottest"
+)
+
+// stampedVersion is what the test binary is stamped with through -ldflags.
+const stampedVersion = "v9.9.9-test"
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binPath string
+	binErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// otpbotBinary builds the command once per test run, stamped with
+// stampedVersion, the way the Makefile builds it.
+func otpbotBinary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "otpbot-bin-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "otpbot")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version="+stampedVersion, "-o", binPath, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// baseEnv is the environment of a child process: enough to run, and no
+// OTPBOT_* from the developer's shell.
+func baseEnv(extra map[string]string) []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range extra {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// proc is a running otpbot process.
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error
+	url    string
+}
+
+// startProc starts `otpbot args...` and, when it serves, waits for its
+// listening line.
+func startProc(t testing.TB, env map[string]string, args ...string) *proc {
+	t.Helper()
+	p := spawn(t, env, args...)
+	if len(args) > 0 && args[0] == "serve" {
+		waitUntil(t, "the process to listen", func() bool {
+			if m := listeningRE.FindStringSubmatch(p.stderr.String()); m != nil {
+				p.url = "http://" + m[1]
+				return true
+			}
+			select {
+			case <-p.done:
+				t.Fatalf("otpbot exited at start: %v\n%s", p.err, p.stderr)
+			default:
+			}
+			return false
+		})
+	}
+	return p
+}
+
+// spawn starts `otpbot args...` without waiting for anything.
+func spawn(t testing.TB, env map[string]string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(otpbotBinary(t), args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = baseEnv(env)
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns its exit status.
+func (p *proc) wait(t testing.TB, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		t.Fatalf("otpbot did not exit within %s\n%s", within, p.stderr)
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatal(p.err)
+	}
+	return 0
+}
+
+func TestBinaryVersionIsStamped(t *testing.T) {
+	out, err := exec.Command(otpbotBinary(t), "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^otpbot ` + regexp.QuoteMeta(stampedVersion) + ` \(.*go1\.\d+.*\)\n$`).Match(out) {
+		t.Errorf("version printed %q", out)
+	}
+}
+
+// TestBinaryExitCodes drives the built binary through every exit status
+// of the contract: 0 on success, 2 with one line naming the key on a
+// configuration error (and on usage errors), 1 when serving fails.
+func TestBinaryExitCodes(t *testing.T) {
+	fake := bottest.New(t)
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, fake, "")
+	noToken := writeFile(t, dir, "notoken.yaml", minimal)
+	noHCAuth := writeFile(t, dir, "nohc.yaml", fmt.Sprintf("telegram: {token: %q}\nproviders: {upay: {token: x}}\n", testToken))
+	tests := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		code   int
+		stderr string // the whole last line, or "" to not check
+	}{
+		{"check ok", []string{"check", "-offline", "-config", cfg}, nil, 0, ""},
+		{"check online ok", []string{"check", "-config", cfg}, nil, 0, ""},
+		{"config from OTPBOT_CONFIG", []string{"check", "-offline"}, map[string]string{"OTPBOT_CONFIG": cfg}, 0, ""},
+		{"serve without token", []string{"serve", "-config", noToken}, nil, 2, "config: telegram.token is required"},
+		{"check without token", []string{"check", "-config", noToken}, nil, 2, "config: telegram.token is required"},
+		{"env error names the key", []string{"serve", "-config", cfg}, map[string]string{"OTPBOT_DEDUPE_WINDOW": "1h"}, 2,
+			"config: dedupe_window (1h0m0s) must exceed providers.hypercard.signature_tolerance (25h0m0s), so that a replayed request is only ever a repeat"},
+		{"provider without auth", []string{"serve", "-config", noHCAuth}, nil, 2,
+			"config: providers.hypercard is enabled but has no authentication: set providers.hypercard.token or providers.hypercard.public_key_file (or disable it)"},
+		{"no config", []string{"serve"}, nil, 2, "config: no configuration file: pass -config FILE or set OTPBOT_CONFIG"},
+		{"no command", nil, nil, 2, "otpbot: a command is required"},
+		{"unknown command", []string{"frobnicate"}, nil, 2, `otpbot: unknown command "frobnicate"`},
+		{"bad flag", []string{"serve", "-config", cfg, "-verbose"}, nil, 2, "otpbot serve: flag provided but not defined: -verbose"},
+		{"check cannot reach telegram", []string{"check", "-config", cfg}, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:rejected"}, 2, ""},
+		{"version", []string{"version"}, nil, 0, ""},
+	}
+	// The fake accepts only the test token, so "1:rejected" gets 401.
+	fake2 := bottest.New(t, bottest.WithToken(testToken))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"OTPBOT_TELEGRAM_API_ENDPOINT": fake2.Endpoint()}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			p := spawn(t, env, tt.args...)
+			if code := p.wait(t, 30*time.Second); code != tt.code {
+				t.Fatalf("exit %d, want %d\n%s", code, tt.code, p.stderr)
+			}
+			if tt.stderr != "" {
+				lines := strings.Split(strings.TrimRight(p.stderr.String(), "\n"), "\n")
+				if last := lines[len(lines)-1]; last != tt.stderr {
+					t.Errorf("last stderr line %q\nwant %q", last, tt.stderr)
+				}
+			}
+			if strings.Contains(p.stderr.String(), testToken) {
+				t.Errorf("stderr shows the token")
+			}
+		})
+	}
+
+	t.Run("store in use", func(t *testing.T) {
+		holder := startProc(t, nil, "serve", "-config", cfg)
+		p := spawn(t, nil, "serve", "-config", cfg)
+		if code := p.wait(t, 30*time.Second); code != 1 {
+			t.Errorf("second serve on one file exited %d, want 1\n%s", code, p.stderr)
+		}
+		if !strings.Contains(p.stderr.String(), "in use by another otpbot process") {
+			t.Errorf("second serve said:\n%s", p.stderr)
+		}
+		_ = holder.cmd.Process.Signal(syscall.SIGTERM)
+		if code := holder.wait(t, 20*time.Second); code != 0 {
+			t.Errorf("holder exited %d", code)
+		}
+	})
+}
+
+// TestBinaryGracefulShutdown: SIGTERM (and SIGINT) stop serve with status
+// 0 well within shutdown_timeout, after the code already accepted was sent,
+// and the metrics show the stamped build.
+func TestBinaryGracefulShutdown(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			fake := bottest.New(t)
+			dir := t.TempDir()
+			p := startProc(t, nil, "serve", "-config", testConfig(t, dir, fake, ""))
+			in := &instance{t: t, url: p.url}
+			const chat = int64(3001)
+			linkCard(t, fake, chat, "C1")
+			in.pushUPay(upayOTP("ORD-SIG", "C1", "606060"))
+			waitUntil(t, "code", func() bool { return sentWith(fake, chat, "606060") == 1 })
+			_, metrics := get(t, p.url+"/metrics")
+			if !strings.Contains(metrics, `otpbot_build_info{goversion="go1.`) || !strings.Contains(metrics, `version="`+stampedVersion+`"} 1`) {
+				t.Errorf("metrics lack the stamped build info:\n%s", grepLines(metrics, "otpbot_build_info"))
+			}
+			start := time.Now()
+			_ = p.cmd.Process.Signal(sig)
+			if code := p.wait(t, 20*time.Second); code != 0 {
+				t.Errorf("exit %d after %s\n%s", code, sig, p.stderr)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("shutdown took %s, more than shutdown_timeout", d)
+			}
+			if !strings.Contains(p.stderr.String(), "msg=stopped") {
+				t.Errorf("no orderly stop in the log:\n%s", p.stderr)
+			}
+		})
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), sub) {
+			out = append(out, sc.Text())
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+var _ = io.Discard
