@@ -36,6 +36,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/otpbot/otpbot"
 )
@@ -112,7 +113,7 @@ func Open(path string, opts otpbot.StoreOptions, logger *slog.Logger) (*Store, e
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
 	})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: %s is in use by another otpbot process", path)
 	}
 	if err != nil {
