@@ -21,7 +21,7 @@ import (
 
 // messageArgs returns the 8 script arguments that write m (see putMsgAt).
 // A message in a final state loses its code and link here.
-func messageArgs(m otpbot.Message) ([]any, error) {
+func (s *Store) messageArgs(m otpbot.Message) ([]any, error) {
 	final := m.State.Final()
 	if final {
 		m.Event = m.Event.Redacted()
@@ -39,7 +39,7 @@ func messageArgs(m otpbot.Message) ([]any, error) {
 		f = "1"
 	}
 	return []any{m.ID, strconv.FormatInt(m.Target.ChatID, 10), head, string(ev), string(m.State),
-		fmtTime(m.UpdatedAt), f, ms(finishedMessageTTL)}, nil
+		fmtTime(m.UpdatedAt), f, ms(s.finishedMessageTTL())}, nil
 }
 
 // decodeMessage rebuilds a message from its hash fields; ok is false when
@@ -116,7 +116,7 @@ func (s *Store) messagesIn(ctx context.Context, zk string) ([]otpbot.Message, er
 // UpdateMessage replaces msg and enqueues next, provided the stored
 // message's UpdatedAt is still prev.
 func (s *Store) UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error {
-	margs, err := messageArgs(msg)
+	margs, err := s.messageArgs(msg)
 	if err != nil {
 		return err
 	}

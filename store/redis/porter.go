@@ -196,7 +196,7 @@ func (s *Store) Import(ctx context.Context, recs []otpbot.Record) error {
 			err = s.importHistory(ctx, *r.History, now)
 		case r.Message != nil:
 			var margs []any
-			if margs, err = messageArgs(*r.Message); err == nil {
+			if margs, err = s.messageArgs(*r.Message); err == nil {
 				err = wrap("import message", putMessageScript.Run(ctx, s.client,
 					[]string{s.k.message(r.Message.ID)}, append([]any{s.k.base}, margs...)...).Err())
 			}

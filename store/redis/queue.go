@@ -88,7 +88,7 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Message, next ...otpbot.Task) error {
 	args := []any{s.k.base, job.Task.ID, job.Lease}
 	if msg != nil {
-		margs, err := messageArgs(*msg)
+		margs, err := s.messageArgs(*msg)
 		if err != nil {
 			return err
 		}

@@ -81,9 +81,13 @@ const (
 )
 
 // finishedMessageTTL is how long a message in a final state is kept after
-// its last change. Its code is already gone; it only serves late AUTH_3DS
-// updates and lookups, and forgetting it keeps Redis small.
-const finishedMessageTTL = 24 * time.Hour
+// its last change: the dedupe window (at least an hour) plus an hour. Its
+// code is already gone; it only serves late pushes of its group (a changed
+// AUTH_3DS result edits it rather than sending a new message) and tasks
+// still pending for it. Forgetting it afterwards keeps Redis small.
+func (s *Store) finishedMessageTTL() time.Duration {
+	return max(s.opts.DedupeWindow, time.Hour) + time.Hour
+}
 
 // Wake subscriber timing: how long a quiet subscription waits before it
 // checks the connection with a PING, and the retry backoff when Redis is
@@ -111,6 +115,8 @@ type Store struct {
 	// subscribes counts subscription attempts, so tests can see that the
 	// subscriber backs off while Redis is away.
 	subscribes atomic.Int64
+	// subscribed is true while the subscription is established.
+	subscribed atomic.Bool
 }
 
 // New returns a store on client with all keys under prefix ("otpbot:" when
@@ -235,14 +241,23 @@ func (s *Store) signal() {
 func (s *Store) subscribe(ctx context.Context) {
 	defer close(s.done)
 	backoff := subscribeBackoffMin
+	failing := false // log a lost subscription once, not every retry
 	for ctx.Err() == nil {
 		s.subscribes.Add(1)
-		ok := s.listen(ctx)
+		ok, err := s.listen(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if ok {
+		switch {
+		case ok:
 			backoff = subscribeBackoffMin
+			failing = false
+			s.log.Warn("wake subscription lost; resubscribing", "err", err)
+		case !failing:
+			failing = true
+			s.log.Warn("wake subscription failing; retrying with backoff", "err", err)
+		default:
+			s.log.Debug("wake subscription retry failed", "err", err, "backoff", backoff)
 		}
 		select {
 		case <-ctx.Done():
@@ -254,13 +269,14 @@ func (s *Store) subscribe(ctx context.Context) {
 }
 
 // listen runs one subscription until it fails; ok reports whether it was
-// established at all.
-func (s *Store) listen(ctx context.Context) (ok bool) {
+// established at all, err why it ended.
+func (s *Store) listen(ctx context.Context) (ok bool, err error) {
 	ps := s.client.Subscribe(ctx, s.k.wake())
 	// A blocked read does not watch ctx: closing the subscription is what
 	// ends it when the store closes.
 	stop := context.AfterFunc(ctx, func() { ps.Close() })
 	defer func() {
+		s.subscribed.Store(false)
 		stop()
 		ps.Close()
 	}()
@@ -268,7 +284,7 @@ func (s *Store) listen(ctx context.Context) (ok bool) {
 		msg, err := ps.ReceiveTimeout(ctx, subscribeIdle)
 		if err != nil {
 			if ctx.Err() != nil {
-				return ok
+				return ok, ctx.Err()
 			}
 			var ne interface{ Timeout() bool }
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -277,15 +293,15 @@ func (s *Store) listen(ctx context.Context) (ok bool) {
 					continue
 				}
 			}
-			s.log.Warn("wake subscription lost; retrying", "err", err)
-			return ok
+			return ok, err
 		}
 		switch msg.(type) {
 		case *goredis.Subscription:
-			if !ok {
-				s.log.Debug("wake subscription established")
+			if !ok && s.subscribes.Load() > 1 {
+				s.log.Info("wake subscription restored")
 			}
 			ok = true
+			s.subscribed.Store(true)
 			s.signal()
 		case *goredis.Message:
 			s.signal()
