@@ -528,7 +528,6 @@ func TestRedisUnavailable(t *testing.T) {
 		}
 	}
 
-
 	srv.Start()
 	waitFor(t, "Ping after restart", func() bool { return a.Ping(ctx) == nil })
 	// The restarted server is empty (it persists nothing); work resumes.
