@@ -37,7 +37,8 @@ const (
 	// PollerLease is the name of the lease held by the process that polls.
 	PollerLease = "poller"
 	// DefaultLeaseTTL is how long a poller's lease lasts without renewal:
-	// a standby takes over at most this long after the holder died.
+	// a standby takes over about this long (plus at most a third, its
+	// retry interval) after the holder died.
 	DefaultLeaseTTL = 10 * time.Second
 	// updateDedupeTTL is how long a handled update id is remembered.
 	// Telegram keeps undelivered updates for 24 hours.
