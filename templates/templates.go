@@ -55,12 +55,13 @@ func New(dir string) (*Set, error) {
 		files[strings.TrimSuffix(e.Name(), ext)] = string(b)
 	}
 	if dir != "" {
+		// A missing folder is a configuration error, not "no overrides".
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("templates: dir: %w", err)
+		}
 		matches, err := filepath.Glob(filepath.Join(dir, "*"+ext))
 		if err != nil {
 			return nil, fmt.Errorf("templates: dir %s: %w", dir, err)
-		}
-		if _, err := os.Stat(dir); err != nil {
-			return nil, fmt.Errorf("templates: dir: %w", err)
 		}
 		for _, path := range matches {
 			name := strings.TrimSuffix(filepath.Base(path), ext)
