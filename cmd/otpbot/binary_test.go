@@ -84,8 +84,8 @@ func startProc(t testing.TB, env map[string]string, args ...string) *proc {
 	p := spawn(t, env, args...)
 	if len(args) > 0 && args[0] == "serve" {
 		waitUntil(t, "the process to listen", func() bool {
-			if m := listeningRE.FindStringSubmatch(p.stderr.String()); m != nil {
-				p.url = "http://" + m[1]
+			if a := listenAddr(p.stderr.String()); a != "" {
+				p.url = "http://" + a
 				return true
 			}
 			select {

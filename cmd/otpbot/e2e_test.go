@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -312,5 +313,58 @@ func TestHealthReadyMetrics(t *testing.T) {
 	}
 	if code, _ := get(t, in.url+"/nope"); code != 404 {
 		t.Errorf("unknown path answered %d", code)
+	}
+}
+
+// freeAddr returns a loopback address with a port free right now, for a
+// configuration that must name its own URL before it listens.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestTelegramWebhookMode: with telegram.updates: webhook, serve calls
+// setWebhook with the URL and secret, commands arrive on that path, and a
+// request without the secret gets 401 and changes nothing. The secret path
+// never reaches the logs.
+func TestTelegramWebhookMode(t *testing.T) {
+	fake := bottest.New(t)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	const secretPath = "/tg/9f8e7d6c5b4a"
+	const secret = "webhook-secret-0123"
+	cfg := testConfig(t, dir, fake, "")
+	in := startServe(t, cfg, map[string]string{
+		"OTPBOT_HTTP_LISTEN":             addr,
+		"OTPBOT_TELEGRAM_UPDATES":        "webhook",
+		"OTPBOT_TELEGRAM_WEBHOOK_URL":    "http://" + addr + secretPath,
+		"OTPBOT_TELEGRAM_WEBHOOK_SECRET": secret,
+	})
+	waitUntil(t, "setWebhook", func() bool { u, s := fake.WebhookURL(); return u == "http://"+addr+secretPath && s == secret })
+
+	// A forged update without the secret: 401, and no link is made.
+	forged := fmt.Sprintf(`{"update_id":999001,"message":{"message_id":1,"date":1,"chat":{"id":5601,"type":"private"},"from":{"id":%d,"is_bot":false,"first_name":"A"},"text":"/link card C1","entities":[{"type":"bot_command","offset":0,"length":5}]}}`, adminID)
+	if code, _ := post(t, in.url+secretPath, forged, nil); code != http.StatusUnauthorized {
+		t.Errorf("update without the secret answered %d", code)
+	}
+	if code, _ := post(t, in.url+secretPath, forged, map[string]string{"X-Telegram-Bot-Api-Secret-Token": "wrong"}); code != http.StatusUnauthorized {
+		t.Errorf("update with a wrong secret answered %d", code)
+	}
+
+	// Real updates come through the webhook.
+	const chat = int64(5601)
+	linkCard(t, fake, chat, "C1")
+	in.pushUPay(upayOTP("ORD-WH", "C1", "565656"))
+	waitUntil(t, "code", func() bool { return sentWith(fake, chat, "565656") == 1 })
+	if n := len(fake.Calls("getUpdates")); n != 0 {
+		t.Errorf("webhook mode polled getUpdates %d times", n)
+	}
+	if strings.Contains(in.logs.String(), secretPath) || strings.Contains(in.logs.String(), secret) {
+		t.Errorf("logs show the webhook path or secret")
 	}
 }

@@ -68,7 +68,17 @@ type instance struct {
 	url    string
 }
 
-var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
+// listeningRE finds the address in the "listening" log line, text or JSON.
+var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)|"msg":"listening","addr":"([^"]+)"`)
+
+// listenAddr returns the address of the "listening" log line, or "".
+func listenAddr(logs string) string {
+	m := listeningRE.FindStringSubmatch(logs)
+	if m == nil {
+		return ""
+	}
+	return m[1] + m[2]
+}
 
 // startServe runs `otpbot serve -config path` with env and waits until it
 // listens and answers /healthz.
@@ -81,8 +91,8 @@ func startServe(t testing.TB, path string, env map[string]string) *instance {
 	}()
 	deadline := time.Now().Add(waitDeadline)
 	for in.addr == "" {
-		if m := listeningRE.FindStringSubmatch(in.logs.String()); m != nil {
-			in.addr = m[1]
+		if a := listenAddr(in.logs.String()); a != "" {
+			in.addr = a
 			break
 		}
 		select {
