@@ -44,6 +44,7 @@ type options struct {
 	Workers   int
 	Keep      bool
 	Quiet     bool
+	Pprof     string
 
 	PressureLive  int
 	PressureChats int
@@ -122,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Workers, "workers", 0, "otpbot delivery.workers (0: otpbot's default)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the work dir (configs and otpbot logs) and print where it is")
 	fs.BoolVar(&o.Quiet, "q", false, "no progress lines on stderr")
+	fs.StringVar(&o.Pprof, "pprof", "", "write CPU profiles of each measured phase (and a heap profile for live10k) of otpbot into this dir: the binary is built with net/http/pprof added through a build overlay (cmd/otpbot is not changed); not with -bin")
 	fs.IntVar(&o.PressureLive, "pressure-live", 2000, "pressure: live codes")
 	fs.IntVar(&o.PressureChats, "pressure-chats", 500, "pressure: chats the live codes are spread over")
 	fs.DurationVar(&o.PressureEvery, "pressure-every", 100*time.Millisecond, "pressure: a new code to a fresh chat this often")
@@ -163,6 +165,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-pressure-* must be positive")
 	case o.LiveCodes < 4 || o.LiveTick <= 0:
 		return o, errors.New("-live must be at least 4 and -live-tick positive")
+	case o.Pprof != "" && o.Bin != "":
+		return o, errors.New("-pprof builds its own binary: not with -bin")
 	}
 	return o, nil
 }
@@ -228,7 +232,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	bin := o.Bin
 	if bin == "" {
 		logf("building otpbot")
-		if bin, err = buildOtpbot(ctx, root, dir); err != nil {
+		if bin, err = buildOtpbot(ctx, root, dir, o.Pprof != ""); err != nil {
+			return err
+		}
+	}
+	if o.Pprof != "" {
+		if err := os.MkdirAll(o.Pprof, 0o755); err != nil {
 			return err
 		}
 	}
@@ -238,6 +247,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Started: time.Now().UTC().Format(time.RFC3339), CPUs: runtime.NumCPU(),
 			Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH,
 			Command: "go run ./bench " + strings.Join(args, " "), Options: o,
+			LoadStart: loadavg(),
 		},
 		Stores: map[string]*StoreResult{},
 	}
@@ -261,6 +271,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	r.Meta.Finished = time.Now().UTC().Format(time.RFC3339)
+	r.Meta.LoadEnd = loadavg()
 	r.Targets = checkTargets(r)
 	printReport(stdout, r)
 	if o.JSON != "" {

@@ -32,10 +32,43 @@ const (
 	benchSecret = "bench-upay-secret-key"
 )
 
-// buildOtpbot compiles ./cmd/otpbot into dir and returns the binary.
-func buildOtpbot(ctx context.Context, moduleDir, dir string) (string, error) {
+// pprofSource is added to the otpbot build with -pprof, through a build
+// overlay (cmd/otpbot itself is not changed): it serves net/http/pprof on
+// the address in OTPBENCH_PPROF.
+const pprofSource = `package main
+
+import (
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+)
+
+func init() {
+	if addr := os.Getenv("OTPBENCH_PPROF"); addr != "" {
+		go func() { _ = http.ListenAndServe(addr, nil) }()
+	}
+}
+`
+
+// buildOtpbot compiles ./cmd/otpbot into dir and returns the binary; with
+// pprof, the binary serves net/http/pprof (see pprofSource).
+func buildOtpbot(ctx context.Context, moduleDir, dir string, pprof bool) (string, error) {
 	bin := filepath.Join(dir, "otpbot")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/otpbot")
+	args := []string{"build", "-o", bin}
+	if pprof {
+		src := filepath.Join(dir, "zz_bench_pprof.go")
+		overlay := filepath.Join(dir, "overlay.json")
+		target := filepath.Join(moduleDir, "cmd", "otpbot", "zz_bench_pprof.go")
+		if err := os.WriteFile(src, []byte(pprofSource), 0o600); err != nil {
+			return "", err
+		}
+		js := fmt.Sprintf(`{"Replace":{%q:%q}}`, target, src)
+		if err := os.WriteFile(overlay, []byte(js), 0o600); err != nil {
+			return "", err
+		}
+		args = append(args, "-overlay", overlay)
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/otpbot")...)
 	cmd.Dir = moduleDir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -81,6 +114,7 @@ type instanceConfig struct {
 	Countdown     time.Duration // codes.countdown_interval
 	Workers       int           // delivery.workers (0 = otpbot's default)
 	LogLevel      string
+	Pprof         bool // the binary serves pprof (built with -pprof)
 }
 
 // configYAML renders the configuration file of an instance listening on
@@ -113,8 +147,10 @@ type instance struct {
 	cmd     *exec.Cmd
 	addr    string // host:port of its HTTP server
 	logPath string
-	done    chan struct{}
-	waitErr error
+	// pprofAddr serves net/http/pprof when the binary was built with -pprof.
+	pprofAddr string
+	done      chan struct{}
+	waitErr   error
 
 	scrapeStop context.CancelFunc
 	scrapeDone chan struct{}
@@ -164,15 +200,22 @@ func startInstance(ctx context.Context, bin, dir, name string, c instanceConfig,
 	// An otpbot reads OTPBOT_* from the environment: only this run's file
 	// may configure it.
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "OTPBOT_") {
+		if !strings.HasPrefix(kv, "OTPBOT_") && !strings.HasPrefix(kv, "OTPBENCH_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
+	}
+	var pprofAddr string
+	if c.Pprof {
+		if pprofAddr, err = freeAddr(); err != nil {
+			return nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		cmd.Env = append(cmd.Env, "OTPBENCH_PPROF="+pprofAddr)
 	}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	in := &instance{cmd: cmd, addr: addr, logPath: logPath, done: make(chan struct{})}
+	in := &instance{cmd: cmd, addr: addr, pprofAddr: pprofAddr, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		in.waitErr = cmd.Wait()
 		logFile.Close()
@@ -424,4 +467,50 @@ func cleanRedis(ctx context.Context, addr, prefix string) (int, error) {
 			return deleted, nil
 		}
 	}
+}
+
+// profile fetches a CPU profile of the next d into path, in the
+// background; the returned function waits for it. It does nothing unless
+// the binary serves pprof.
+func (in *instance) profile(path string, d time.Duration) (wait func() error) {
+	if in.pprofAddr == "" || path == "" {
+		return func() error { return nil }
+	}
+	errc := make(chan error, 1)
+	go func() {
+		secs := max(1, int(d.Round(time.Second)/time.Second))
+		client := &http.Client{Timeout: d + 30*time.Second}
+		resp, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", in.pprofAddr, secs))
+		if err != nil {
+			errc <- fmt.Errorf("profile: %w", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(path)
+		if err != nil {
+			errc <- fmt.Errorf("profile: %w", err)
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		errc <- errors.Join(err, f.Close())
+	}()
+	return func() error { return <-errc }
+}
+
+// heapProfile writes the otpbot's heap profile to path (with -pprof).
+func (in *instance) heapProfile(path string) error {
+	if in.pprofAddr == "" || path == "" {
+		return nil
+	}
+	resp, err := http.Get("http://" + in.pprofAddr + "/debug/pprof/heap")
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	_, err = io.Copy(f, resp.Body)
+	return errors.Join(err, f.Close())
 }

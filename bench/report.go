@@ -96,7 +96,9 @@ func printReport(w io.Writer, r *Report) {
 	o := r.Meta.Options
 	bl := r.Baseline
 	fmt.Fprintf(w, "otpbot bench — %d CPUs, %s %s, %s\n", r.Meta.CPUs, r.Meta.Go, r.Meta.OS, r.Meta.Started)
-	fmt.Fprintf(w, "%s\n\n", r.Meta.Command)
+	fmt.Fprintf(w, "%s\n", r.Meta.Command)
+	fmt.Fprintf(w, "load average %s at the start, %s at the end (other work on the machine skews every figure)\n\n",
+		r.Meta.LoadStart, r.Meta.LoadEnd)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BASELINES (this run)\t\t")

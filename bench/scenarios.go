@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -25,6 +27,23 @@ type Meta struct {
 	OS       string  `json:"os"`
 	Command  string  `json:"command"`
 	Options  options `json:"options"`
+	// LoadStart and LoadEnd are /proc/loadavg at the start and the end:
+	// other work on the machine skews every figure, the ceilings included.
+	LoadStart string `json:"loadavg_start"`
+	LoadEnd   string `json:"loadavg_end"`
+}
+
+// loadavg is the 1, 5 and 15 minute load averages ("" where unknown).
+func loadavg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // Baseline holds the ceilings measured in the same run.
@@ -168,8 +187,16 @@ func (b *bench) instanceFor(spec storeSpec, fake *fakeAPI) instanceConfig {
 		Store: spec, Endpoint: fake.Endpoint(),
 		GlobalPerSec: 1000, PerChatPerSec: 1,
 		TTL: 5 * time.Minute, Countdown: 30 * time.Second,
-		Workers: b.o.Workers, LogLevel: b.o.LogLevel,
+		Workers: b.o.Workers, LogLevel: b.o.LogLevel, Pprof: b.o.Pprof != "",
 	}
+}
+
+// profPath is where the profile of a measured phase goes ("" without -pprof).
+func (b *bench) profPath(spec storeSpec, phase string) string {
+	if b.o.Pprof == "" {
+		return ""
+	}
+	return filepath.Join(b.o.Pprof, spec.Driver+"-"+phase+".pprof")
 }
 
 func (b *bench) scenario(ctx context.Context, driver, name string, sr *StoreResult) error {
@@ -270,8 +297,12 @@ func (b *bench) ingest(ctx context.Context, spec storeSpec) (*IngestResult, erro
 	}
 	closedLoop(ctx, b.o.Conns, min(b.o.N/10, 1000), 2*time.Second, send) // warm up
 	s.in.resetPeak()
+	prof := s.in.profile(b.profPath(spec, "ingest.cpu"), b.o.Duration)
 	res := &IngestResult{Load: closedLoop(ctx, b.o.Conns, b.o.N, b.o.Duration, send)}
 	res.Proc = s.in.peakNow()
+	if err := prof(); err != nil {
+		b.logf("%v", err)
+	}
 	res.OfBare = ratio(res.Load.PerSec, b.base.BareIngest.PerSec)
 	if res.Load.Acked == 0 {
 		return res, fmt.Errorf("nothing acknowledged: %s", res.Load.FirstErr)
@@ -281,8 +312,14 @@ func (b *bench) ingest(ctx context.Context, spec storeSpec) (*IngestResult, erro
 
 // e2eLoad sends -rate pushes/s for -duration to cards prefix0..chats-1 and
 // waits for their messages; tr matches them.
-func (b *bench) e2eLoad(ctx context.Context, s *session, prefix string, chats int, driver string) E2EResult {
+func (b *bench) e2eLoad(ctx context.Context, s *session, prefix string, chats int, spec storeSpec, phase string) E2EResult {
 	tr := s.fake.track()
+	prof := s.in.profile(b.profPath(spec, phase+".cpu"), b.o.Duration)
+	defer func() {
+		if err := prof(); err != nil {
+			b.logf("%v", err)
+		}
+	}()
 	send := func(ctx context.Context, i int) (time.Duration, error) {
 		return s.p.send(ctx, prefix+strconv.Itoa(i%chats), tr.expect)
 	}
@@ -293,7 +330,7 @@ func (b *bench) e2eLoad(ctx context.Context, s *session, prefix string, chats in
 	res.Delivered = int(tr.matched.Load())
 	res.Missing = res.Load.Acked - res.Delivered
 	res.Proc = s.in.peakNow()
-	res.FloorMS = 2*b.base.BareRate.Ack.P50 + b.storeRT(driver)
+	res.FloorMS = 2*b.base.BareRate.Ack.P50 + b.storeRT(spec.Driver)
 	return res
 }
 
@@ -305,7 +342,7 @@ func (b *bench) e2e(ctx context.Context, spec storeSpec) (*E2EResult, error) {
 	}
 	defer s.close()
 	s.in.resetPeak()
-	res := b.e2eLoad(ctx, s, "E", b.o.Chats, spec.Driver)
+	res := b.e2eLoad(ctx, s, "E", b.o.Chats, spec, "e2e")
 	return &res, checkE2E(res)
 }
 
@@ -377,8 +414,12 @@ func (b *bench) pressure(ctx context.Context, spec storeSpec) (*PressureResult, 
 	send := func(ctx context.Context, i int) (time.Duration, error) {
 		return s.p.send(ctx, "F"+strconv.Itoa(i), tr.expect)
 	}
+	prof := s.in.profile(b.profPath(spec, "pressure.cpu"), o.Duration)
 	load := fixedRate(ctx, float64(time.Second)/float64(o.PressureEvery), fresh, o.Duration, 512, send)
 	elapsed := time.Since(start)
+	if err := prof(); err != nil {
+		b.logf("%v", err)
+	}
 	edits, sends := tr.editsOK.Load(), tr.sendsOK.Load()
 	waitFor(o.Drain, func() bool { return tr.matched.Load() >= int64(load.Acked) })
 	res.NewCodes = tr.e2e.summary()
@@ -426,7 +467,10 @@ func (b *bench) live(ctx context.Context, spec storeSpec) (*LiveResult, error) {
 	s.fake.ForgetCalls()
 	s.in.resetPeak()
 	start := time.Now()
-	res.E2E = b.e2eLoad(ctx, s, "N", o.Chats, spec.Driver)
+	res.E2E = b.e2eLoad(ctx, s, "N", o.Chats, spec, "live10k")
 	res.EditsPerSec = float64(s.fake.cur.Load().editsOK.Load()) / time.Since(start).Seconds()
+	if err := s.in.heapProfile(b.profPath(spec, "live10k.heap")); err != nil {
+		b.logf("%v", err)
+	}
 	return res, checkE2E(res.E2E)
 }
