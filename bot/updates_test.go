@@ -112,7 +112,9 @@ func newPollerEnv(t *testing.T) *pollerEnv {
 func (e *pollerEnv) start(owner string, h UpdateHandler, coord leaser) *runner {
 	e.t.Helper()
 	r := &runner{src: &countingSource{src: newClient(e.t, e.tg)}, done: make(chan struct{})}
-	p, err := NewPoller(PollerOptions{Client: r.src, Handler: h, Coord: coord, Owner: owner, LeaseTTL: time.Second, PollTimeout: 1})
+	// A lease of 3s renewed every second: a loaded machine may delay a
+	// renewal a lot before the standby could take a lease still held.
+	p, err := NewPoller(PollerOptions{Client: r.src, Handler: h, Coord: coord, Owner: owner, LeaseTTL: 3 * time.Second, PollTimeout: 1})
 	if err != nil {
 		e.t.Fatal(err)
 	}
