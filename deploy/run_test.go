@@ -111,9 +111,11 @@ func (d *daemon) stop(t *testing.T, grace time.Duration) {
 	case <-time.After(grace):
 		t.Fatalf("otpbot did not stop within %v of SIGTERM; logs:\n%s", grace, d.logs)
 	}
+	took := time.Since(start).Round(time.Millisecond)
 	if d.err != nil {
-		t.Errorf("otpbot exited with %v after SIGTERM (after %v); logs:\n%s", d.err, time.Since(start).Round(time.Millisecond), d.logs)
+		t.Errorf("otpbot exited with %v after SIGTERM (after %v); logs:\n%s", d.err, took, d.logs)
 	}
+	t.Logf("stopped %v after SIGTERM (allowed %v)", took, grace)
 }
 
 // exited fails the test if the daemon has already exited.
