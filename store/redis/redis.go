@@ -17,7 +17,13 @@
 // Each change that spans keys (Ingest, Claim, Complete, Retry, Enqueue,
 // UpdateMessage, RedeemInvite, the leases...) is one Lua script: Redis
 // runs it atomically, so a crash or a lost connection never leaves half of
-// it written, and a caller hears success only after Redis answered.
+// it written, and a caller hears success only after Redis answered. (Redis
+// does not roll back a script that fails halfway, which only a bug or an
+// out-of-memory server would cause; Ingest therefore writes its dedupe mark
+// last, so such a push is retried in full rather than taken for a repeat.)
+// What Redis answered is as durable as its persistence makes it: run it
+// with appendonly yes (appendfsync everysec or always) when acknowledged
+// pushes must survive a Redis crash.
 //
 // # The outbox
 //

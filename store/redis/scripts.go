@@ -123,9 +123,6 @@ var ingestScript = goredis.NewScript(luaPrelude + `
 local id, now, ddcut, ddgc = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local seen = redis.call('ZSCORE', KEYS[1], id)
 if seen and tonumber(seen) > tonumber(ddcut) then return {1} end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ddcut)
-redis.call('ZADD', KEYS[1], now, id)
-redis.call('PEXPIRE', KEYS[1], ddgc)
 
 local route, rk, group = ARGV[6], ARGV[7], ARGV[8]
 local evJSON, redJSON, msgRest, sendRest, updRest = ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]
@@ -173,6 +170,13 @@ if n > 0 then
   local rec = redis.call('INCR', B .. 'hseq') .. '|' .. hts .. '|' .. entry
   for i = 1, n do putHistory(ARGV[27 + i], rec, cap, hcut, hgc, tm) end
 end
+
+-- The dedupe mark goes last: Redis does not roll a script back when it
+-- fails halfway, and a push must then be retried in full, not taken for a
+-- repeat of something only half written.
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ddcut)
+redis.call('ZADD', KEYS[1], now, id)
+redis.call('PEXPIRE', KEYS[1], ddgc)
 
 local out = {0}
 for _, t in ipairs(targets) do table.insert(out, t) end
