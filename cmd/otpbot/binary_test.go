@@ -261,3 +261,59 @@ func grepLines(s, sub string) string {
 }
 
 var _ = io.Discard
+
+// TestBinaryShutdownFinishesInFlightWork: a SIGTERM while a Telegram call
+// is in flight lets that call finish (the code is delivered, once) and
+// exits 0; a call that hangs does not hold the process past
+// shutdown_timeout, and its work is done by the next start.
+func TestBinaryShutdownFinishesInFlightWork(t *testing.T) {
+	fake := bottest.New(t)
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, fake, "") // shutdown_timeout: 5s
+	const chat = int64(3101)
+
+	p := startProc(t, nil, "serve", "-config", cfg)
+	in := &instance{t: t, url: p.url}
+	linkCard(t, fake, chat, "C1")
+
+	// In flight, then released during shutdown: delivered.
+	release := fake.Hold("sendMessage")
+	in.pushUPay(upayOTP("ORD-FLIGHT-1", "C1", "818181"))
+	waitUntil(t, "the send in flight", func() bool { return fake.Waiting("sendMessage") == 1 })
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	waitUntil(t, "shutdown to begin", func() bool { return strings.Contains(p.stderr.String(), "shutting down") })
+	release()
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr)
+	}
+	if n := sentWith(fake, chat, "818181"); n != 1 {
+		t.Errorf("the in-flight code was sent %d times, want 1", n)
+	}
+
+	// In flight and hanging: the process still exits within
+	// shutdown_timeout, and the next start delivers.
+	p = startProc(t, nil, "serve", "-config", cfg)
+	in = &instance{t: t, url: p.url}
+	release = fake.Hold("sendMessage")
+	in.pushUPay(upayOTP("ORD-FLIGHT-2", "C1", "828282"))
+	waitUntil(t, "the hanging send", func() bool { return fake.Waiting("sendMessage") >= 1 })
+	start := time.Now()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	code := p.wait(t, 20*time.Second)
+	if d := time.Since(start); d > 5*time.Second+2*time.Second {
+		t.Errorf("shutdown took %s with a hanging call; shutdown_timeout is 5s", d)
+	}
+	if code != 0 {
+		t.Errorf("exit %d\n%s", code, p.stderr)
+	}
+	// The hung call's outcome is unknown to the stopped process, so the
+	// work stayed in the outbox and the next start sends it.
+	release()
+	next := startProc(t, nil, "serve", "-config", cfg)
+	waitUntil(t, "delivery by the next start", func() bool {
+		return grepLines(grepLines(next.stderr.String(), "msg=delivered"), "task=upay:ORD-FLIGHT-2@") != ""
+	})
+	if n := sentWith(fake, chat, "828282"); n < 1 {
+		t.Errorf("the code was never sent")
+	}
+}
