@@ -269,7 +269,9 @@ var _ = io.Discard
 func TestBinaryShutdownFinishesInFlightWork(t *testing.T) {
 	fake := bottest.New(t)
 	dir := t.TempDir()
-	cfg := testConfig(t, dir, fake, "") // shutdown_timeout: 5s
+	// shutdown_timeout: 5s; a short lease so that the next start may take
+	// over the hung job soon.
+	cfg := testConfig(t, dir, fake, "delivery:\n  lease: 3s\n")
 	const chat = int64(3101)
 
 	p := startProc(t, nil, "serve", "-config", cfg)
