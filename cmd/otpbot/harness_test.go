@@ -134,12 +134,6 @@ func (in *instance) stop() error {
 	}
 }
 
-// waitLog waits until the logs contain s.
-func (in *instance) waitLog(s string) {
-	in.t.Helper()
-	waitUntil(in.t, "log "+s, func() bool { return strings.Contains(in.logs.String(), s) })
-}
-
 // post sends a push and returns status and body.
 func post(t testing.TB, url string, body string, headers map[string]string) (int, string) {
 	t.Helper()
