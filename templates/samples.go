@@ -21,6 +21,8 @@ func samples() map[string]any {
 	}
 	msg := MessageView{Event: ev, State: otpbot.StateLive, Decision: "Approved", Card: CardOf(ev),
 		Left: 5 * time.Minute, LeftText: Remaining(5 * time.Minute), Now: now}
+	confirm, problem := msg, msg
+	confirm.Confirm, problem.Problem = ConfirmApprove, ProblemUnreachable
 	key := otpbot.Key{Type: otpbot.KeyCard, ID: "card-1"}
 	target := otpbot.Target{ChatID: -100123, ThreadID: 7}
 	link := LinkView{Key: key, Target: target}
@@ -31,6 +33,8 @@ func samples() map[string]any {
 		"code_expired":     msg,
 		"approval_live":    msg,
 		"approval_expired": msg,
+		"approval_confirm": confirm,
+		"approval_problem": problem,
 		"message_hidden":   msg,
 		"message_decided":  msg,
 		"message_failed":   msg,

@@ -166,7 +166,8 @@ func (s *Set) RenderMessage(msg otpbot.Message, now time.Time) (string, error) {
 	if state == otpbot.StateLive && ev.Expired(now) {
 		state = otpbot.StateExpired
 	}
-	view := MessageView{State: state, Decision: msg.Decision, Card: CardOf(ev), Now: now}
+	view := MessageView{State: state, Decision: msg.Decision, Declined: strings.HasPrefix(msg.Decision, declinedPrefix),
+		Card: CardOf(ev), Now: now}
 	if state == otpbot.StateLive {
 		if !ev.ExpiresAt.IsZero() {
 			view.Left = ev.ExpiresAt.Sub(now)
@@ -177,6 +178,71 @@ func (s *Set) RenderMessage(msg otpbot.Message, now time.Time) (string, error) {
 	}
 	view.Event = ev
 	return s.Render(MessageTemplate(ev.Kind, state), view)
+}
+
+// The answers an approval step asks the user to confirm (MessageView.Confirm).
+const (
+	ConfirmApprove = "approve"
+	ConfirmDecline = "decline"
+)
+
+// The problems an approval step reports (MessageView.Problem).
+const (
+	// ProblemUnreachable: HyperCard did not answer (network, timeout, 5xx);
+	// the request is still open and a new tap tries again.
+	ProblemUnreachable = "unreachable"
+	// ProblemRefused: HyperCard answered the decision with an error.
+	ProblemRefused = "refused"
+)
+
+// ApprovalStep is a transient view of a live approval request, shown only
+// in the chat where someone tapped: the confirmation a first tap asks for,
+// or the failure of the call to HyperCard. Exactly one field is set.
+type ApprovalStep struct {
+	Confirm string // ConfirmApprove or ConfirmDecline: approval_confirm
+	Problem string // ProblemUnreachable or ProblemRefused: approval_problem
+}
+
+// RenderApproval renders an approval request at a step of its answer
+// (approval_confirm or approval_problem). A message that is no longer a
+// live, unexpired, unanswered approval request renders as RenderMessage
+// shows it, so a late tap can never bring back a finished request.
+func (s *Set) RenderApproval(msg otpbot.Message, now time.Time, step ApprovalStep) (string, error) {
+	state := msg.State
+	if state == "" {
+		state = otpbot.StateLive
+	}
+	ev := msg.Event
+	if state != otpbot.StateLive || ev.Kind != otpbot.KindApproval || ev.Expired(now) || msg.Decision != "" ||
+		(step.Confirm == "" && step.Problem == "") {
+		return s.RenderMessage(msg, now)
+	}
+	view := MessageView{Event: ev.Redacted(), State: state, Card: CardOf(ev), Now: now,
+		Confirm: step.Confirm, Problem: step.Problem}
+	if !ev.ExpiresAt.IsZero() {
+		view.Left = ev.ExpiresAt.Sub(now)
+		view.LeftText = Remaining(view.Left)
+	}
+	name := "approval_problem"
+	if step.Confirm != "" {
+		name, view.Problem = "approval_confirm", ""
+	}
+	return s.Render(name, view)
+}
+
+// declinedPrefix starts the Decision of a declined request.
+const declinedPrefix = "Declined"
+
+// DecisionText is what otpbot stores as the Decision of an answered approval
+// request and message_decided shows: "Approved by @ann at 12:03 UTC" or
+// "Declined by @ann at 12:03 UTC". by names who answered (their @username,
+// else their name); at is shown in UTC to the minute.
+func DecisionText(approved bool, by string, at time.Time) string {
+	verb := "Approved"
+	if !approved {
+		verb = declinedPrefix
+	}
+	return verb + " by " + by + " at " + at.UTC().Format("15:04") + " UTC"
 }
 
 // Remaining formats the time left of a code as m:ss (h:mm:ss from an hour

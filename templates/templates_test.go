@@ -92,7 +92,8 @@ func TestRenderMessageGolden(t *testing.T) {
 		{"approval_live", otpbot.Message{Event: approval(), State: otpbot.StateLive}, t0.Add(90 * time.Second), false, nil},
 		{"approval_live_result_only", otpbot.Message{Event: noStatus, State: otpbot.StateLive}, t0, false, nil},
 		{"approval_expired", otpbot.Message{Event: approval(), State: otpbot.StateExpired}, t0.Add(11 * time.Minute), false, []string{"expires in"}},
-		{"message_decided", otpbot.Message{Event: approval(), State: otpbot.StateDecided, Decision: "Approved by @ann"}, t0, false, nil},
+		{"message_decided", otpbot.Message{Event: approval(), State: otpbot.StateDecided, Decision: DecisionText(true, "@ann", t0.Add(93*time.Second))}, t0.Add(2 * time.Minute), false, []string{"❌"}},
+		{"message_decided_declined", otpbot.Message{Event: approval(), State: otpbot.StateDecided, Decision: DecisionText(false, "Bob <b>", t0)}, t0, false, []string{"✅", "<b>Bob"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,6 +115,53 @@ func TestRenderMessageGolden(t *testing.T) {
 			}
 			golden(t, tt.name, got)
 		})
+	}
+}
+
+func TestRenderApprovalGolden(t *testing.T) {
+	s := mustNew(t, "")
+	live := otpbot.Message{Event: approval(), State: otpbot.StateLive}
+	decided := live
+	decided.State, decided.Decision = otpbot.StateDecided, DecisionText(false, "@bob", t0)
+	tests := []struct {
+		name string
+		msg  otpbot.Message
+		now  time.Time
+		step ApprovalStep
+		want []string
+	}{
+		{"approval_confirm", live, t0.Add(time.Minute), ApprovalStep{Confirm: ConfirmApprove}, []string{"Approve this purchase?", "Confirm approve", "expires in 9:00"}},
+		{"approval_confirm_decline", live, t0.Add(time.Minute), ApprovalStep{Confirm: ConfirmDecline}, []string{"Decline this purchase?", "Confirm decline"}},
+		{"approval_problem", live, t0.Add(2 * time.Minute), ApprovalStep{Problem: ProblemUnreachable}, []string{"Could not reach HyperCard — try again", "expires in 8:00"}},
+		{"approval_problem_refused", live, t0.Add(2 * time.Minute), ApprovalStep{Problem: ProblemRefused}, []string{"did not accept"}},
+		// A step never brings a finished request back: it renders as the
+		// message stands.
+		{"approval_confirm_expired", live, t0.Add(10 * time.Minute), ApprovalStep{Confirm: ConfirmApprove}, []string{"expired"}},
+		{"message_decided_step", decided, t0, ApprovalStep{Problem: ProblemUnreachable}, []string{"❌ <b>Declined by @bob at 10:30 UTC</b>"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.RenderApproval(tt.msg, tt.now, tt.step)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("%q not in:\n%s", w, got)
+				}
+			}
+			golden(t, tt.name, got)
+		})
+	}
+}
+
+func TestDecisionText(t *testing.T) {
+	at := time.Date(2024, 3, 14, 12, 3, 59, 0, time.FixedZone("CET", 3600))
+	if got := DecisionText(true, "@ann", at); got != "Approved by @ann at 11:03 UTC" {
+		t.Errorf("approve: %q", got)
+	}
+	if got := DecisionText(false, "Bob", at); got != "Declined by Bob at 11:03 UTC" {
+		t.Errorf("decline: %q", got)
 	}
 }
 

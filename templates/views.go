@@ -11,13 +11,26 @@ import (
 // part of what operators may rely on.
 
 // MessageView is the data of the code and approval templates (code_live,
-// code_expired, code_hidden, approval_live, approval_expired,
-// approval_decided, message_failed). Event.Code and Event.Link are empty
-// unless the message is live and not yet expired.
+// code_expired, message_hidden, approval_live, approval_confirm,
+// approval_problem, approval_expired, message_decided, message_failed).
+// Event.Code and Event.Link are empty unless the message is live and not
+// yet expired.
 type MessageView struct {
-	Event    otpbot.Event
-	State    otpbot.MessageState
+	Event otpbot.Event
+	State otpbot.MessageState
+	// Decision says who answered an approval request, how and when
+	// ("Approved by @ann at 12:03 UTC", see DecisionText); Declined is true
+	// when the answer was a decline, so a template can pick its sign.
 	Decision string
+	Declined bool
+	// Confirm is set while the approval_confirm step asks the user who
+	// tapped Approve or Decline to confirm: "approve" or "decline".
+	Confirm string
+	// Problem is set when the approval_problem view tells the user who
+	// tapped that the answer did not reach HyperCard: ProblemUnreachable
+	// (no answer, a timeout, a 5xx: trying again may work) or
+	// ProblemRefused (HyperCard answered with an error).
+	Problem string
 	// Card is the masked card ("•••• 1234"), or "" when the event names none.
 	Card string
 	// Left is the time until the code or request expires (zero when it has
