@@ -319,3 +319,40 @@ func TestBinaryShutdownFinishesInFlightWork(t *testing.T) {
 		t.Errorf("the code was never sent")
 	}
 }
+
+// TestBinaryKilledDuringOutage: a push acknowledged while Telegram answers
+// 502 survives a SIGKILL of the process and is delivered, once, by the
+// next start on the same store file after Telegram recovers.
+func TestBinaryKilledDuringOutage(t *testing.T) {
+	fake := bottest.New(t)
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, fake, "delivery:\n  lease: 3s\n")
+	const chat = int64(3201)
+	p := startProc(t, nil, "serve", "-config", cfg)
+	in := &instance{t: t, url: p.url}
+	linkCard(t, fake, chat, "C1")
+
+	fake.SetDown(502)
+	in.pushUPay(upayOTP("ORD-KILL", "C1", "919191"))
+	waitUntil(t, "a failed attempt", func() bool {
+		for _, c := range fake.Calls("sendMessage") {
+			if c.Code == 502 {
+				return true
+			}
+		}
+		return false
+	})
+	_ = p.cmd.Process.Kill()
+	p.wait(t, 10*time.Second)
+	fake.SetUp()
+
+	next := startProc(t, nil, "serve", "-config", cfg)
+	waitUntil(t, "delivery after the restart", func() bool { return sentWith(fake, chat, "919191") == 1 })
+	// A later code goes out after it, and the first is still sent once:
+	// nothing was left pending to send it again.
+	(&instance{t: t, url: next.url}).pushUPay(upayOTP("ORD-AFTER", "C1", "929292"))
+	waitUntil(t, "the later code", func() bool { return sentWith(fake, chat, "929292") == 1 })
+	if n := sentWith(fake, chat, "919191"); n != 1 {
+		t.Errorf("the code acknowledged before the kill was sent %d times", n)
+	}
+}
