@@ -107,6 +107,22 @@ type HyperCardConfig struct {
 	PublicKeyFile      string        `key:"public_key_file"`
 	SignatureTolerance time.Duration `key:"signature_tolerance"`
 	AllowIPs           []string      `key:"allow_ips"`
+	API                HyperCardAPI  `key:"api"`
+}
+
+// HyperCardAPI is providers.hypercard.api: HyperCard's merchant API, which
+// otpbot calls to answer AUTH_3DS approval requests from Telegram. Empty
+// base_url leaves approval requests informational (no buttons).
+type HyperCardAPI struct {
+	BaseURL        string        `key:"base_url"`
+	APIKey         string        `key:"api_key"`
+	APIKeyFile     string        `key:"api_key_file"`
+	PrivateKeyFile string        `key:"private_key_file"`
+	Version        string        `key:"version"`
+	Timeout        time.Duration `key:"timeout"`
+	ApproveResult  int           `key:"approve_result"`
+	DeclineResult  int           `key:"decline_result"`
+	AllowedUsers   []int64       `key:"allowed_users"`
 }
 
 // CodesConfig is the codes section.
@@ -181,6 +197,13 @@ func Defaults() Config {
 				Path:               "/hc_sync/common",
 				SignatureTolerance: 25 * time.Hour,
 				AllowIPs:           []string{},
+				API: HyperCardAPI{
+					Version:       "1.0",
+					Timeout:       10 * time.Second,
+					ApproveResult: 2,
+					DeclineResult: 3,
+					AllowedUsers:  []int64{},
+				},
 			},
 		},
 		Codes: CodesConfig{
@@ -249,6 +272,16 @@ var keyDocs = map[string]string{
 	"providers.hypercard.public_key_file":     "HyperCard's RSA public key (PEM) that verifies the SHA256withRSA `signature` header.",
 	"providers.hypercard.signature_tolerance": "How far the `timestamp` header may be from now; HyperCard retries for 24 h and may resend the original request.",
 	"providers.hypercard.allow_ips":           "CIDRs HyperCard pushes may come from; empty allows any address.",
+
+	"providers.hypercard.api.base_url":         "HyperCard API root (e.g. `https://api.hyperpay.example`). When set, approval requests (AUTH_3DS) get Approve / Decline buttons and otpbot sends the answer to HyperCard; empty leaves them informational.",
+	"providers.hypercard.api.api_key":          "Merchant `api-key` for HyperCard's API (never printed). Required with `base_url`.",
+	"providers.hypercard.api.api_key_file":     "File holding the api key instead; not both.",
+	"providers.hypercard.api.private_key_file": "Merchant RSA private key (PEM) whose public half is registered on HyperCard's merchant platform; signs the API requests. Required with `base_url`.",
+	"providers.hypercard.api.version":          "`version` header of API requests (HyperCard does not publish the value).",
+	"providers.hypercard.api.timeout":          "Longest wait for HyperCard's answer to one approval.",
+	"providers.hypercard.api.approve_result":   "`auth_result` sent to approve: 2 or 3. HyperCard's documents do not say which is which; check with HyperCard.",
+	"providers.hypercard.api.decline_result":   "`auth_result` sent to decline: the other of 2 and 3.",
+	"providers.hypercard.api.allowed_users":    "Telegram user ids who may answer approval requests in a group; empty means any member of a linked chat. In a private chat its owner always may.",
 
 	"codes.ttl":                "Lifetime of a code whose push carries no expiry.",
 	"codes.ttl_by_event":       "Lifetime per event name, e.g. `{\"3DS_OTP\": 10m, \"OPT_CODE\": 5m}`; names match case-insensitively. In the environment: `3DS_OTP=10m,OPT_CODE=5m` or JSON.",

@@ -250,6 +250,8 @@ func TestKeyFiles(t *testing.T) {
 		{"pkix public is auth", map[string]string{"OTPBOT_PROVIDERS_HYPERCARD_PUBLIC_KEY_FILE": keys["pkix"], "OTPBOT_PROVIDERS_UPAY_ENABLED": "false"}, ""},
 		{"pkcs1 public", map[string]string{"OTPBOT_PROVIDERS_HYPERCARD_PUBLIC_KEY_FILE": keys["pkcs1pub"], "OTPBOT_PROVIDERS_UPAY_ENABLED": "false"}, ""},
 		{"bare base64 public", map[string]string{"OTPBOT_PROVIDERS_HYPERCARD_PUBLIC_KEY_FILE": keys["bare64pub"], "OTPBOT_PROVIDERS_UPAY_ENABLED": "false"}, ""},
+		{"hypercard api key", map[string]string{"OTPBOT_PROVIDERS_HYPERCARD_TOKEN": "t", "OTPBOT_PROVIDERS_UPAY_ENABLED": "false", "OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL": "https://api.example.com", "OTPBOT_PROVIDERS_HYPERCARD_API_API_KEY": "k", "OTPBOT_PROVIDERS_HYPERCARD_API_PRIVATE_KEY_FILE": keys["pkcs8"]}, ""},
+		{"hypercard api public key refused", map[string]string{"OTPBOT_PROVIDERS_HYPERCARD_TOKEN": "t", "OTPBOT_PROVIDERS_UPAY_ENABLED": "false", "OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL": "https://api.example.com", "OTPBOT_PROVIDERS_HYPERCARD_API_API_KEY": "k", "OTPBOT_PROVIDERS_HYPERCARD_API_PRIVATE_KEY_FILE": keys["pkix"]}, "config: providers.hypercard.api.private_key_file is not an RSA private key"},
 		{"ec public refused", map[string]string{"OTPBOT_PROVIDERS_HYPERCARD_PUBLIC_KEY_FILE": keys["ecpub"], "OTPBOT_PROVIDERS_UPAY_ENABLED": "false"}, "config: providers.hypercard.public_key_file holds a *ecdsa.PublicKey, not an RSA public key"},
 		{"garbage public", map[string]string{"OTPBOT_PROVIDERS_HYPERCARD_PUBLIC_KEY_FILE": keys["garbage"], "OTPBOT_PROVIDERS_UPAY_ENABLED": "false"}, "config: providers.hypercard.public_key_file is not"},
 	}
@@ -261,7 +263,7 @@ func TestKeyFiles(t *testing.T) {
 					t.Fatalf("unexpected error: %v", err)
 				}
 				k, err := loadKeys(&cfg)
-				if err != nil || (k.UPayPrivate == nil && k.HyperCardPublic == nil) {
+				if err != nil || (k.UPayPrivate == nil && k.HyperCardPublic == nil && k.HyperCardAPI == nil) {
 					t.Fatalf("keys not loaded: %+v %v", k, err)
 				}
 				return
@@ -322,6 +324,12 @@ func TestValidationErrors(t *testing.T) {
 		{"token and token file", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": secretToken, "OTPBOT_TELEGRAM_TOKEN_FILE": "/etc/hostname"}, "config: telegram.token_file and telegram.token are both set; keep one"},
 		{"token file missing", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN_FILE": "/nonexistent/token"}, "config: telegram.token_file cannot be read: no such file or directory"},
 		{"malformed token not echoed", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "999:SUPER SECRET"}, "config: telegram.token is malformed (it contains whitespace or '/')"},
+		{"hypercard api without key", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL": "https://api.example.com"}, "config: providers.hypercard.api.api_key is required when providers.hypercard.api.base_url is set"},
+		{"hypercard api without private key", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL": "https://api.example.com", "OTPBOT_PROVIDERS_HYPERCARD_API_API_KEY": "k"}, "config: providers.hypercard.api.private_key_file is required when providers.hypercard.api.base_url is set"},
+		{"hypercard api bad url", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL": "api.example.com"}, "config: providers.hypercard.api.base_url must be an http(s) URL with a host and no query"},
+		{"hypercard api result", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL": "https://api.example.com", "OTPBOT_PROVIDERS_HYPERCARD_API_API_KEY": "k", "OTPBOT_PROVIDERS_HYPERCARD_API_PRIVATE_KEY_FILE": "/x", "OTPBOT_PROVIDERS_HYPERCARD_API_APPROVE_RESULT": "1"}, "config: providers.hypercard.api.approve_result must be 2 or 3 (got 1)"},
+		{"hypercard api same results", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL": "https://api.example.com", "OTPBOT_PROVIDERS_HYPERCARD_API_API_KEY": "k", "OTPBOT_PROVIDERS_HYPERCARD_API_PRIVATE_KEY_FILE": "/x", "OTPBOT_PROVIDERS_HYPERCARD_API_DECLINE_RESULT": "2"}, "config: providers.hypercard.api.decline_result must differ from providers.hypercard.api.approve_result"},
+		{"hypercard api key unreadable", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL": "https://api.example.com", "OTPBOT_PROVIDERS_HYPERCARD_API_API_KEY": "k", "OTPBOT_PROVIDERS_HYPERCARD_API_PRIVATE_KEY_FILE": "/nonexistent.pem"}, "config: providers.hypercard.api.private_key_file cannot be read: no such file or directory"},
 		{"bad bool", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_HTTP_ADMIN_BACKUP": "maybe"}, `config: http.admin_backup must be true or false (got "maybe")`},
 		{"list for a scalar", minimal + "store: {path: [a, b]}\n", map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x"}, "config: store.path wants a single value, not a list or a map"},
 		{"valid", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": secretToken}, ""},

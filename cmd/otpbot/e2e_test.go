@@ -13,6 +13,7 @@ import (
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/hyperpay/hptest"
 	"github.com/otpbot/otpbot/store/bolt"
 )
 
@@ -366,5 +367,61 @@ func TestTelegramWebhookMode(t *testing.T) {
 	}
 	if strings.Contains(in.logs.String(), secretPath) || strings.Contains(in.logs.String(), secret) {
 		t.Errorf("logs show the webhook path or secret")
+	}
+}
+
+// TestApprovalAnsweredFromTelegram: with providers.hypercard.api set, an
+// AUTH_3DS request arrives with Approve / Decline; approving (and
+// confirming) sends one signed decision with the configured auth_result to
+// HyperCard's API.
+func TestApprovalAnsweredFromTelegram(t *testing.T) {
+	fake := bottest.New(t)
+	dir := t.TempDir()
+	merchantKey, merchantPub := rsaPair(t, dir, "merchant-api", 1024)
+	pub, err := readPublicKey(merchantPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hp := hptest.New(t, pub)
+	hp.WantAPIKey("hc-api-key-value")
+	in := startServe(t, testConfig(t, dir, fake, ""), map[string]string{
+		"OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL":         hp.URL(),
+		"OTPBOT_PROVIDERS_HYPERCARD_API_API_KEY":          "hc-api-key-value",
+		"OTPBOT_PROVIDERS_HYPERCARD_API_PRIVATE_KEY_FILE": merchantKey,
+		"OTPBOT_PROVIDERS_HYPERCARD_API_APPROVE_RESULT":   "3",
+		"OTPBOT_PROVIDERS_HYPERCARD_API_DECLINE_RESULT":   "2",
+	})
+	const chat = int64(5801)
+	linkCard(t, fake, chat, hcCard)
+	in.pushHyperCard(fmt.Sprintf(`{"notify_type":"AUTH_3DS","auth_id":283,"card_id":%q,"card_no":"103411******1234",`+
+		`"txn_currency":"EUR","txn_amount":"12.50","card_acceptor_merchant_name":"Amazon","card_acceptor_location_country":"DE",`+
+		`"auth_result":1,"expired_time":%d,"created_Time":%d,"updated_Time":%d}`, hcCard, time.Now().Add(10*time.Minute).Unix(), time.Now().Unix(), time.Now().Unix()))
+
+	var msg bottest.Message
+	waitUntil(t, "approval request with buttons", func() bool {
+		for _, m := range messagesWith(fake, chat, "Amazon") {
+			if len(m.Buttons) > 0 {
+				msg = m
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(msg.Plain(), "•••• 1234") {
+		t.Errorf("approval request lacks the masked card: %q", msg.Plain())
+	}
+	fake.PressButton(chat, adminID, msg.ID, "approve")
+	waitUntil(t, "confirmation button", func() bool {
+		m, _ := fake.Message(chat, msg.ID)
+		return len(m.Buttons) > 0 && m.Buttons[0][0].Data == "approve:confirm"
+	})
+	fake.PressButton(chat, adminID, msg.ID, "approve:confirm")
+	waitUntil(t, "decision sent to HyperCard", func() bool { r, ok := hp.AuthResult("283"); return ok && r == 3 })
+	if n := len(hp.Decisions()); n != 1 {
+		t.Errorf("%d decision calls, want 1", n)
+	}
+	waitUntil(t, "buttons gone", func() bool { m, _ := fake.Message(chat, msg.ID); return len(m.Buttons) == 0 })
+	if strings.Contains(in.logs.String(), "hc-api-key-value") {
+		t.Errorf("logs show the API key")
 	}
 }

@@ -390,6 +390,7 @@ func resolveSecretFiles(cfg *Config) error {
 	}{
 		{"telegram.token", "telegram.token_file", &cfg.Telegram.Token, cfg.Telegram.TokenFile},
 		{"providers.upay.secret_key", "providers.upay.secret_key_file", &cfg.Providers.UPay.SecretKey, cfg.Providers.UPay.SecretKeyFile},
+		{"providers.hypercard.api.api_key", "providers.hypercard.api.api_key_file", &cfg.Providers.HyperCard.API.APIKey, cfg.Providers.HyperCard.API.APIKeyFile},
 	}
 	for _, p := range pairs {
 		if p.file == "" {

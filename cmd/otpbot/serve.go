@@ -21,6 +21,7 @@ import (
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot"
+	"github.com/otpbot/otpbot/hyperpay"
 	"github.com/otpbot/otpbot/logs"
 	"github.com/otpbot/otpbot/templates"
 	"github.com/otpbot/otpbot/webhooks"
@@ -145,7 +146,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	}
 	goRun("ops", ops.Run)
 	goRun("bot", func(ctx context.Context) error {
-		return startBot(ctx, cfg, logger, reg, store, tmpl, ops, &updates, goRun)
+		return startBot(ctx, cfg, keys, logger, reg, store, tmpl, ops, &updates, goRun)
 	})
 
 	select {
@@ -183,7 +184,7 @@ func shutdown(cfg *Config, logger *slog.Logger, srv *http.Server, wg *sync.WaitG
 
 // startBot connects to Telegram (retrying getMe while it is unreachable)
 // and starts the deliverer and the update source.
-func startBot(ctx context.Context, cfg *Config, logger *slog.Logger, reg prometheus.Registerer,
+func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, reg prometheus.Registerer,
 	store *openedStore, tmpl *templates.Set, ops *bot.Ops, updates *atomic.Pointer[http.Handler],
 	goRun func(string, func(context.Context) error)) error {
 	client, err := bot.NewClient(ctx, bot.ClientOptions{
@@ -200,6 +201,14 @@ func startBot(ctx context.Context, cfg *Config, logger *slog.Logger, reg prometh
 	}
 	logger.Info("telegram connected", "bot", client.Username())
 
+	approvals, err := newApprovals(cfg, keys, store, logger, reg)
+	if err != nil {
+		return err
+	}
+	var buttons func(otpbot.Message) [][]bot.Button
+	if approvals != nil {
+		buttons = approvals.Buttons
+	}
 	limiter := bot.NewLimiter(limiterOptions(cfg, logger))
 	deliverer, err := bot.NewDeliverer(bot.DelivererOptions{
 		Store:             store,
@@ -212,6 +221,7 @@ func startBot(ctx context.Context, cfg *Config, logger *slog.Logger, reg prometh
 		Workers:           cfg.Delivery.Workers,
 		Lease:             cfg.Delivery.Lease,
 		Ops:               ops,
+		Buttons:           buttons,
 	})
 	if err != nil {
 		return err
@@ -224,6 +234,7 @@ func startBot(ctx context.Context, cfg *Config, logger *slog.Logger, reg prometh
 		Logger:     logger.With("component", "commands"),
 		Username:   client.Username,
 		Registerer: reg,
+		Approvals:  approvals,
 	})
 	if err != nil {
 		return err
@@ -260,6 +271,38 @@ func startBot(ctx context.Context, cfg *Config, logger *slog.Logger, reg prometh
 		goRun("poller", poller.Run)
 	}
 	return nil
+}
+
+// newApprovals builds the answering of HyperCard approval requests when
+// providers.hypercard.api is configured; nil otherwise (requests are then
+// shown without buttons).
+func newApprovals(cfg *Config, keys Keys, store *openedStore, logger *slog.Logger, reg prometheus.Registerer) (*bot.Approvals, error) {
+	h := cfg.Providers.HyperCard
+	if !h.Enabled || h.API.BaseURL == "" {
+		return nil, nil
+	}
+	client, err := hyperpay.NewClient(hyperpay.ClientConfig{
+		BaseURL:    h.API.BaseURL,
+		APIKey:     h.API.APIKey,
+		PrivateKey: keys.HyperCardAPI,
+		Version:    h.API.Version,
+		Timeout:    h.API.Timeout,
+		Logger:     logger.With("component", "hyperpay"),
+	})
+	if err != nil {
+		return nil, &ConfigError{Key: "providers.hypercard.api", Msg: err.Error()}
+	}
+	return bot.NewApprovals(bot.ApprovalOptions{
+		Approver:      client,
+		Store:         store,
+		ApproveResult: h.API.ApproveResult,
+		DeclineResult: h.API.DeclineResult,
+		Timeout:       h.API.Timeout,
+		AllowedUsers:  h.API.AllowedUsers,
+		Retryable:     hyperpay.Retryable,
+		Logger:        logger.With("component", "approvals"),
+		Registerer:    reg,
+	})
 }
 
 // setWebhook registers the webhook URL with Telegram, retrying while

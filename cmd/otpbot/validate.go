@@ -200,6 +200,9 @@ func validateProviders(cfg *Config) error {
 		if err := validCIDRs("providers.hypercard.allow_ips", h.AllowIPs); err != nil {
 			return err
 		}
+		if err := validateHyperCardAPI(h.API); err != nil {
+			return err
+		}
 	}
 	if cfg.Telegram.Updates == "webhook" {
 		if u, err := url.Parse(cfg.Telegram.WebhookURL); err == nil {
@@ -212,6 +215,32 @@ func validateProviders(cfg *Config) error {
 		return err
 	}
 	return nil
+}
+
+// validateHyperCardAPI checks providers.hypercard.api when it is in use.
+func validateHyperCardAPI(a HyperCardAPI) error {
+	if a.BaseURL == "" {
+		return nil
+	}
+	u, err := url.Parse(a.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return cfgErr("providers.hypercard.api.base_url", "must be an http(s) URL with a host and no query")
+	}
+	if a.APIKey == "" {
+		return cfgErr("providers.hypercard.api.api_key", "is required when providers.hypercard.api.base_url is set")
+	}
+	if a.PrivateKeyFile == "" {
+		return cfgErr("providers.hypercard.api.private_key_file", "is required when providers.hypercard.api.base_url is set")
+	}
+	for key, r := range map[string]int{"providers.hypercard.api.approve_result": a.ApproveResult, "providers.hypercard.api.decline_result": a.DeclineResult} {
+		if r != 2 && r != 3 {
+			return cfgErr(key, "must be 2 or 3 (got %d)", r)
+		}
+	}
+	if a.ApproveResult == a.DeclineResult {
+		return cfgErr("providers.hypercard.api.decline_result", "must differ from providers.hypercard.api.approve_result")
+	}
+	return positive("providers.hypercard.api.timeout", a.Timeout)
 }
 
 func validateCodes(cfg *Config) error {
@@ -314,6 +343,8 @@ type Keys struct {
 	UPayPrivate *rsa.PrivateKey
 	// HyperCardPublic verifies HyperCard's signatures; nil when not set.
 	HyperCardPublic *rsa.PublicKey
+	// HyperCardAPI signs requests to HyperCard's API; nil when not set.
+	HyperCardAPI *rsa.PrivateKey
 }
 
 // loadKeys reads and parses the key files of the enabled providers.
@@ -332,6 +363,13 @@ func loadKeys(cfg *Config) (Keys, error) {
 			return Keys{}, cfgErr("providers.hypercard.public_key_file", "%v", err)
 		}
 		k.HyperCardPublic = key
+	}
+	if a := cfg.Providers.HyperCard.API; cfg.Providers.HyperCard.Enabled && a.BaseURL != "" && a.PrivateKeyFile != "" {
+		key, err := readPrivateKey(a.PrivateKeyFile)
+		if err != nil {
+			return Keys{}, cfgErr("providers.hypercard.api.private_key_file", "%v", err)
+		}
+		k.HyperCardAPI = key
 	}
 	return k, nil
 }
@@ -401,6 +439,7 @@ func secretsOf(cfg *Config) []string {
 	s := []string{
 		cfg.Telegram.Token, cfg.Telegram.WebhookSecret, cfg.Store.Redis.Password,
 		cfg.Providers.UPay.Token, cfg.Providers.UPay.SecretKey, cfg.Providers.HyperCard.Token,
+		cfg.Providers.HyperCard.API.APIKey,
 	}
 	// The webhook path is a secret too (CONTRACT §3).
 	if cfg.Telegram.WebhookURL != "" {
