@@ -465,6 +465,12 @@ func (b *bench) live(ctx context.Context, spec storeSpec) (*LiveResult, error) {
 		return res, err
 	}
 	s.fake.ForgetCalls()
+	// Measure while the countdowns run: the first refreshes come one
+	// countdown step after each send.
+	tr := s.fake.track()
+	if !waitFor(o.LiveTick+10*time.Second, func() bool { return tr.editsOK.Load() > 0 }) {
+		return res, fmt.Errorf("no countdown edit within %s of the warm-up", o.LiveTick+10*time.Second)
+	}
 	s.in.resetPeak()
 	start := time.Now()
 	res.E2E = b.e2eLoad(ctx, s, "N", o.Chats, spec, "live10k")
