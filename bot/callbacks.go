@@ -17,8 +17,9 @@ import (
 const CallbackHide = "hide"
 
 // Callback data is "name" or "name:arg" (at most 64 bytes, Telegram's
-// limit); name picks the handler. A later button (approve / decline, say
-// "ap:<arg>") is one more entry in callbackRoutes and one more function.
+// limit); name picks the handler. The approval buttons ("approve",
+// "decline", with ":confirm" or ":cancel") are routed only when approvals
+// are configured (approve.go).
 
 // callbackRequest is one button press.
 type callbackRequest struct {
@@ -47,9 +48,14 @@ const (
 )
 
 func (c *Commands) callbackRoutes() map[string]callbackFunc {
-	return map[string]callbackFunc{
+	routes := map[string]callbackFunc{
 		CallbackHide: c.hide,
 	}
+	if c.approvals != nil {
+		routes[CallbackApprove] = c.approvalTap(true)
+		routes[CallbackDecline] = c.approvalTap(false)
+	}
+	return routes
 }
 
 // handleCallback dispatches a button press and always answers it, so the

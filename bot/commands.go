@@ -73,6 +73,10 @@ type CommandsOptions struct {
 	Username func() string
 	// Registerer receives otpbot_bot_commands_total; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Approvals answers the Approve and Decline buttons of HyperCard
+	// approval requests; nil when providers.hypercard.api is not set (the
+	// buttons are then never shown).
+	Approvals *Approvals
 }
 
 // access says who may run a command.
@@ -117,6 +121,7 @@ type Commands struct {
 	commands  map[string]command
 	callbacks map[string]callbackFunc
 	handled   *prometheus.CounterVec
+	approvals *Approvals
 }
 
 var _ UpdateHandler = (*Commands)(nil)
@@ -140,6 +145,7 @@ func NewCommands(opts CommandsOptions) (*Commands, error) {
 		log:       opts.Logger,
 		inviteTTL: opts.InviteTTL,
 		username:  opts.Username,
+		approvals: opts.Approvals,
 		handled: register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "otpbot_bot_commands_total",
 			Help: "Bot commands and button presses handled, by name and outcome (ok, refused, usage, error).",

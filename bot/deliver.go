@@ -60,8 +60,11 @@ type DelivererOptions struct {
 	Lease time.Duration
 	// Ops is told about broken links and prolonged failures; nil logs only.
 	Ops *Ops
-	// Buttons builds the inline keyboard of a live message; nil means
-	// DefaultButtons. A later feature (approve/decline) plugs in here.
+	// Buttons builds the inline keyboard of a live, unexpired message; nil
+	// means DefaultButtons. Approvals.Buttons adds Approve and Decline
+	// under HyperCard approval requests. A message in a final state is
+	// always shown without buttons, so they go away everywhere once a
+	// request is answered or expires.
 	Buttons func(msg otpbot.Message) [][]Button
 	// MaxBackoff caps the wait between retries of a failing call; default
 	// 30s (a code is worthless a minute late).
@@ -78,7 +81,9 @@ type DelivererOptions struct {
 
 // DefaultButtons is the keyboard of a live code: copy the code with one tap
 // (copy_text), open the confirmation link if the push has one, and hide the
-// code ("Used it"). Approval requests get none yet.
+// code ("Used it"). Approval requests get none here: without
+// providers.hypercard.api nothing could answer a tap, and with it
+// Approvals.Buttons adds Approve and Decline.
 func DefaultButtons(msg otpbot.Message) [][]Button {
 	ev := msg.Event
 	if ev.Kind != otpbot.KindCode {

@@ -1,0 +1,563 @@
+package bot
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/templates"
+)
+
+// Answering HyperCard's AUTH_3DS approval requests from Telegram.
+//
+// A live request carries Approve and Decline. A first tap asks for a
+// confirming tap in that chat only (the message is edited there; the other
+// chats keep their buttons). The confirming tap calls HyperCard once: a
+// lease on the request's message group, in the shared store, lets one tap
+// through while a double tap or another chat's tap waits its turn, and the
+// winner marks every chat's message decided before it lets go. Whoever comes
+// next finds the request answered and calls nothing. When the call fails,
+// the lease is released at once and the tapping chat is told so, with the
+// buttons back: only the user's next tap tries again.
+
+// Callback data of the approval buttons: "approve" or "decline" asks for
+// confirmation; ":confirm" sends the answer; ":cancel" goes back.
+const (
+	CallbackApprove = "approve"
+	CallbackDecline = "decline"
+	argConfirm      = "confirm"
+	argCancel       = "cancel"
+)
+
+// decisionLeasePrefix + a message group names the lease held while one
+// tap's answer is on its way to HyperCard.
+const decisionLeasePrefix = "auth-decision:"
+
+// DefaultApprovalTimeout bounds one call to HyperCard when
+// ApprovalOptions.Timeout is zero.
+const DefaultApprovalTimeout = 10 * time.Second
+
+// Answers to taps on the approval buttons (Telegram shows at most 200
+// characters).
+const (
+	answerAskApprove   = "Tap “Confirm approve” to send your approval to HyperCard."
+	answerAskDecline   = "Tap “Confirm decline” to send your decline to HyperCard."
+	answerCancelled    = "Cancelled: nothing was sent to HyperCard."
+	answerApproved     = "Approved: HyperCard has your answer."
+	answerDeclined     = "Declined: HyperCard has your answer."
+	answerUnreachable  = "Could not reach HyperCard — try again."
+	answerAPIRefused   = "HyperCard did not accept the answer — try again."
+	answerBusy         = "An answer to this purchase is being sent to HyperCard right now — one moment."
+	answerExpired      = "This purchase request has expired."
+	answerAnswered     = "This purchase request was already answered."
+	answerNotLinked    = "This chat is not linked to this card."
+	answerNotAllowed   = "You are not allowed to answer purchases in this chat."
+	answerNotDisplayed = "HyperCard has your answer, but the message could not be updated. Please check again in a moment."
+)
+
+// Approver answers a HyperCard approval request: auth_result result for
+// request authID of card cardID. *hyperpay.Client implements it. An error
+// means HyperCard did not confirm the answer.
+type Approver interface {
+	Decide(ctx context.Context, authID, cardID string, result int) error
+}
+
+// ApprovalStore is what answering approval requests needs of the store: the
+// links of a card (to find every chat the request was shown in), the
+// messages, and the coordinator's leases.
+type ApprovalStore interface {
+	LinksForKey(ctx context.Context, key otpbot.Key) ([]otpbot.Link, error)
+	Message(ctx context.Context, id string) (otpbot.Message, bool, error)
+	MessagesForChat(ctx context.Context, chatID int64) ([]otpbot.Message, error)
+	UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error
+	AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, owner string) error
+}
+
+// ApprovalOptions configure Approvals (providers.hypercard.api).
+type ApprovalOptions struct {
+	Approver Approver
+	Store    ApprovalStore
+	// ApproveResult and DeclineResult are the auth_result values sent for
+	// each answer. HyperCard accepts 2 and 3 without saying which is
+	// which, so both come from configuration; they must differ.
+	ApproveResult int
+	DeclineResult int
+	// Timeout bounds one call to HyperCard; DefaultApprovalTimeout when 0.
+	// The decision lease outlives it, so a slow call never lets a second
+	// one start.
+	Timeout time.Duration
+	// AllowedUsers, when not empty, are the only Telegram users who may
+	// answer in a group; in a private chat its owner always may. Empty
+	// means any member of a linked chat.
+	AllowedUsers []int64
+	// Retryable tells a failure that may pass (no answer, timeout, 5xx)
+	// from a refusal; hyperpay.Retryable fits. nil treats every failure
+	// as retryable. It only chooses the words the user sees: either way a
+	// new tap tries again.
+	Retryable func(error) bool
+	// Now is the clock; time.Now when nil.
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Approvals puts Approve and Decline under live HyperCard approval requests
+// and answers the taps (see CommandsOptions.Approvals and Buttons).
+type Approvals struct {
+	approver  Approver
+	store     ApprovalStore
+	approve   int
+	decline   int
+	timeout   time.Duration
+	leaseTTL  time.Duration
+	allowed   map[int64]bool
+	retryable func(error) bool
+	now       func() time.Time
+	log       *slog.Logger
+	decisions *prometheus.CounterVec
+}
+
+// NewApprovals checks opts and builds Approvals.
+func NewApprovals(opts ApprovalOptions) (*Approvals, error) {
+	switch {
+	case opts.Approver == nil:
+		return nil, errors.New("approvals: approver is required")
+	case opts.Store == nil:
+		return nil, errors.New("approvals: store is required")
+	case opts.ApproveResult == 0 || opts.DeclineResult == 0:
+		return nil, errors.New("approvals: approve and decline results are required")
+	case opts.ApproveResult == opts.DeclineResult:
+		return nil, errors.New("approvals: approve and decline results must differ")
+	case opts.Timeout < 0:
+		return nil, errors.New("approvals: timeout must not be negative")
+	}
+	a := &Approvals{
+		approver: opts.Approver, store: opts.Store,
+		approve: opts.ApproveResult, decline: opts.DeclineResult,
+		timeout: opts.Timeout, allowed: map[int64]bool{},
+		retryable: opts.Retryable, now: opts.Now, log: opts.Logger,
+		decisions: register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpbot_approval_decisions_total",
+			Help: "Confirmed answers to HyperCard approval requests, by answer (approve, decline) and outcome (ok, unreachable, refused, busy).",
+		}, []string{"answer", "outcome"})),
+	}
+	for _, id := range opts.AllowedUsers {
+		a.allowed[id] = true
+	}
+	if a.timeout == 0 {
+		a.timeout = DefaultApprovalTimeout
+	}
+	// Past the call's own bound, with room for the store writes after it:
+	// while the lease lives no second call can start.
+	a.leaseTTL = a.timeout + 20*time.Second
+	if a.retryable == nil {
+		a.retryable = func(error) bool { return true }
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	return a, nil
+}
+
+// Buttons is the keyboard of a live message for DelivererOptions.Buttons:
+// Approve and Decline under an unanswered HyperCard approval request,
+// DefaultButtons for everything else. The Deliverer asks only for live
+// messages that have not expired, so a decided or expired request is shown
+// without buttons wherever it was sent.
+func (a *Approvals) Buttons(msg otpbot.Message) [][]Button {
+	if msg.Event.Kind != otpbot.KindApproval {
+		return DefaultButtons(msg)
+	}
+	if !answerable(msg) {
+		return nil
+	}
+	return approvalKeyboard()
+}
+
+// answerable reports whether msg is an approval request this bot can answer
+// (live, undecided, naming the request and its card), whatever the time.
+func answerable(msg otpbot.Message) bool {
+	ev := msg.Event
+	return ev.Kind == otpbot.KindApproval && ev.Provider == otpbot.ProviderHyperCard &&
+		ev.AuthID != "" && ev.CardID != "" && msg.State == otpbot.StateLive && msg.Decision == ""
+}
+
+func approvalKeyboard() [][]Button {
+	return [][]Button{{
+		{Text: "✅ Approve", Data: CallbackApprove},
+		{Text: "❌ Decline", Data: CallbackDecline},
+	}}
+}
+
+func confirmKeyboard(approve bool) [][]Button {
+	name, text := CallbackApprove, "✅ Confirm approve"
+	if !approve {
+		name, text = CallbackDecline, "❌ Confirm decline"
+	}
+	return [][]Button{
+		{{Text: text, Data: name + ":" + argConfirm}},
+		{{Text: "↩️ Cancel", Data: name + ":" + argCancel}},
+	}
+}
+
+func answerWord(approve bool) string {
+	if approve {
+		return "approve"
+	}
+	return "decline"
+}
+
+// approvalTap returns the callback of the Approve (approve true) or Decline
+// button and of their confirm and cancel steps.
+func (c *Commands) approvalTap(approve bool) callbackFunc {
+	return func(ctx context.Context, q *callbackRequest) (string, bool, error) {
+		return c.answerApproval(ctx, q, approve)
+	}
+}
+
+func (c *Commands) answerApproval(ctx context.Context, q *callbackRequest, approve bool) (string, bool, error) {
+	a := c.approvals
+	if q.arg != "" && q.arg != argConfirm && q.arg != argCancel {
+		return answerBroken, false, nil
+	}
+	m, found, err := c.messageUnder(ctx, q)
+	if err != nil {
+		return "", false, err
+	}
+	if !found {
+		return answerGone, false, nil
+	}
+	if m.Event.Kind != otpbot.KindApproval {
+		return answerBroken, false, nil
+	}
+	if text, ok, err := a.check(ctx, q, m); err != nil || !ok {
+		return text, true, err
+	}
+	switch q.arg {
+	case "":
+		step := templates.ApprovalStep{Confirm: templates.ConfirmApprove}
+		answer := answerAskApprove
+		if !approve {
+			step.Confirm, answer = templates.ConfirmDecline, answerAskDecline
+		}
+		if err := c.showStep(ctx, q, m, step, confirmKeyboard(approve)); err != nil {
+			return "", false, err
+		}
+		return answer, false, nil
+	case argCancel:
+		if err := c.showStep(ctx, q, m, templates.ApprovalStep{}, approvalKeyboard()); err != nil {
+			return "", false, err
+		}
+		return answerCancelled, false, nil
+	}
+	return c.decide(ctx, q, m, approve)
+}
+
+// messageUnder finds the message under the tapped button: by the chat the
+// tap came from and the Telegram message id, as the hide button does, so a
+// tap can only ever reach a message of its own chat.
+func (c *Commands) messageUnder(ctx context.Context, q *callbackRequest) (otpbot.Message, bool, error) {
+	msgs, err := c.store.MessagesForChat(ctx, q.chatID)
+	if err != nil {
+		return otpbot.Message{}, false, fmt.Errorf("messages of chat: %w", err)
+	}
+	for _, m := range msgs {
+		if m.TelegramID == q.messageID && m.Target.ChatID == q.chatID {
+			return m, true, nil
+		}
+	}
+	return otpbot.Message{}, false, nil
+}
+
+// check decides whether the tap may answer m: the request is still open,
+// the chat is still linked to the card, and in a group the user is allowed.
+// When it may not, text says why. A tap on a finished request also has its
+// message re-rendered, in case a stale keyboard is still on screen.
+func (a *Approvals) check(ctx context.Context, q *callbackRequest, m otpbot.Message) (text string, ok bool, err error) {
+	now := a.now()
+	switch {
+	case m.Decision != "" || m.State == otpbot.StateDecided:
+		a.repair(ctx, m)
+		if m.Decision == "" {
+			return answerAnswered, false, nil
+		}
+		return "Already answered: " + m.Decision + ".", false, nil
+	case m.State != otpbot.StateLive:
+		a.repair(ctx, m)
+		return answerExpired, false, nil
+	case m.Event.Expired(now):
+		// The deliverer's expiry edit takes the buttons away.
+		return answerExpired, false, nil
+	case !answerable(m):
+		return answerBroken, false, nil
+	}
+	linked, err := a.linked(ctx, m)
+	if err != nil {
+		return "", false, err
+	}
+	if !linked {
+		return answerNotLinked, false, nil
+	}
+	chat := q.query.Message.Chat
+	if !chat.IsPrivate() && len(a.allowed) > 0 && !a.allowed[q.user] {
+		return answerNotAllowed, false, nil
+	}
+	return "", true, nil
+}
+
+// linked reports whether m's target is still linked (and not broken) to
+// the request's card.
+func (a *Approvals) linked(ctx context.Context, m otpbot.Message) (bool, error) {
+	key, ok := m.Event.RouteKey()
+	if !ok {
+		return false, nil
+	}
+	links, err := a.store.LinksForKey(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("links of card: %w", err)
+	}
+	for _, l := range links {
+		if l.Target == m.Target && !l.Broken {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// showStep edits the tapped message, in its chat only, to a step of the
+// answer (a zero step is the request as the deliverer shows it). Such
+// edits bypass the outbox: they answer a tap at once and concern one chat,
+// and they are not recorded, so the next countdown refresh shows the
+// request with Approve and Decline again (a confirmation left alone lapses
+// within codes.countdown_interval; the user taps again).
+// If the request was answered or expired meanwhile, the stored message is
+// re-rendered over the step, so a step is never left on a finished request.
+func (c *Commands) showStep(ctx context.Context, q *callbackRequest, m otpbot.Message, step templates.ApprovalStep, kb [][]Button) error {
+	a := c.approvals
+	now := a.now()
+	var text string
+	var err error
+	if step == (templates.ApprovalStep{}) {
+		text, err = c.tmpl.RenderMessage(m, now)
+	} else {
+		text, err = c.tmpl.RenderApproval(m, now, step)
+	}
+	if err != nil {
+		return fmt.Errorf("render approval step: %w", err)
+	}
+	if err := c.client.Edit(ctx, q.messageID, OutMessage{Target: m.Target, Text: text, Buttons: kb}); err != nil {
+		return fmt.Errorf("edit approval step: %w", err)
+	}
+	fresh, ok, err := a.store.Message(ctx, m.ID)
+	if err == nil && ok && !answerable(fresh) {
+		a.repair(ctx, fresh)
+	}
+	return nil
+}
+
+// decide sends the confirmed answer to HyperCard, once: under the
+// request's decision lease, after checking again that nobody answered it
+// meanwhile.
+func (c *Commands) decide(ctx context.Context, q *callbackRequest, m otpbot.Message, approve bool) (string, bool, error) {
+	a := c.approvals
+	word := answerWord(approve)
+	lease, owner := decisionLeasePrefix+m.Group, rand.Text()
+	held, err := a.store.AcquireLease(ctx, lease, owner, a.leaseTTL)
+	if err != nil {
+		return "", false, fmt.Errorf("decision lease: %w", err)
+	}
+	if !held {
+		a.decisions.WithLabelValues(word, "busy").Inc()
+		return answerBusy, false, nil
+	}
+	release := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := a.store.ReleaseLease(rctx, lease, owner); err != nil {
+			a.log.Warn("decision lease not released", "auth_id", m.Event.AuthID, "err", err)
+		}
+	}
+	// The lease is ours: whoever held it before has finished, and may
+	// have answered the request.
+	fresh, ok, err := a.store.Message(ctx, m.ID)
+	if err != nil {
+		release()
+		return "", false, fmt.Errorf("message: %w", err)
+	}
+	if !ok {
+		release()
+		return answerGone, false, nil
+	}
+	if text, ok, err := a.check(ctx, q, fresh); err != nil || !ok {
+		release()
+		return text, true, err
+	}
+
+	result := a.approve
+	if !approve {
+		result = a.decline
+	}
+	ev := fresh.Event
+	card := otpbot.MaskID(ev.CardID)
+	// The call runs to its own bound even if the update's handling is cut
+	// short: once sent, its outcome must be recorded.
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
+	err = a.approver.Decide(callCtx, ev.AuthID, ev.CardID, result)
+	cancel()
+	if err != nil {
+		release()
+		problem, answer, outcome := templates.ProblemUnreachable, answerUnreachable, "unreachable"
+		if !a.retryable(err) {
+			problem, answer, outcome = templates.ProblemRefused, answerAPIRefused, "refused"
+		}
+		a.decisions.WithLabelValues(word, outcome).Inc()
+		a.log.Warn("approval answer not accepted by hypercard", "auth_id", ev.AuthID, "card", card,
+			"answer", word, "auth_result", result, "by", q.user, "target", fresh.Target.String(), "err", err)
+		if serr := c.showStep(ctx, q, fresh, templates.ApprovalStep{Problem: problem}, approvalKeyboard()); serr != nil {
+			a.log.Warn("approval problem not shown", "auth_id", ev.AuthID, "err", serr)
+		}
+		return answer, true, nil
+	}
+	a.decisions.WithLabelValues(word, "ok").Inc()
+
+	decision := templates.DecisionText(approve, userLabel(q), a.now())
+	// Recorded whatever becomes of the update's handling: HyperCard has
+	// the answer, and every chat must stop offering the buttons.
+	mctx, mcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	shown, err := a.markDecided(mctx, fresh, decision)
+	mcancel()
+	if err != nil {
+		// HyperCard has the answer: keep the lease until it runs out, so
+		// no second call starts while the messages still look open.
+		a.log.Error("approval answered but not recorded", "auth_id", ev.AuthID, "card", card,
+			"answer", word, "by", q.user, "err", err)
+		return answerNotDisplayed, true, nil
+	}
+	release()
+	a.log.Info("approval answered", "auth_id", ev.AuthID, "card", card, "answer", word,
+		"auth_result", result, "by", q.user, "target", fresh.Target.String(), "chats", shown)
+	if approve {
+		return answerApproved, false, nil
+	}
+	return answerDeclined, false, nil
+}
+
+// markDecided records decision on the request's message in every chat it
+// was shown in (every link of its card, and the tapping chat), each with an
+// update task, so the deliverer edits them all and their buttons go. It
+// returns how many messages it changed.
+func (a *Approvals) markDecided(ctx context.Context, m otpbot.Message, decision string) (int, error) {
+	targets := []otpbot.Target{m.Target}
+	if key, ok := m.Event.RouteKey(); ok {
+		links, err := a.store.LinksForKey(ctx, key)
+		if err != nil {
+			return 0, fmt.Errorf("links of card: %w", err)
+		}
+		for _, l := range links {
+			if l.Target != m.Target {
+				targets = append(targets, l.Target)
+			}
+		}
+	}
+	n := 0
+	var errs []error
+	for _, t := range targets {
+		changed, err := a.change(ctx, otpbot.MessageKey(m.Group, t), func(cur *otpbot.Message) bool {
+			// A failed message was never shown; an answered one keeps
+			// its answer. An expired one is overwritten: HyperCard
+			// accepted the answer, which is what the chat must see.
+			if cur.State == otpbot.StateFailed || cur.Decision != "" {
+				return false
+			}
+			cur.State, cur.Decision = otpbot.StateDecided, decision
+			return true
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("target %s: %w", t, err))
+		}
+		if changed {
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// repair has the deliverer render m again (its Rendered hash cleared, so
+// the edit is not skipped): after a tap on a request that is finished, the
+// keyboard on screen may be a stale one.
+func (a *Approvals) repair(ctx context.Context, m otpbot.Message) {
+	_, err := a.change(ctx, m.ID, func(cur *otpbot.Message) bool {
+		if cur.TelegramID == 0 || cur.Rendered == "" || cur.State == otpbot.StateFailed {
+			return false
+		}
+		cur.Rendered = ""
+		return true
+	})
+	if err != nil {
+		a.log.Warn("approval message not re-rendered", "message", m.ID, "err", err)
+	}
+}
+
+// change applies edit to the stored message id and queues an update task
+// with it, retrying when the deliverer changed the message meanwhile.
+// edit returns false to leave the message alone.
+func (a *Approvals) change(ctx context.Context, id string, edit func(*otpbot.Message) bool) (bool, error) {
+	for attempt := 0; ; attempt++ {
+		cur, ok, err := a.store.Message(ctx, id)
+		if err != nil {
+			return false, fmt.Errorf("message: %w", err)
+		}
+		if !ok || !edit(&cur) {
+			return false, nil
+		}
+		now := a.now()
+		prev := cur.UpdatedAt
+		cur.UpdatedAt = now
+		if !now.After(prev) {
+			// The version must change even when the clock did not move.
+			cur.UpdatedAt = prev.Add(time.Nanosecond)
+		}
+		if cur.State.Final() {
+			cur.Event = cur.Event.Redacted()
+		}
+		task := otpbot.Task{
+			ID: otpbot.TaskID(cur.ID, otpbot.TaskUpdate), Kind: otpbot.TaskUpdate, Priority: otpbot.PriorityUpdate,
+			MessageID: cur.ID, Target: cur.Target, Due: now, Created: now,
+		}
+		err = a.store.UpdateMessage(ctx, prev, cur, task)
+		if err == nil {
+			return true, nil
+		}
+		if errors.Is(err, otpbot.ErrNotFound) {
+			return false, nil
+		}
+		if !errors.Is(err, otpbot.ErrConflict) || attempt >= 4 {
+			return false, fmt.Errorf("update message: %w", err)
+		}
+	}
+}
+
+// userLabel names who tapped, as the decided message shows it: their
+// @username, else their name, else their id.
+func userLabel(q *callbackRequest) string {
+	u := q.query.From
+	if u.UserName != "" {
+		return "@" + u.UserName
+	}
+	if name := strings.TrimSpace(u.FirstName + " " + u.LastName); name != "" {
+		return name
+	}
+	return "user " + strconv.FormatInt(u.ID, 10)
+}
