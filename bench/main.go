@@ -252,6 +252,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Stores: map[string]*StoreResult{},
 	}
 	b := &bench{o: o, bin: bin, dir: dir, logf: logf, run: fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffffff)}
+	r.Meta.Run = b.run
 	if err := b.baselines(ctx, r); err != nil {
 		return err
 	}

@@ -309,6 +309,14 @@ func (in *instance) resetPeak() {
 
 // peakNow returns the peaks seen so far and the kernel's high-water mark.
 func (in *instance) peakNow() procPeak {
+	// One sample now, so that a phase shorter than the scrape interval
+	// has one too.
+	if rss, gor, err := scrapeOnce(&http.Client{Timeout: 2 * time.Second}, in.addr); err == nil {
+		in.peakMu.Lock()
+		in.peak.RSSBytes = max(in.peak.RSSBytes, rss)
+		in.peak.Goroutines = max(in.peak.Goroutines, gor)
+		in.peakMu.Unlock()
+	}
 	in.peakMu.Lock()
 	p := in.peak
 	in.peakMu.Unlock()

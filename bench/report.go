@@ -112,7 +112,7 @@ func printReport(w io.Writer, r *Report) {
 	tw.Flush()
 
 	stores := o.Stores
-	row := func(tw *tabwriter.Writer, label string, cell func(sr *StoreResult) string) {
+	row := func(label string, cell func(sr *StoreResult) string) {
 		fmt.Fprintf(tw, "  %s", label)
 		for _, s := range stores {
 			c := "—"
@@ -125,8 +125,16 @@ func printReport(w io.Writer, r *Report) {
 		}
 		fmt.Fprintln(tw, "\t")
 	}
-	header := func(tw *tabwriter.Writer, title string) {
-		fmt.Fprintf(tw, "\n%s", title)
+	// header ends the previous section's table and starts one: a title,
+	// an optional description, then the store names over their columns.
+	header := func(title, desc string) {
+		tw.Flush()
+		fmt.Fprintf(w, "\n%s\n", title)
+		if desc != "" {
+			fmt.Fprintf(w, "  %s\n", desc)
+		}
+		tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+		fmt.Fprint(tw, " ")
 		for _, s := range stores {
 			fmt.Fprintf(tw, "\t%s", s)
 		}
@@ -147,9 +155,8 @@ func printReport(w io.Writer, r *Report) {
 		return false
 	}
 
-	tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	if has(func(sr *StoreResult) bool { return sr.Ingest != nil }) {
-		header(tw, fmt.Sprintf("INGEST (%d conns, ≤%d pushes, ≤%s)", o.Conns, o.N, o.Duration))
+		header("INGEST", fmt.Sprintf("as fast as acknowledged over %d connections, ≤%d pushes, ≤%s; Telegram held to 30/s", o.Conns, o.N, o.Duration))
 		in := func(f func(*IngestResult) string) func(*StoreResult) string {
 			return func(sr *StoreResult) string {
 				if sr.Ingest == nil {
@@ -159,22 +166,22 @@ func printReport(w io.Writer, r *Report) {
 			}
 		}
 		bi := bl.BareIngest.Ack
-		row(tw, "acks/s (of bare handler)", in(func(x *IngestResult) string {
+		row("acks/s (of bare handler)", in(func(x *IngestResult) string {
 			return fmt.Sprintf("%s (%s)", num(x.Load.PerSec), pct(x.OfBare))
 		}))
-		row(tw, "ack p50 (× bare)", in(func(x *IngestResult) string {
+		row("ack p50 (× bare)", in(func(x *IngestResult) string {
 			return fmt.Sprintf("%s (%s)", msf(x.Load.Ack.P50), times(x.Load.Ack.P50, bi.P50))
 		}))
-		row(tw, "ack p99 (× bare)", in(func(x *IngestResult) string {
+		row("ack p99 (× bare)", in(func(x *IngestResult) string {
 			return fmt.Sprintf("%s (%s)", msf(x.Load.Ack.P99), times(x.Load.Ack.P99, bi.P99))
 		}))
-		row(tw, "ack p99.9 (× bare)", in(func(x *IngestResult) string {
+		row("ack p99.9 (× bare)", in(func(x *IngestResult) string {
 			return fmt.Sprintf("%s (%s)", msf(x.Load.Ack.P999), times(x.Load.Ack.P999, bi.P999))
 		}))
-		row(tw, "acked / failed", in(func(x *IngestResult) string {
+		row("acked / failed", in(func(x *IngestResult) string {
 			return fmt.Sprintf("%d / %d", x.Load.Acked, x.Load.Failed)
 		}))
-		row(tw, "otpbot peak RSS / goroutines", in(func(x *IngestResult) string { return proc(x.Proc) }))
+		row("otpbot peak RSS / goroutines", in(func(x *IngestResult) string { return proc(x.Proc) }))
 	}
 	e2eRows := func(get func(*StoreResult) *E2EResult) {
 		e := func(f func(*E2EResult, string) string) func(*StoreResult) string {
@@ -186,33 +193,32 @@ func printReport(w io.Writer, r *Report) {
 				return f(x, "")
 			}
 		}
-		row(tw, "delivered / acked", e(func(x *E2EResult, _ string) string {
+		row("delivered / acked", e(func(x *E2EResult, _ string) string {
 			return fmt.Sprintf("%d / %d", x.Delivered, x.Load.Acked)
 		}))
-		row(tw, "push→send p50 (× floor)", e(func(x *E2EResult, _ string) string {
+		row("push→send p50 (× floor)", e(func(x *E2EResult, _ string) string {
 			return fmt.Sprintf("%s (%s)", msf(x.E2E.P50), times(x.E2E.P50, x.FloorMS))
 		}))
-		row(tw, "push→send p99 (× floor)", e(func(x *E2EResult, _ string) string {
+		row("push→send p99 (× floor)", e(func(x *E2EResult, _ string) string {
 			return fmt.Sprintf("%s (%s)", msf(x.E2E.P99), times(x.E2E.P99, x.FloorMS))
 		}))
-		row(tw, "push→send p99.9 (× floor)", e(func(x *E2EResult, _ string) string {
+		row("push→send p99.9 (× floor)", e(func(x *E2EResult, _ string) string {
 			return fmt.Sprintf("%s (%s)", msf(x.E2E.P999), times(x.E2E.P999, x.FloorMS))
 		}))
-		row(tw, "floor (2 bare round trips + store)", e(func(x *E2EResult, _ string) string { return msf(x.FloorMS) }))
-		row(tw, "ack p50 / p99 (× bare at rate)", e(func(x *E2EResult, _ string) string {
+		row("floor (2 bare round trips + store)", e(func(x *E2EResult, _ string) string { return msf(x.FloorMS) }))
+		row("ack p50 / p99 (× bare at rate)", e(func(x *E2EResult, _ string) string {
 			return fmt.Sprintf("%s / %s (%s / %s)", msf(x.Load.Ack.P50), msf(x.Load.Ack.P99),
 				times(x.Load.Ack.P50, bl.BareRate.Ack.P50), times(x.Load.Ack.P99, bl.BareRate.Ack.P99))
 		}))
-		row(tw, "otpbot peak RSS / goroutines", e(func(x *E2EResult, _ string) string { return proc(x.Proc) }))
+		row("otpbot peak RSS / goroutines", e(func(x *E2EResult, _ string) string { return proc(x.Proc) }))
 	}
 	if has(func(sr *StoreResult) bool { return sr.E2E != nil }) {
-		header(tw, fmt.Sprintf("END TO END (%g pushes/s, ≤%s)", o.Rate, o.Duration))
+		header("END TO END", fmt.Sprintf("%g pushes/s for ≤%s over %d chats: push sent → sendMessage received by the fake", o.Rate, o.Duration, o.Chats))
 		e2eRows(func(sr *StoreResult) *E2EResult { return sr.E2E })
 	}
 	if has(func(sr *StoreResult) bool { return sr.Pressure != nil }) {
-		header(tw, fmt.Sprintf("PRESSURE (%d live, %s countdowns)", o.PressureLive, o.PressureTick))
-		fmt.Fprintf(tw, "  fake: 30/s + 1/s per chat, real 429s; %d live codes in %d chats; a new code every %s to a fresh chat\t\n",
-			o.PressureLive, o.PressureChats, o.PressureEvery)
+		header("PRESSURE", fmt.Sprintf("fake enforces 30/s + 1/s per chat with real 429s; %d live codes in %d chats, %s countdowns; a new code every %s to a fresh chat for ≤%s",
+			o.PressureLive, o.PressureChats, o.PressureTick, o.PressureEvery, o.Duration))
 		p := func(f func(*PressureResult) string) func(*StoreResult) string {
 			return func(sr *StoreResult) string {
 				if sr.Pressure == nil || sr.Pressure.NewSent == 0 {
@@ -221,33 +227,33 @@ func printReport(w io.Writer, r *Report) {
 				return f(sr.Pressure)
 			}
 		}
-		row(tw, "new codes delivered / acked", p(func(x *PressureResult) string {
+		row("new codes delivered / acked", p(func(x *PressureResult) string {
 			return fmt.Sprintf("%d / %d", x.NewDelivered, x.NewSent)
 		}))
-		row(tw, "new code p50 / p99 / p99.9", p(func(x *PressureResult) string {
+		row("new code p50 / p99 / p99.9", p(func(x *PressureResult) string {
 			return fmt.Sprintf("%s / %s / %s", msf(x.NewCodes.P50), msf(x.NewCodes.P99), msf(x.NewCodes.P999))
 		}))
-		row(tw, "new code max", p(func(x *PressureResult) string { return msf(x.NewCodes.Max) }))
-		row(tw, "sent within 1 s", p(func(x *PressureResult) string { return pct(x.WithinSecond) }))
-		row(tw, "429s provoked (sends / edits)", p(func(x *PressureResult) string {
+		row("new code max", p(func(x *PressureResult) string { return msf(x.NewCodes.Max) }))
+		row("sent within 1 s", p(func(x *PressureResult) string { return pct(x.WithinSecond) }))
+		row("429s provoked (sends / edits)", p(func(x *PressureResult) string {
 			return fmt.Sprintf("%d (%d / %d)", x.Count429, x.Sends429, x.Edits429)
 		}))
-		row(tw, "sends/s, countdown edits/s", p(func(x *PressureResult) string {
+		row("sends/s, countdown edits/s", p(func(x *PressureResult) string {
 			return fmt.Sprintf("%.1f, %.1f", x.SendsPerSec, x.EditsPerSec)
 		}))
-		row(tw, "warm-up (limits off)", p(func(x *PressureResult) string { return x.WarmUp.Round(100 * time.Millisecond).String() }))
-		row(tw, "otpbot peak RSS / goroutines", p(func(x *PressureResult) string { return proc(x.Proc) }))
+		row("warm-up (limits off)", p(func(x *PressureResult) string { return x.WarmUp.Round(100 * time.Millisecond).String() }))
+		row("otpbot peak RSS / goroutines", p(func(x *PressureResult) string { return proc(x.Proc) }))
 	}
 	if has(func(sr *StoreResult) bool { return sr.Live != nil }) {
-		header(tw, fmt.Sprintf("LIVE (%d live, %s countdowns)", o.LiveCodes, o.LiveTick))
-		fmt.Fprintf(tw, "  measured once countdown edits flow; new codes at %g/s for ≤%s to other chats\t\n", o.Rate, o.Duration)
-		row(tw, "warm-up (push + send all)", func(sr *StoreResult) string {
+		header("LIVE", fmt.Sprintf("%d live codes, %s countdowns, measured once their edits flow; new codes at %g/s for ≤%s to other chats",
+			o.LiveCodes, o.LiveTick, o.Rate, o.Duration))
+		row("warm-up (push + send all)", func(sr *StoreResult) string {
 			if sr.Live == nil || sr.Live.WarmUp == 0 {
 				return ""
 			}
 			return sr.Live.WarmUp.Round(100 * time.Millisecond).String()
 		})
-		row(tw, "countdown edits/s", func(sr *StoreResult) string {
+		row("countdown edits/s", func(sr *StoreResult) string {
 			if sr.Live == nil || sr.Live.E2E.Load.Sent == 0 {
 				return ""
 			}

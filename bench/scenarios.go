@@ -20,13 +20,15 @@ type Report struct {
 
 // Meta says where and how the run happened.
 type Meta struct {
-	Started  string  `json:"started"`
-	Finished string  `json:"finished"`
-	CPUs     int     `json:"cpus"`
-	Go       string  `json:"go"`
-	OS       string  `json:"os"`
-	Command  string  `json:"command"`
-	Options  options `json:"options"`
+	Started  string `json:"started"`
+	Finished string `json:"finished"`
+	CPUs     int    `json:"cpus"`
+	Go       string `json:"go"`
+	OS       string `json:"os"`
+	Command  string `json:"command"`
+	// Run is the run's id: its Redis prefixes are "otpbench:RUN:".
+	Run     string  `json:"run"`
+	Options options `json:"options"`
 	// LoadStart and LoadEnd are /proc/loadavg at the start and the end:
 	// other work on the machine skews every figure, the ceilings included.
 	LoadStart string `json:"loadavg_start"`
