@@ -115,7 +115,12 @@ func startServe(t testing.TB, path string, env map[string]string) *instance {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	t.Cleanup(func() { in.stop() })
+	t.Cleanup(func() {
+		in.stop()
+		if t.Failed() {
+			t.Logf("serve logs:\n%s", in.logs)
+		}
+	})
 	return in
 }
 
