@@ -2,8 +2,14 @@ package otpbot
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrKeyConflict is returned by Import when the imported installation key
+// differs from the target's own and the target holds dedupe marks made
+// with its own (see Porter). Import into a fresh store instead.
+var ErrKeyConflict = errors.New("installation key conflict")
 
 // StoreOptions are the settings every store implementation honours.
 type StoreOptions struct {
@@ -132,6 +138,22 @@ type Coordinator interface {
 	ReleaseLease(ctx context.Context, name, owner string) error
 }
 
+// InstallationKeySize is the length of an installation key in bytes.
+const InstallationKeySize = 32
+
+// KeyStore keeps the installation key: a random secret shared by every
+// process on one store and kept across restarts. It keys the identities
+// derived from push bodies (a HyperCard push carries no id), so that an id
+// seen in logs, history or a backup cannot be hashed back to the code in
+// the body it came from.
+type KeyStore interface {
+	// InstallationKey returns the store's key (InstallationKeySize random
+	// bytes), creating it at the first call: every later call, from this
+	// or any other process on the same store, returns the same key. Of two
+	// processes racing to create it, both get the one that was stored.
+	InstallationKey(ctx context.Context) ([]byte, error)
+}
+
 // Record is one item of a store's contents, for backup and migration
 // between store drivers. Exactly one field is set.
 type Record struct {
@@ -143,6 +165,10 @@ type Record struct {
 	// Dedupe is an event ID still inside the dedupe window, with when it
 	// was seen.
 	Dedupe *DedupeMark `json:"dedupe,omitempty"`
+	// InstallationKey is the store's KeyStore key. Export emits it first
+	// (when the store has one), so that Import meets it before any dedupe
+	// mark made with it.
+	InstallationKey []byte `json:"installation_key,omitempty"`
 }
 
 // DedupeMark is a remembered event ID.
@@ -153,9 +179,18 @@ type DedupeMark struct {
 
 // Porter exports and imports a store's whole contents.
 type Porter interface {
-	// Export calls fn for every record, in an order Import accepts.
+	// Export calls fn for every record, in an order Import accepts. It
+	// never creates an installation key: a store without one exports none.
 	Export(ctx context.Context, fn func(Record) error) error
 	// Import writes records, keeping their ids and times.
+	//
+	// An InstallationKey record is applied before the other records of the
+	// call. It is stored when the store has no key yet, and is a no-op when
+	// the store has the same key. A store with a different key takes the
+	// imported one only while it holds no dedupe mark inside the window
+	// (the ids of its marks were derived with its own key and would no
+	// longer match a repeated push); otherwise Import writes nothing and
+	// returns ErrKeyConflict.
 	Import(ctx context.Context, recs []Record) error
 }
 
@@ -170,6 +205,7 @@ type Store interface {
 	InviteStore
 	Coordinator
 	Porter
+	KeyStore
 	// Ping reports whether the store answers (for /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the store.

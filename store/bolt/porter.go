@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,16 @@ func (s *Store) Export(ctx context.Context, fn func(otpbot.Record) error) error 
 	return wrap("export", s.db.View(func(tx *bbolt.Tx) error {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		// The key first: Import applies it before any dedupe mark.
+		key, err := readKey(tx)
+		if err != nil {
+			return err
+		}
+		if key != nil {
+			if err := fn(otpbot.Record{InstallationKey: key}); err != nil {
+				return err
+			}
 		}
 		if err := tx.Bucket(bLinks).ForEach(func(_, v []byte) error {
 			l, err := decodeLink(v)
@@ -103,8 +114,17 @@ func exportHistory(ctx context.Context, tx *bbolt.Tx, fn func(otpbot.Record) err
 const importChunk = 5000
 
 // Import writes records, keeping their ids and times. History entries go
-// under each of their event's keys.
+// under each of their event's keys. An installation key is applied first,
+// in a transaction of its own, as otpbot.Porter describes; when it
+// conflicts nothing is written.
 func (s *Store) Import(ctx context.Context, recs []otpbot.Record) error {
+	if key, err := importedKey(recs); err != nil {
+		return fmt.Errorf("store: import: %w", err)
+	} else if key != nil {
+		if err := s.db.Update(func(tx *bbolt.Tx) error { return s.importKey(tx, key) }); err != nil {
+			return wrap("import", err)
+		}
+	}
 	for start := 0; start < len(recs); start += importChunk {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("store: import: %w", err)
@@ -147,7 +167,26 @@ func (s *Store) importRecord(tx *bbolt.Tx, r otpbot.Record) error {
 	case r.Task != nil:
 		return putTask(tx, *r.Task)
 	}
-	return nil
+	return nil // an installation key: applied before the chunks
+}
+
+// importedKey returns the installation key among recs (nil when there is
+// none); two different ones are an error.
+func importedKey(recs []otpbot.Record) ([]byte, error) {
+	var key []byte
+	for _, r := range recs {
+		if r.InstallationKey == nil {
+			continue
+		}
+		if len(r.InstallationKey) != otpbot.InstallationKeySize {
+			return nil, fmt.Errorf("imported installation key is %d bytes, want %d", len(r.InstallationKey), otpbot.InstallationKeySize)
+		}
+		if key != nil && !bytes.Equal(key, r.InstallationKey) {
+			return nil, fmt.Errorf("%w: the records hold two different installation keys", otpbot.ErrKeyConflict)
+		}
+		key = r.InstallationKey
+	}
+	return key, nil
 }
 
 // Backup writes a consistent copy of the whole store file to w while the

@@ -24,6 +24,7 @@
 //	invites          hash → Invite
 //	once             key → expiry (8 bytes); once_by_time expiry + key → ∅
 //	leases           name → lease
+//	meta             "installation_key" → 32 random bytes (never pruned)
 package bolt
 
 import (
@@ -61,10 +62,11 @@ var (
 	bOnce           = []byte("once")
 	bOnceByTime     = []byte("once_by_time")
 	bLeases         = []byte("leases")
+	bMeta           = []byte("meta")
 
 	allBuckets = [][]byte{
 		bDedupe, bDedupeByTime, bHistory, bHistoryCount, bLinks, bLinksByChat, bMessages,
-		bMessagesByChat, bTasks, bReady, bCreated, bTaskCount, bInvites, bOnce, bOnceByTime, bLeases,
+		bMessagesByChat, bTasks, bReady, bCreated, bTaskCount, bInvites, bOnce, bOnceByTime, bLeases, bMeta,
 	}
 )
 
@@ -202,7 +204,7 @@ func wrap(op string, err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, otpbot.ErrNotFound), errors.Is(err, otpbot.ErrLeaseLost),
-		errors.Is(err, otpbot.ErrConflict), errors.Is(err, context.Canceled),
+		errors.Is(err, otpbot.ErrConflict), errors.Is(err, otpbot.ErrKeyConflict), errors.Is(err, context.Canceled),
 		errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("store: %s: %w", op, err)
 	default:

@@ -308,3 +308,21 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("pruned dedupe mark still counts: %+v, %v", res, err)
 	}
 }
+
+func TestShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T, opts otpbot.StoreOptions) (otpbot.Store, func() otpbot.Store) {
+		first, path := openTemp(t, opts)
+		return first, func() otpbot.Store {
+			// One process per file: the first must let go of it.
+			if err := first.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			s, err := Open(path, opts, nil)
+			if err != nil {
+				t.Fatalf("reopen: %v", err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}
+	})
+}

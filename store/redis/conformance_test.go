@@ -15,3 +15,12 @@ func TestConformance(t *testing.T) {
 		return s
 	})
 }
+
+// TestShared runs the checks that need two stores on one prefix: here both
+// stay open, as two otpbot processes sharing Redis would.
+func TestShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T, opts otpbot.StoreOptions) (otpbot.Store, func() otpbot.Store) {
+		first, c, prefix := newTestStore(t, opts)
+		return first, func() otpbot.Store { return openStore(t, c, prefix, opts) }
+	})
+}

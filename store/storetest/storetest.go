@@ -63,7 +63,8 @@ func Run(t *testing.T, newStore NewStoreFunc) {
 		{"Links", linkTests},
 		{"Invites", inviteTests},
 		{"Coordinator", coordinatorTests},
-		{"Porter", porterTests},
+		{"Porter", append(porterTests, keyPorterTests...)},
+		{"InstallationKey", keyTests},
 		{"Ping", []subtest{{"answers", testPing}}},
 	}
 	for _, g := range groups {

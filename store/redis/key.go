@@ -1,0 +1,101 @@
+package redis
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/otpbot/otpbot"
+)
+
+// InstallationKey returns the installation key under the store's prefix,
+// creating it at the first call: SET NX makes the first writer's key the
+// one every process reads back, so of several processes starting at once
+// all use the same key. It has no expiry: losing it would change the id of
+// every repeated push. (Like everything else, it is as durable as Redis's
+// persistence; a failover that loses the write before any push was
+// deduplicated with it costs nothing.)
+func (s *Store) InstallationKey(ctx context.Context) ([]byte, error) {
+	key, err := s.readKey(ctx)
+	if err != nil || key != nil {
+		return key, err
+	}
+	fresh := make([]byte, otpbot.InstallationKeySize)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, fmt.Errorf("redis installation key: generate: %w", err)
+	}
+	if err := s.client.SetNX(ctx, s.k.installationKey(), fresh, 0).Err(); err != nil {
+		return nil, wrap("installation key", err)
+	}
+	key, err = s.readKey(ctx)
+	if err == nil && key == nil {
+		err = fmt.Errorf("redis installation key: gone right after it was set (is %s expiring or evicted?)", s.k.installationKey())
+	}
+	return key, err
+}
+
+// readKey returns the stored key, or nil when there is none yet. A key of
+// the wrong size is an error rather than a reason to make a new one.
+func (s *Store) readKey(ctx context.Context) ([]byte, error) {
+	v, err := s.client.Get(ctx, s.k.installationKey()).Bytes()
+	if isRedisNil(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrap("installation key", err)
+	}
+	if len(v) != otpbot.InstallationKeySize {
+		return nil, fmt.Errorf("redis installation key: %s holds %d bytes, want %d", s.k.installationKey(), len(v), otpbot.InstallationKeySize)
+	}
+	return v, nil
+}
+
+// importKeyScript applies an imported key atomically. KEYS[1] = the key,
+// KEYS[2] = the dedupe set; ARGV[1] = the imported key, ARGV[2] = the
+// score (µs) at or below which a dedupe mark is outside the window.
+// Returns 1 when the key is stored or already equal, 0 on a conflict.
+var importKeyScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then return 1 end
+if cur and redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[2], '+inf') > 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+`)
+
+// importKey applies the installation key of an import (see otpbot.Porter):
+// stored when there is none, kept when equal, replaced only while no
+// dedupe mark is inside the window.
+func (s *Store) importKey(ctx context.Context, key []byte) error {
+	cut := us(s.now().Add(-s.opts.DedupeWindow))
+	ok, err := importKeyScript.Run(ctx, s.client, []string{s.k.installationKey(), s.k.dedupe()}, key, cut).Int()
+	if err != nil {
+		return wrap("import installation key", err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("redis import: %w: the store already has a different installation key and holds dedupe marks made with it, "+
+			"so replacing the key would let repeats of those pushes through; import into a fresh prefix", otpbot.ErrKeyConflict)
+	}
+	return nil
+}
+
+// importedKey returns the installation key among recs (nil when there is
+// none); a wrong size or two different keys are an error.
+func importedKey(recs []otpbot.Record) ([]byte, error) {
+	var key []byte
+	for _, r := range recs {
+		if r.InstallationKey == nil {
+			continue
+		}
+		if len(r.InstallationKey) != otpbot.InstallationKeySize {
+			return nil, fmt.Errorf("redis import: installation key is %d bytes, want %d", len(r.InstallationKey), otpbot.InstallationKeySize)
+		}
+		if key != nil && !bytes.Equal(key, r.InstallationKey) {
+			return nil, fmt.Errorf("redis import: %w: the records hold two different installation keys", otpbot.ErrKeyConflict)
+		}
+		key = r.InstallationKey
+	}
+	return key, nil
+}

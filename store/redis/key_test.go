@@ -1,0 +1,70 @@
+package redis
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpbot/otpbot/store/storetest"
+)
+
+// TestInstallationKeyRace: two processes starting at once on a fresh
+// prefix both create a key; SET NX keeps one, and both use that one. The
+// key lives under the hash-tagged base and never expires.
+func TestInstallationKeyRace(t *testing.T) {
+	opts := storetest.DefaultOptions(time.Now)
+	a, c, prefix := newTestStore(t, opts)
+	b := openStore(t, c, prefix, opts)
+
+	const n = 16
+	keys := make([][]byte, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			<-start
+			keys[i], errs[i] = s.InstallationKey(t.Context())
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("InstallationKey: %v", errs[i])
+		}
+		if !bytes.Equal(keys[i], keys[0]) {
+			t.Fatalf("two processes got different keys: %x and %x", keys[0], keys[i])
+		}
+	}
+
+	name := Base(prefix) + "ikey"
+	stored, err := c.Get(t.Context(), name).Bytes()
+	if err != nil || !bytes.Equal(stored, keys[0]) {
+		t.Fatalf("GET %s = %x, %v; want %x", name, stored, err, keys[0])
+	}
+	if ttl, err := c.PTTL(t.Context(), name).Result(); err != nil || ttl != -1 {
+		t.Fatalf("PTTL %s = %v, %v; want no expiry (-1)", name, ttl, err)
+	}
+}
+
+// TestInstallationKeyCorrupt: a key of the wrong size is an error, never
+// silently replaced (a new key would let repeats of earlier pushes through).
+func TestInstallationKeyCorrupt(t *testing.T) {
+	s, c, prefix := newTestStore(t, storetest.DefaultOptions(time.Now))
+	name := Base(prefix) + "ikey"
+	if err := c.Set(t.Context(), name, "short", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := s.InstallationKey(t.Context()); err == nil {
+		t.Fatalf("InstallationKey = %x, want an error for a 5-byte key", k)
+	}
+	if v, _ := c.Get(t.Context(), name).Result(); v != "short" {
+		t.Fatalf("the bad key was replaced by %q", v)
+	}
+}
