@@ -192,7 +192,6 @@ func (k keys) historySeq() string             { return k.base + "hseq" }
 func (k keys) historyIndex() string           { return k.base + "hk" }
 func (k keys) history(key string) string      { return k.base + "h:" + key }
 func (k keys) links(key string) string        { return k.base + "lk:" + key }
-func (k keys) broken(key string) string       { return k.base + "lb:" + key }
 func (k keys) chatLinks(chat int64) string    { return k.base + "lc:" + strconv.FormatInt(chat, 10) }
 func (k keys) linkKeys() string               { return k.base + "lkeys" }
 func (k keys) message(id string) string       { return k.base + "m:" + id }
