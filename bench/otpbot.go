@@ -156,6 +156,10 @@ type instance struct {
 	scrapeDone chan struct{}
 	peakMu     sync.Mutex
 	peak       procPeak
+	// The CPU times at the start of the phase; redisAddr is set for the
+	// redis store.
+	cpuStart, redisCPUStart float64
+	redisAddr               string
 }
 
 // procPeak is the highest resident memory and goroutine count seen.
@@ -164,6 +168,55 @@ type procPeak struct {
 	Goroutines float64 `json:"goroutines_peak"`
 	// HWMBytes is the kernel's peak resident set (VmHWM), read at the end.
 	HWMBytes float64 `json:"vm_hwm_bytes,omitempty"`
+	// CPUSeconds is the CPU time otpbot used in the phase (user + system):
+	// unlike a rate or a latency, it hardly moves with other work on the
+	// machine, so it is what to compare between two builds.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// RedisCPUSeconds is the CPU time the Redis server used meanwhile
+	// (its INFO; other clients of the same server count too).
+	RedisCPUSeconds float64 `json:"redis_cpu_seconds,omitempty"`
+}
+
+// cpuSeconds is the user + system CPU time of pid (0 if unknown).
+func cpuSeconds(pid int) float64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on Linux.
+const clockTicks = 100
+
+// redisCPUSeconds is the Redis server's used_cpu_user + used_cpu_sys.
+func redisCPUSeconds(addr string) float64 {
+	client := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer client.Close()
+	info, err := client.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		return 0
+	}
+	total := 0.0
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return total
 }
 
 // freeAddr picks a free loopback port.
@@ -237,6 +290,10 @@ func startInstance(ctx context.Context, bin, dir, name string, c instanceConfig,
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if c.Store.Driver == "redis" {
+		in.redisAddr = c.Store.Addr
+	}
+	in.resetPeak()
 	sctx, cancel := context.WithCancel(context.Background())
 	in.scrapeStop, in.scrapeDone = cancel, make(chan struct{})
 	go in.scrape(sctx)
@@ -302,8 +359,14 @@ func scrapeOnce(client *http.Client, addr string) (rss, goroutines float64, err 
 
 // resetPeak starts a new peak window (a scenario's measured phase).
 func (in *instance) resetPeak() {
+	cpu := cpuSeconds(in.cmd.Process.Pid)
+	var rcpu float64
+	if in.redisAddr != "" {
+		rcpu = redisCPUSeconds(in.redisAddr)
+	}
 	in.peakMu.Lock()
 	in.peak = procPeak{}
+	in.cpuStart, in.redisCPUStart = cpu, rcpu
 	in.peakMu.Unlock()
 }
 
@@ -319,8 +382,13 @@ func (in *instance) peakNow() procPeak {
 	}
 	in.peakMu.Lock()
 	p := in.peak
+	cpuStart, redisStart := in.cpuStart, in.redisCPUStart
 	in.peakMu.Unlock()
 	p.HWMBytes = vmHWM(in.cmd.Process.Pid)
+	p.CPUSeconds = cpuSeconds(in.cmd.Process.Pid) - cpuStart
+	if in.redisAddr != "" {
+		p.RedisCPUSeconds = redisCPUSeconds(in.redisAddr) - redisStart
+	}
 	return p
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -134,8 +135,10 @@ func BenchmarkPipelineIngest(b *testing.B) {
 		b.Run(driver, func(b *testing.B) {
 			pl := newPipeline(b, driver, 500, 30, 30*time.Second)
 			b.ResetTimer()
+			cpu := processCPU()
 			res := closedLoop(context.Background(), 32, b.N, time.Minute, pl.send(500, nil))
 			b.StopTimer()
+			b.ReportMetric((processCPU()-cpu).Seconds()*1e6/float64(b.N), "cpu-µs/push")
 			if res.Failed > 0 {
 				b.Fatalf("%d pushes failed: %s", res.Failed, res.FirstErr)
 			}
@@ -157,9 +160,11 @@ func BenchmarkPipelineE2E(b *testing.B) {
 			pl := newPipeline(b, driver, 500, 1000, 30*time.Second)
 			tr := pl.fake.track()
 			b.ResetTimer()
+			cpu := processCPU()
 			res := fixedRate(context.Background(), 200, b.N, time.Hour, 512, pl.send(500, tr.expect))
 			waitFor(time.Minute, func() bool { return tr.matched.Load() >= int64(res.Acked) })
 			b.StopTimer()
+			b.ReportMetric((processCPU()-cpu).Seconds()*1e6/float64(b.N), "cpu-µs/push")
 			e := tr.e2e.summary()
 			if res.Failed > 0 || e.Count < res.Acked {
 				b.Fatalf("%d pushes failed (%s), %d of %d delivered", res.Failed, res.FirstErr, e.Count, res.Acked)
@@ -169,6 +174,17 @@ func BenchmarkPipelineE2E(b *testing.B) {
 			b.ReportMetric(e.P99, "e2e-p99-ms")
 		})
 	}
+}
+
+// processCPU is the CPU time this process used so far (user + system):
+// the whole pipeline, load generator and fake Bot API included, so only
+// differences between two builds mean something.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // timedStore records how long each store call the pipeline makes takes,

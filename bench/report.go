@@ -90,6 +90,19 @@ func times(a, base float64) string {
 	return fmt.Sprintf("×%.1f", a/base)
 }
 
+// cpuPer is the CPU time per acknowledged push of otpbot and, for the
+// redis store, of the Redis server, in microseconds.
+func cpuPer(p procPeak, pushes int) string {
+	if pushes == 0 || p.CPUSeconds == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("%.0f", p.CPUSeconds/float64(pushes)*1e6)
+	if p.RedisCPUSeconds > 0 {
+		s += fmt.Sprintf(" / %.0f", p.RedisCPUSeconds/float64(pushes)*1e6)
+	}
+	return s
+}
+
 // printReport writes the human table: baselines, then each scenario with
 // the stores side by side, then the targets.
 func printReport(w io.Writer, r *Report) {
@@ -182,6 +195,7 @@ func printReport(w io.Writer, r *Report) {
 			return fmt.Sprintf("%d / %d", x.Load.Acked, x.Load.Failed)
 		}))
 		row("otpbot peak RSS / goroutines", in(func(x *IngestResult) string { return proc(x.Proc) }))
+		row("CPU µs per push: otpbot / redis", in(func(x *IngestResult) string { return cpuPer(x.Proc, x.Load.Acked) }))
 	}
 	e2eRows := func(get func(*StoreResult) *E2EResult) {
 		e := func(f func(*E2EResult, string) string) func(*StoreResult) string {
@@ -211,6 +225,7 @@ func printReport(w io.Writer, r *Report) {
 				times(x.Load.Ack.P50, bl.BareRate.Ack.P50), times(x.Load.Ack.P99, bl.BareRate.Ack.P99))
 		}))
 		row("otpbot peak RSS / goroutines", e(func(x *E2EResult, _ string) string { return proc(x.Proc) }))
+		row("CPU µs per push: otpbot / redis", e(func(x *E2EResult, _ string) string { return cpuPer(x.Proc, x.Load.Acked) }))
 	}
 	if has(func(sr *StoreResult) bool { return sr.E2E != nil }) {
 		header("END TO END", fmt.Sprintf("%g pushes/s for ≤%s over %d chats: push sent → sendMessage received by the fake", o.Rate, o.Duration, o.Chats))
