@@ -505,9 +505,14 @@ func TestApprovalRaceMakesOneCall(t *testing.T) {
 // answerOf waits for the bot's answer to callback query id.
 func answerOf(e *approvalEnv, id string) string {
 	e.t.Helper()
+	return callbackAnswer(e.t, e.tg, id)
+}
+
+func callbackAnswer(t *testing.T, tg *bottest.Server, id string) string {
+	t.Helper()
 	var answer string
-	e.tg.WaitFor(e.t, func() bool {
-		for _, c := range e.tg.Calls("answerCallbackQuery") {
+	tg.WaitFor(t, func() bool {
+		for _, c := range tg.Calls("answerCallbackQuery") {
 			if c.Params["callback_query_id"] == id {
 				answer = c.Params["text"]
 				return true
