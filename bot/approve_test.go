@@ -257,10 +257,19 @@ func TestApproveOrDeclineFromLinkedChat(t *testing.T) {
 			}
 
 			// A later tap anywhere finds the request answered: no call.
+			// Even under a stale keyboard (a confirmation step that raced
+			// the decision), which the tap has taken away.
+			if err := e.client.Edit(e.ctx, inB.ID, OutMessage{Target: chat(chatB), Text: "stale", Buttons: confirmKeyboard(true)}); err != nil {
+				t.Fatal(err)
+			}
 			got := e.pressAndWait(chatB, member, inB.ID, tt.button+":confirm")
-			if !strings.HasPrefix(got, "Already answered: ") {
+			if got != "Already answered: "+tt.wantDecision+"." {
 				t.Errorf("tap after the decision answered %q", got)
 			}
+			e.tg.WaitFor(t, func() bool {
+				m, _ := e.tg.Message(chatB, inB.ID)
+				return len(m.Buttons) == 0 && strings.Contains(m.Text, tt.wantShown)
+			})
 			if n := len(e.decisions()); n != 1 {
 				t.Errorf("%d API calls after a tap on a decided request", n)
 			}
