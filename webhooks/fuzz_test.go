@@ -55,7 +55,7 @@ func checkParsed(t *testing.T, provider otpbot.Provider, ev otpbot.Event, err er
 func FuzzParseUPay(f *testing.F) {
 	seedDir(f, "upay")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		ev, err := ParseUPay(body, received, testCodes)
+		ev, err := testParser.ParseUPay(body, received)
 		checkParsed(t, otpbot.ProviderUPay, ev, err)
 	})
 }
@@ -63,7 +63,7 @@ func FuzzParseUPay(f *testing.F) {
 func FuzzParseHyperCard(f *testing.F) {
 	seedDir(f, "hypercard")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		ev, err := ParseHyperCard(body, received, testCodes)
+		ev, err := testParser.ParseHyperCard(body, received)
 		checkParsed(t, otpbot.ProviderHyperCard, ev, err)
 		if err != nil {
 			return
@@ -74,7 +74,7 @@ func FuzzParseHyperCard(f *testing.F) {
 		if json.Indent(&indented, body, "", "\t") != nil {
 			return
 		}
-		again, err := ParseHyperCard(indented.Bytes(), received, testCodes)
+		again, err := testParser.ParseHyperCard(indented.Bytes(), received)
 		if err != nil || again.ID != ev.ID {
 			t.Fatalf("re-indented body: ID %q → %q (%v)", ev.ID, again.ID, err)
 		}
@@ -107,7 +107,7 @@ func BenchmarkParseUPay(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := ParseUPay(body, received, testCodes); err != nil {
+		if _, err := testParser.ParseUPay(body, received); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -118,7 +118,7 @@ func BenchmarkParseHyperCard(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := ParseHyperCard(body, received, testCodes); err != nil {
+		if _, err := testParser.ParseHyperCard(body, received); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -104,6 +104,10 @@ type Config struct {
 	UPay           UPayConfig
 	HyperCard      HyperCardConfig
 	Codes          CodeConfig
+	// IDKey keys the ids of pushes that carry none (see Parser.IDKey):
+	// the store's installation key (otpbot.KeyStore). Required, at least
+	// MinIDKeyBytes, when a provider is enabled.
+	IDKey []byte
 }
 
 // Options are the handler's dependencies.
@@ -121,6 +125,7 @@ type Handler struct {
 	log       *slog.Logger
 	now       func() time.Time
 	rep       Reporter
+	parser    Parser
 	metrics   *metrics
 	providers []*provider
 }
@@ -135,17 +140,22 @@ type provider struct {
 	// verify runs the signature checks on the body and returns the push to
 	// parse (decrypted, for UPay).
 	verify func(r *http.Request, body []byte, now time.Time) ([]byte, error)
-	parse  func(body []byte, received time.Time, codes CodeConfig) (otpbot.Event, error)
+	parse  func(p Parser, body []byte, received time.Time) (otpbot.Event, error)
 	// ack and fail write the platform's acknowledgement and a non-ack.
 	ack  func(w http.ResponseWriter)
 	fail func(w http.ResponseWriter, status int, msg string)
 }
 
 // New validates cfg and builds the handler. It fails when an enabled
-// provider has no authentication method, naming the provider.
+// provider has no authentication method, naming the provider, and when a
+// provider is enabled without an IDKey.
 func New(cfg Config, ing Ingester, opts Options) (*Handler, error) {
 	if ing == nil {
 		return nil, errors.New("webhooks: no ingester")
+	}
+	if (cfg.UPay.Enabled || cfg.HyperCard.Enabled) && len(cfg.IDKey) < MinIDKeyBytes {
+		return nil, fmt.Errorf("webhooks: IDKey (the store's installation key) must be at least %d bytes, got %d",
+			MinIDKeyBytes, len(cfg.IDKey))
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -157,7 +167,9 @@ func New(cfg Config, ing Ingester, opts Options) (*Handler, error) {
 	cfg.UPay.SecretKey = slices.Clone(cfg.UPay.SecretKey)
 	cfg.HyperCard.AllowIPs = slices.Clone(cfg.HyperCard.AllowIPs)
 	cfg.Codes.TTLByEvent = maps.Clone(cfg.Codes.TTLByEvent)
-	h := &Handler{cfg: cfg, ing: ing, log: opts.Logger, now: opts.Now, rep: opts.Reporter}
+	cfg.IDKey = slices.Clone(cfg.IDKey)
+	h := &Handler{cfg: cfg, ing: ing, log: opts.Logger, now: opts.Now, rep: opts.Reporter,
+		parser: Parser{IDKey: cfg.IDKey, Codes: cfg.Codes}}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -227,7 +239,7 @@ func newUPay(c *UPayConfig) (*provider, error) {
 			}
 			return plain, nil
 		},
-		parse: ParseUPay,
+		parse: Parser.ParseUPay,
 		ack: func(w http.ResponseWriter) {
 			writeBody(w, http.StatusOK, contentTypeText, upayAck)
 		},
@@ -257,7 +269,7 @@ func newHyperCard(c *HyperCardConfig) (*provider, error) {
 			}
 			return body, nil
 		},
-		parse: ParseHyperCard,
+		parse: Parser.ParseHyperCard,
 		ack: func(w http.ResponseWriter) {
 			writeBody(w, http.StatusOK, contentTypeJSON, hyperCardAck)
 		},
@@ -372,7 +384,7 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request, p *provider, ps
 	if err != nil {
 		return err
 	}
-	ev, err := p.parse(plain, now, h.cfg.Codes)
+	ev, err := p.parse(h.parser, plain, now)
 	if err != nil {
 		return err
 	}

@@ -112,6 +112,9 @@ type env struct {
 func newEnv(t *testing.T, cfg Config) *env {
 	t.Helper()
 	e := &env{ing: &fakeIngester{}, rep: &fakeReporter{}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	if cfg.IDKey == nil {
+		cfg.IDKey = testIDKey
+	}
 	h, err := New(cfg, e.ing, Options{
 		Logger:     slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:        func() time.Time { return now },

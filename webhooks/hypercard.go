@@ -187,8 +187,8 @@ func (d *HyperCardAuth3DS) fill(ev *otpbot.Event) {
 	ev.OccurredAt, _ = d.CreatedTime.Time()
 	ev.ExpiresAt, _ = d.ExpiredTime.Time()
 	if d.AuthID != "" {
-		// Every push about one request shares a message; the ID (a body
-		// hash) still differs when auth_result changes, so an update is
+		// Every push about one request shares a message; the ID (a keyed
+		// body hash) still differs when auth_result changes, so an update is
 		// not taken for a repeat.
 		ev.Group = "hypercard:" + HyperCardAuth3DSType + ":" + d.AuthID.String()
 	}
@@ -270,23 +270,27 @@ func hyperCardEvent(name string) (spec eventSpec, ok bool) {
 // an event received at received.
 //
 // It fails with ErrMalformed only when the body is not a JSON object or has
-// no notify_type. An unknown notify type gives KindUnknown; a known one
-// missing a required field gives KindRejected with Reason naming the field.
-// HyperCard pushes carry no id, so the identity is "hypercard:" + the hex
-// SHA-256 of the canonical body (sorted keys, no insignificant whitespace):
-// a retry of the same push is a repeat. AUTH_3DS pushes share the group
+// no notify_type (and with another error when p has no IDKey). An unknown
+// notify type gives KindUnknown; a known one missing a required field gives
+// KindRejected with Reason naming the field. HyperCard pushes carry no id,
+// so the identity is "hypercard:" + the keyed hash of the canonical body
+// (sorted keys, no insignificant whitespace; see Parser.IDKey): a retry of
+// the same push is a repeat. AUTH_3DS pushes share the group
 // "hypercard:AUTH_3DS:<auth_id>"; OPT_CODE codes expire the codes' TTL after
 // create_time.
-func ParseHyperCard(body []byte, received time.Time, codes CodeConfig) (otpbot.Event, error) {
-	var p HyperCardPush
-	if err := decodeBody(body, &p); err != nil {
+func (p Parser) ParseHyperCard(body []byte, received time.Time) (otpbot.Event, error) {
+	if err := p.checkKey(); err != nil {
 		return otpbot.Event{}, err
 	}
-	name := strings.TrimSpace(p.NotifyType.String())
+	var push HyperCardPush
+	if err := decodeBody(body, &push); err != nil {
+		return otpbot.Event{}, err
+	}
+	name := strings.TrimSpace(push.NotifyType.String())
 	if name == "" {
 		return otpbot.Event{}, fmt.Errorf("%w: no notify_type", ErrMalformed)
 	}
-	sum, err := bodyHash(body)
+	sum, err := bodyID(p.IDKey, body)
 	if err != nil {
 		return otpbot.Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -309,7 +313,7 @@ func ParseHyperCard(body []byte, received time.Time, codes CodeConfig) (otpbot.E
 	}
 	spec.detail.fill(&ev)
 	if spec.kind == otpbot.KindCode && !ev.OccurredAt.IsZero() {
-		ev.ExpiresAt = ev.OccurredAt.Add(codes.ttl(ev.Name))
+		ev.ExpiresAt = ev.OccurredAt.Add(p.Codes.ttl(ev.Name))
 	}
 	if missing := firstMissing(spec.detail.required()...); known && missing != "" {
 		reject(&ev, "missing required field "+missing)

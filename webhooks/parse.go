@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,38 @@ import (
 // (HTTP 400). A known event that is merely missing a field is not an error:
 // it parses into an event of kind otpbot.KindRejected.
 var ErrMalformed = errors.New("malformed push")
+
+// MinIDKeyBytes is the shortest Parser.IDKey accepted.
+const MinIDKeyBytes = 16
+
+// errNoIDKey is a Parser without a usable IDKey: a programming or wiring
+// error, not a bad push (the handler answers 503, so nothing is lost).
+var errNoIDKey = fmt.Errorf("webhooks: Parser.IDKey must be at least %d bytes", MinIDKeyBytes)
+
+// Parser turns authenticated push bodies into events.
+type Parser struct {
+	// IDKey keys the identity of a push that carries no id of its own
+	// (every HyperCard push; a UPay push without orderNo): the id is an
+	// HMAC-SHA256 of the canonical body under IDKey. A plain hash would let
+	// anyone who sees an id (logs, history, backups, message and task ids)
+	// recover a short code in the body by trying every value. It must be
+	// at least MinIDKeyBytes long, secret, and the same for every process
+	// on one store and across restarts (the store's installation key,
+	// otpbot.KeyStore), or a repeated push is not recognised as one.
+	IDKey []byte
+	// Codes says how long codes live.
+	Codes CodeConfig
+}
+
+// checkKey fails for a Parser without a usable IDKey. Every parse checks
+// it, so a wiring mistake shows at the first push rather than at the first
+// push that happens to lack an id.
+func (p Parser) checkKey() error {
+	if len(p.IDKey) < MinIDKeyBytes {
+		return errNoIDKey
+	}
+	return nil
+}
 
 // DefaultCodeTTL is the lifetime of a code whose push carries no expiry when
 // CodeConfig.TTL is not set (CONTRACT §2 codes.ttl).
@@ -85,10 +118,15 @@ func decodeObject(raw json.RawMessage, v any) error {
 	return json.Unmarshal(raw, v)
 }
 
-// bodyHash returns the hex SHA-256 of the canonical form of a JSON body:
-// parsed and re-marshalled with sorted keys, numbers as written, so that
-// whitespace and key order do not change the identity of a push.
-func bodyHash(body []byte) (string, error) {
+// bodyIDHexLen is how many hex digits of the HMAC an id keeps: 128 bits,
+// plenty to tell pushes apart, and short in logs.
+const bodyIDHexLen = 32
+
+// bodyID returns the keyed identity of a JSON body: the hex HMAC-SHA256
+// under key of its canonical form (parsed and re-marshalled with sorted
+// keys, numbers as written, so that whitespace and key order do not change
+// the identity of a push), truncated to bodyIDHexLen digits.
+func bodyID(key, body []byte) (string, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
@@ -99,8 +137,9 @@ func bodyHash(body []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("canonicalise body: %w", err)
 	}
-	sum := sha256.Sum256(canon)
-	return hex.EncodeToString(sum[:]), nil
+	mac := hmac.New(sha256.New, key)
+	mac.Write(canon)
+	return hex.EncodeToString(mac.Sum(nil))[:bodyIDHexLen], nil
 }
 
 // statusWord translates a documented status code into words with table

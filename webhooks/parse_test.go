@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -26,6 +27,12 @@ var testCodes = CodeConfig{
 	TTL:        5 * time.Minute,
 	TTLByEvent: map[string]time.Duration{"3ds_otp": 10 * time.Minute, "OPT_CODE": 3 * time.Minute},
 }
+
+// testIDKey is the installation key the tests parse with.
+var testIDKey = []byte("webhooks-test-installation-key-0")
+
+// testParser parses with testIDKey and testCodes.
+var testParser = Parser{IDKey: testIDKey, Codes: testCodes}
 
 func ms(n int64) time.Time  { return time.UnixMilli(n).UTC() }
 func sec(n int64) time.Time { return time.Unix(n, 0).UTC() }
@@ -151,10 +158,10 @@ func TestParseUPay(t *testing.T) {
 		"unknown_event.json": {want: upayEv("PN28", "XX_NEW_THING", otpbot.KindUnknown, card1(otpbot.Event{
 			Trace: "TR28", OccurredAt: pushTime,
 		}))},
-		// Without an orderNo the identity falls back to the body hash.
+		// Without an orderNo the identity falls back to the keyed body hash.
 		"unknown_event_no_order.json": {want: otpbot.Event{
-			ID:       "upay:sha256:" + sha256Hex(`{"detail":{"customerNo":"CU2002"},"event":"XX_NEW_THING"}`),
-			Group:    "upay:sha256:" + sha256Hex(`{"detail":{"customerNo":"CU2002"},"event":"XX_NEW_THING"}`),
+			ID:       "upay:hmac:" + keyedHex(testIDKey, `{"detail":{"customerNo":"CU2002"},"event":"XX_NEW_THING"}`),
+			Group:    "upay:hmac:" + keyedHex(testIDKey, `{"detail":{"customerNo":"CU2002"},"event":"XX_NEW_THING"}`),
 			Provider: otpbot.ProviderUPay, Name: "XX_NEW_THING", Kind: otpbot.KindUnknown,
 			CustomerNo: "CU2002", ReceivedAt: received,
 		}},
@@ -164,11 +171,11 @@ func TestParseUPay(t *testing.T) {
 		"malformed_blank_event.json": {wantErr: true},
 		"malformed_truncated.json":   {wantErr: true},
 	}
-	runParserTable(t, "upay", ParseUPay, tests)
+	runParserTable(t, "upay", testParser.ParseUPay, tests)
 }
 
 // hcEv fills what every HyperCard test event has in common; the ID is the
-// hash of the body, checked separately.
+// keyed hash of the body, checked separately.
 func hcEv(name string, kind otpbot.Kind, e otpbot.Event) otpbot.Event {
 	e.Provider, e.Name, e.Kind = otpbot.ProviderHyperCard, name, kind
 	e.ReceivedAt = received
@@ -193,9 +200,9 @@ func TestParseHyperCard(t *testing.T) {
 			CardID: "00003454323400000028888", Status: "successful",
 		})},
 		"consume.json": {want: hcEv("CONSUME", otpbot.KindInfo, otpbot.Event{
-			// The identity is the hash of the canonical body: sorted keys,
-			// no whitespace, values as written.
-			ID:     "hypercard:" + sha256Hex(`{"card_id":"6654358889900018888","notify_type":"CONSUME"}`),
+			// The identity is the keyed hash of the canonical body: sorted
+			// keys, no whitespace, values as written.
+			ID:     "hypercard:" + keyedHex(testIDKey, `{"card_id":"6654358889900018888","notify_type":"CONSUME"}`),
 			CardID: "6654358889900018888",
 		})},
 		"buy_coin.json": {want: hcEv("BUY_COIN", otpbot.KindInfo, otpbot.Event{
@@ -243,12 +250,12 @@ func TestParseHyperCard(t *testing.T) {
 		"malformed_empty.json":              {wantErr: true},
 		"malformed_string.json":             {wantErr: true},
 	}
-	runParserTable(t, "hypercard", ParseHyperCard, tests)
+	runParserTable(t, "hypercard", testParser.ParseHyperCard, tests)
 }
 
-type parser func([]byte, time.Time, CodeConfig) (otpbot.Event, error)
+type parser func([]byte, time.Time) (otpbot.Event, error)
 
-var hashID = regexp.MustCompile(`^hypercard:[0-9a-f]{64}$`)
+var hashID = regexp.MustCompile(`^hypercard:[0-9a-f]{32}$`)
 
 // runParserTable runs a parser over every file of testdata/<dir> and checks
 // that the table and the folder hold the same files.
@@ -279,7 +286,7 @@ func runParserTable(t *testing.T, dir string, parse parser, tests map[string]str
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := parse(body, received, testCodes)
+			got, err := parse(body, received)
 			if tt.wantErr {
 				if !errors.Is(err, ErrMalformed) {
 					t.Fatalf("err = %v, want ErrMalformed", err)
@@ -292,7 +299,7 @@ func runParserTable(t *testing.T, dir string, parse parser, tests map[string]str
 			want := tt.want
 			if want.Provider == otpbot.ProviderHyperCard {
 				if !hashID.MatchString(got.ID) {
-					t.Errorf("ID = %q, want hypercard:<sha256 hex>", got.ID)
+					t.Errorf("ID = %q, want hypercard:<32 hex digits>", got.ID)
 				}
 				if want.ID == "" {
 					want.ID = got.ID
@@ -332,13 +339,21 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// keyedHex is the id hash of a canonical body under key, computed here
+// independently of bodyID: HMAC-SHA256, hex, the first 32 digits.
+func keyedHex(key []byte, canon string) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(canon))
+	return hex.EncodeToString(mac.Sum(nil))[:32]
+}
+
 func TestHyperCardIdentity(t *testing.T) {
 	base := `{"notify_type":"OPT_CODE","card_id":"1085185460000094505","code":"888666","create_time":1710412477}`
 	same := "{\n  \"create_time\": 1710412477,\n  \"code\": \"888666\",\n  \"card_id\": \"1085185460000094505\",\n  \"notify_type\": \"OPT_CODE\"\n}"
 	other := `{"notify_type":"OPT_CODE","card_id":"1085185460000094505","code":"888667","create_time":1710412477}`
 	id := func(body string) string {
 		t.Helper()
-		ev, err := ParseHyperCard([]byte(body), received, testCodes)
+		ev, err := testParser.ParseHyperCard([]byte(body), received)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -357,7 +372,7 @@ func TestHyperCardIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev, err := ParseHyperCard(body, received, testCodes)
+		ev, err := testParser.ParseHyperCard(body, received)
 		if err != nil {
 			t.Fatal(err)
 		}

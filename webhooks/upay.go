@@ -446,31 +446,36 @@ func upayEvent(name string) (spec eventSpec, ok bool) {
 // It fails with ErrMalformed only when the body is not a JSON object or has
 // no event name. An unknown event name gives KindUnknown; a known event
 // missing a required field gives KindRejected with Reason naming the field.
-// The identity is "upay:" + the outer orderNo (a hash of the canonical body
-// when orderNo is missing). Codes expire codes' TTL after receipt.
-func ParseUPay(body []byte, received time.Time, codes CodeConfig) (otpbot.Event, error) {
-	var p UPayPush
-	if err := decodeBody(body, &p); err != nil {
+// The identity is "upay:" + the outer orderNo ("upay:hmac:" + the keyed
+// hash of the canonical body when orderNo is missing; see Parser.IDKey).
+// Codes expire the codes' TTL after receipt. It fails with another error
+// than ErrMalformed when p has no IDKey.
+func (p Parser) ParseUPay(body []byte, received time.Time) (otpbot.Event, error) {
+	if err := p.checkKey(); err != nil {
 		return otpbot.Event{}, err
 	}
-	name := strings.TrimSpace(p.Event.String())
+	var push UPayPush
+	if err := decodeBody(body, &push); err != nil {
+		return otpbot.Event{}, err
+	}
+	name := strings.TrimSpace(push.Event.String())
 	if name == "" {
 		return otpbot.Event{}, fmt.Errorf("%w: no event", ErrMalformed)
 	}
 	ev := otpbot.Event{
 		Provider:   otpbot.ProviderUPay,
 		Name:       name,
-		Trace:      p.Trace.String(),
+		Trace:      push.Trace.String(),
 		ReceivedAt: received,
 	}
-	if p.OrderNo != "" {
-		ev.ID = "upay:" + p.OrderNo.String()
+	if push.OrderNo != "" {
+		ev.ID = "upay:" + push.OrderNo.String()
 	} else {
-		sum, err := bodyHash(body)
+		sum, err := bodyID(p.IDKey, body)
 		if err != nil {
 			return otpbot.Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
-		ev.ID = "upay:sha256:" + sum
+		ev.ID = "upay:hmac:" + sum
 	}
 	ev.Group = ev.ID
 
@@ -479,22 +484,22 @@ func ParseUPay(body []byte, received time.Time, codes CodeConfig) (otpbot.Event,
 	if known {
 		ev.Name = otpbot.NormalizeName(name)
 	}
-	detailErr := decodeObject(p.Detail, spec.detail)
+	detailErr := decodeObject(push.Detail, spec.detail)
 	if detailErr == nil {
 		spec.detail.fill(&ev)
 	}
 	if ev.OccurredAt.IsZero() {
-		ev.OccurredAt, _ = p.Timestamp.Time()
+		ev.OccurredAt, _ = push.Timestamp.Time()
 	}
 	if spec.kind == otpbot.KindCode {
-		ev.ExpiresAt = received.Add(codes.ttl(ev.Name))
+		ev.ExpiresAt = received.Add(p.Codes.ttl(ev.Name))
 	}
 	if !known {
 		return ev, nil
 	}
 	envelope := firstMissing(
-		field{"event", p.Event}, field{"trace", p.Trace},
-		field{"orderNo", p.OrderNo}, field{"timestamp", p.Timestamp},
+		field{"event", push.Event}, field{"trace", push.Trace},
+		field{"orderNo", push.OrderNo}, field{"timestamp", push.Timestamp},
 	)
 	switch {
 	case envelope != "":
