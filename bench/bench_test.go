@@ -80,14 +80,15 @@ func TestCodeIn(t *testing.T) {
 func TestPushBodyIsA3DSCode(t *testing.T) {
 	now := time.Now()
 	body := pushBody("run1", 42, "I7", codeFor(42), now)
-	ev, err := webhooks.ParseUPay(body, now, webhooks.CodeConfig{TTL: time.Minute})
+	parser := webhooks.Parser{IDKey: []byte("bench-test-installation-key-0000"), Codes: webhooks.CodeConfig{TTL: time.Minute}}
+	ev, err := parser.ParseUPay(body, now)
 	if err != nil {
 		t.Fatalf("ParseUPay: %v", err)
 	}
 	if ev.Kind != otpbot.KindCode || ev.Code != "10000042" || ev.CardID != "I7" || ev.CardLast4 != "1234" {
 		t.Fatalf("event = %+v", ev)
 	}
-	other, _ := webhooks.ParseUPay(pushBody("run1", 43, "I7", codeFor(43), now), now, webhooks.CodeConfig{})
+	other, _ := parser.ParseUPay(pushBody("run1", 43, "I7", codeFor(43), now), now)
 	if other.ID == ev.ID {
 		t.Fatalf("two pushes share the dedupe id %q", ev.ID)
 	}
