@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 
 	bbolt "go.etcd.io/bbolt"
@@ -13,6 +14,11 @@ import (
 
 // keyName is the installation key's entry in the meta bucket.
 var keyName = []byte("installation_key")
+
+// errBadKey is a stored key of the wrong size: the file is readable, so
+// it is not ErrUnavailable (a caller retrying would wait forever), but the
+// key cannot be used.
+var errBadKey = errors.New("stored installation key is damaged")
 
 // InstallationKey returns the store's installation key, creating it in the
 // file at the first call. bbolt serialises writers, so the read-or-create
@@ -64,7 +70,7 @@ func readKey(tx *bbolt.Tx) ([]byte, error) {
 		return nil, nil
 	}
 	if len(v) != otpbot.InstallationKeySize {
-		return nil, fmt.Errorf("stored installation key is %d bytes, want %d", len(v), otpbot.InstallationKeySize)
+		return nil, fmt.Errorf("%w: %d bytes, want %d", errBadKey, len(v), otpbot.InstallationKeySize)
 	}
 	return clone(v), nil
 }

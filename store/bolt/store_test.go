@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -325,4 +326,46 @@ func TestShared(t *testing.T) {
 			return s
 		}
 	})
+}
+
+// TestInstallationKeyDamaged: a stored key of the wrong size is an error
+// that is not ErrUnavailable (serve must not wait for it forever), and it
+// is never silently replaced: a new key would let repeats of earlier
+// pushes through.
+func TestInstallationKeyDamaged(t *testing.T) {
+	opts := storetest.DefaultOptions(time.Now)
+	s, path := openTemp(t, opts)
+	if _, err := s.InstallationKey(t.Context()); err != nil {
+		t.Fatalf("InstallationKey: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bMeta).Put(keyName, []byte("short")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k, err := s.InstallationKey(t.Context())
+	if err == nil || errors.Is(err, otpbot.ErrUnavailable) {
+		t.Fatalf("InstallationKey = %x, %v; want a damaged-key error that is not ErrUnavailable", k, err)
+	}
+	if err := s.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bMeta).Get(keyName); string(v) != "short" {
+			t.Errorf("the damaged key was replaced by %x", v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
