@@ -94,11 +94,12 @@ func TestLogsNeverShowSecrets(t *testing.T) {
 					body, _ = json.Marshal(doc)
 				}
 				planted = append(planted, mine...)
-				parse := webhooks.ParseUPay
+				parse := webhooks.Parser.ParseUPay
 				if provider == "hypercard" {
-					parse = webhooks.ParseHyperCard
+					parse = webhooks.Parser.ParseHyperCard
 				}
-				if ev, err := parse(body, time.Now(), webhooks.CodeConfig{}); err == nil && ev.Kind.Pushed() && ev.Code != "" && !ev.Expired(time.Now()) && ev.CardID == "C1" {
+				parser := webhooks.Parser{IDKey: []byte("0123456789abcdef0123456789abcdef")}
+				if ev, err := parse(parser, body, time.Now()); err == nil && ev.Kind.Pushed() && ev.Code != "" && !ev.Expired(time.Now()) && ev.CardID == "C1" {
 					wantSent = append(wantSent, ev.Code)
 				}
 			}

@@ -66,7 +66,15 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		}
 	}
 	if !*force {
-		err := dst.Export(ctx, func(otpbot.Record) error { return errNotEmpty })
+		// A target that only holds its installation key (serve ran once
+		// and received nothing) is empty: Import replaces a key while the
+		// store has no dedupe marks.
+		err := dst.Export(ctx, func(r otpbot.Record) error {
+			if r.InstallationKey != nil {
+				return nil
+			}
+			return errNotEmpty
+		})
 		if errors.Is(err, errNotEmpty) {
 			return fmt.Errorf("migrate: the target (%s) already holds data; use a fresh file or prefix, or -force to merge", dst.describe)
 		}

@@ -56,7 +56,10 @@ func cmdRender(_ context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
-	ev, err := parse(body, now, codeConfig(&cfg))
+	// Render shows no identity, so a throwaway key stands in for the
+	// store's installation key.
+	parser := webhooks.Parser{IDKey: []byte(randomHex(webhooks.MinIDKeyBytes)), Codes: codeConfig(&cfg)}
+	ev, err := parse(parser, body, now)
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
@@ -64,12 +67,12 @@ func cmdRender(_ context.Context, args []string, getenv func(string) string, std
 }
 
 // parserFor picks the parser of a provider.
-func parserFor(provider string) (func([]byte, time.Time, webhooks.CodeConfig) (otpbot.Event, error), error) {
+func parserFor(provider string) (func(webhooks.Parser, []byte, time.Time) (otpbot.Event, error), error) {
 	switch strings.ToLower(provider) {
 	case "upay":
-		return webhooks.ParseUPay, nil
+		return webhooks.Parser.ParseUPay, nil
 	case "hypercard":
-		return webhooks.ParseHyperCard, nil
+		return webhooks.Parser.ParseHyperCard, nil
 	case "":
 		return nil, &usageError{"-provider is required: upay or hypercard"}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -76,7 +77,14 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		Renderer: tmpl,
 		Logger:   logger.With("component", "ops"),
 	})
-	wh, err := webhooks.New(webhooksConfig(cfg, keys), store, webhooks.Options{
+	idKey, err := installationKey(ctx, store, logger)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("serve: %w", err)
+	}
+	wh, err := webhooks.New(webhooksConfig(cfg, keys, idKey), store, webhooks.Options{
 		Logger:     logger.With("component", "webhooks"),
 		Registerer: reg,
 		Reporter:   ops,
@@ -355,7 +363,7 @@ func limiterOptions(cfg *Config, logger *slog.Logger) bot.LimiterOptions {
 
 // webhooksConfig hands the provider settings to the webhooks package as
 // plain values.
-func webhooksConfig(cfg *Config, keys Keys) webhooks.Config {
+func webhooksConfig(cfg *Config, keys Keys, idKey []byte) webhooks.Config {
 	u, h := cfg.Providers.UPay, cfg.Providers.HyperCard
 	return webhooks.Config{
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
@@ -379,6 +387,32 @@ func webhooksConfig(cfg *Config, keys Keys) webhooks.Config {
 			AllowIPs:           prefixes(h.AllowIPs),
 		},
 		Codes: codeConfig(cfg),
+		IDKey: idKey,
+	}
+}
+
+// installationKey reads (or, on a new store, creates) the store's secret
+// that keys push identities, retrying while the store cannot be reached:
+// a Redis that is still starting must not stop otpbot.
+func installationKey(ctx context.Context, store otpbot.KeyStore, logger *slog.Logger) ([]byte, error) {
+	backoff := 200 * time.Millisecond
+	for {
+		key, err := store.InstallationKey(ctx)
+		if err == nil {
+			return key, nil
+		}
+		if !errors.Is(err, otpbot.ErrUnavailable) {
+			return nil, fmt.Errorf("installation key: %w", err)
+		}
+		logger.Warn("store unavailable at start, retrying", "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 5*time.Second)
 	}
 }
 
