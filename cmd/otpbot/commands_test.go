@@ -323,6 +323,10 @@ func TestMigrateEmbeddedToRedisAndBack(t *testing.T) {
 	const chat = int64(9001)
 	linkCard(t, fake, chat, "C1")
 	in.pushUPay(upayOTP("ORD-M0", "C-NOBODY", "999111"))
+	// A HyperCard push carries no id: its identity is keyed by the store's
+	// installation key, which must move with the data.
+	hcBody := hcOTP("C-NOBODY", "999222")
+	in.pushHyperCard(hcBody)
 	// A push accepted while Telegram is down stays pending.
 	fake.SetDown(502)
 	in.pushUPay(upayOTP("ORD-M1", "C1", "888111"))
@@ -339,7 +343,7 @@ func TestMigrateEmbeddedToRedisAndBack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	if !strings.Contains(out, "1 links") || !strings.Contains(out, "pending tasks") {
+	if !strings.Contains(out, "1 links") || !strings.Contains(out, "pending tasks") || !strings.Contains(out, "the installation key") {
 		t.Errorf("migrate said %q", out)
 	}
 	// Twice into the same prefix is refused without -force.
@@ -351,6 +355,10 @@ func TestMigrateEmbeddedToRedisAndBack(t *testing.T) {
 	redisServe := map[string]string{"OTPBOT_STORE_DRIVER": "redis", "OTPBOT_STORE_REDIS_PREFIX": prefix}
 	rin := startServe(t, cfg, redisServe)
 	waitUntil(t, "pending code delivered from Redis", func() bool { return sentWith(fake, chat, "888111") == 1 })
+	rin.pushHyperCard(hcBody)
+	waitUntil(t, "the HyperCard repeat recognised after the move", func() bool {
+		return grepLines(grepLines(rin.logs.String(), "provider=hypercard"), "outcome=duplicate") != ""
+	})
 	fake.SendCommand(chat, adminID, "/history C-NOBODY")
 	waitUntil(t, "history from Redis", func() bool { return strings.Contains(historyReply(fake, chat), "not delivered") })
 	if err := rin.stop(); err != nil {
@@ -373,8 +381,8 @@ func TestMigrateEmbeddedToRedisAndBack(t *testing.T) {
 		t.Errorf("links after the round trip: %+v %v (%s)", links, err, out)
 	}
 	hist, err := s.History(context.Background(), otpbot.Key{Type: otpbot.KeyCard, ID: "C-NOBODY"}, 10)
-	if err != nil || len(hist) != 1 {
-		t.Errorf("history after the round trip: %+v %v", hist, err)
+	if err != nil || len(hist) != 2 {
+		t.Errorf("history after the round trip: %d entries (%v), want the UPay and the HyperCard push", len(hist), err)
 	}
 }
 

@@ -93,11 +93,16 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 // recordCounts counts migrated records by type.
 type recordCounts struct {
 	links, history, messages, tasks, invites, dedupe int
+	key                                              bool
 }
 
 func (c recordCounts) String() string {
-	return fmt.Sprintf("%d links, %d history entries, %d messages, %d pending tasks, %d invites, %d dedupe marks",
-		c.links, c.history, c.messages, c.tasks, c.invites, c.dedupe)
+	key := "no installation key"
+	if c.key {
+		key = "the installation key"
+	}
+	return fmt.Sprintf("%d links, %d history entries, %d messages, %d pending tasks, %d invites, %d dedupe marks, %s",
+		c.links, c.history, c.messages, c.tasks, c.invites, c.dedupe, key)
 }
 
 func (c *recordCounts) add(r otpbot.Record) {
@@ -114,6 +119,9 @@ func (c *recordCounts) add(r otpbot.Record) {
 		c.invites++
 	case r.Dedupe != nil:
 		c.dedupe++
+	}
+	if r.InstallationKey != nil {
+		c.key = true
 	}
 }
 
