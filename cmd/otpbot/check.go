@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -72,9 +75,20 @@ func checkStore(ctx context.Context, cfg *Config, stdout io.Writer) error {
 			return nil
 		case err == nil:
 			_ = db.Close()
+		case errors.Is(err, fs.ErrNotExist):
+			// serve creates the file; check only that it can, rather
+			// than create it as a side effect.
+			dir := filepath.Dir(cfg.Store.Path)
+			f, err := os.CreateTemp(dir, ".otpbot-check-*")
+			if err != nil {
+				return fmt.Errorf("store: %s does not exist and cannot be created in %s: %w", cfg.Store.Path, dir, errors.Unwrap(err))
+			}
+			f.Close()
+			os.Remove(f.Name())
+			fmt.Fprintf(stdout, "store: ok (embedded %s does not exist yet; serve creates it)\n", cfg.Store.Path)
+			return nil
 		}
-		// A missing file is fine: serve creates it. Anything else shows
-		// up when the store opens it below.
+		// Anything else shows up when the store opens it below.
 	}
 	s, err := openStore(ctx, cfg, cfg.Store.Driver, logs.Discard())
 	if err != nil {

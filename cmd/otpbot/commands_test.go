@@ -68,7 +68,8 @@ func TestCheck(t *testing.T) {
 		errLine  string
 	}{
 		{"offline", []string{"check", "-offline", "-config", cfg}, nil, 0, []string{"config: " + cfg + " ok", "store: not checked (-offline)"}, ""},
-		{"online", []string{"check", "-config", cfg}, nil, 0, []string{"store: ok (embedded", "telegram: ok (getMe: @" + bottest.BotUsername + ")"}, ""},
+		{"online", []string{"check", "-config", cfg}, nil, 0, []string{"store: ok (embedded", "does not exist yet", "telegram: ok (getMe: @" + bottest.BotUsername + ")"}, ""},
+		{"store dir missing", []string{"check", "-config", cfg}, map[string]string{"OTPBOT_STORE_PATH": "/nonexistent/dir/otpbot.db"}, 2, nil, "check: store: /nonexistent/dir/otpbot.db does not exist and cannot be created"},
 		{"config from OTPBOT_CONFIG", []string{"check", "-offline"}, map[string]string{"OTPBOT_CONFIG": cfg}, 0, []string{"ok"}, ""},
 		{"no config at all", []string{"check"}, nil, 2, nil, "config: no configuration file: pass -config FILE or set OTPBOT_CONFIG"},
 		{"missing file", []string{"check", "-config", filepath.Join(dir, "nope.yaml")}, nil, 2, nil, "config: read " + filepath.Join(dir, "nope.yaml") + ": no such file or directory"},
@@ -90,6 +91,9 @@ func TestCheck(t *testing.T) {
 			}
 			if tt.errLine != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.errLine)) {
 				t.Errorf("error %v, want prefix %q", err, tt.errLine)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "otpbot.db")); err == nil {
+				t.Errorf("check created the store file")
 			}
 			for _, secret := range []string{testToken, "WRONG-token-value", upayToken, hcToken} {
 				if strings.Contains(out, secret) || (err != nil && strings.Contains(err.Error(), secret)) {
