@@ -95,8 +95,10 @@ type Event struct {
 	ExpiresAt time.Time `json:"expires_at,omitempty"`
 }
 
-// Keys returns the routing keys of the event, most specific first: UPay events
-// go by card id, else customer number; HyperCard events by card id.
+// Keys returns the routing keys of the event, most specific first: its card
+// id and its customer number, whichever it has (HyperCard events name only
+// a card). A code or approval request goes to every chat linked to any of
+// them, each chat (topic) once, and history is kept under each of them.
 func (e Event) Keys() []Key {
 	var keys []Key
 	if e.CardID != "" {
@@ -108,8 +110,13 @@ func (e Event) Keys() []Key {
 	return keys
 }
 
-// RouteKey returns the single key deliveries are routed by: the card when the
-// event names one, else the customer. ok is false for events with neither.
+// RouteKey returns the most specific key of the event, the one ops reports
+// and logs name it by: the card when the event names one, else the
+// customer. ok is false for events with neither.
+//
+// Deliveries are not routed by it alone: they go to the links of every key
+// in Keys (a chat linked to the customer receives the codes of its cards).
+// Code that decides who receives or may act on an event must use Keys.
 func (e Event) RouteKey() (Key, bool) {
 	keys := e.Keys()
 	if len(keys) == 0 {

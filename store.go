@@ -44,7 +44,11 @@ type Ingester interface {
 	// history entry under each of ev.Keys(), and, for a pushed kind that is
 	// not yet expired, a Message and a send task (or, when the group's
 	// Message already exists in that target, the updated event and an update
-	// task) for every unbroken link of ev.RouteKey().
+	// task) for every target of an unbroken link of any of ev.Keys() (card
+	// and customer). Each target is served once: a chat linked to both the
+	// card and its customer gets one message, while two topics of one chat
+	// are two targets; a target still receives when its link under one key
+	// is broken but its link under the other is not.
 	Ingest(ctx context.Context, ev Event) (IngestResult, error)
 }
 

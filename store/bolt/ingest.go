@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -48,7 +49,7 @@ func (s *Store) ingestTx(tx *bbolt.Tx, ev, redacted otpbot.Event, res *otpbot.In
 		return err
 	}
 
-	var links []otpbot.Link
+	var targets []otpbot.Target
 	switch {
 	case ev.Kind == otpbot.KindRejected:
 		res.Outcome = otpbot.OutcomeRejected
@@ -57,19 +58,11 @@ func (s *Store) ingestTx(tx *bbolt.Tx, ev, redacted otpbot.Event, res *otpbot.In
 	case ev.Expired(ev.ReceivedAt):
 		res.Outcome = otpbot.OutcomeExpired
 	default:
-		if key, ok := ev.RouteKey(); ok {
-			all, err := linksForKey(tx, key)
-			if err != nil {
-				return err
-			}
-			for _, l := range all {
-				if !l.Broken {
-					links = append(links, l)
-				}
-			}
+		if targets, err = routeTargets(tx, ev.Keys()); err != nil {
+			return err
 		}
 		res.Outcome = otpbot.OutcomeUnrouted
-		if len(links) > 0 {
+		if len(targets) > 0 {
 			res.Outcome = otpbot.OutcomeQueued
 		}
 	}
@@ -82,8 +75,8 @@ func (s *Store) ingestTx(tx *bbolt.Tx, ev, redacted otpbot.Event, res *otpbot.In
 		return err
 	}
 
-	for _, l := range links {
-		id := otpbot.MessageKey(ev.Group, l.Target)
+	for _, target := range targets {
+		id := otpbot.MessageKey(ev.Group, target)
 		m, ok, err := getMessage(tx, id)
 		if err != nil {
 			return err
@@ -100,21 +93,42 @@ func (s *Store) ingestTx(tx *bbolt.Tx, ev, redacted otpbot.Event, res *otpbot.In
 			t = otpbot.Task{ID: otpbot.TaskID(id, otpbot.TaskUpdate), Kind: otpbot.TaskUpdate,
 				Priority: otpbot.PriorityUpdate}
 		} else {
-			m = otpbot.Message{ID: id, Group: ev.Group, Target: l.Target, Event: ev,
+			m = otpbot.Message{ID: id, Group: ev.Group, Target: target, Event: ev,
 				State: otpbot.StateLive, UpdatedAt: now}
 			t = otpbot.Task{ID: otpbot.TaskID(id, otpbot.TaskSend), Kind: otpbot.TaskSend,
 				Priority: otpbot.PriorityCode}
 		}
-		t.MessageID, t.Target, t.Due, t.Created = id, l.Target, ev.ReceivedAt, ev.ReceivedAt
+		t.MessageID, t.Target, t.Due, t.Created = id, target, ev.ReceivedAt, ev.ReceivedAt
 		if err := putMessage(tx, m); err != nil {
 			return err
 		}
 		if err := putTask(tx, t); err != nil {
 			return err
 		}
-		res.Targets = append(res.Targets, l.Target)
+		res.Targets = append(res.Targets, target)
 	}
 	return nil
+}
+
+// routeTargets returns the targets of the unbroken links of every key, each
+// once, in key order (card first). A chat linked to both a card and its
+// customer gets one message; two topics of one chat are two targets; and a
+// target still receives when its link under one key broke but its link
+// under another did not (it was linked again since).
+func routeTargets(tx *bbolt.Tx, keys []otpbot.Key) ([]otpbot.Target, error) {
+	var out []otpbot.Target
+	for _, key := range keys {
+		links, err := linksForKey(tx, key)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range links {
+			if !l.Broken && !slices.Contains(out, l.Target) {
+				out = append(out, l.Target)
+			}
+		}
+	}
+	return out, nil
 }
 
 // seen reports whether id was marked within the dedupe window.

@@ -13,8 +13,9 @@ import (
 // Ingest records ev in one script: the dedupe mark, a redacted history
 // entry under each of ev.Keys() and, for a pushed kind not yet expired, a
 // message and a send task (or the updated event and an update task when the
-// group's message exists) for every unbroken link of ev.RouteKey(). It
-// returns after Redis answered, so the push may then be acknowledged.
+// group's message exists) for every target of an unbroken link of any of
+// ev.Keys(), each target once. It returns after Redis answered, so the push
+// may then be acknowledged.
 func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResult, error) {
 	now := s.now()
 	at := ev.ReceivedAt
@@ -24,13 +25,13 @@ func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResul
 
 	outcome := otpbot.OutcomeRecorded
 	route := false
-	routeKey, hasRoute := ev.RouteKey()
+	keys := ev.Keys()
 	switch {
 	case ev.Kind.Pushed() && ev.Expired(at):
 		outcome = otpbot.OutcomeExpired
 	case ev.Kind.Pushed():
 		outcome = otpbot.OutcomeUnrouted // until the script finds a link
-		route = hasRoute
+		route = len(keys) > 0
 	case ev.Kind == otpbot.KindRejected:
 		outcome = otpbot.OutcomeRejected
 	}
@@ -69,7 +70,6 @@ func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResul
 		return otpbot.IngestResult{}, fmt.Errorf("encode task: %w", err)
 	}
 
-	keys := ev.Keys()
 	args := []any{
 		s.k.base,                              // 1
 		ev.ID,                                 // 2
@@ -77,27 +77,26 @@ func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResul
 		us(now.Add(-s.opts.DedupeWindow)),     // 4
 		ms(gcTTL(s.opts.DedupeWindow)),        // 5
 		boolArg(route),                        // 6
-		routeKey.String(),                     // 7
-		ev.Group,                              // 8
-		string(evJSON),                        // 9
-		string(redJSON),                       // 10
-		msgRest,                               // 11
-		sendRest,                              // 12
-		updRest,                               // 13
-		usCeil(at),                            // 14
-		fmtTime(at),                           // 15
-		us(at),                                // 16
-		fmtTime(now),                          // 17
-		string(entryQueued),                   // 18
-		string(entryOther),                    // 19
-		us(at),                                // 20
-		us(now.Add(-s.opts.HistoryRetention)), // 21
-		s.opts.HistoryPerKey,                  // 22
-		ms(gcTTL(s.opts.HistoryRetention)),    // 23
-		otpbot.TaskID("", otpbot.TaskSend),    // 24
-		otpbot.TaskID("", otpbot.TaskUpdate),  // 25
-		string(otpbot.StateLive),              // 26
-		len(keys),                             // 27
+		ev.Group,                              // 7
+		string(evJSON),                        // 8
+		string(redJSON),                       // 9
+		msgRest,                               // 10
+		sendRest,                              // 11
+		updRest,                               // 12
+		usCeil(at),                            // 13
+		fmtTime(at),                           // 14
+		us(at),                                // 15
+		fmtTime(now),                          // 16
+		string(entryQueued),                   // 17
+		string(entryOther),                    // 18
+		us(at),                                // 19
+		us(now.Add(-s.opts.HistoryRetention)), // 20
+		s.opts.HistoryPerKey,                  // 21
+		ms(gcTTL(s.opts.HistoryRetention)),    // 22
+		otpbot.TaskID("", otpbot.TaskSend),    // 23
+		otpbot.TaskID("", otpbot.TaskUpdate),  // 24
+		string(otpbot.StateLive),              // 25
+		len(keys),                             // 26
 	}
 	for _, k := range keys {
 		args = append(args, k.String())

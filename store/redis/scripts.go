@@ -117,24 +117,37 @@ local function putHistory(key, rec, cap, hcut, gc, now)
 end
 `
 
-// ingestScript: KEYS[1] = dedupe set. See ingestArgs for ARGV.
+// ingestScript: KEYS[1] = dedupe set. ARGV: see the argument list in
+// Ingest; the event's keys (card, customer) come last, after their count.
 // Returns {1} for a duplicate, else {0, target...}.
 var ingestScript = goredis.NewScript(luaPrelude + `
 local id, now, ddcut, ddgc = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local seen = redis.call('ZSCORE', KEYS[1], id)
 if seen and tonumber(seen) > tonumber(ddcut) then return {1} end
 
-local route, rk, group = ARGV[6], ARGV[7], ARGV[8]
-local evJSON, redJSON, msgRest, sendRest, updRest = ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]
-local dueScore, dueAt, cScore, nowStr = ARGV[14], ARGV[15], ARGV[16], ARGV[17]
-local sendSuffix, updSuffix, live = ARGV[24], ARGV[25], ARGV[26]
+local route, group = ARGV[6], ARGV[7]
+local evJSON, redJSON, msgRest, sendRest, updRest = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local dueScore, dueAt, cScore, nowStr = ARGV[13], ARGV[14], ARGV[15], ARGV[16]
+local sendSuffix, updSuffix, live = ARGV[23], ARGV[24], ARGV[25]
 local tm = realms()
 
+-- The targets are the union of the unbroken links of every key of the
+-- event (its card and its customer), each once: a chat linked to both gets
+-- one message, and a target whose link broke under one key still receives
+-- through an unbroken link under the other.
+local nkeys = tonumber(ARGV[26])
 local targets = {}
 if route == '1' then
-  local broken = B .. 'lb:' .. rk
-  for _, t in ipairs(redis.call('HKEYS', B .. 'lk:' .. rk)) do
-    if redis.call('HEXISTS', broken, t) == 0 then table.insert(targets, t) end
+  local seenT = {}
+  for i = 1, nkeys do
+    local rk = ARGV[26 + i]
+    local broken = B .. 'lb:' .. rk
+    for _, t in ipairs(redis.call('HKEYS', B .. 'lk:' .. rk)) do
+      if not seenT[t] and redis.call('HEXISTS', broken, t) == 0 then
+        seenT[t] = true
+        table.insert(targets, t)
+      end
+    end
   end
   table.sort(targets)
   for _, t in ipairs(targets) do
@@ -162,13 +175,12 @@ if route == '1' then
   if #targets > 0 then redis.call('PUBLISH', B .. 'wake', '1') end
 end
 
-local entry = ARGV[19]
-if #targets > 0 then entry = ARGV[18] end
-local hts, hcut, cap, hgc = ARGV[20], tonumber(ARGV[21]), tonumber(ARGV[22]), tonumber(ARGV[23])
-local n = tonumber(ARGV[27])
-if n > 0 then
+local entry = ARGV[18]
+if #targets > 0 then entry = ARGV[17] end
+local hts, hcut, cap, hgc = ARGV[19], tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22])
+if nkeys > 0 then
   local rec = redis.call('INCR', B .. 'hseq') .. '|' .. hts .. '|' .. entry
-  for i = 1, n do putHistory(ARGV[27 + i], rec, cap, hcut, hgc, tm) end
+  for i = 1, nkeys do putHistory(ARGV[26 + i], rec, cap, hcut, hgc, tm) end
 end
 
 -- The dedupe mark goes last: Redis does not roll a script back when it

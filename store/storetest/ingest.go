@@ -82,8 +82,98 @@ func testIngestOutcomes(t *testing.T, newStore NewStoreFunc) {
 			wantTargets: []otpbot.Target{chatAT5},
 		},
 		{
-			name:  "card and customer, only the customer linked: routed by the card",
+			name:  "card and customer, only the card linked",
+			links: []linkSpec{{key: cardC1, target: chatA}},
+			event: func(at time.Time) otpbot.Event {
+				ev := codeEvent("e1", "C1", at)
+				ev.CustomerNo = "U1"
+				return ev
+			},
+			want:        otpbot.OutcomeQueued,
+			wantTargets: []otpbot.Target{chatA},
+		},
+		{
+			name:  "card and customer, only the customer linked",
 			links: []linkSpec{{key: custU1, target: chatA}},
+			event: func(at time.Time) otpbot.Event {
+				ev := codeEvent("e1", "C1", at)
+				ev.CustomerNo = "U1"
+				return ev
+			},
+			want:        otpbot.OutcomeQueued,
+			wantTargets: []otpbot.Target{chatA},
+		},
+		{
+			name:  "card and customer linked in different chats: both get it",
+			links: []linkSpec{{key: cardC1, target: chatA}, {key: custU1, target: chatB}, {key: cardC2, target: chatC}},
+			event: func(at time.Time) otpbot.Event {
+				ev := codeEvent("e1", "C1", at)
+				ev.CustomerNo = "U1"
+				return ev
+			},
+			want:        otpbot.OutcomeQueued,
+			wantTargets: []otpbot.Target{chatA, chatB},
+		},
+		{
+			name:  "card and customer linked in the same chat: one message",
+			links: []linkSpec{{key: cardC1, target: chatA}, {key: custU1, target: chatA}},
+			event: func(at time.Time) otpbot.Event {
+				ev := codeEvent("e1", "C1", at)
+				ev.CustomerNo = "U1"
+				return ev
+			},
+			want:        otpbot.OutcomeQueued,
+			wantTargets: []otpbot.Target{chatA},
+		},
+		{
+			name:  "card and customer linked in two topics of one chat: each topic",
+			links: []linkSpec{{key: cardC1, target: chatA}, {key: custU1, target: chatAT5}},
+			event: func(at time.Time) otpbot.Event {
+				ev := codeEvent("e1", "C1", at)
+				ev.CustomerNo = "U1"
+				return ev
+			},
+			want:        otpbot.OutcomeQueued,
+			wantTargets: []otpbot.Target{chatA, chatAT5},
+		},
+		{
+			name:  "card link broken, customer link fine",
+			links: []linkSpec{{key: cardC1, target: chatA, broken: true}, {key: custU1, target: chatB}},
+			event: func(at time.Time) otpbot.Event {
+				ev := codeEvent("e1", "C1", at)
+				ev.CustomerNo = "U1"
+				return ev
+			},
+			want:        otpbot.OutcomeQueued,
+			wantTargets: []otpbot.Target{chatB},
+		},
+		{
+			name:  "customer link broken, card link fine",
+			links: []linkSpec{{key: custU1, target: chatB, broken: true}, {key: cardC1, target: chatA}},
+			event: func(at time.Time) otpbot.Event {
+				ev := codeEvent("e1", "C1", at)
+				ev.CustomerNo = "U1"
+				return ev
+			},
+			want:        otpbot.OutcomeQueued,
+			wantTargets: []otpbot.Target{chatA},
+		},
+		{
+			// The card's link to the chat broke; the customer was linked
+			// to the same chat again afterwards, so the chat receives.
+			name:  "same chat broken under the card, relinked under the customer",
+			links: []linkSpec{{key: cardC1, target: chatA, broken: true}, {key: custU1, target: chatA}},
+			event: func(at time.Time) otpbot.Event {
+				ev := codeEvent("e1", "C1", at)
+				ev.CustomerNo = "U1"
+				return ev
+			},
+			want:        otpbot.OutcomeQueued,
+			wantTargets: []otpbot.Target{chatA},
+		},
+		{
+			name:  "card and customer links both broken",
+			links: []linkSpec{{key: cardC1, target: chatA, broken: true}, {key: custU1, target: chatB, broken: true}},
 			event: func(at time.Time) otpbot.Event {
 				ev := codeEvent("e1", "C1", at)
 				ev.CustomerNo = "U1"

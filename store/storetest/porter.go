@@ -46,7 +46,7 @@ func testPorterRoundTrip(t *testing.T, newStore NewStoreFunc) {
 
 	src.link(cardC1, chatA)
 	src.link(cardC1, chatBT7)
-	src.link(custU1, chatB)
+	src.link(custU1, chatA) // e1 names C1 and U1: chatA still gets one message
 	src.link(cardC2, chatC)
 	if err := src.s.MarkBroken(src.ctx, chatC, "Bad Request: chat not found"); err != nil {
 		t.Fatalf("MarkBroken: %v", err)

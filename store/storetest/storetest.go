@@ -9,9 +9,12 @@
 // leaves generous slack, so that it never decides an outcome.
 //
 // Semantics pinned here beyond the doc comments of otpbot.Store:
-//   - a pushed kind whose route key has no unbroken link is unrouted, and the
-//     route key is the card when the event names one (a customer link does
-//     not receive card events);
+//   - a pushed kind goes to the union of the unbroken links of all of
+//     ev.Keys() (its card and its customer), each target once: a chat
+//     linked to both the card and its customer gets one message, two topics
+//     of one chat are two targets, and a target whose link is broken under
+//     one key but not under the other still receives; with no unbroken link
+//     under any key the push is unrouted;
 //   - a pushed kind already expired at its ReceivedAt is OutcomeExpired and
 //     writes no message and no task, even when a link exists;
 //   - Ingest that updates an existing message sets its UpdatedAt to the
