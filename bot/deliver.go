@@ -646,6 +646,14 @@ func (w *jobRun) message() {
 		// never sent as live.
 		msg.State = otpbot.StateExpired
 	}
+	if msg.TelegramID == 0 && t.Kind != otpbot.TaskSend {
+		// Not sent yet: the send, pending or in flight (in another worker
+		// or process), renders the latest version, and when its store
+		// write finds a newer version than it rendered it queues an update
+		// then. Sending here could put a second message in the chat.
+		w.complete(nil, "skipped")
+		return
+	}
 	if msg.State != otpbot.StateLive && t.Kind == otpbot.TaskRefresh && msg.Rendered != "" && msg.State == w.job.Message.State {
 		// A tick left over for a message that is final already.
 		w.complete(nil, "skipped")

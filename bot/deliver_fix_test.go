@@ -1,0 +1,93 @@
+package bot
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/otpbot/otpbot"
+)
+
+// authEvent is a HyperCard AUTH_3DS for card with the given auth_result.
+func (e *dlEnv) authEvent(authID, card string, result int, ttl time.Duration) otpbot.Event {
+	now := e.clock.Now()
+	return otpbot.Event{
+		ID: "hc-" + authID + "-" + strconv.Itoa(result), Group: "hypercard:AUTH_3DS:" + authID,
+		Provider: otpbot.ProviderHyperCard, Name: "AUTH_3DS", Kind: otpbot.KindApproval,
+		CardID: card, CardLast4: "3333", Amount: "25.00", Currency: "EUR", Merchant: "Shop " + authID,
+		Country: "DE", AuthID: authID, AuthResult: result, ReceivedAt: now, ExpiresAt: now.Add(ttl),
+	}
+}
+
+// second starts another Deliverer on the same store, as a second process
+// sharing it would run, and stops it when the test ends.
+func (e *dlEnv) second(mod ...func(*DelivererOptions)) *Deliverer {
+	e.t.Helper()
+	opts := e.opts
+	opts.Store = e.store
+	opts.Registerer = prometheus.NewRegistry()
+	for _, m := range mod {
+		m(&opts)
+	}
+	d, err := NewDeliverer(opts)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = d.Run(ctx)
+	}()
+	e.t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return d
+}
+
+// A second AUTH_3DS that arrives while another process's send of the
+// first is still in flight must not send a second message: the update
+// finds no Telegram message yet and leaves the work to the send, whose
+// store write then conflicts and queues the update that shows the latest
+// result.
+func TestDeliverUpdateBeforeTheSendLandedSendsNothing(t *testing.T) {
+	e := newDlEnv(t)
+	target := otpbot.Target{ChatID: dlChat}
+	e.link("A1", target)
+	release := e.tg.Hold("sendMessage")
+	e.start(func(o *DelivererOptions) { o.Workers = 1 })
+	first := e.authEvent("350", "A1", 1, 10*time.Minute)
+	e.push(first)
+	e.tg.WaitFor(t, func() bool { return e.tg.Waiting("sendMessage") == 1 })
+
+	other := e.second()
+	e.clock.Advance(time.Second)
+	e.push(e.authEvent("350", "A1", 4, 10*time.Minute))
+	other.Poke()
+	// Either the update is done without a call, or (the bug) it is a
+	// second send, held like the first.
+	e.tg.WaitFor(t, func() bool {
+		return e.tg.Waiting("sendMessage") == 2 ||
+			testutil.ToFloat64(other.deliveries.WithLabelValues(string(otpbot.TaskUpdate), "skipped")) == 1
+	})
+	release()
+	e.waitMessages(dlChat, 1)
+	e.tg.WaitFor(t, func() bool { return other.busy.Load() == 0 })
+	e.settle()
+	msgs := e.tg.Messages(dlChat)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages for one approval request, want 1", len(msgs))
+	}
+	if !strings.Contains(msgs[0].Plain(), "result 4") {
+		t.Fatalf("the message does not show the latest result:\n%s", msgs[0].Plain())
+	}
+	if st := e.message(otpbot.MessageKey(first.Group, target)); st.TelegramID != e.tg.Messages(dlChat)[0].ID {
+		t.Fatalf("stored telegram id %d", st.TelegramID)
+	}
+}
