@@ -174,3 +174,88 @@ func TestPushLogHasNoUnkeyedHash(t *testing.T) {
 		t.Errorf("the push log holds the code:\n%s", logs)
 	}
 }
+
+// edit returns body (a JSON object) changed by fn, re-marshalled.
+func edit(t *testing.T, body []byte, fn func(m map[string]any)) []byte {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	fn(m)
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// detailOf returns the detail object of a UPay body being edited.
+func detailOf(m map[string]any) map[string]any { return m["detail"].(map[string]any) }
+
+// TestIdentityIgnoresUnknownFields: a push's identity is made of the fields
+// the parser reads (CONTRACT §3: unknown fields are ignored, and HyperCard
+// says new ones will appear), so a retry that gains a field is still a
+// repeat, while a change to a field the parser reads is a new push. A push
+// whose type is unknown has no known field: all of its body counts.
+func TestIdentityIgnoresUnknownFields(t *testing.T) {
+	hc := func(t *testing.T, b []byte) string {
+		t.Helper()
+		ev, err := testParser.ParseHyperCard(b, received)
+		if err != nil {
+			t.Fatalf("ParseHyperCard: %v", err)
+		}
+		return ev.ID
+	}
+	up := func(t *testing.T, b []byte) string {
+		t.Helper()
+		ev, err := testParser.ParseUPay(b, received)
+		if err != nil {
+			t.Fatalf("ParseUPay: %v", err)
+		}
+		return ev.ID
+	}
+	optCode := mustRead("hypercard", "opt_code.json")
+	auth := mustRead("hypercard", "auth_3ds.json")
+	unknownHC := mustRead("hypercard", "unknown_type.json")
+	// A UPay 3DS_OTP without orderNo: its id falls back to the body.
+	otpNoOrder := edit(t, mustRead("upay", "3ds_otp.json"), func(m map[string]any) { delete(m, "orderNo") })
+	unknownUP := mustRead("upay", "unknown_event_no_order.json")
+
+	tests := []struct {
+		name  string
+		parse func(*testing.T, []byte) string
+		body  []byte
+		edit  func(m map[string]any)
+		same  bool
+	}{
+		{"OPT_CODE gains a field", hc, optCode, func(m map[string]any) { m["new_field"] = "x" }, true},
+		{"OPT_CODE gains an object field", hc, optCode, func(m map[string]any) { m["meta"] = map[string]any{"a": []any{1, 2}} }, true},
+		{"OPT_CODE with another code", hc, optCode, func(m map[string]any) { m["code"] = "888667" }, false},
+		{"OPT_CODE with another create_time", hc, optCode, func(m map[string]any) { m["create_time"] = 1710412478 }, false},
+		{"OPT_CODE with another card", hc, optCode, func(m map[string]any) { m["card_id"] = "1085185460000094506" }, false},
+		// encoding/json reads a known field in any letter case: it is known.
+		{"OPT_CODE with a known field in other letters", hc, optCode, func(m map[string]any) { m["CODE"] = "111111" }, false},
+		{"AUTH_3DS gains a field", hc, auth, func(m map[string]any) { m["risk_score"] = 17 }, true},
+		{"AUTH_3DS with a changed result", hc, auth, func(m map[string]any) { m["auth_result"] = 3 }, false},
+		{"AUTH_3DS with a changed optional field", hc, auth, func(m map[string]any) { m["app_card_id"] = "crd_other" }, false},
+		{"unknown notify type gains a field", hc, unknownHC, func(m map[string]any) { m["new_field"] = "x" }, false},
+		{"UPay without orderNo gains an envelope field", up, otpNoOrder, func(m map[string]any) { m["version"] = "2" }, true},
+		{"UPay without orderNo gains a detail field", up, otpNoOrder, func(m map[string]any) { detailOf(m)["bin"] = "523556" }, true},
+		{"UPay without orderNo with another code", up, otpNoOrder, func(m map[string]any) { detailOf(m)["3dsCode"] = "004712" }, false},
+		{"UPay without orderNo with another trace", up, otpNoOrder, func(m map[string]any) { m["trace"] = "TR8" }, false},
+		{"UPay without orderNo with another timestamp", up, otpNoOrder, func(m map[string]any) { m["timestamp"] = 1755248905431 }, false},
+		{"unknown UPay event without orderNo gains a field", up, unknownUP, func(m map[string]any) { detailOf(m)["x"] = 1 }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := tt.parse(t, tt.body)
+			after := tt.parse(t, edit(t, tt.body, tt.edit))
+			if same := before == after; same != tt.same {
+				t.Errorf("ids %q and %q: same = %v, want %v", before, after, same, tt.same)
+			}
+		})
+	}
+}

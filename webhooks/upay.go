@@ -446,8 +446,11 @@ func upayEvent(name string) (spec eventSpec, ok bool) {
 // It fails with ErrMalformed only when the body is not a JSON object or has
 // no event name. An unknown event name gives KindUnknown; a known event
 // missing a required field gives KindRejected with Reason naming the field.
-// The identity is "upay:" + the outer orderNo ("upay:hmac:" + the keyed
-// hash of the canonical body when orderNo is missing; see Parser.IDKey).
+// The identity is "upay:" + the outer orderNo; when orderNo is missing it
+// is "upay:hmac:" + the keyed hash (see Parser.IDKey) of the canonical form
+// of the envelope fields and the event's documented detail fields, so that
+// a retry that gained a field is still a repeat (the whole body for an
+// unknown event, whose fields are not known).
 // Codes expire the codes' TTL after receipt. It fails with another error
 // than ErrMalformed when p has no IDKey.
 func (p Parser) ParseUPay(body []byte, received time.Time) (otpbot.Event, error) {
@@ -468,10 +471,16 @@ func (p Parser) ParseUPay(body []byte, received time.Time) (otpbot.Event, error)
 		Trace:      push.Trace.String(),
 		ReceivedAt: received,
 	}
+	spec, known := upayEvent(otpbot.NormalizeName(name))
 	if push.OrderNo != "" {
 		ev.ID = "upay:" + push.OrderNo.String()
 	} else {
-		sum, err := bodyID(p.IDKey, body)
+		var fields shape // unknown event: the whole body
+		if known {
+			fields = knownShape(&push)
+			fields["detail"] = knownShape(spec.detail)
+		}
+		sum, err := bodyID(p.IDKey, body, fields)
 		if err != nil {
 			return otpbot.Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
@@ -479,7 +488,6 @@ func (p Parser) ParseUPay(body []byte, received time.Time) (otpbot.Event, error)
 	}
 	ev.Group = ev.ID
 
-	spec, known := upayEvent(otpbot.NormalizeName(name))
 	ev.Kind = spec.kind
 	if known {
 		ev.Name = otpbot.NormalizeName(name)
