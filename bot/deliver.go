@@ -223,7 +223,7 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 	}))
 	d.deliveries = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "otpbot_deliveries_total",
-		Help: "Finished outbox tasks by kind and result (sent, edited, skipped, retried, gone, failed).",
+		Help: "Finished outbox tasks by kind and result (sent, edited, skipped, retried, deferred, gone, failed).",
 	}, []string{"kind", "result"}))
 	return d, nil
 }
@@ -511,7 +511,10 @@ func (w *jobRun) finish(msg *otpbot.Message, result string, next ...otpbot.Task)
 	return w.complete(nil, result, next...)
 }
 
-// retry hands the job back to run at `at`.
+// retry hands the job back to run at `at` after a failed attempt: the
+// store counts it in Task.Attempts, which the backoff and the ops report
+// go by. Only a failed Telegram call (or store write) is an attempt; see
+// deferTo for work that merely has to wait.
 func (w *jobRun) retry(at time.Time, reason string) {
 	w.d.deliveries.WithLabelValues(string(w.job.Task.Kind), "retried").Inc()
 	if err := w.d.store.Retry(w.ctx, w.job, at, reason); err != nil {
@@ -519,8 +522,30 @@ func (w *jobRun) retry(at time.Time, reason string) {
 	}
 }
 
+// deferredPrefix starts the LastError of a task that was put off without
+// a failed call (rate limits, flood control, shutdown).
+const deferredPrefix = "deferred: "
+
+// deferTo hands the job back to run at `at` without counting an attempt:
+// the rate limiter, Telegram's flood control or a shutdown put it off, and
+// nothing failed. Queue.Retry always counts an attempt, so the unchanged
+// task is enqueued again through Complete instead (same ID, same Created;
+// Complete removes the task before it enqueues the new one). Attempts
+// then counts real failures only, which keeps the backoff and the
+// "keeps failing" ops report honest.
+func (w *jobRun) deferTo(at time.Time, reason string) {
+	w.d.deliveries.WithLabelValues(string(w.job.Task.Kind), "deferred").Inc()
+	t := w.job.Task
+	t.Due = at
+	t.LastError = deferredPrefix + reason
+	if err := w.d.store.Complete(w.ctx, w.job, nil, t); err != nil {
+		w.d.log.Warn("outbox deferral failed", w.logAttrs("err", err)...)
+	}
+}
+
 // backoff is the wait before attempt n+1 of a failing call: exponential
-// from one second, capped, with jitter.
+// from one second, capped, with jitter. Task.Attempts counts failed calls
+// only (deferrals do not touch it).
 func (w *jobRun) backoff() time.Duration {
 	n := min(w.job.Task.Attempts, 16)
 	return jitter(min(time.Second<<n, w.d.maxBack))
@@ -538,17 +563,17 @@ func (w *jobRun) slot() bool {
 			return true
 		}
 		if until := w.d.limiter.PausedUntil(t.Target); !until.IsZero() {
-			w.retry(until, "paused by telegram flood control")
+			w.deferTo(until, "paused by telegram flood control")
 			return false
 		}
 		if waited+wait > w.d.maxWait {
-			w.retry(w.d.now().Add(wait), "rate limited")
+			w.deferTo(w.d.now().Add(wait), "rate limited")
 			return false
 		}
 		if !sleepCtx(w.runCtx, wait) {
 			// Shutting down: release the job at once rather than leaving
 			// it leased until the lease runs out.
-			w.retry(w.d.now(), "shutdown")
+			w.deferTo(w.d.now(), "shutdown")
 			return false
 		}
 		waited += wait
@@ -562,9 +587,11 @@ func (w *jobRun) failed(err error, msg *otpbot.Message) {
 	t := w.job.Task
 	switch ClassOf(err) {
 	case ClassRateLimited:
+		// Flood control says "not now", not "this failed": wait as told
+		// without counting an attempt.
 		pause := d.limiter.Pause(t.Target, RetryAfterOf(err))
 		d.log.Warn("telegram rate limited", w.logAttrs("retry_after", pause)...)
-		w.retry(d.now().Add(pause), err.Error())
+		w.deferTo(d.now().Add(pause), err.Error())
 	case ClassGone:
 		reason := err.Error()
 		var ae *APIError
@@ -700,7 +727,7 @@ func (w *jobRun) message() {
 				w.complete(nil, "skipped", next...)
 				return
 			}
-			w.retry(now.Add(wait), "refresh deferred by rate limit")
+			w.deferTo(now.Add(wait), "refresh deferred by rate limit")
 			return
 		}
 	} else if !w.slot() {

@@ -91,3 +91,60 @@ func TestDeliverUpdateBeforeTheSendLandedSendsNothing(t *testing.T) {
 		t.Fatalf("stored telegram id %d", st.TelegramID)
 	}
 }
+
+// Waiting for the rate limiter is not a failure: a task the limiter put
+// off several times and that then fails once at Telegram is retried after
+// the first backoff step, and ops do not hear that Telegram "keeps
+// failing".
+func TestDeliverLimiterDeferralsAreNotFailures(t *testing.T) {
+	e := newDlEnv(t)
+	target := otpbot.Target{ChatID: dlChat}
+	e.link("C1", target)
+	lim := NewLimiter(LimiterOptions{GlobalPerSec: 1e6, GlobalBurst: 1e6, ChatPerSec: 1, ChatBurst: 1,
+		GroupPerMin: 1e8, GroupBurst: 1e6, Now: e.clock.Now})
+	e.start(func(o *DelivererOptions) {
+		o.Limiter = lim
+		o.MaxInlineWait = time.Millisecond
+		o.FailureReportAfter = 4
+	})
+	put := func() float64 {
+		return testutil.ToFloat64(e.d.deliveries.WithLabelValues(string(otpbot.TaskSend), "deferred")) +
+			testutil.ToFloat64(e.d.deliveries.WithLabelValues(string(otpbot.TaskSend), "retried"))
+	}
+	e.push(e.codeEvent("a", "C1", 5*time.Minute))
+	e.waitMessages(dlChat, 1)
+	e.settle()
+	// The second code finds the chat's budget spent, three times.
+	e.push(e.codeEvent("b", "C1", 5*time.Minute))
+	e.tg.WaitFor(t, func() bool { return put() == 1 })
+	for i := 2; i <= 3; i++ {
+		e.settle()
+		e.clock.Advance(time.Second)
+		if w := lim.Take(target, otpbot.PriorityCode); w != 0 {
+			t.Fatalf("the test could not take the chat's budget: wait %v", w)
+		}
+		e.d.Poke()
+		e.tg.WaitFor(t, func() bool { return put() == float64(i) })
+	}
+	e.settle()
+	// Now Telegram fails once.
+	e.tg.FailNext("sendMessage", 1, 502, "Bad Gateway", 0)
+	e.advance(time.Second)
+	e.tg.WaitFor(t, func() bool { return e.calls("sendMessage", dlChat) == 2 })
+	e.settle()
+	at, ok, err := e.store.NextDue(context.Background())
+	if err != nil || !ok {
+		t.Fatalf("next due %v %v", ok, err)
+	}
+	if wait := at.Sub(e.clock.Now()); wait > 1500*time.Millisecond {
+		t.Fatalf("retry in %v after one failure: the limiter's deferrals were counted as failed attempts", wait)
+	}
+	e.ops.mu.Lock()
+	reports := len(e.ops.buckets)
+	e.ops.mu.Unlock()
+	if reports != 0 {
+		t.Fatalf("ops were told about %d problems after a single failed call", reports)
+	}
+	e.advance(2 * time.Second)
+	e.waitMessages(dlChat, 2)
+}
