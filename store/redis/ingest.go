@@ -14,8 +14,9 @@ import (
 // entry under each of ev.Keys() and, for a pushed kind not yet expired, a
 // message and a send task (or the updated event and an update task when the
 // group's message exists) for every target of an unbroken link of any of
-// ev.Keys(), each target once. It returns after Redis answered, so the push
-// may then be acknowledged.
+// ev.Keys(), each target once. It returns after Redis answered and, when
+// the server has the append-only file on and knows WAITAOF (Redis 7.2+),
+// after the push was fsynced to it, so the push may then be acknowledged.
 func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResult, error) {
 	now := s.now()
 	at := ev.ReceivedAt
@@ -101,9 +102,17 @@ func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResul
 	for _, k := range keys {
 		args = append(args, k.String())
 	}
-	v, err := ingestScript.Run(ctx, s.client, []string{s.k.dedupe()}, args...).Slice()
+	var v []any
+	if s.waitAOF(ctx) {
+		// Also for a repeat: its acknowledgement is the first one the
+		// provider hears when the original answer was lost.
+		v, err = s.runIngestWaitAOF(ctx, []string{s.k.dedupe()}, args)
+	} else {
+		v, err = ingestScript.Run(ctx, s.client, []string{s.k.dedupe()}, args...).Slice()
+		err = wrap("ingest", err)
+	}
 	if err != nil {
-		return otpbot.IngestResult{}, wrap("ingest", err)
+		return otpbot.IngestResult{}, err
 	}
 	if len(v) == 0 {
 		return otpbot.IngestResult{}, fmt.Errorf("redis ingest: empty reply")

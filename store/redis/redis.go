@@ -22,8 +22,11 @@
 // out-of-memory server would cause; Ingest therefore writes its dedupe mark
 // last, so such a push is retried in full rather than taken for a repeat.)
 // What Redis answered is as durable as its persistence makes it: run it
-// with appendonly yes (appendfsync everysec or always) when acknowledged
-// pushes must survive a Redis crash.
+// with appendonly yes when acknowledged pushes must survive a Redis crash.
+// On Redis 7.2 or later with AOF on, Ingest also waits (WAITAOF) until the
+// push is fsynced to the append-only file before it returns; on older
+// servers use appendfsync always. Store.Durability reports what the server
+// does, for `otpbot check` and a warning at start.
 //
 // # The outbox
 //
@@ -123,6 +126,15 @@ type Store struct {
 	subscribes atomic.Int64
 	// subscribed is true while the subscription is established.
 	subscribed atomic.Bool
+
+	// aof is what Ingest knows of the server's append-only file (see
+	// waitAOF).
+	aof struct {
+		mu       sync.Mutex
+		checked  time.Time // real time of the last look; zero: look before the next push
+		wait     bool      // Ingest waits with WAITAOF
+		checking bool      // a push is looking right now
+	}
 }
 
 // New returns a store on client with all keys under prefix ("otpbot:" when
@@ -305,6 +317,11 @@ func (s *Store) listen(ctx context.Context) (ok bool, err error) {
 		case *goredis.Subscription:
 			if !ok && s.subscribes.Load() > 1 {
 				s.log.Info("wake subscription restored")
+			}
+			if !ok && s.subscribes.Load() > 1 {
+				// Reconnected, maybe to another server (a failover):
+				// look at its persistence before the next push.
+				s.forgetAOF()
 			}
 			ok = true
 			s.subscribed.Store(true)

@@ -33,6 +33,7 @@ type Server struct {
 	bin  string
 	port int
 	dir  string
+	args []string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -41,14 +42,18 @@ type Server struct {
 }
 
 // StartServer starts a private, non-persistent redis-server on a free
-// loopback port and stops it when the test ends.
-func StartServer(tb testing.TB) *Server {
+// loopback port and stops it when the test ends. args are more
+// redis-server command-line options, given after the defaults so that they
+// override them: StartServer(tb, "--appendonly", "yes") runs a server with
+// an append-only file (in a directory of its own, kept across Stop and
+// Start, so that a restart reloads what the killed server had written).
+func StartServer(tb testing.TB, args ...string) *Server {
 	tb.Helper()
 	bin, err := exec.LookPath(Binary)
 	if err != nil {
 		tb.Fatalf("redistest: %s not found: %v", Binary, err)
 	}
-	s := &Server{tb: tb, bin: bin, port: freePort(tb), dir: tb.TempDir()}
+	s := &Server{tb: tb, bin: bin, port: freePort(tb), dir: tb.TempDir(), args: args}
 	tb.Cleanup(s.Stop)
 	s.Start()
 	return s
@@ -59,7 +64,7 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 
 // Start starts the server again on the same port after Stop (it is a no-op
 // while the server runs) and returns once it answers PING. The data set
-// starts empty: the server persists nothing.
+// starts empty unless StartServer's args turned persistence on.
 func (s *Server) Start() {
 	s.tb.Helper()
 	s.mu.Lock()
@@ -85,7 +90,7 @@ func (s *Server) Start() {
 // startLocked launches one process and waits for it to answer.
 func (s *Server) startLocked() error {
 	logFile := filepath.Join(s.dir, "redis.log")
-	cmd := exec.Command(s.bin,
+	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -93,7 +98,8 @@ func (s *Server) startLocked() error {
 		"--dir", s.dir,
 		"--logfile", logFile,
 		"--daemonize", "no",
-	)
+	}
+	cmd := exec.Command(s.bin, append(args, s.args...)...)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("exec: %w", err)
 	}
