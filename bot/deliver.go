@@ -54,6 +54,16 @@ type DelivererOptions struct {
 	CountdownInterval time.Duration
 	// Workers bounds concurrent Telegram calls; default 8.
 	Workers int
+	// Reserve is how many workers countdown refreshes and ops notices
+	// (work below PriorityUpdate) must leave free for codes and updates,
+	// so that countdown work never delays a code; default a quarter of
+	// Workers, at least 2, always fewer than Workers (none with a single
+	// worker). An update also leaves the last free worker to a code.
+	Reserve int
+	// RefreshTimeout bounds a countdown refresh's Telegram call; default
+	// 5s. A late refresh is worthless, and a stuck one must not hold a
+	// worker for long.
+	RefreshTimeout time.Duration
 	// Lease is how long a claimed job is ours; default 30s. A Telegram
 	// call is cut off well before it ends, so a job is never worked on
 	// after another process may have taken it over.
@@ -69,8 +79,10 @@ type DelivererOptions struct {
 	// MaxBackoff caps the wait between retries of a failing call; default
 	// 30s (a code is worthless a minute late).
 	MaxBackoff time.Duration
-	// MaxInlineWait is how long a worker waits for the rate limiter before
-	// it hands the job back to the outbox; default 2s.
+	// MaxInlineWait is how long a worker sending a code waits for the rate
+	// limiter before it hands the job back to the outbox; default 2s. An
+	// update waits an eighth of it; countdown refreshes and ops notices
+	// never wait in a worker (they go back to the outbox at once).
 	MaxInlineWait time.Duration
 	// FailureReportAfter is the number of failed attempts of one task after
 	// which ops hears about it; default 5.
@@ -117,13 +129,16 @@ type Deliverer struct {
 	now      func() time.Time
 	interval time.Duration
 	workers  int
+	reserve  int
 	lease    time.Duration
-	ops      *Ops
-	buttons  func(otpbot.Message) [][]Button
-	maxBack  time.Duration
-	maxWait  time.Duration
-	failRep  int
-	metEvery time.Duration
+	// refreshTimeout bounds a refresh's Telegram call.
+	refreshTimeout time.Duration
+	ops            *Ops
+	buttons        func(otpbot.Message) [][]Button
+	maxBack        time.Duration
+	maxWait        time.Duration
+	failRep        int
+	metEvery       time.Duration
 
 	poke  chan struct{}
 	locks keyedMutex
@@ -148,23 +163,25 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 		return nil, errors.New("deliverer: store, client and renderer are required")
 	}
 	d := &Deliverer{
-		store:    opts.Store,
-		client:   opts.Client,
-		render:   opts.Renderer,
-		limiter:  opts.Limiter,
-		log:      opts.Logger,
-		now:      opts.Now,
-		interval: opts.CountdownInterval,
-		workers:  opts.Workers,
-		lease:    opts.Lease,
-		ops:      opts.Ops,
-		buttons:  opts.Buttons,
-		maxBack:  opts.MaxBackoff,
-		maxWait:  opts.MaxInlineWait,
-		failRep:  opts.FailureReportAfter,
-		metEvery: opts.MetricsInterval,
-		poke:     make(chan struct{}, 1),
-		live:     map[string]time.Time{},
+		store:          opts.Store,
+		client:         opts.Client,
+		render:         opts.Renderer,
+		limiter:        opts.Limiter,
+		log:            opts.Logger,
+		now:            opts.Now,
+		interval:       opts.CountdownInterval,
+		workers:        opts.Workers,
+		reserve:        opts.Reserve,
+		lease:          opts.Lease,
+		refreshTimeout: opts.RefreshTimeout,
+		ops:            opts.Ops,
+		buttons:        opts.Buttons,
+		maxBack:        opts.MaxBackoff,
+		maxWait:        opts.MaxInlineWait,
+		failRep:        opts.FailureReportAfter,
+		metEvery:       opts.MetricsInterval,
+		poke:           make(chan struct{}, 1),
+		live:           map[string]time.Time{},
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -180,6 +197,13 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 	}
 	if d.workers <= 0 {
 		d.workers = 8
+	}
+	if d.reserve <= 0 {
+		d.reserve = max(2, d.workers/4)
+	}
+	d.reserve = min(d.reserve, d.workers-1)
+	if d.refreshTimeout <= 0 {
+		d.refreshTimeout = 5 * time.Second
 	}
 	if d.lease <= 0 {
 		d.lease = 30 * time.Second
@@ -237,102 +261,6 @@ func (d *Deliverer) Poke() {
 	}
 }
 
-// Run delivers until ctx ends. It then waits for the Telegram calls in
-// flight to finish (they run on a context of their own, bounded by the
-// lease) and returns nil; what was not started stays in the outbox.
-func (d *Deliverer) Run(ctx context.Context) error {
-	slots := make(chan struct{}, d.workers)
-	freed := make(chan struct{}, d.workers)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-
-	metricsDone := make(chan struct{})
-	defer func() { <-metricsDone }()
-	go func() {
-		defer close(metricsDone)
-		d.sampleLoop(ctx)
-	}()
-
-	wake := d.store.Wake()
-	errBackoff := 100 * time.Millisecond
-	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		free := d.workers - len(slots)
-		if free > 0 {
-			d.busy.Add(1)
-			jobs, err := d.store.Claim(ctx, d.now(), d.lease, free)
-			d.busy.Add(int32(len(jobs)) - 1)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				d.log.Error("outbox claim failed", "err", err, "retry_in", errBackoff)
-				if !sleepCtx(ctx, errBackoff) {
-					return nil
-				}
-				errBackoff = min(errBackoff*2, 5*time.Second)
-				continue
-			}
-			errBackoff = 100 * time.Millisecond
-			for _, job := range jobs {
-				slots <- struct{}{}
-				wg.Add(1)
-				go func(job otpbot.Job) {
-					defer wg.Done()
-					defer d.busy.Add(-1)
-					defer func() {
-						<-slots
-						select {
-						case freed <- struct{}{}:
-						default:
-						}
-					}()
-					d.work(ctx, job)
-				}(job)
-			}
-			if len(jobs) == free {
-				// Maybe more is due: claim again (or wait for a worker).
-				continue
-			}
-		}
-
-		// Sleep until the next task is due, the store signals new work, or
-		// (when every worker is busy) a worker is free. There is no polling
-		// interval: a new code wakes the loop through the store.
-		var timer <-chan time.Time
-		var t *time.Timer
-		if d.workers > len(slots) {
-			at, ok, err := d.store.NextDue(ctx)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				d.log.Error("outbox next-due failed", "err", err, "retry_in", errBackoff)
-				at, ok = d.now().Add(errBackoff), true
-				errBackoff = min(errBackoff*2, 5*time.Second)
-			}
-			if ok {
-				// A task due already but not claimed raced with another
-				// claimer; look again shortly rather than spin.
-				t = time.NewTimer(max(at.Sub(d.now()), 10*time.Millisecond))
-				timer = t.C
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-wake:
-		case <-d.poke:
-		case <-timer:
-		case <-freed:
-		}
-		if t != nil {
-			t.Stop()
-		}
-	}
-}
-
 // keyedMutex is a mutex per key, forgotten when nobody holds or waits.
 type keyedMutex struct {
 	mu sync.Mutex
@@ -383,9 +311,10 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // work runs one job. Telegram calls and the store writes after them run on
 // a context detached from ctx, so shutdown lets them finish; only the wait
-// for the rate limiter stops at once.
+// for the rate limiter stops at once. The call is bounded by callBudget:
+// a refresh's short timeout, and never past three quarters of the lease.
 func (d *Deliverer) work(ctx context.Context, job otpbot.Job) {
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.lease*3/4)
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(d.callBudget(job, d.now()), minCall))
 	defer cancel()
 	if id := job.Task.MessageID; id != "" {
 		// One job per message at a time in this process, so a refresh and
@@ -553,12 +482,22 @@ func (w *jobRun) backoff() time.Duration {
 
 // slot waits for the rate limiter. It returns false (after handing the job
 // back to the outbox) when the wait is a 429 pause or longer than the
-// inline maximum, or when shutdown began.
-func (w *jobRun) slot() bool {
+// inline maximum of the job's priority, or when shutdown began. Only a
+// code waits in its worker for long (MaxInlineWait); an update briefly;
+// work below PriorityUpdate not at all, so it never holds a worker that a
+// code could use.
+func (w *jobRun) slot(p otpbot.Priority) bool {
 	t := w.job.Task
+	maxWait := w.d.maxWait
+	switch {
+	case low(p):
+		maxWait = 0
+	case p == otpbot.PriorityUpdate:
+		maxWait /= 8
+	}
 	var waited time.Duration
 	for {
-		wait := w.d.limiter.Take(t.Target, t.Priority)
+		wait := w.d.limiter.Take(t.Target, p)
 		if wait == 0 {
 			return true
 		}
@@ -566,7 +505,7 @@ func (w *jobRun) slot() bool {
 			w.deferTo(until, "paused by telegram flood control")
 			return false
 		}
-		if waited+wait > w.d.maxWait {
+		if waited+wait > maxWait {
 			w.deferTo(w.d.now().Add(wait), "rate limited")
 			return false
 		}
@@ -637,10 +576,10 @@ func (w *jobRun) failed(err error, msg *otpbot.Message) {
 
 // notice sends an ops notice as a plain message.
 func (w *jobRun) notice() {
-	if !w.slot() {
+	t := w.job.Task
+	if !w.slot(t.Priority) {
 		return
 	}
-	t := w.job.Task
 	_, err := w.d.client.Send(w.ctx, OutMessage{Target: t.Target, Text: t.Text})
 	if err != nil {
 		w.failed(err, nil)
@@ -717,6 +656,12 @@ func (w *jobRun) message() {
 		}
 		return
 	}
+	prio := t.Priority
+	if t.Kind == otpbot.TaskRefresh && msg.State != otpbot.StateLive {
+		// A refresh that finds its code expired is the expiry edit: it
+		// gets an update's share of the limits, never skipped.
+		prio = otpbot.PriorityUpdate
+	}
 	if t.Kind == otpbot.TaskRefresh && msg.TelegramID != 0 && msg.State == otpbot.StateLive {
 		if wait := d.limiter.Take(t.Target, t.Priority); wait > 0 {
 			// No budget to spare for a refresh: skip this one and go to
@@ -730,7 +675,7 @@ func (w *jobRun) message() {
 			w.deferTo(now.Add(wait), "refresh deferred by rate limit")
 			return
 		}
-	} else if !w.slot() {
+	} else if !w.slot(prio) {
 		return
 	}
 

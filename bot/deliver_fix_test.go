@@ -148,3 +148,74 @@ func TestDeliverLimiterDeferralsAreNotFailures(t *testing.T) {
 	e.advance(2 * time.Second)
 	e.waitMessages(dlChat, 2)
 }
+
+// within polls cond every 5ms for at most d; false when it never held.
+func within(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// Countdown work never delays a code: with every live countdown's refresh
+// stuck in a Telegram edit that does not answer, a new code still goes out
+// at once, in a worker the refreshes may not take.
+func TestDeliverStuckRefreshesNeverDelayACode(t *testing.T) {
+	e := newDlEnv(t)
+	const live = 12
+	for i := range live {
+		e.link("R"+strconv.Itoa(i), otpbot.Target{ChatID: -1003000000000 - int64(i)})
+	}
+	e.link("NEW", otpbot.Target{ChatID: dlChat})
+	// Refresh calls are not cut off during the test: the workers kept for
+	// codes are what lets the code through.
+	e.start(func(o *DelivererOptions) { o.RefreshTimeout = time.Minute })
+	for i := range live {
+		e.push(e.codeEvent("r"+strconv.Itoa(i), "R"+strconv.Itoa(i), 5*time.Minute))
+	}
+	e.tg.WaitFor(t, func() bool { return len(e.tg.Calls("sendMessage")) == live })
+	e.settle()
+
+	// Every countdown is due and Telegram does not answer edits.
+	release := e.tg.Hold("editMessageText")
+	defer release()
+	e.advance(dlTicker)
+	e.tg.WaitFor(t, func() bool { return e.tg.Waiting("editMessageText") >= 2 })
+
+	e.push(e.codeEvent("new", "NEW", 5*time.Minute))
+	// The stuck edits hold for as long as the test lets them; a code
+	// sent within a few seconds did not wait for them.
+	if !within(5*time.Second, func() bool { return len(e.tg.Messages(dlChat)) == 1 }) {
+		t.Fatalf("the new code was not sent while %d refreshes were stuck", e.tg.Waiting("editMessageText"))
+	}
+	if n := e.tg.Waiting("editMessageText"); n >= e.opts.Workers {
+		t.Fatalf("%d refreshes in flight with %d workers: none kept for codes", n, e.opts.Workers)
+	}
+	release()
+}
+
+// A refresh stuck in a Telegram call gives its worker back after
+// RefreshTimeout rather than after most of the lease.
+func TestDeliverStuckRefreshIsCutShort(t *testing.T) {
+	e := newDlEnv(t)
+	e.link("C1", otpbot.Target{ChatID: dlChat})
+	e.start(func(o *DelivererOptions) { o.RefreshTimeout = 100 * time.Millisecond })
+	e.push(e.codeEvent("ev1", "C1", 5*time.Minute))
+	e.waitMessages(dlChat, 1)
+	e.settle()
+	release := e.tg.Hold("editMessageText")
+	defer release()
+	e.advance(dlTicker)
+	e.tg.WaitFor(t, func() bool { return e.tg.Waiting("editMessageText") == 1 })
+	// The lease is 20s: a call bounded by it would hold the worker for 15s.
+	if !within(5*time.Second, func() bool {
+		return testutil.ToFloat64(e.d.deliveries.WithLabelValues(string(otpbot.TaskRefresh), "retried")) == 1
+	}) {
+		t.Fatal("the stuck refresh still holds its worker")
+	}
+	release()
+}

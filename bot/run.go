@@ -1,0 +1,308 @@
+package bot
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/otpbot/otpbot"
+)
+
+// How the Deliverer shares its workers (see Run).
+const (
+	// peekEvery is how often, at most, a Deliverer whose free workers are
+	// all kept for codes looks for a code or update that became due
+	// without a wake-up (a retry's backoff ending, an expiry edit).
+	peekEvery = 200 * time.Millisecond
+	// minCall is the least time left on a lease for a claimed job to be
+	// started at all; a job that waited longer is left to run out its
+	// lease and be claimed afresh.
+	minCall = time.Second
+)
+
+// low reports whether p is countdown work or worse: it never runs in the
+// workers kept for codes and updates.
+func low(p otpbot.Priority) bool { return p > otpbot.PriorityUpdate }
+
+// Run delivers until ctx ends. It then waits for the Telegram calls in
+// flight to finish (they run on a context of their own, bounded by the
+// lease) and returns nil; what was not started stays in the outbox.
+//
+// Countdown work never delays a code. The outbox hands out work most
+// urgent first, but a claim cannot ask for one priority only, so the
+// workers are shared by rule rather than by claim:
+//
+//   - work below PriorityUpdate (countdown refreshes, ops notices) starts
+//     only while more than Reserve workers are free, so Reserve workers
+//     are always there for a new code;
+//   - an update (a new AUTH_3DS result, a hide, the expiry edit) leaves
+//     the last free worker to a code;
+//   - while only reserved workers are free, a code or update that is due
+//     is found by claiming one task (a peek, when the store's counts say
+//     one may be due): a peeked refresh waits in this process, leased,
+//     for a worker it may take, and the peeked code starts at once.
+//
+// A refresh's Telegram call is cut off after RefreshTimeout (a late
+// refresh is worthless), and work below PriorityUpdate never waits for
+// the rate limiter inside a worker.
+func (d *Deliverer) Run(ctx context.Context) error {
+	s := &scheduler{d: d, freed: make(chan otpbot.Priority, d.workers), running: map[otpbot.Priority]int{}}
+	defer s.wg.Wait()
+
+	metricsDone := make(chan struct{})
+	defer func() { <-metricsDone }()
+	go func() {
+		defer close(metricsDone)
+		d.sampleLoop(ctx)
+	}()
+
+	wake := d.store.Wake()
+	errBackoff := 100 * time.Millisecond
+	for {
+		s.reap()
+		if ctx.Err() != nil {
+			s.release(ctx)
+			return nil
+		}
+		s.prune()
+		s.startReady(ctx)
+
+		again := false
+		if k, peek := s.claimSize(ctx); k > 0 {
+			d.busy.Add(1)
+			jobs, err := d.store.Claim(ctx, d.now(), d.lease, k)
+			d.busy.Add(int32(len(jobs)) - 1)
+			if err != nil {
+				if ctx.Err() != nil {
+					continue // released on the next turn
+				}
+				d.log.Error("outbox claim failed", "err", err, "retry_in", errBackoff)
+				if !sleepCtx(ctx, errBackoff) {
+					continue
+				}
+				errBackoff = min(errBackoff*2, 5*time.Second)
+				continue
+			}
+			errBackoff = 100 * time.Millisecond
+			s.add(jobs)
+			s.startReady(ctx)
+			// Claim again at once when the claim was full and found work
+			// worth another look: more may be due.
+			again = len(jobs) == k && (!peek || !low(jobs[0].Task.Priority))
+		}
+		if again {
+			continue
+		}
+
+		// Sleep until the next task is due, the store signals new work, or
+		// a worker is free. There is no polling interval in a code's path:
+		// a new code wakes the loop through the store.
+		var timer <-chan time.Time
+		var t *time.Timer
+		if free := s.free(); free > 0 {
+			at, ok, err := d.store.NextDue(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					continue
+				}
+				d.log.Error("outbox next-due failed", "err", err, "retry_in", errBackoff)
+				at, ok = d.now().Add(errBackoff), true
+				errBackoff = min(errBackoff*2, 5*time.Second)
+			}
+			if ok {
+				// A task due already but not claimed raced with another
+				// claimer (look again shortly rather than spin), or is
+				// countdown work waiting for a worker it may take (look
+				// for codes now and then: the wake-up covers new ones).
+				floor := 10 * time.Millisecond
+				if len(s.ready) > 0 || free <= d.reserve {
+					floor = peekEvery
+				}
+				t = time.NewTimer(max(at.Sub(d.now()), floor))
+				timer = t.C
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-d.poke:
+		case <-timer:
+		case p := <-s.freed:
+			s.done(p)
+		}
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+// scheduler is Run's state; only Run's goroutine touches it, except for
+// freed, which workers send their job's priority to when they finish.
+type scheduler struct {
+	d       *Deliverer
+	wg      sync.WaitGroup
+	freed   chan otpbot.Priority
+	running map[otpbot.Priority]int
+	total   int
+	// ready holds claimed jobs waiting for a worker they may take, most
+	// urgent first, then in claim order.
+	ready []otpbot.Job
+}
+
+func (s *scheduler) free() int { return s.d.workers - s.total }
+
+// reap counts the workers that finished.
+func (s *scheduler) reap() {
+	for {
+		select {
+		case p := <-s.freed:
+			s.done(p)
+		default:
+			return
+		}
+	}
+}
+
+func (s *scheduler) done(p otpbot.Priority) {
+	s.running[p]--
+	s.total--
+}
+
+// canStart reports whether a job of priority p may take a worker now.
+func (s *scheduler) canStart(p otpbot.Priority) bool {
+	free := s.free()
+	switch {
+	case p <= otpbot.PriorityCode:
+		return free >= 1
+	case p == otpbot.PriorityUpdate:
+		return free > min(1, s.d.workers-1)
+	}
+	return free > s.d.reserve
+}
+
+// claimSize says how many tasks to claim now: as many as low work may
+// start when nothing waits, else one (a peek) when a code or update may be
+// due, else none.
+func (s *scheduler) claimSize(ctx context.Context) (k int, peek bool) {
+	free := s.free()
+	if free <= 0 {
+		return 0, false
+	}
+	if room := free - s.d.reserve; room > 0 && len(s.ready) == 0 {
+		return room, false
+	}
+	if len(s.ready) > 0 && !low(s.ready[0].Task.Priority) {
+		return 0, false // an update waits for a worker already
+	}
+	if !s.urgentMaybeDue(ctx) {
+		return 0, false
+	}
+	return 1, true
+}
+
+// urgentMaybeDue asks the outbox's counts whether a code or update may be
+// due that this process is not working on already. It errs on the side
+// of yes: a wrong yes costs a claim, a wrong no a late code.
+func (s *scheduler) urgentMaybeDue(ctx context.Context) bool {
+	stats, err := s.d.store.Pending(ctx)
+	if err != nil {
+		return true
+	}
+	if stats[otpbot.PriorityCode].Count > s.running[otpbot.PriorityCode] {
+		return true
+	}
+	up := stats[otpbot.PriorityUpdate]
+	// An expiry edit is created for its due time; Oldest in the future
+	// means every update is scheduled for later.
+	return up.Count > s.running[otpbot.PriorityUpdate] && !up.Oldest.After(s.d.now())
+}
+
+// add takes claimed jobs into ready. Beyond a worker's worth of waiting
+// jobs, a peeked refresh is left to run out its lease (it is claimed
+// afresh then: one countdown step is skipped under overload) unless its
+// code would expire before that.
+func (s *scheduler) add(jobs []otpbot.Job) {
+	for _, job := range jobs {
+		if low(job.Task.Priority) && len(s.ready) >= s.d.workers && s.canDrop(job) {
+			s.d.log.Debug("countdown work left to a later claim: every worker is taken", "task", job.Task.ID)
+			s.d.deliveries.WithLabelValues(string(job.Task.Kind), "postponed").Inc()
+			s.d.busy.Add(-1)
+			continue
+		}
+		i := len(s.ready)
+		for i > 0 && s.ready[i-1].Task.Priority > job.Task.Priority {
+			i--
+		}
+		s.ready = slices.Insert(s.ready, i, job)
+	}
+}
+
+// canDrop reports whether leaving job to run out its lease cannot keep a
+// code on screen past its expiry.
+func (s *scheduler) canDrop(job otpbot.Job) bool {
+	if job.Message == nil || job.Message.Event.ExpiresAt.IsZero() {
+		return true
+	}
+	return job.Message.Event.ExpiresAt.After(job.LeaseUntil.Add(s.d.interval))
+}
+
+// prune forgets waiting jobs whose lease is nearly over: too late to start
+// safely, they are claimed afresh when it ends.
+func (s *scheduler) prune() {
+	now := s.d.now()
+	s.ready = slices.DeleteFunc(s.ready, func(job otpbot.Job) bool {
+		if s.d.callBudget(job, now) >= minCall {
+			return false
+		}
+		s.d.busy.Add(-1)
+		return true
+	})
+}
+
+// startReady starts the waiting jobs that may take a worker, most urgent
+// first; a job that may not start keeps every less urgent one waiting.
+func (s *scheduler) startReady(ctx context.Context) {
+	for len(s.ready) > 0 && s.canStart(s.ready[0].Task.Priority) {
+		job := s.ready[0]
+		s.ready = s.ready[1:]
+		p := job.Task.Priority
+		s.running[p]++
+		s.total++
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.d.busy.Add(-1)
+			defer func() { s.freed <- p }()
+			s.d.work(ctx, job)
+		}()
+	}
+}
+
+// release hands the waiting jobs back to the outbox at shutdown, so that
+// the next process need not wait for their leases to run out.
+func (s *scheduler) release(ctx context.Context) {
+	if len(s.ready) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	for _, job := range s.ready {
+		w := &jobRun{d: s.d, job: job, ctx: rctx, runCtx: ctx}
+		w.deferTo(job.Task.Due, "shutdown")
+		s.d.busy.Add(-1)
+	}
+	s.ready = nil
+}
+
+// callBudget is how long a Telegram call for job may take if it starts at
+// now: its kind's timeout, cut so that a quarter of the lease is left for
+// the store writes after it.
+func (d *Deliverer) callBudget(job otpbot.Job, now time.Time) time.Duration {
+	limit := d.lease * 3 / 4
+	if job.Task.Kind == otpbot.TaskRefresh {
+		limit = min(limit, d.refreshTimeout)
+	}
+	left := job.LeaseUntil.Sub(now) - d.lease/4
+	return min(limit, left)
+}
