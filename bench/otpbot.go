@@ -158,8 +158,8 @@ type instance struct {
 	peak       procPeak
 	// The CPU times at the start of the phase; redisAddr is set for the
 	// redis store.
-	cpuStart, redisCPUStart float64
-	redisAddr               string
+	cpuStart, redisCPUStart, writtenStart float64
+	redisAddr                             string
 }
 
 // procPeak is the highest resident memory and goroutine count seen.
@@ -175,6 +175,26 @@ type procPeak struct {
 	// RedisCPUSeconds is the CPU time the Redis server used meanwhile
 	// (its INFO; other clients of the same server count too).
 	RedisCPUSeconds float64 `json:"redis_cpu_seconds,omitempty"`
+	// WriteBytes is what otpbot sent to storage in the phase (write_bytes
+	// of /proc/PID/io) less what its log grew by: for the embedded store,
+	// the bbolt pages of its commits.
+	WriteBytes float64 `json:"store_write_bytes,omitempty"`
+}
+
+// ioWritten is the bytes pid caused to be written to storage
+// (write_bytes of /proc/PID/io; sockets do not count).
+func ioWritten(pid int) float64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes:"); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // cpuSeconds is the user + system CPU time of pid (0 if unknown).
@@ -360,13 +380,14 @@ func scrapeOnce(client *http.Client, addr string) (rss, goroutines float64, err 
 // resetPeak starts a new peak window (a scenario's measured phase).
 func (in *instance) resetPeak() {
 	cpu := cpuSeconds(in.cmd.Process.Pid)
+	written := ioWritten(in.cmd.Process.Pid) - fileSize(in.logPath)
 	var rcpu float64
 	if in.redisAddr != "" {
 		rcpu = redisCPUSeconds(in.redisAddr)
 	}
 	in.peakMu.Lock()
 	in.peak = procPeak{}
-	in.cpuStart, in.redisCPUStart = cpu, rcpu
+	in.cpuStart, in.redisCPUStart, in.writtenStart = cpu, rcpu, written
 	in.peakMu.Unlock()
 }
 
@@ -382,8 +403,9 @@ func (in *instance) peakNow() procPeak {
 	}
 	in.peakMu.Lock()
 	p := in.peak
-	cpuStart, redisStart := in.cpuStart, in.redisCPUStart
+	cpuStart, redisStart, writtenStart := in.cpuStart, in.redisCPUStart, in.writtenStart
 	in.peakMu.Unlock()
+	p.WriteBytes = max(0, ioWritten(in.cmd.Process.Pid)-fileSize(in.logPath)-writtenStart)
 	p.HWMBytes = vmHWM(in.cmd.Process.Pid)
 	p.CPUSeconds = cpuSeconds(in.cmd.Process.Pid) - cpuStart
 	if in.redisAddr != "" {
@@ -431,6 +453,15 @@ func (in *instance) stop() error {
 		<-in.done
 		return fmt.Errorf("otpbot did not stop within 20s of SIGTERM")
 	}
+}
+
+// fileSize is the size of path in bytes (0 if unknown).
+func fileSize(path string) float64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return float64(fi.Size())
 }
 
 // tail returns the last n lines of a log file, for error messages.

@@ -103,6 +103,15 @@ func cpuPer(p procPeak, pushes int) string {
 	return s
 }
 
+// bytesPer is what otpbot wrote to its store file per push, in KiB (the
+// embedded store; nothing for Redis).
+func bytesPer(p procPeak, pushes int) string {
+	if pushes == 0 || p.WriteBytes == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1f KiB", p.WriteBytes/float64(pushes)/1024)
+}
+
 // printReport writes the human table: baselines, then each scenario with
 // the stores side by side, then the targets.
 func printReport(w io.Writer, r *Report) {
@@ -196,6 +205,7 @@ func printReport(w io.Writer, r *Report) {
 		}))
 		row("otpbot peak RSS / goroutines", in(func(x *IngestResult) string { return proc(x.Proc) }))
 		row("CPU µs per push: otpbot / redis", in(func(x *IngestResult) string { return cpuPer(x.Proc, x.Load.Acked) }))
+		row("store bytes written per push", in(func(x *IngestResult) string { return bytesPer(x.Proc, x.Load.Acked) }))
 	}
 	e2eRows := func(get func(*StoreResult) *E2EResult) {
 		e := func(f func(*E2EResult, string) string) func(*StoreResult) string {
@@ -226,6 +236,7 @@ func printReport(w io.Writer, r *Report) {
 		}))
 		row("otpbot peak RSS / goroutines", e(func(x *E2EResult, _ string) string { return proc(x.Proc) }))
 		row("CPU µs per push: otpbot / redis", e(func(x *E2EResult, _ string) string { return cpuPer(x.Proc, x.Load.Acked) }))
+		row("store bytes written per push", e(func(x *E2EResult, _ string) string { return bytesPer(x.Proc, x.Load.Acked) }))
 	}
 	if has(func(sr *StoreResult) bool { return sr.E2E != nil }) {
 		header("END TO END", fmt.Sprintf("%g pushes/s for ≤%s over %d chats: push sent → sendMessage received by the fake", o.Rate, o.Duration, o.Chats))
