@@ -11,16 +11,21 @@ import (
 	"github.com/otpbot/otpbot"
 )
 
-// PruneStats says what one Prune deleted.
+// PruneStats says what one Prune deleted. Redacted counts live messages
+// whose code was dropped (they are kept).
 type PruneStats struct {
-	DedupeMarks, OnceKeys, History, Invites, Messages int
+	DedupeMarks, OnceKeys, History, Invites, Messages, Redacted int
 }
 
 // Prune deletes what can no longer matter at now: dedupe marks outside the
 // window, expired Once keys and invites, history past its retention, and
 // final messages with no pending work that have not changed for the grace
-// period (the dedupe window, at least an hour). The store runs it every ten
-// minutes by itself; it is exported for tests and for an explicit run.
+// period (the dedupe window, at least an hour). It also drops the code and
+// link of live messages past their expiry: while Telegram is unreachable
+// the expiry edit waits, but the code must not stay in the file until it
+// happens (the message stays live, so the pending work still makes that
+// edit; a claim drops them too). The store runs it every ten minutes by
+// itself; it is exported for tests and for an explicit run.
 func (s *Store) Prune(ctx context.Context, now time.Time) (PruneStats, error) {
 	var st PruneStats
 	if err := ctx.Err(); err != nil {
@@ -41,7 +46,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneStats, error) {
 		if st.History, err = s.pruneHistory(tx, now); err != nil {
 			return err
 		}
-		st.Messages, err = s.pruneMessages(tx, now)
+		st.Messages, st.Redacted, err = s.pruneMessages(tx, now)
 		return err
 	})
 	if err != nil {
@@ -145,16 +150,22 @@ func (s *Store) pruneHistory(tx *bbolt.Tx, now time.Time) (int, error) {
 }
 
 // pruneMessages deletes final messages that have no pending task and have
-// not changed within the grace period.
-func (s *Store) pruneMessages(tx *bbolt.Tx, now time.Time) (int, error) {
+// not changed within the grace period, and drops the code of live messages
+// past their expiry (redactExpired). It returns how many messages it
+// deleted and how many it redacted.
+func (s *Store) pruneMessages(tx *bbolt.Tx, now time.Time) (int, int, error) {
 	grace := max(s.opts.DedupeWindow, minMessageGrace)
 	limit := now.Add(-grace)
 	tasks := tx.Bucket(bTasks)
-	var dead []otpbot.Message
+	var dead, expired []otpbot.Message
 	if err := tx.Bucket(bMessages).ForEach(func(_, v []byte) error {
 		var m otpbot.Message
 		if err := json.Unmarshal(v, &m); err != nil {
 			return fmt.Errorf("decode message: %w", err)
+		}
+		if redactExpired(&m, now) {
+			expired = append(expired, m) // written after the walk
+			return nil
 		}
 		if !m.State.Final() || !m.UpdatedAt.Before(limit) {
 			return nil
@@ -167,12 +178,17 @@ func (s *Store) pruneMessages(tx *bbolt.Tx, now time.Time) (int, error) {
 		dead = append(dead, m)
 		return nil
 	}); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for _, m := range dead {
 		if err := deleteMessage(tx, m); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	return len(dead), nil
+	for _, m := range expired {
+		if err := putMessage(tx, m); err != nil {
+			return 0, 0, err
+		}
+	}
+	return len(dead), len(expired), nil
 }

@@ -169,6 +169,11 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, m
 				if err != nil {
 					return err
 				}
+				if ok && redactExpired(&m, now) {
+					if err := putMessage(tx, m); err != nil {
+						return err
+					}
+				}
 				if ok {
 					job.Message = &m
 				}
@@ -334,6 +339,25 @@ func (s *Store) Pending(ctx context.Context) (map[otpbot.Priority]otpbot.QueueSt
 	return out, nil
 }
 
+// redactExpired drops the code and link of a live message whose expiry
+// passed at now, and reports whether it did. The message stays live: its
+// pending work (the expiry tick, or a send retried while Telegram was
+// away) still edits the Telegram message into its expired form, which
+// needs no code. It gets a new version (UpdatedAt), so that a writer
+// holding the copy with the code loses to ErrConflict.
+func redactExpired(m *otpbot.Message, now time.Time) bool {
+	if m.State != otpbot.StateLive || !m.Event.Expired(now) || (m.Event.Code == "" && m.Event.Link == "") {
+		return false
+	}
+	m.Event = m.Event.Redacted()
+	if now.After(m.UpdatedAt) {
+		m.UpdatedAt = now
+	} else {
+		m.UpdatedAt = m.UpdatedAt.Add(time.Nanosecond)
+	}
+	return true
+}
+
 // getMessage loads a message; ok is false when there is none.
 func getMessage(tx *bbolt.Tx, id string) (otpbot.Message, bool, error) {
 	v := tx.Bucket(bMessages).Get([]byte(id))
@@ -347,10 +371,23 @@ func getMessage(tx *bbolt.Tx, id string) (otpbot.Message, bool, error) {
 	return m, true, nil
 }
 
-// putMessage stores m, without its code once it is final.
+// putMessage stores m, without its code once it is final. A message that
+// becomes final also loses a Rendered carried over from its live version:
+// that is a hash of a text that showed the code. (A Rendered the
+// deliverer computed for the final text differs from the live one and is
+// kept, so an edit that would change nothing is still skipped.)
 func putMessage(tx *bbolt.Tx, m otpbot.Message) error {
 	if m.State.Final() {
 		m.Event = m.Event.Redacted()
+		if m.Rendered != "" {
+			old, ok, err := getMessage(tx, m.ID)
+			if err != nil {
+				return err
+			}
+			if ok && !old.State.Final() && old.Rendered == m.Rendered {
+				m.Rendered = ""
+			}
+		}
 	}
 	v, err := json.Marshal(m)
 	if err != nil {

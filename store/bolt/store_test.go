@@ -369,3 +369,83 @@ func TestInstallationKeyDamaged(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPruneRedactsExpiredLive: while Telegram is unreachable a code message
+// stays live past its expiry, its send retried with backoff. The pruner
+// drops its code from the file once it expired, keeps the message live and
+// its pending work as it was (the send, or the expiry tick, still edits the
+// Telegram message into its expired form), and leaves an unexpired code
+// alone.
+func TestPruneRedactsExpiredLive(t *testing.T) {
+	clock := storetest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	s, _ := openTemp(t, storetest.DefaultOptions(clock.Now))
+	ctx := t.Context()
+	t0 := clock.Now()
+	ev := fixture(t, s, t0) // a code to two chats, expiring at t0+5m
+	jobs, err := s.Claim(ctx, t0, time.Minute, 10)
+	if err != nil || len(jobs) != 2 {
+		t.Fatalf("Claim: %d, %v", len(jobs), err)
+	}
+	// Telegram is down: the sends are retried after the expiry; one
+	// message was sent and has its expiry tick pending instead.
+	retryAt := t0.Add(time.Hour)
+	if err := s.Retry(ctx, jobs[0], retryAt, "telegram: 502"); err != nil {
+		t.Fatal(err)
+	}
+	sent := *jobs[1].Message
+	sent.TelegramID, sent.Rendered, sent.UpdatedAt = 7, "h-live", t0.Add(time.Second)
+	tick := otpbot.Task{ID: otpbot.TaskID(sent.ID, otpbot.TaskExpire), Kind: otpbot.TaskExpire,
+		Priority: otpbot.PriorityUpdate, MessageID: sent.ID, Target: sent.Target, Due: retryAt, Created: ev.ExpiresAt}
+	if err := s.Complete(ctx, jobs[1], &sent, tick); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{jobs[0].Message.ID, sent.ID}
+
+	tests := []struct {
+		name     string
+		at       time.Time
+		redacted int
+		code     string
+	}{
+		{"before the expiry", ev.ExpiresAt.Add(-time.Second), 0, ev.Code},
+		{"at the expiry", ev.ExpiresAt, 2, ""},
+		{"again", ev.ExpiresAt.Add(time.Minute), 0, ""},
+	}
+	for _, tc := range tests {
+		st, err := s.Prune(ctx, tc.at)
+		if err != nil {
+			t.Fatalf("%s: Prune: %v", tc.name, err)
+		}
+		if st.Redacted != tc.redacted {
+			t.Fatalf("%s: redacted %d, want %d", tc.name, st.Redacted, tc.redacted)
+		}
+		for _, id := range ids {
+			m, ok, err := s.Message(ctx, id)
+			if err != nil || !ok {
+				t.Fatalf("%s: Message(%s): %v, %v", tc.name, id, ok, err)
+			}
+			if m.Event.Code != tc.code || (tc.code == "" && m.Event.Link != "") || m.State != otpbot.StateLive {
+				t.Fatalf("%s: message %s: state %s, code %q; want live, code %q", tc.name, id, m.State, m.Event.Code, tc.code)
+			}
+		}
+	}
+	// The pending work is untouched: the retried send and the expiry tick.
+	at, ok, err := s.NextDue(ctx)
+	if err != nil || !ok || !at.Equal(retryAt) {
+		t.Fatalf("NextDue = %v, %v, %v; want %v", at, ok, err, retryAt)
+	}
+	jobs, err = s.Claim(ctx, retryAt, time.Minute, 10)
+	if err != nil || len(jobs) != 2 {
+		t.Fatalf("Claim at the retry: %d, %v", len(jobs), err)
+	}
+	kinds := map[otpbot.TaskKind]bool{}
+	for _, j := range jobs {
+		kinds[j.Task.Kind] = true
+		if j.Message == nil || j.Message.State != otpbot.StateLive || j.Message.Event.Code != "" {
+			t.Fatalf("job %s: message %+v", j.Task.ID, j.Message)
+		}
+	}
+	if !kinds[otpbot.TaskSend] || !kinds[otpbot.TaskExpire] {
+		t.Fatalf("claimed kinds %v, want the send and the expire", kinds)
+	}
+}

@@ -19,14 +19,22 @@ import (
 // by UpdateMessage). Indexes: "mc:CHAT" and "ms" are sorted sets of message
 // ids scored by when (real time, ms) a finished message is forgotten.
 
-// messageArgs returns the 8 script arguments that write m (see putMsgAt).
-// A message in a final state loses its code and link here.
+// messageArgCount is how many script arguments write one message.
+const messageArgCount = 10
+
+// messageArgs returns the messageArgCount script arguments that write m
+// (see putMsgAt). A message in a final state loses its code and link here,
+// and the script drops its Rendered when that is the live version's.
 func (s *Store) messageArgs(m otpbot.Message) ([]any, error) {
 	final := m.State.Final()
 	if final {
 		m.Event = m.Event.Redacted()
 	}
 	head, err := stripJSON(m, "event", "state", "updated_at")
+	if err != nil {
+		return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
+	}
+	headBare, err := stripJSON(m, "event", "state", "updated_at", "rendered")
 	if err != nil {
 		return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
 	}
@@ -38,8 +46,8 @@ func (s *Store) messageArgs(m otpbot.Message) ([]any, error) {
 	if final {
 		f = "1"
 	}
-	return []any{m.ID, strconv.FormatInt(m.Target.ChatID, 10), head, string(ev), string(m.State),
-		fmtTime(m.UpdatedAt), f, ms(s.finishedMessageTTL())}, nil
+	return []any{m.ID, strconv.FormatInt(m.Target.ChatID, 10), head, headBare, m.Rendered, string(ev),
+		string(m.State), fmtTime(m.UpdatedAt), f, ms(s.finishedMessageTTL())}, nil
 }
 
 // decodeMessage rebuilds a message from its hash fields; ok is false when

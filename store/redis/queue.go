@@ -60,11 +60,47 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, m
 			return nil, err
 		}
 		if ok {
+			s.redactExpired(ctx, &m, now)
 			job.Message = &m
 		}
 		jobs = append(jobs, job)
 	}
 	return jobs, nil
+}
+
+// redactExpired drops the code and link of a claimed live message whose
+// expiry passed at now. While Telegram is unreachable the expiry edit
+// waits, but the code must not stay in Redis until it happens: the claim
+// of any of the message's tasks (its expiry tick, a send retried with
+// backoff) is where the store sees it expired. The message stays live, so
+// the claimed work still edits the Telegram message into its expired
+// form, and gets a new version (UpdatedAt), so that a writer holding the
+// copy with the code loses to ErrConflict. A failure leaves the code for
+// the next claim: the job itself goes on.
+func (s *Store) redactExpired(ctx context.Context, m *otpbot.Message, now time.Time) {
+	if m.State != otpbot.StateLive || !m.Event.Expired(now) || (m.Event.Code == "" && m.Event.Link == "") {
+		return
+	}
+	red := *m
+	red.Event = m.Event.Redacted()
+	red.UpdatedAt = now
+	if !now.After(m.UpdatedAt) {
+		red.UpdatedAt = m.UpdatedAt.Add(time.Nanosecond)
+	}
+	ev, err := json.Marshal(red.Event)
+	if err != nil {
+		s.log.Warn("expired code not dropped", "message", m.ID, "err", err)
+		return
+	}
+	r, err := redactExpiredScript.Run(ctx, s.client, []string{s.k.message(m.ID)},
+		s.k.base, fmtTime(m.UpdatedAt), string(ev), fmtTime(red.UpdatedAt)).Int()
+	if err != nil {
+		s.log.Warn("expired code not dropped", "message", m.ID, "err", err)
+		return
+	}
+	if r == 1 {
+		*m = red
+	}
 }
 
 // NextDue returns when the earliest task becomes claimable.
@@ -95,7 +131,10 @@ func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Messag
 		args = append(args, "1")
 		args = append(args, margs...)
 	} else {
-		args = append(args, "0", "", "", "", "", "", "", "", "")
+		args = append(args, "0")
+		for range messageArgCount {
+			args = append(args, "")
+		}
 	}
 	targs, err := taskArgs(next)
 	if err != nil {

@@ -52,6 +52,20 @@
 // (dedupe marks, history, invites, Once marks, finished messages) leaves
 // Redis by itself.
 //
+// # Codes past their expiry
+//
+// A message in a final state has lost its code and gets a Redis TTL. A
+// live message has neither until the deliverer's expiry edit makes it
+// final, which waits while Telegram is unreachable. So that its code does
+// not stay in Redis (and its AOF) meanwhile, Claim drops the code and link
+// of a live message past its expiry when it claims any of its tasks: the
+// expiry tick is due at the expiry, and a send retried during an outage at
+// its next retry. The message stays live, so that work still edits the
+// Telegram message into its expired form. A code therefore outlives its
+// expiry in Redis by at most the deliverer's retry backoff, or for as long
+// as no otpbot process runs at all. (The embedded store also has a pruner
+// that does this; Redis needs no scan of its own.)
+//
 // # Availability
 //
 // A call that cannot reach Redis returns an error wrapping

@@ -1,6 +1,10 @@
 package redis
 
-import goredis "github.com/redis/go-redis/v9"
+import (
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/otpbot/otpbot"
+)
 
 // The Lua scripts behind every multi-key change. Each runs atomically on the
 // server, so a change is either wholly written or not at all (a crash or a
@@ -24,6 +28,7 @@ import goredis "github.com/redis/go-redis/v9"
 // luaPrelude defines the helpers the scripts share.
 const luaPrelude = `
 local B = ARGV[1]
+local LIVE = '` + string(otpbot.StateLive) + `'
 
 -- targetJSON renders "CHAT" or "CHAT/THREAD" as an otpbot.Target.
 local function targetJSON(t)
@@ -82,13 +87,24 @@ local function putTasks(i, n)
   if n > 0 then redis.call('PUBLISH', B .. 'wake', '1') end
 end
 
--- putMsg writes a message (8 arguments from ARGV[i]: id, chat, head JSON,
--- event JSON, state, updated, final, gc ms). A final message no longer
--- needs to survive: it is forgotten gc ms later.
+-- putMsgAt writes a message (10 arguments from ARGV[i]: id, chat, head
+-- JSON, head JSON without rendered, rendered, event JSON, state, updated,
+-- final, gc ms). A final message no longer needs to survive: it is
+-- forgotten gc ms later. A message that becomes final drops a rendered
+-- hash carried over unchanged from its live version: that hash is of a
+-- text that showed the code.
 local function putMsgAt(i, now)
-  local id, chat, final, gc = ARGV[i], ARGV[i+1], ARGV[i+6], tonumber(ARGV[i+7])
+  local id, chat, final, gc = ARGV[i], ARGV[i+1], ARGV[i+8], tonumber(ARGV[i+9])
   local mk = B .. 'm:' .. id
-  redis.call('HSET', mk, 'j', ARGV[i+2], 'e', ARGV[i+3], 's', ARGV[i+4], 'u', ARGV[i+5])
+  local head, rendered = ARGV[i+2], ARGV[i+4]
+  if final == '1' and rendered ~= '' then
+    local old = redis.call('HMGET', mk, 's', 'j')
+    if old[1] == LIVE then
+      local ok, o = pcall(cjson.decode, old[2])
+      if ok and type(o) == 'table' and o.rendered == rendered then head = ARGV[i+3] end
+    end
+  end
+  redis.call('HSET', mk, 'j', head, 'e', ARGV[i+5], 's', ARGV[i+6], 'u', ARGV[i+7])
   local score = '+inf'
   if final == '1' then
     redis.call('PEXPIRE', mk, gc)
@@ -228,13 +244,13 @@ return out
 `)
 
 // completeScript: KEYS[1] = the task. ARGV: base, task id, lease, has
-// message ('0'/'1'), 8 message arguments, n, n tasks of 7 arguments.
+// message ('0'/'1'), 10 message arguments, n, n tasks of 7 arguments.
 // Returns 0 when the lease is lost, 1 when done.
 var completeScript = goredis.NewScript(luaPrelude + `
 if redis.call('HGET', KEYS[1], 'l') ~= ARGV[3] then return 0 end
 delTask(ARGV[2])
 if ARGV[4] == '1' then putMsgAt(5, realms()) end
-putTasks(14, tonumber(ARGV[13]))
+putTasks(16, tonumber(ARGV[15]))
 return 1
 `)
 
@@ -285,18 +301,29 @@ return out
 `)
 
 // updateMessageScript: KEYS[1] = the message. ARGV: base, previous
-// updated (RFC 3339), 8 message arguments, n, n tasks. Returns -2 when the
+// updated (RFC 3339), 10 message arguments, n, n tasks. Returns -2 when the
 // message is unknown, -1 on a conflict, 1 when done.
 var updateMessageScript = goredis.NewScript(luaPrelude + `
 local u = redis.call('HGET', KEYS[1], 'u')
 if not u then return -2 end
 if u ~= ARGV[2] then return -1 end
 putMsgAt(3, realms())
-putTasks(12, tonumber(ARGV[11]))
+putTasks(14, tonumber(ARGV[13]))
 return 1
 `)
 
-// putMessageScript: KEYS[1] = the message. ARGV: base, 8 message
+// redactExpiredScript: KEYS[1] = the message. ARGV: base, its updated
+// (RFC 3339) as claimed, redacted event JSON, new updated. Drops the code
+// of a live message past its expiry, unless it changed since the claim.
+// Returns 1 when it did.
+var redactExpiredScript = goredis.NewScript(luaPrelude + `
+local v = redis.call('HMGET', KEYS[1], 's', 'u')
+if v[1] ~= LIVE or v[2] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'e', ARGV[3], 'u', ARGV[4])
+return 1
+`)
+
+// putMessageScript: KEYS[1] = the message. ARGV: base, 10 message
 // arguments. Used by Import.
 var putMessageScript = goredis.NewScript(luaPrelude + `
 putMsgAt(2, realms())

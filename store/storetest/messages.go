@@ -13,6 +13,7 @@ var messageTests = []subtest{
 	{"messages for chat", testMessagesForChat},
 	{"update message", testUpdateMessage},
 	{"update to a final state drops the code", testUpdateMessageFinal},
+	{"a message that becomes final drops the hash of its live text", testRenderedClearedWhenFinal},
 }
 
 func testMessageUnknown(t *testing.T, newStore NewStoreFunc) {
@@ -106,5 +107,76 @@ func testUpdateMessageFinal(t *testing.T, newStore NewStoreFunc) {
 		if got.State != otpbot.StateHidden {
 			t.Fatalf("state %q, want hidden", got.State)
 		}
+	}
+}
+
+// testRenderedClearedWhenFinal: Rendered is a hash of the text last sent,
+// which for a live code message contained the code. A message that becomes
+// final (hidden, expired...) must not keep that hash: a store drops a
+// Rendered carried over unchanged from the live version, and keeps one the
+// deliverer computed for the final text (it differs from the live one).
+func testRenderedClearedWhenFinal(t *testing.T, newStore NewStoreFunc) {
+	type step struct {
+		state    otpbot.MessageState
+		rendered string
+		want     string // Rendered stored afterwards
+	}
+	tests := []struct {
+		name     string
+		complete bool // write with Complete (the deliverer) rather than UpdateMessage (the bot)
+		steps    []step
+	}{
+		{"hidden by the cardholder keeps no live hash", false, []step{
+			{otpbot.StateLive, "h-live", "h-live"},
+			{otpbot.StateHidden, "h-live", ""},
+			{otpbot.StateHidden, "h-hidden", "h-hidden"},
+			{otpbot.StateHidden, "h-hidden", "h-hidden"},
+		}},
+		{"expiry edit keeps the hash of the expired text", true, []step{
+			{otpbot.StateLive, "h-live", "h-live"},
+			{otpbot.StateExpired, "h-expired", "h-expired"},
+		}},
+		{"expired without a new render keeps no live hash", true, []step{
+			{otpbot.StateLive, "h-live", "h-live"},
+			{otpbot.StateExpired, "h-live", ""},
+		}},
+		{"a live message keeps its hash", false, []step{
+			{otpbot.StateLive, "h-1", "h-1"},
+			{otpbot.StateLive, "h-2", "h-2"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, newStore)
+			e.link(cardC1, chatA)
+			e.ingest(codeEvent("e1", "C1", e.clock.Now()))
+			id := otpbot.MessageKey("e1", chatA)
+			for i, st := range tc.steps {
+				cur := e.message(id)
+				next := cur
+				next.State, next.Rendered, next.TelegramID = st.state, st.rendered, 501
+				next.UpdatedAt = e.clock.Advance(time.Second)
+				if tc.complete {
+					jobs := e.claimAll(e.clock.Now())
+					if len(jobs) == 0 {
+						e.enqueue(otpbot.Task{ID: otpbot.TaskID(id, otpbot.TaskUpdate), Kind: otpbot.TaskUpdate,
+							Priority: otpbot.PriorityUpdate, MessageID: id, Target: chatA, Due: e.clock.Now(), Created: e.clock.Now()})
+						jobs = e.claimAll(e.clock.Now())
+					}
+					if err := e.s.Complete(e.ctx, jobs[0], &next); err != nil {
+						t.Fatalf("step %d: Complete: %v", i, err)
+					}
+				} else if err := e.s.UpdateMessage(e.ctx, cur.UpdatedAt, next); err != nil {
+					t.Fatalf("step %d: UpdateMessage: %v", i, err)
+				}
+				m, ok, err := e.s.Message(e.ctx, id)
+				if err != nil || !ok {
+					t.Fatalf("step %d: Message: %v, %v", i, ok, err)
+				}
+				if m.Rendered != st.want || m.State != st.state {
+					t.Fatalf("step %d (%s, %q): stored state %s, Rendered %q; want %q", i, st.state, st.rendered, m.State, m.Rendered, st.want)
+				}
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ var queueTests = []subtest{
 	{"lease and takeover", testLeaseTakeover},
 	{"complete", testComplete},
 	{"complete in a final state drops the code", testCompleteFinal},
+	{"claim drops the code of a live message past its expiry", testClaimExpiredLive},
 	{"complete enqueues the next tick in the same slot", testCompleteSameSlot},
 	{"enqueue coalesces", testEnqueueCoalesces},
 	{"enqueue over a leased task", testEnqueueOverLeased},
@@ -452,5 +453,71 @@ func testConcurrentClaims(t *testing.T, newStore NewStoreFunc) {
 		if c != 1 {
 			t.Fatalf("task %s claimed %d times", id, c)
 		}
+	}
+}
+
+// testClaimExpiredLive: while Telegram is unreachable a code message stays
+// live past its expiry (the expiry edit has not happened yet). Its code is
+// no longer valid and must not stay in the store: a claim at or after its
+// expiry drops the code and link of the message, keeps it live (so the
+// claimed work still edits the Telegram message into its expired form)
+// and gives it a new version, so that a writer holding the copy with the
+// code loses.
+func testClaimExpiredLive(t *testing.T, newStore NewStoreFunc) {
+	e := newEnv(t, newStore)
+	e.link(cardC1, chatA)
+	t0 := e.clock.Now()
+	ev := codeEvent("e1", "C1", t0)
+	e.ingest(ev)
+	id := otpbot.MessageKey("e1", chatA)
+
+	// Telegram is down: the send fails and is retried after the expiry.
+	jobs := e.claimAll(t0)
+	if len(jobs) != 1 || jobs[0].Message.Event.Code != secret {
+		t.Fatalf("first claim: %s", js(jobs))
+	}
+	withCode := *jobs[0].Message
+	retryAt := ev.ExpiresAt.Add(time.Minute)
+	if err := e.s.Retry(e.ctx, jobs[0], retryAt, "telegram: 502"); err != nil {
+		t.Fatalf("Retry: %v", err)
+	}
+	// Before the expiry a claim changes nothing (nothing is due yet, and
+	// the message keeps its code).
+	if jobs := e.claimAll(ev.ExpiresAt.Add(-time.Second)); len(jobs) != 0 {
+		t.Fatalf("claimed before the retry was due: %v", jobIDs(jobs))
+	}
+	equal(t, "message before the expiry", normMessage(e.message(id)), normMessage(withCode))
+
+	e.clock.Advance(retryAt.Sub(t0))
+	jobs = e.claimAll(retryAt)
+	if len(jobs) != 1 || jobs[0].Task.Kind != otpbot.TaskSend || jobs[0].Message == nil {
+		t.Fatalf("claim after the expiry: %s", js(jobs))
+	}
+	got := *jobs[0].Message
+	noSecrets(t, "claimed message past its expiry", got.Event)
+	if got.State != otpbot.StateLive {
+		t.Fatalf("claimed message state %q, want live (the expiry edit is still to be made)", got.State)
+	}
+	if !got.UpdatedAt.After(withCode.UpdatedAt) {
+		t.Fatalf("UpdatedAt %v not after %v: the change has no new version", got.UpdatedAt, withCode.UpdatedAt)
+	}
+	want := withCode
+	want.Event = ev.Redacted()
+	want.UpdatedAt = got.UpdatedAt
+	equal(t, "claimed message", normMessage(got), normMessage(want))
+	equal(t, "stored message", normMessage(e.message(id)), normMessage(got))
+
+	// The copy with the code cannot be written back.
+	stale := withCode
+	stale.UpdatedAt = retryAt
+	wantErr(t, "UpdateMessage with the copy holding the code",
+		e.s.UpdateMessage(e.ctx, withCode.UpdatedAt, stale), otpbot.ErrConflict)
+	noSecrets(t, "stored message after the stale write", e.message(id).Event)
+
+	// The claimed job is still the current one: the deliverer finishes it.
+	done := got
+	done.State, done.UpdatedAt = otpbot.StateExpired, e.clock.Advance(time.Second)
+	if err := e.s.Complete(e.ctx, jobs[0], &done); err != nil {
+		t.Fatalf("Complete after the redaction: %v", err)
 	}
 }

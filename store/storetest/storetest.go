@@ -20,7 +20,11 @@
 //   - Ingest that updates an existing message sets its UpdatedAt to the
 //     store's clock, so a concurrent UpdateMessage by the bot conflicts;
 //   - a stored message in a final state never holds a code or a link
-//     (Complete and UpdateMessage both redact);
+//     (Complete and UpdateMessage both redact), nor a Rendered hash carried
+//     over unchanged from its live version (it hashed a text showing the
+//     code); a Rendered that changed with the state is kept;
+//   - Claim drops the code and link of a live message past its expiry (at
+//     the claim's now), keeps it live and gives it a new UpdatedAt;
 //   - Enqueue replacing a leased task clears the lease: the new task is
 //     claimable at its due time and the old job's Complete gets ErrLeaseLost;
 //   - Complete may enqueue a task with the completed task's own ID (the next
