@@ -316,6 +316,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 func (d *Deliverer) work(ctx context.Context, job otpbot.Job) {
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(d.callBudget(job, d.now()), minCall))
 	defer cancel()
+	storeCtx, cancelStore := context.WithTimeout(context.WithoutCancel(ctx), d.storeBudget(job, d.now()))
+	defer cancelStore()
 	if id := job.Task.MessageID; id != "" {
 		// One job per message at a time in this process, so a refresh and
 		// a hide never race each other's edits.
@@ -323,7 +325,7 @@ func (d *Deliverer) work(ctx context.Context, job otpbot.Job) {
 		defer unlock()
 		if waited && job.Message != nil {
 			// The message changed while we waited: work on what is stored.
-			fresh, ok, err := d.store.Message(callCtx, id)
+			fresh, ok, err := d.store.Message(storeCtx, id)
 			switch {
 			case err != nil:
 				d.log.Warn("reload message failed", "message", id, "err", err)
@@ -334,7 +336,7 @@ func (d *Deliverer) work(ctx context.Context, job otpbot.Job) {
 			}
 		}
 	}
-	w := &jobRun{d: d, job: job, ctx: callCtx, runCtx: ctx}
+	w := &jobRun{d: d, job: job, ctx: callCtx, sctx: storeCtx, runCtx: ctx}
 	switch job.Task.Kind {
 	case otpbot.TaskNotice:
 		w.notice()
@@ -348,10 +350,41 @@ func (d *Deliverer) work(ctx context.Context, job otpbot.Job) {
 
 // jobRun is one job being worked on.
 type jobRun struct {
-	d      *Deliverer
-	job    otpbot.Job
-	ctx    context.Context // for Telegram and the store: survives shutdown
+	d   *Deliverer
+	job otpbot.Job
+	ctx context.Context // for Telegram: survives shutdown, cut at callBudget
+	// sctx is for the store writes, above all those that record what
+	// Telegram accepted: a context of their own, not the call's (which a
+	// slow call may have all but used up), lasting until shortly before
+	// the lease ends.
+	sctx   context.Context
 	runCtx context.Context // the Run context: ends waits at shutdown
+}
+
+// storeBudget is how long the store writes of job may go on if it starts
+// at now: until shortly before its lease ends, and at least a few seconds
+// (recording a send that Telegram accepted is worth a write after the
+// lease: it is guarded by the message's version, not by the lease).
+func (d *Deliverer) storeBudget(job otpbot.Job, now time.Time) time.Duration {
+	return max(job.LeaseUntil.Sub(now)-d.lease/20, 3*time.Second)
+}
+
+// storeDo runs a store operation, retrying with a short backoff while the
+// store is unavailable (a Redis failover, a dropped connection) until the
+// store context ends. A write lost after Telegram accepted a send would
+// make the job run again and send the code a second time.
+func (w *jobRun) storeDo(op func(ctx context.Context) error) error {
+	backoff := 25 * time.Millisecond
+	for {
+		err := op(w.sctx)
+		if err == nil || !errors.Is(err, otpbot.ErrUnavailable) {
+			return err
+		}
+		if !sleepCtx(w.sctx, jitter(backoff)) {
+			return err
+		}
+		backoff = min(backoff*2, 500*time.Millisecond)
+	}
 }
 
 func (w *jobRun) logAttrs(extra ...any) []any {
@@ -369,7 +402,7 @@ func (w *jobRun) logAttrs(extra ...any) []any {
 // complete finishes the job, logging a lost lease (another worker owns the
 // task now; its outcome wins).
 func (w *jobRun) complete(msg *otpbot.Message, result string, next ...otpbot.Task) bool {
-	err := w.d.store.Complete(w.ctx, w.job, msg, next...)
+	err := w.storeDo(func(ctx context.Context) error { return w.d.store.Complete(ctx, w.job, msg, next...) })
 	w.d.deliveries.WithLabelValues(string(w.job.Task.Kind), result).Inc()
 	if err != nil {
 		w.d.log.Warn("outbox complete failed", w.logAttrs("err", err)...)
@@ -399,7 +432,7 @@ func (w *jobRun) finish(msg *otpbot.Message, result string, next ...otpbot.Task)
 	}
 	var extra []otpbot.Task
 	for attempt := 0; ; attempt++ {
-		err := d.store.UpdateMessage(w.ctx, prev, cur, extra...)
+		err := w.storeDo(func(ctx context.Context) error { return d.store.UpdateMessage(ctx, prev, cur, extra...) })
 		if err == nil {
 			break
 		}
@@ -412,7 +445,12 @@ func (w *jobRun) finish(msg *otpbot.Message, result string, next ...otpbot.Task)
 			w.retry(d.now().Add(w.backoff()), "store: "+err.Error())
 			return false
 		}
-		fresh, ok, gerr := d.store.Message(w.ctx, msg.ID)
+		var fresh otpbot.Message
+		var ok bool
+		gerr := w.storeDo(func(ctx context.Context) (err error) {
+			fresh, ok, err = d.store.Message(ctx, msg.ID)
+			return err
+		})
 		if gerr != nil || !ok {
 			return w.complete(nil, result)
 		}
@@ -446,7 +484,7 @@ func (w *jobRun) finish(msg *otpbot.Message, result string, next ...otpbot.Task)
 // deferTo for work that merely has to wait.
 func (w *jobRun) retry(at time.Time, reason string) {
 	w.d.deliveries.WithLabelValues(string(w.job.Task.Kind), "retried").Inc()
-	if err := w.d.store.Retry(w.ctx, w.job, at, reason); err != nil {
+	if err := w.storeDo(func(ctx context.Context) error { return w.d.store.Retry(ctx, w.job, at, reason) }); err != nil {
 		w.d.log.Warn("outbox retry failed", w.logAttrs("err", err)...)
 	}
 }
@@ -467,7 +505,7 @@ func (w *jobRun) deferTo(at time.Time, reason string) {
 	t := w.job.Task
 	t.Due = at
 	t.LastError = deferredPrefix + reason
-	if err := w.d.store.Complete(w.ctx, w.job, nil, t); err != nil {
+	if err := w.storeDo(func(ctx context.Context) error { return w.d.store.Complete(ctx, w.job, nil, t) }); err != nil {
 		w.d.log.Warn("outbox deferral failed", w.logAttrs("err", err)...)
 	}
 }
@@ -544,7 +582,7 @@ func (w *jobRun) failed(err error, msg *otpbot.Message) {
 			return
 		}
 		d.broken.Inc()
-		if merr := d.store.MarkBroken(w.ctx, t.Target, reason); merr != nil {
+		if merr := w.storeDo(func(ctx context.Context) error { return d.store.MarkBroken(ctx, t.Target, reason) }); merr != nil {
 			d.log.Error("mark link broken failed", w.logAttrs("err", merr)...)
 		}
 		d.ops.Broken(t.Target, reason)

@@ -2,8 +2,10 @@ package bot
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,4 +220,52 @@ func TestDeliverStuckRefreshIsCutShort(t *testing.T) {
 		t.Fatal("the stuck refresh still holds its worker")
 	}
 	release()
+}
+
+// flakyStore fails the next UpdateMessage and Complete calls with
+// ErrUnavailable, as a Redis failover would.
+type flakyStore struct {
+	DeliveryStore
+	failUpdates  atomic.Int32
+	failComplete atomic.Int32
+}
+
+func (f *flakyStore) UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error {
+	if f.failUpdates.Add(-1) >= 0 {
+		return fmt.Errorf("redis update message: %w", otpbot.ErrUnavailable)
+	}
+	return f.DeliveryStore.UpdateMessage(ctx, prev, msg, next...)
+}
+
+func (f *flakyStore) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Message, next ...otpbot.Task) error {
+	if f.failComplete.Add(-1) >= 0 {
+		return fmt.Errorf("redis complete: %w", otpbot.ErrUnavailable)
+	}
+	return f.DeliveryStore.Complete(ctx, job, msg, next...)
+}
+
+// A store that is briefly unavailable right after Telegram accepted a code
+// must not lead to a second message: the writes that record the send are
+// retried until they land.
+func TestDeliverStoreHiccupAfterTheSendSendsOnce(t *testing.T) {
+	e := newDlEnv(t)
+	target := otpbot.Target{ChatID: dlChat}
+	e.link("C1", target)
+	flaky := &flakyStore{DeliveryStore: e.store}
+	flaky.failUpdates.Store(3)
+	flaky.failComplete.Store(2)
+	e.start(func(o *DelivererOptions) { o.Store = flaky })
+	e.push(e.codeEvent("ev1", "C1", 5*time.Minute))
+	e.waitMessages(dlChat, 1)
+	e.tg.WaitFor(t, func() bool { return e.d.busy.Load() == 0 })
+	// Whatever was left for later is due by now.
+	e.advance(time.Minute)
+	e.settle()
+	if n := len(e.tg.Messages(dlChat)); n != 1 {
+		t.Fatalf("%d messages for one code", n)
+	}
+	st := e.message(otpbot.MessageKey("ev1", target))
+	if st.TelegramID != e.tg.Messages(dlChat)[0].ID {
+		t.Fatalf("stored telegram id %d", st.TelegramID)
+	}
 }

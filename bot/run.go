@@ -288,7 +288,7 @@ func (s *scheduler) release(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	for _, job := range s.ready {
-		w := &jobRun{d: s.d, job: job, ctx: rctx, runCtx: ctx}
+		w := &jobRun{d: s.d, job: job, ctx: rctx, sctx: rctx, runCtx: ctx}
 		w.deferTo(job.Task.Due, "shutdown")
 		s.d.busy.Add(-1)
 	}
