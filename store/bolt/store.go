@@ -24,7 +24,8 @@
 //	invites          hash → Invite
 //	once             key → expiry (8 bytes); once_by_time expiry + key → ∅
 //	leases           name → lease
-//	meta             "installation_key" → 32 random bytes (never pruned)
+//	meta             "installation_key" → 32 random bytes (never pruned);
+//	                 "ping" → time of Ping's last write check
 package bolt
 
 import (
@@ -33,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -84,7 +86,14 @@ const (
 	// minMessageGrace is the least time a final message is kept after its
 	// last change, so late button presses and AUTH_3DS results still find it.
 	minMessageGrace = time.Hour
+	// pingEvery is how often Ping proves the file takes writes. /readyz
+	// may be polled every second; one tiny commit (and fsync) every few
+	// seconds costs nothing next to the pushes.
+	pingEvery = 5 * time.Second
 )
+
+// metaPing is the meta key Ping writes.
+var metaPing = []byte("ping")
 
 // Store is the embedded otpbot.Store on one bbolt file.
 type Store struct {
@@ -99,6 +108,12 @@ type Store struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+
+	// Ping's cache: the result of its last write and when (real time).
+	pingMu    sync.Mutex
+	pingEvery time.Duration
+	pingAt    time.Time
+	pingErr   error
 }
 
 // Open opens (creating if needed) the store file at path. It fails within
@@ -107,6 +122,13 @@ type Store struct {
 func Open(path string, opts otpbot.StoreOptions, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	// The file holds live codes until they expire: only its owner should
+	// read it. An existing file others can read is the operator's choice
+	// (a backup group, say), so it is a warning, not a refusal.
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		logger.Warn("store file is readable by group or others; it holds live codes (chmod 600 it)",
+			"path", path, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()))
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: lockTimeout,
@@ -140,6 +162,7 @@ func Open(path string, opts otpbot.StoreOptions, logger *slog.Logger) (*Store, e
 	s := &Store{
 		db: db, path: path, opts: opts, now: now, logger: logger,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		pingEvery: pingEvery,
 	}
 	go s.pruneLoop()
 	return s, nil
@@ -157,12 +180,26 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// Ping reports whether the file is open and readable.
+// Ping reports whether the store takes writes, which is what a push needs:
+// on a full or read-only disk the file still reads, and a read-only check
+// would keep /readyz at 200 while every push gets 503. It commits a tiny
+// meta key (the time of the check) at most once per pingEvery (5 s) and
+// answers the last result in between, so frequent probes cost nothing.
+// A failure wraps otpbot.ErrUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return wrap("ping", s.db.View(func(*bbolt.Tx) error { return nil }))
+	s.pingMu.Lock()
+	defer s.pingMu.Unlock()
+	if !s.pingAt.IsZero() && time.Since(s.pingAt) < s.pingEvery {
+		return s.pingErr
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bMeta).Put(metaPing, appendTime(nil, time.Now()))
+	})
+	s.pingAt, s.pingErr = time.Now(), wrap("ping", err)
+	return s.pingErr
 }
 
 // Wake delivers a value when work was enqueued.
