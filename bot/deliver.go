@@ -89,7 +89,20 @@ type DelivererOptions struct {
 	FailureReportAfter int
 	// MetricsInterval is how often queue depth is sampled; default 5s.
 	MetricsInterval time.Duration
+	// DrainTimeout is how long, once Run's context ends, the Telegram
+	// calls in flight may go on. Then they are cut off and their jobs
+	// handed back to the outbox (due at once, no attempt counted); Run
+	// returns when those store writes are done, at most DrainGrace
+	// later. 0 lets every call run to its own timeout (up to three
+	// quarters of the lease). serve sets it to shutdown_timeout minus a
+	// margin that covers DrainGrace.
+	DrainTimeout time.Duration
 }
+
+// DrainGrace bounds the store writes that follow the calls cut off at
+// DelivererOptions.DrainTimeout: Run returns at most DrainTimeout +
+// DrainGrace after its context ends.
+const DrainGrace = 2 * time.Second
 
 // DefaultButtons is the keyboard of a live code: copy the code with one tap
 // (copy_text), open the confirmation link if the push has one, and hide the
@@ -130,6 +143,7 @@ type Deliverer struct {
 	interval time.Duration
 	workers  int
 	reserve  int
+	drain    time.Duration
 	lease    time.Duration
 	// refreshTimeout bounds a refresh's Telegram call.
 	refreshTimeout time.Duration
@@ -172,6 +186,7 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 		interval:       opts.CountdownInterval,
 		workers:        opts.Workers,
 		reserve:        opts.Reserve,
+		drain:          opts.DrainTimeout,
 		lease:          opts.Lease,
 		refreshTimeout: opts.RefreshTimeout,
 		ops:            opts.Ops,
@@ -309,14 +324,16 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// work runs one job. Telegram calls and the store writes after them run on
-// a context detached from ctx, so shutdown lets them finish; only the wait
-// for the rate limiter stops at once. The call is bounded by callBudget:
-// a refresh's short timeout, and never past three quarters of the lease.
-func (d *Deliverer) work(ctx context.Context, job otpbot.Job) {
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(d.callBudget(job, d.now()), minCall))
+// work runs one job. ctx is Run's context: it ends the wait for the rate
+// limiter at once. The Telegram call runs on callBase and the store
+// writes on storeBase, which outlive ctx so that shutdown lets them
+// finish, until Run's drain deadline cuts them off. The call is bounded by
+// callBudget: a refresh's short timeout, and never past three quarters of
+// the lease.
+func (d *Deliverer) work(ctx, callBase, storeBase context.Context, job otpbot.Job) {
+	callCtx, cancel := context.WithTimeout(callBase, max(d.callBudget(job, d.now()), minCall))
 	defer cancel()
-	storeCtx, cancelStore := context.WithTimeout(context.WithoutCancel(ctx), d.storeBudget(job, d.now()))
+	storeCtx, cancelStore := context.WithTimeout(storeBase, d.storeBudget(job, d.now()))
 	defer cancelStore()
 	if id := job.Task.MessageID; id != "" {
 		// One job per message at a time in this process, so a refresh and
@@ -562,6 +579,14 @@ func (w *jobRun) slot(p otpbot.Priority) bool {
 func (w *jobRun) failed(err error, msg *otpbot.Message) {
 	d := w.d
 	t := w.job.Task
+	if errors.Is(err, context.Canceled) && w.runCtx.Err() != nil {
+		// Cut off at the drain deadline of a shutdown: nothing failed,
+		// and the next process (or start) takes the job at once. Whether
+		// Telegram acted on the call is unknown.
+		d.log.Warn("telegram call cut off by shutdown; left in the outbox", w.logAttrs()...)
+		w.deferTo(d.now(), "shutdown")
+		return
+	}
 	switch ClassOf(err) {
 	case ClassRateLimited:
 		// Flood control says "not now", not "this failed": wait as told

@@ -269,3 +269,40 @@ func TestDeliverStoreHiccupAfterTheSendSendsOnce(t *testing.T) {
 		t.Fatalf("stored telegram id %d", st.TelegramID)
 	}
 }
+
+// At shutdown a Telegram call that hangs is cut off at the drain deadline:
+// Run returns soon after, with the job handed back to the outbox (due at
+// once, no attempt counted) before it returns, and the next start sends
+// the code without waiting for the lease to run out.
+func TestDeliverShutdownCutsAHungCallAtTheDrainDeadline(t *testing.T) {
+	e := newDlEnv(t)
+	target := otpbot.Target{ChatID: dlChat}
+	e.link("C1", target)
+	release := e.tg.Hold("sendMessage")
+	defer release()
+	e.start(func(o *DelivererOptions) { o.DrainTimeout = 100 * time.Millisecond })
+	e.push(e.codeEvent("ev1", "C1", 5*time.Minute))
+	e.tg.WaitFor(t, func() bool { return e.tg.Waiting("sendMessage") == 1 })
+	e.cancel()
+	e.cancel = nil
+	// The call would otherwise run for three quarters of the 20s lease.
+	select {
+	case err := <-e.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still waits for the hung call")
+	}
+	at, ok, err := e.store.NextDue(context.Background())
+	if err != nil || !ok || at.After(e.clock.Now()) {
+		t.Fatalf("after Run returned the send is due at %v (ok %v, %v), want now: not handed back", at, ok, err)
+	}
+	release()
+	e.start()
+	e.waitMessages(dlChat, 1)
+	e.settle()
+	if n := len(e.tg.Messages(dlChat)); n != 1 {
+		t.Fatalf("%d messages", n)
+	}
+}

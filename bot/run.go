@@ -25,9 +25,12 @@ const (
 // workers kept for codes and updates.
 func low(p otpbot.Priority) bool { return p > otpbot.PriorityUpdate }
 
-// Run delivers until ctx ends. It then waits for the Telegram calls in
-// flight to finish (they run on a context of their own, bounded by the
-// lease) and returns nil; what was not started stays in the outbox.
+// Run delivers until ctx ends. Then it claims nothing more, hands the
+// jobs it holds but has not started back to the outbox, lets the Telegram
+// calls in flight finish (until DrainTimeout, when set: then they are cut
+// off and their jobs handed back too), and returns nil once every store
+// write of its workers is done, so the caller may close the store. What
+// was not started stays in the outbox.
 //
 // Countdown work never delays a code. The outbox hands out work most
 // urgent first, but a claim cannot ask for one priority only, so the
@@ -48,6 +51,13 @@ func low(p otpbot.Priority) bool { return p > otpbot.PriorityUpdate }
 // the rate limiter inside a worker.
 func (d *Deliverer) Run(ctx context.Context) error {
 	s := &scheduler{d: d, freed: make(chan otpbot.Priority, d.workers), running: map[otpbot.Priority]int{}}
+	// Telegram calls and store writes outlive ctx; the drain deadline
+	// ends them.
+	var cut, stopStore context.CancelFunc
+	s.callBase, cut = context.WithCancel(context.WithoutCancel(ctx))
+	s.storeBase, stopStore = context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStore()
+	defer cut()
 	defer s.wg.Wait()
 
 	metricsDone := make(chan struct{})
@@ -63,6 +73,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		s.reap()
 		if ctx.Err() != nil {
 			s.release(ctx)
+			s.drain(cut, stopStore)
 			return nil
 		}
 		s.prune()
@@ -140,11 +151,14 @@ func (d *Deliverer) Run(ctx context.Context) error {
 // scheduler is Run's state; only Run's goroutine touches it, except for
 // freed, which workers send their job's priority to when they finish.
 type scheduler struct {
-	d       *Deliverer
-	wg      sync.WaitGroup
-	freed   chan otpbot.Priority
-	running map[otpbot.Priority]int
-	total   int
+	d  *Deliverer
+	wg sync.WaitGroup
+	// callBase and storeBase are the contexts of the workers' Telegram
+	// calls and store writes (see work).
+	callBase, storeBase context.Context
+	freed               chan otpbot.Priority
+	running             map[otpbot.Priority]int
+	total               int
 	// ready holds claimed jobs waiting for a worker they may take, most
 	// urgent first, then in claim order.
 	ready []otpbot.Job
@@ -263,7 +277,7 @@ func (s *scheduler) prune() {
 // startReady starts the waiting jobs that may take a worker, most urgent
 // first; a job that may not start keeps every less urgent one waiting.
 func (s *scheduler) startReady(ctx context.Context) {
-	for len(s.ready) > 0 && s.canStart(s.ready[0].Task.Priority) {
+	for ctx.Err() == nil && len(s.ready) > 0 && s.canStart(s.ready[0].Task.Priority) {
 		job := s.ready[0]
 		s.ready = s.ready[1:]
 		p := job.Task.Priority
@@ -274,9 +288,21 @@ func (s *scheduler) startReady(ctx context.Context) {
 			defer s.wg.Done()
 			defer s.d.busy.Add(-1)
 			defer func() { s.freed <- p }()
-			s.d.work(ctx, job)
+			s.d.work(ctx, s.callBase, s.storeBase, job)
 		}()
 	}
+}
+
+// drain waits for the workers, cutting their Telegram calls off at the
+// drain deadline and their store writes DrainGrace later.
+func (s *scheduler) drain(cut, stopStore context.CancelFunc) {
+	if s.d.drain > 0 {
+		t1 := time.AfterFunc(s.d.drain, cut)
+		defer t1.Stop()
+		t2 := time.AfterFunc(s.d.drain+DrainGrace, stopStore)
+		defer t2.Stop()
+	}
+	s.wg.Wait()
 }
 
 // release hands the waiting jobs back to the outbox at shutdown, so that
@@ -285,7 +311,7 @@ func (s *scheduler) release(ctx context.Context) {
 	if len(s.ready) == 0 {
 		return
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	rctx, cancel := context.WithTimeout(s.storeBase, DrainGrace)
 	defer cancel()
 	for _, job := range s.ready {
 		w := &jobRun{d: s.d, job: job, ctx: rctx, sctx: rctx, runCtx: ctx}

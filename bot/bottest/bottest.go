@@ -352,7 +352,9 @@ func (s *Server) SetLatency(d time.Duration) {
 }
 
 // Hold makes calls of method wait, unanswered and not yet acted on, until
-// release is called: a test can then act while a call is in flight.
+// release is called: a test can then act while a call is in flight. A
+// held call whose client gives up (its context ends) is dropped without
+// being acted on.
 func (s *Server) Hold(method string) (release func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -639,13 +641,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if hold != nil {
+		gone := false
 		select {
 		case <-hold:
 		case <-s.closing:
+		case <-r.Context().Done():
+			// The client gave up (a cut-off call): the request is never
+			// acted on, as if it had not reached Telegram.
+			gone = true
 		}
 		s.mu.Lock()
 		s.held[method]--
+		s.notify()
 		s.mu.Unlock()
+		if gone {
+			return
+		}
 	}
 	if latency > 0 && method != "getUpdates" {
 		select {
