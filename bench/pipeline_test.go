@@ -255,3 +255,8 @@ func (t *timedStore) Message(ctx context.Context, id string) (otpbot.Message, bo
 	defer t.rec("Message", time.Now())
 	return t.Store.Message(ctx, id)
 }
+
+func (t *timedStore) Pending(ctx context.Context) (map[otpbot.Priority]otpbot.QueueStat, error) {
+	defer t.rec("Pending", time.Now())
+	return t.Store.Pending(ctx)
+}
