@@ -114,11 +114,17 @@ func (s *Store) finishedMessageTTL() time.Duration {
 
 // Wake subscriber timing: how long a quiet subscription waits before it
 // checks the connection with a PING, and the retry backoff when Redis is
-// away (doubling from min to max, so nothing spins).
+// away (doubling from min to max, so nothing spins). The backoff starts
+// over only after a subscription held for subscribeStable: one dropped
+// right after it was made (a proxy or server killing pub/sub clients)
+// counts as a failure. A lost subscription is a warning at most once per
+// subscribeWarnEvery; the retries in between log at debug.
 const (
 	subscribeIdle       = 30 * time.Second
 	subscribeBackoffMin = 100 * time.Millisecond
 	subscribeBackoffMax = 5 * time.Second
+	subscribeStable     = 10 * time.Second
+	subscribeWarnEvery  = time.Minute
 )
 
 // Store is the Redis implementation of otpbot.Store. It is safe for
@@ -138,8 +144,18 @@ type Store struct {
 	// subscribes counts subscription attempts, so tests can see that the
 	// subscriber backs off while Redis is away.
 	subscribes atomic.Int64
-	// subscribed is true while the subscription is established.
+	// subscribed is true while the subscription is established, since
+	// upSince (real time, Unix ns).
 	subscribed atomic.Bool
+	upSince    atomic.Int64
+	// stableAfter is how long a subscription must hold to reset the
+	// backoff (subscribeStable; tests shorten it), and lastBackoff the
+	// last wait chosen before a resubscription, which tests observe.
+	stableAfter atomic.Int64
+	lastBackoff atomic.Int64
+	// warned is set when a lost subscription was logged as a warning, so
+	// that its restoration is logged once too.
+	warned atomic.Bool
 
 	// aof is what Ingest knows of the server's append-only file (see
 	// waitAOF).
@@ -187,6 +203,7 @@ func New(ctx context.Context, client goredis.UniversalClient, prefix string, opt
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
+	s.stableAfter.Store(int64(subscribeStable))
 	go s.subscribe(subCtx)
 	return s, nil
 }
@@ -273,24 +290,27 @@ func (s *Store) signal() {
 func (s *Store) subscribe(ctx context.Context) {
 	defer close(s.done)
 	backoff := subscribeBackoffMin
-	failing := false // log a lost subscription once, not every retry
+	var lastWarn time.Time
 	for ctx.Err() == nil {
 		s.subscribes.Add(1)
-		ok, err := s.listen(ctx)
+		up, ok, err := s.listen(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		switch {
-		case ok:
+		if ok && up >= time.Duration(s.stableAfter.Load()) {
+			// It held: this is a new outage, not the same one flapping.
 			backoff = subscribeBackoffMin
-			failing = false
-			s.log.Warn("wake subscription lost; resubscribing", "err", err)
-		case !failing:
-			failing = true
-			s.log.Warn("wake subscription failing; retrying with backoff", "err", err)
-		default:
-			s.log.Debug("wake subscription retry failed", "err", err, "backoff", backoff)
 		}
+		if lastWarn.IsZero() || time.Since(lastWarn) >= subscribeWarnEvery {
+			lastWarn = time.Now()
+			s.warned.Store(true)
+			s.log.Warn("wake subscription lost; resubscribing with backoff",
+				"err", err, "was_up", up.Round(time.Millisecond).String(), "backoff", backoff.String())
+		} else {
+			s.log.Debug("wake subscription lost again", "err", err,
+				"was_up", up.Round(time.Millisecond).String(), "backoff", backoff.String())
+		}
+		s.lastBackoff.Store(int64(backoff))
 		select {
 		case <-ctx.Done():
 			return
@@ -301,12 +321,13 @@ func (s *Store) subscribe(ctx context.Context) {
 }
 
 // listen runs one subscription until it fails; ok reports whether it was
-// established at all, err why it ended.
-func (s *Store) listen(ctx context.Context) (ok bool, err error) {
+// established at all, up for how long, and err why it ended.
+func (s *Store) listen(ctx context.Context) (up time.Duration, ok bool, err error) {
 	ps := s.client.Subscribe(ctx, s.k.wake())
 	// A blocked read does not watch ctx: closing the subscription is what
 	// ends it when the store closes.
 	stop := context.AfterFunc(ctx, func() { ps.Close() })
+	var since time.Time
 	defer func() {
 		s.subscribed.Store(false)
 		stop()
@@ -315,8 +336,11 @@ func (s *Store) listen(ctx context.Context) (ok bool, err error) {
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, subscribeIdle)
 		if err != nil {
+			if ok {
+				up = time.Since(since)
+			}
 			if ctx.Err() != nil {
-				return ok, ctx.Err()
+				return up, ok, ctx.Err()
 			}
 			var ne interface{ Timeout() bool }
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -325,12 +349,16 @@ func (s *Store) listen(ctx context.Context) (ok bool, err error) {
 					continue
 				}
 			}
-			return ok, err
+			return up, ok, err
 		}
 		switch msg.(type) {
 		case *goredis.Subscription:
-			if !ok && s.subscribes.Load() > 1 {
+			if !ok && s.warned.Swap(false) {
 				s.log.Info("wake subscription restored")
+			}
+			if !ok {
+				since = time.Now()
+				s.upSince.Store(since.UnixNano())
 			}
 			if !ok && s.subscribes.Load() > 1 {
 				// Reconnected, maybe to another server (a failover):
