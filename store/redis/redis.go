@@ -52,6 +52,20 @@
 // (dedupe marks, history, invites, Once marks, finished messages) leaves
 // Redis by itself.
 //
+// Several processes therefore compare times taken from their own clocks,
+// and those clocks must agree: run NTP (chrony, systemd-timesyncd) on
+// every machine that runs otpbot against one Redis. A task lease, for
+// instance, ends at the claiming process's now plus the lease, and another
+// process takes the task over once its own now passes that: a process
+// whose clock runs ahead by d cuts every lease short by d (with d beyond
+// the lease, two processes send the same message), and one that lags
+// takes over dead processes' work late by as much. The same goes for
+// leases from AcquireLease, Once marks, the dedupe window and code expiry.
+// Skews of a second or two are harmless next to the leases otpbot uses;
+// unsynchronised clocks are not. (The clock stays injectable, through
+// StoreOptions.Now and the methods' now arguments, because the
+// conformance suite drives a fake one.)
+//
 // # Codes past their expiry
 //
 // A message in a final state has lost its code and gets a Redis TTL. A
