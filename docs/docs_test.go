@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 }
 
 // otpbotBinary builds ./cmd/otpbot once per test run, as an operator would
-// (`go build`), into a temporary directory.
+// (`go build -trimpath`, as make build does), into a temporary directory.
 func otpbotBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -54,7 +54,7 @@ func otpbotBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "otpbot")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/otpbot")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, "./cmd/otpbot")
 		cmd.Dir = repoRoot
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
