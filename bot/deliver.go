@@ -35,6 +35,8 @@ type Renderer interface {
 type Sender interface {
 	Send(ctx context.Context, m OutMessage) (int, error)
 	Edit(ctx context.Context, messageID int, m OutMessage) error
+	// Delete deletes a message; one that is gone already counts as deleted.
+	Delete(ctx context.Context, target otpbot.Target, messageID int) error
 }
 
 // DelivererOptions configure a Deliverer.
@@ -376,6 +378,9 @@ type jobRun struct {
 	// the lease ends.
 	sctx   context.Context
 	runCtx context.Context // the Run context: ends waits at shutdown
+	// sentID is the Telegram message id this job's send created, 0 when
+	// it sent nothing.
+	sentID int
 }
 
 // storeBudget is how long the store writes of job may go on if it starts
@@ -471,6 +476,14 @@ func (w *jobRun) finish(msg *otpbot.Message, result string, next ...otpbot.Task)
 		if gerr != nil || !ok {
 			return w.complete(nil, result)
 		}
+		if w.sentID != 0 && fresh.TelegramID != 0 && fresh.TelegramID != w.sentID {
+			// Another worker sent this message too (one of us took the
+			// job over after the other's lease ran out while its call
+			// hung) and recorded its send first: ours is an extra copy
+			// whose countdown nobody runs. Remove it.
+			w.dropDuplicate(*msg)
+			return w.complete(nil, "duplicate")
+		}
 		prev = fresh.UpdatedAt
 		if fresh.TelegramID == 0 {
 			fresh.TelegramID, fresh.SentAt = msg.TelegramID, msg.SentAt
@@ -493,6 +506,30 @@ func (w *jobRun) finish(msg *otpbot.Message, result string, next ...otpbot.Task)
 		}
 	}
 	return w.complete(nil, result, next...)
+}
+
+// dropDuplicate deletes the extra copy msg of a message another worker
+// sent and recorded first; if Telegram will not delete it, it is edited
+// to the expired form so that no live code stays on screen unmanaged.
+func (w *jobRun) dropDuplicate(msg otpbot.Message) {
+	d := w.d
+	ctx, cancel := context.WithTimeout(w.sctx, 10*time.Second)
+	defer cancel()
+	err := d.client.Delete(ctx, msg.Target, w.sentID)
+	if err == nil {
+		d.log.Warn("duplicate message deleted: another worker had sent it", w.logAttrs("telegram_id", w.sentID)...)
+		return
+	}
+	msg.State = otpbot.StateExpired
+	text, rerr := d.render.RenderMessage(msg, d.now())
+	if rerr == nil {
+		rerr = d.client.Edit(ctx, w.sentID, OutMessage{Target: msg.Target, Text: text})
+	}
+	if rerr != nil {
+		d.log.Error("duplicate message could be neither deleted nor redacted", w.logAttrs("telegram_id", w.sentID, "err", errors.Join(err, rerr))...)
+		return
+	}
+	d.log.Warn("duplicate message redacted (delete failed): another worker had sent it", w.logAttrs("telegram_id", w.sentID, "err", err)...)
 }
 
 // retry hands the job back to run at `at` after a failed attempt: the
@@ -752,6 +789,7 @@ func (w *jobRun) message() {
 			return
 		}
 		msg.TelegramID, msg.SentAt = id, d.now()
+		w.sentID = id
 	} else if err := d.client.Edit(w.ctx, msg.TelegramID, out); err != nil {
 		if ClassOf(err) != ClassNotModified {
 			w.failed(err, &msg)

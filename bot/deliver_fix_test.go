@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/bot/bottest"
 )
 
 // authEvent is a HyperCard AUTH_3DS for card with the given auth_result.
@@ -304,5 +305,56 @@ func TestDeliverShutdownCutsAHungCallAtTheDrainDeadline(t *testing.T) {
 	e.settle()
 	if n := len(e.tg.Messages(dlChat)); n != 1 {
 		t.Fatalf("%d messages", n)
+	}
+}
+
+// When two processes both sent a code (one took the job over after the
+// other's lease ran out while its call hung), the one whose save finds the
+// other's message already recorded removes its own copy: the chat keeps
+// one message, the one whose countdown runs. If the copy cannot be
+// deleted it is edited to the expired form, so no unmanaged live code
+// stays on screen.
+func TestDeliverDuplicateAfterATakeoverIsRemoved(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		deleteFail bool
+	}{{"deleted", false}, {"delete fails: redacted", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newDlEnv(t)
+			target := otpbot.Target{ChatID: dlChat}
+			e.link("C1", target)
+			if tc.deleteFail {
+				e.tg.FailNext("deleteMessage", 1, 500, "Internal Server Error", 0)
+			}
+			release := e.tg.Hold("sendMessage")
+			defer release()
+			e.start()
+			e.push(e.codeEvent("ev1", "C1", 5*time.Minute))
+			e.tg.WaitFor(t, func() bool { return e.tg.Waiting("sendMessage") == 1 })
+			// The first process's lease runs out while its call hangs; a
+			// second process takes the send over.
+			e.clock.Advance(e.opts.Lease + time.Second)
+			other := e.second()
+			other.Poke()
+			e.tg.WaitFor(t, func() bool { return e.tg.Waiting("sendMessage") == 2 })
+			release()
+			e.tg.WaitFor(t, func() bool { return e.tg.MessageCount() == 2 })
+			e.tg.WaitFor(t, func() bool { return other.busy.Load() == 0 })
+			e.settle()
+
+			st := e.message(otpbot.MessageKey("ev1", target))
+			var live []bottest.Message
+			for _, m := range e.tg.Messages(dlChat) {
+				if strings.Contains(m.Text, dlCode) {
+					live = append(live, m)
+				}
+			}
+			if len(live) != 1 || live[0].ID != st.TelegramID {
+				t.Fatalf("%d messages show the code (stored id %d): %+v", len(live), st.TelegramID, live)
+			}
+			if n := len(e.tg.Messages(dlChat)); tc.deleteFail != (n == 2) {
+				t.Fatalf("%d messages left in the chat", n)
+			}
+		})
 	}
 }

@@ -14,11 +14,14 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpbot/otpbot"
 )
 
 // ClientOptions configure a Client.
@@ -240,6 +243,33 @@ func (c *Client) Edit(ctx context.Context, messageID int, m OutMessage) error {
 		return nil
 	}
 	return err
+}
+
+// Delete deletes the bot's message messageID in target's chat. A message
+// that is gone already ("message to delete not found") counts as deleted.
+// Telegram refuses to delete a message older than 48 hours in most chats:
+// that failure is a ClassBadRequest APIError whose description says the
+// message can't be deleted (see CannotDelete).
+func (c *Client) Delete(ctx context.Context, target otpbot.Target, messageID int) error {
+	p := tgbotapi.Params{
+		"chat_id":    strconv.FormatInt(target.ChatID, 10),
+		"message_id": strconv.Itoa(messageID),
+	}
+	_, err := c.call(ctx, "deleteMessage", p, 0)
+	var ae *APIError
+	if errors.As(err, &ae) && strings.Contains(strings.ToLower(ae.Description), "message to delete not found") {
+		return nil
+	}
+	return err
+}
+
+// CannotDelete reports whether err is Telegram refusing to delete a message
+// (too old, or not the bot's to delete): an edit is the only way left to
+// change what it shows.
+func CannotDelete(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Class == ClassBadRequest &&
+		strings.Contains(strings.ToLower(ae.Description), "message can't be deleted")
 }
 
 // AnswerCallback answers a callback query (a button press), optionally

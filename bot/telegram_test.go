@@ -288,3 +288,31 @@ func TestCallTimeoutIsRetryable(t *testing.T) {
 		t.Fatalf("err %v (class %v)", err, ClassOf(err))
 	}
 }
+
+func TestDelete(t *testing.T) {
+	s := bottest.New(t)
+	c := newTestClient(t, s, nil)
+	ctx := context.Background()
+	target := otpbot.Target{ChatID: 77}
+	id, err := c.Send(ctx, OutMessage{Target: target, Text: "hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, target, id); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if n := len(s.Messages(77)); n != 0 {
+		t.Fatalf("%d messages after delete", n)
+	}
+	// Gone already: deleted.
+	if err := c.Delete(ctx, target, id); err != nil {
+		t.Fatalf("delete of a deleted message: %v", err)
+	}
+	s.FailNext("deleteMessage", 1, 400, "Bad Request: message can't be deleted for everyone", 0)
+	if err := c.Delete(ctx, target, id); !CannotDelete(err) {
+		t.Fatalf("CannotDelete(%v) = false", err)
+	}
+	if CannotDelete(errors.New("x")) || CannotDelete(nil) {
+		t.Fatal("CannotDelete of other errors")
+	}
+}
