@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/templates"
 )
 
 // DeliveryStore is what the Deliverer needs of the store: the outbox, the
@@ -107,8 +108,9 @@ type DelivererOptions struct {
 const DrainGrace = 2 * time.Second
 
 // DefaultButtons is the keyboard of a live code: copy the code with one tap
-// (copy_text), open the confirmation link if the push has one, and hide the
-// code ("Used it"). Approval requests get none here: without
+// (copy_text), open the confirmation link if the push has one (a URL
+// button only for an http(s) link, which is all Telegram accepts; any
+// other link is copied like a code), and hide the code ("Used it"). Approval requests get none here: without
 // providers.hypercard.api nothing could answer a tap, and with it
 // Approvals.Buttons adds Approve and Decline.
 func DefaultButtons(msg otpbot.Message) [][]Button {
@@ -121,8 +123,12 @@ func DefaultButtons(msg otpbot.Message) [][]Button {
 	if ev.Code != "" {
 		first = append(first, Button{Text: "📋 Copy code", CopyText: ev.Code})
 	}
-	if ev.Link != "" {
+	switch {
+	case ev.Link == "":
+	case templates.WebLink(ev.Link):
 		first = append(first, Button{Text: "🔗 Open link", URL: ev.Link})
+	case len(ev.Link) <= maxCopyText:
+		first = append(first, Button{Text: "📋 Copy link", CopyText: ev.Link})
 	}
 	if len(first) > 0 {
 		rows = append(rows, first)
@@ -130,6 +136,9 @@ func DefaultButtons(msg otpbot.Message) [][]Button {
 	rows = append(rows, []Button{{Text: "✅ Used it — hide", Data: CallbackHide}})
 	return rows
 }
+
+// maxCopyText is the longest text a copy_text button takes.
+const maxCopyText = 256
 
 // Deliverer drains the outbox into Telegram: it claims due tasks, most
 // urgent first, sends or edits their messages under the rate limits, keeps
@@ -632,11 +641,7 @@ func (w *jobRun) failed(err error, msg *otpbot.Message) {
 		d.log.Warn("telegram rate limited", w.logAttrs("retry_after", pause)...)
 		w.deferTo(d.now().Add(pause), err.Error())
 	case ClassGone:
-		reason := err.Error()
-		var ae *APIError
-		if errors.As(err, &ae) {
-			reason = ae.Description
-		}
+		reason := apiDescription(err)
 		d.log.Warn("telegram refused the target for good", w.logAttrs("err", err)...)
 		if msg == nil {
 			// An ops notice whose chat is gone: nothing to mark.
@@ -655,6 +660,8 @@ func (w *jobRun) failed(err error, msg *otpbot.Message) {
 	case ClassBadRequest:
 		d.log.Error("telegram rejected the request", w.logAttrs("err", err)...)
 		if msg != nil {
+			// A notice to the ops chat is not reported there again.
+			d.ops.Refused(t.Target, apiDescription(err))
 			if t.Kind == otpbot.TaskExpire || msg.State == otpbot.StateExpired {
 				msg.State = otpbot.StateExpired
 			} else {
@@ -672,6 +679,16 @@ func (w *jobRun) failed(err error, msg *otpbot.Message) {
 		}
 		w.retry(d.now().Add(wait), err.Error())
 	}
+}
+
+// apiDescription is Telegram's description of a failed call, or the
+// error's text.
+func apiDescription(err error) string {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Description
+	}
+	return err.Error()
 }
 
 // notice sends an ops notice as a plain message.
@@ -781,20 +798,35 @@ func (w *jobRun) message() {
 
 	start := d.now()
 	result := "edited"
+	call := func(out OutMessage) error {
+		if msg.TelegramID != 0 {
+			return d.client.Edit(w.ctx, msg.TelegramID, out)
+		}
+		id, err := d.client.Send(w.ctx, out)
+		if err == nil {
+			msg.TelegramID, msg.SentAt = id, d.now()
+			w.sentID = id
+		}
+		return err
+	}
 	if msg.TelegramID == 0 {
 		result = "sent"
-		id, err := d.client.Send(w.ctx, out)
-		if err != nil {
-			w.failed(err, &msg)
-			return
-		}
-		msg.TelegramID, msg.SentAt = id, d.now()
-		w.sentID = id
-	} else if err := d.client.Edit(w.ctx, msg.TelegramID, out); err != nil {
-		if ClassOf(err) != ClassNotModified {
-			w.failed(err, &msg)
-			return
-		}
+	}
+	err = call(out)
+	if ClassOf(err) == ClassBadRequest {
+		// Telegram refuses the message itself (HTML it cannot parse, a
+		// button it rejects): say so to ops, and try once more as plain
+		// text without buttons, so that the code still arrives (or, for
+		// the expiry edit, still goes).
+		d.log.Error("telegram rejected the message; trying plain text", w.logAttrs("err", err)...)
+		d.ops.Refused(t.Target, apiDescription(err))
+		out = OutMessage{Target: out.Target, Text: templates.PlainText(out.Text), Protect: out.Protect, Plain: true}
+		hash = renderHash(out)
+		err = call(out)
+	}
+	if err != nil && ClassOf(err) != ClassNotModified {
+		w.failed(err, &msg)
+		return
 	}
 	done := d.now()
 	msg.Rendered, msg.UpdatedAt = hash, done
@@ -851,6 +883,9 @@ func renderHash(m OutMessage) string {
 	}
 	if m.Protect {
 		h.Write([]byte{1})
+	}
+	if m.Plain {
+		h.Write([]byte{2})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }

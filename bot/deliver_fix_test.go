@@ -358,3 +358,60 @@ func TestDeliverDuplicateAfterATakeoverIsRemoved(t *testing.T) {
 		})
 	}
 }
+
+// A send Telegram refuses as a bad request (a template override with a
+// broken tag, a button it rejects) is tried once more as plain text
+// without buttons, so the code still arrives, and ops hear about it.
+func TestDeliverBadRequestFallsBackToPlainText(t *testing.T) {
+	e := newDlEnv(t)
+	target := otpbot.Target{ChatID: dlChat}
+	e.link("C1", target)
+	e.tg.FailNext("sendMessage", 1, 400, `Bad Request: can't parse entities: Unsupported start tag "x" at byte offset 3`, 0)
+	e.start()
+	e.push(e.codeEvent("ev1", "C1", 5*time.Minute))
+	m := e.waitMessages(dlChat, 1)[0]
+	if !strings.Contains(m.Text, dlCode) || m.ParseMode != "" || m.Buttons != nil || strings.Contains(m.Text, "<code>") {
+		t.Fatalf("fallback message: %+v", m)
+	}
+	e.settle()
+	st := e.message(otpbot.MessageKey("ev1", target))
+	if st.TelegramID != m.ID || st.State != otpbot.StateLive {
+		t.Fatalf("stored %+v", st)
+	}
+	if err := e.ops.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	note := e.waitMessages(dlOps, 1)[0]
+	if !strings.Contains(note.Plain(), "can't parse entities") || !strings.Contains(note.Plain(), strconv.FormatInt(dlChat, 10)) ||
+		strings.Contains(note.Text, dlCode) {
+		t.Fatalf("ops notice: %s", note.Plain())
+	}
+	// The countdown goes on, in HTML again.
+	e.advance(dlTicker)
+	m = e.waitText(dlChat, m.ID, "expires in 4:30")
+	if m.ParseMode != "HTML" {
+		t.Fatalf("refresh parse mode %q", m.ParseMode)
+	}
+}
+
+// A confirmation "link" that is not a web address cannot be a URL button
+// (Telegram refuses the whole message): it is shown like a code instead.
+func TestDeliverNonWebLinkIsShownLikeACode(t *testing.T) {
+	e := newDlEnv(t)
+	e.link("C1", otpbot.Target{ChatID: dlChat})
+	e.start()
+	ev := e.codeEvent("ev1", "C1", 5*time.Minute)
+	ev.Name, ev.Code, ev.CodeLabel, ev.Link = "NE_VERIFY", "", "3DS confirmation link", "upayapp://confirm/7781"
+	e.push(ev)
+	m := e.waitMessages(dlChat, 1)[0]
+	if !strings.Contains(m.Text, "<code>upayapp://confirm/7781</code>") {
+		t.Fatalf("the link is not shown like a code:\n%s", m.Text)
+	}
+	for _, row := range m.Buttons {
+		for _, b := range row {
+			if b.URL != "" {
+				t.Fatalf("URL button %+v", b)
+			}
+		}
+	}
+}

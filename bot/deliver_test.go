@@ -696,26 +696,36 @@ func TestDeliverFailureClasses(t *testing.T) {
 		desc       string
 		wantBroken bool
 		wantState  otpbot.MessageState
+		// sends is how many calls Telegram refuses: a bad request is
+		// tried once more as plain text.
+		sends int
 	}{
-		{"malformed request fails once", 400, "Bad Request: can't parse entities: Unsupported start tag", false, otpbot.StateFailed},
-		{"chat not found", 400, "Bad Request: chat not found", true, otpbot.StateFailed},
-		{"kicked", 403, "Forbidden: bot was kicked from the supergroup chat", true, otpbot.StateFailed},
-		{"topic closed", 400, "Bad Request: TOPIC_CLOSED", true, otpbot.StateFailed},
+		{"malformed request fails once, and as plain text", 400, "Bad Request: can't parse entities: Unsupported start tag", false, otpbot.StateFailed, 2},
+		{"chat not found", 400, "Bad Request: chat not found", true, otpbot.StateFailed, 1},
+		{"kicked", 403, "Forbidden: bot was kicked from the supergroup chat", true, otpbot.StateFailed, 1},
+		{"topic closed", 400, "Bad Request: TOPIC_CLOSED", true, otpbot.StateFailed, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newDlEnv(t)
 			target := otpbot.Target{ChatID: dlChat}
 			e.link("C1", target)
-			e.tg.FailNext("sendMessage", 1, tc.code, tc.desc, 0)
+			e.tg.FailNext("sendMessage", tc.sends, tc.code, tc.desc, 0)
 			e.start()
 			e.push(e.codeEvent("ev1", "C1", 5*time.Minute))
-			e.tg.WaitFor(t, func() bool { return e.calls("sendMessage", dlChat) == 1 })
+			e.tg.WaitFor(t, func() bool { return e.calls("sendMessage", dlChat) == tc.sends })
 			e.settle()
 			e.advance(time.Hour)
 			e.settle()
-			if n := e.calls("sendMessage", dlChat); n != 1 {
-				t.Fatalf("%d sends, want no retry", n)
+			if n := e.calls("sendMessage", dlChat); n != tc.sends {
+				t.Fatalf("%d sends, want %d and no retry", n, tc.sends)
+			}
+			// Ops hear about it, whatever the class.
+			e.ops.mu.Lock()
+			reports := len(e.ops.buckets)
+			e.ops.mu.Unlock()
+			if reports == 0 {
+				t.Fatal("ops were not told")
 			}
 			links, err := e.store.LinksForKey(context.Background(), otpbot.Key{Type: otpbot.KeyCard, ID: "C1"})
 			if err != nil || len(links) != 1 || links[0].Broken != tc.wantBroken {

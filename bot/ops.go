@@ -73,6 +73,7 @@ const (
 	opsUnknown
 	opsBroken
 	opsFailing
+	opsRefused
 )
 
 type opsBucket struct {
@@ -134,6 +135,17 @@ func (o *Ops) Broken(target otpbot.Target, reason string) {
 		return
 	}
 	o.add(fmt.Sprintf("%d|%s", opsBroken, target), opsBucket{cat: opsBroken, target: target, reason: reason})
+}
+
+// Refused records that Telegram refused a message for target as a bad
+// request (HTML it cannot parse, a button it rejects): retrying the same
+// request cannot help, so an operator should look at the templates or the
+// push. reason is Telegram's description, never the message.
+func (o *Ops) Refused(target otpbot.Target, reason string) {
+	if o == nil {
+		return
+	}
+	o.add(fmt.Sprintf("%d|%s", opsRefused, target), opsBucket{cat: opsRefused, target: target, reason: reason})
 }
 
 // Failing records that sends to target keep failing (attempts so far).
@@ -333,6 +345,8 @@ func (b *opsBucket) plain() string {
 		s = "🔌 <b>Delivery stopped</b> to " + e(b.target.String())
 	case opsFailing:
 		s = "⏳ <b>Telegram keeps failing</b> for " + e(b.target.String())
+	case opsRefused:
+		s = "❗ <b>Telegram refused a message</b> for " + e(b.target.String())
 	}
 	if len(keys) > 0 {
 		s += "\n" + strings.Join(keys, ", ")
@@ -356,7 +370,7 @@ func keyText(k otpbot.Key) string {
 }
 
 func (b *opsBucket) logAttrs() []any {
-	cat := [...]string{"unrouted", "rejected", "unknown", "broken", "failing"}[b.cat]
+	cat := [...]string{"unrouted", "rejected", "unknown", "broken", "failing", "refused"}[b.cat]
 	attrs := []any{"report", cat, "count", b.count}
 	if b.ev.Name != "" {
 		attrs = append(attrs, "provider", string(b.ev.Provider), "event", b.ev.Name)

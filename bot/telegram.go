@@ -181,13 +181,17 @@ func (c *Client) Me(ctx context.Context) (tgbotapi.User, error) {
 	return u, nil
 }
 
-// Send sends m as a new HTML message and returns its Telegram message id.
+// Send sends m as a new HTML message (plain text when m.Plain) and
+// returns its Telegram message id.
 func (c *Client) Send(ctx context.Context, m OutMessage) (int, error) {
 	p := tgbotapi.Params{
 		"chat_id":                  strconv.FormatInt(m.Target.ChatID, 10),
 		"text":                     m.Text,
 		"parse_mode":               tgbotapi.ModeHTML,
 		"disable_web_page_preview": "true",
+	}
+	if m.Plain {
+		delete(p, "parse_mode")
 	}
 	if m.Target.ThreadID != 0 {
 		p["message_thread_id"] = strconv.Itoa(m.Target.ThreadID)
@@ -237,6 +241,9 @@ func (c *Client) Edit(ctx context.Context, messageID int, m OutMessage) error {
 		// Always sent, so that an edit without buttons removes them
 		// explicitly rather than relying on Telegram's default.
 		"reply_markup": kb,
+	}
+	if m.Plain {
+		delete(p, "parse_mode")
 	}
 	_, err = c.call(ctx, "editMessageText", p, 0)
 	if ClassOf(err) == ClassNotModified {

@@ -22,6 +22,9 @@ type OutMessage struct {
 	Protect bool
 	// ReplyTo is the Telegram message id this one answers; 0 for none.
 	ReplyTo int
+	// Plain sends Text without parse mode (no HTML): the fallback after
+	// Telegram refused the HTML of a message.
+	Plain bool
 }
 
 // Button is one inline keyboard button. Exactly one of Data, URL and

@@ -15,6 +15,7 @@ import (
 	"html"
 	"html/template"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -294,10 +295,25 @@ func KeyLabel(k otpbot.Key) string {
 	return string(k.Type) + " " + k.ID
 }
 
+// WebLink reports whether link is an http(s) address: only such a link is
+// shown as a link or a URL button (Telegram refuses a button with another
+// scheme, and the whole message with it); anything else is shown like a
+// code.
+func WebLink(link string) bool {
+	u, err := url.Parse(link)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// PlainText turns rendered HTML into the text it shows (tags removed,
+// entities decoded), for a message sent without parse mode after
+// Telegram refused the HTML.
+func PlainText(s string) string { return html.UnescapeString(stripTags(s)) }
+
 var funcs = template.FuncMap{
-	"card": CardOf,
-	"key":  KeyLabel,
-	"left": Remaining,
+	"weblink": WebLink,
+	"card":    CardOf,
+	"key":     KeyLabel,
+	"left":    Remaining,
 	// money joins an amount and its currency ("1.00 EUR"), either may be empty.
 	"money": func(amount, currency string) string {
 		return strings.TrimSpace(amount + " " + currency)

@@ -66,6 +66,8 @@ func TestRenderMessageGolden(t *testing.T) {
 	link := otp()
 	link.Name, link.Code, link.CodeLabel = "NE_VERIFY", "", "3DS confirmation link"
 	link.Link = "https://pay.example.com/confirm?id=1&x=2"
+	appLink := link
+	appLink.Link = "upayapp://confirm/7781"
 	bare := otpbot.Event{ID: "b", Kind: otpbot.KindCode, Name: "OPT_CODE", CardID: "1085185460000094505", Code: "888666", ReceivedAt: t0}
 	evil := otp()
 	evil.Merchant, evil.Code, evil.Amount, evil.Currency = `<b>&"x`, `<i>1&2</i>`, `1<2`, `"EUR"`
@@ -82,6 +84,7 @@ func TestRenderMessageGolden(t *testing.T) {
 		{"code_live", otpbot.Message{Event: otp(), State: otpbot.StateLive}, t0.Add(30 * time.Second), true, nil},
 		{"code_live_last_second", otpbot.Message{Event: otp(), State: otpbot.StateLive}, t0.Add(5*time.Minute - 300*time.Millisecond), true, nil},
 		{"code_live_link", otpbot.Message{Event: link, State: otpbot.StateLive}, t0, true, nil},
+		{"code_live_applink", otpbot.Message{Event: appLink, State: otpbot.StateLive}, t0, true, []string{"<a ", "#ZgotmplZ"}},
 		{"code_live_no_expiry", otpbot.Message{Event: bare, State: otpbot.StateLive}, t0, true, []string{"expires", "1085185460000094505"}},
 		{"code_live_escaped", otpbot.Message{Event: evil, State: otpbot.StateLive}, t0, false, []string{`<b>&`, `<i>1`}},
 		{"code_expired", otpbot.Message{Event: otp(), State: otpbot.StateExpired}, t0.Add(6 * time.Minute), false, []string{"482913"}},
@@ -102,7 +105,8 @@ func TestRenderMessageGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			secret := tt.msg.Event.Code + tt.msg.Event.Link
-			if tt.code && !strings.Contains(got, "<code>"+tt.msg.Event.Code+"</code>") && !strings.Contains(got, "pay.example.com/confirm") {
+			if tt.code && !strings.Contains(got, "<code>"+tt.msg.Event.Code+"</code>") && !strings.Contains(got, "pay.example.com/confirm") &&
+				!strings.Contains(got, "<code>"+tt.msg.Event.Link+"</code>") {
 				t.Errorf("the live code is missing:\n%s", got)
 			}
 			if !tt.code && secret != "" && tt.msg.Event.Merchant != `<b>&"x` && strings.Contains(got, secret) {
@@ -409,5 +413,19 @@ func TestRenderPages(t *testing.T) {
 	})
 	if err != nil || len(empty) != 1 || !strings.Contains(empty[0], "No events yet") {
 		t.Errorf("empty history: %q, %v", empty, err)
+	}
+}
+
+func TestWebLinkAndPlainText(t *testing.T) {
+	for link, want := range map[string]bool{
+		"https://pay.example.com/c?id=1": true, "http://x.test/": true, "upayapp://confirm/1": false,
+		"javascript:alert(1)": false, "tg://resolve?domain=x": false, "https://": false, "": false,
+	} {
+		if got := WebLink(link); got != want {
+			t.Errorf("WebLink(%q) = %v", link, got)
+		}
+	}
+	if got := PlainText(`🔐 <b>Code</b>` + "\n" + `<code>1&amp;2</code> <a href="https://x.test">link</a>`); got != "🔐 Code\n1&2 link" {
+		t.Errorf("PlainText = %q", got)
 	}
 }
