@@ -33,6 +33,12 @@ const (
 	// TaskNotice sends Task.Text as a plain new message (ops reports). It has
 	// no Message.
 	TaskNotice TaskKind = "notice"
+	// TaskDelete deletes the message Task.TelegramID in Task.Target: a
+	// message that must not outlive the codes it shows (a /codes reply),
+	// due when the first of them expires. A message Telegram will not
+	// delete any more (older than 48 hours) is edited to a text without
+	// the codes instead. It has no Message.
+	TaskDelete TaskKind = "delete"
 )
 
 // MessageState is where a message is in its life.
@@ -96,6 +102,8 @@ type Task struct {
 	LastError string    `json:"last_error,omitempty"`
 	// Text is the body of a TaskNotice (already rendered, never a code).
 	Text string `json:"text,omitempty"`
+	// TelegramID is the Telegram message id a TaskDelete deletes.
+	TelegramID int `json:"telegram_id,omitempty"`
 }
 
 // TaskID returns the ID of a message's task in a slot. Send and update have
