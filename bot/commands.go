@@ -34,12 +34,15 @@ type CommandStore interface {
 	UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error
 	CreateInvite(ctx context.Context, inv otpbot.Invite) error
 	RedeemInvite(ctx context.Context, hash string, target otpbot.Target, now time.Time) (otpbot.Invite, error)
+	// Enqueue schedules the deletion of a /codes reply (TaskDelete).
+	Enqueue(ctx context.Context, tasks ...otpbot.Task) error
 }
 
 // replier is the part of the Telegram client that answers users.
 type replier interface {
 	Send(ctx context.Context, m OutMessage) (int, error)
 	Edit(ctx context.Context, messageID int, m OutMessage) error
+	Delete(ctx context.Context, target otpbot.Target, messageID int) error
 	AnswerCallback(ctx context.Context, callbackID, text string, alert bool) error
 }
 
@@ -665,6 +668,11 @@ func (c *Commands) mergedHistory(ctx context.Context, keys []otpbot.Key, n int) 
 
 // --- /codes ---
 
+// codes lists the chat's live codes and approval requests, each code shown
+// like in its message, with the time left. A code must never stay on
+// screen past its expiry, so the reply is deleted when the first code it
+// lists expires: a TaskDelete per message of the reply, due then, that the
+// Deliverer carries out (and that survives a restart).
 func (c *Commands) codes(ctx context.Context, r *request) error {
 	msgs, err := c.store.MessagesForChat(ctx, r.target.ChatID)
 	if err != nil {
@@ -672,14 +680,18 @@ func (c *Commands) codes(ctx context.Context, r *request) error {
 	}
 	now := c.now()
 	var lines []templates.CodeLine
+	var first time.Time // the earliest expiry listed
 	for _, m := range msgs {
 		if m.State != otpbot.StateLive || !m.Event.Kind.Pushed() || m.Event.Expired(now) {
 			continue
 		}
-		line := templates.CodeLine{Event: m.Event.Redacted(), Card: templates.CardOf(m.Event)}
-		if !m.Event.ExpiresAt.IsZero() {
-			line.Left = m.Event.ExpiresAt.Sub(now)
+		line := templates.CodeLine{Event: m.Event.Redacted(), Code: m.Event.Code, Link: m.Event.Link, Card: templates.CardOf(m.Event)}
+		if exp := m.Event.ExpiresAt; !exp.IsZero() {
+			line.Left = exp.Sub(now)
 			line.LeftText = templates.Remaining(line.Left)
+			if first.IsZero() || exp.Before(first) {
+				first = exp
+			}
 		}
 		lines = append(lines, line)
 	}
@@ -691,7 +703,50 @@ func (c *Commands) codes(ctx context.Context, r *request) error {
 		}
 		return a.Before(b)
 	})
-	return c.okPages(ctx, r, "codes", len(lines), func(from, to, part, parts int) any {
-		return templates.CodesView{Codes: lines[from:to], Part: part, Parts: parts}
+	deleteIn := ""
+	if !first.IsZero() {
+		deleteIn = templates.Remaining(first.Sub(now))
+	}
+	pages, err := c.tmpl.RenderPages("codes", len(lines), func(from, to, part, parts int) any {
+		return templates.CodesView{Codes: lines[from:to], Part: part, Parts: parts, DeleteIn: deleteIn}
 	})
+	if err != nil {
+		return err
+	}
+	c.count(r.name, "ok")
+	var tasks []otpbot.Task
+	for _, p := range pages {
+		id, err := c.client.Send(ctx, OutMessage{Target: r.target, Text: p, ReplyTo: r.msg.MessageID, Protect: len(lines) > 0})
+		if err != nil {
+			err = fmt.Errorf("reply: %w", err)
+			return errors.Join(err, c.dropCodes(ctx, r.target, tasks))
+		}
+		if !first.IsZero() {
+			tasks = append(tasks, otpbot.Task{
+				ID:   "delete:" + r.target.String() + ":" + strconv.Itoa(id),
+				Kind: otpbot.TaskDelete, Priority: otpbot.PriorityUpdate,
+				Target: r.target, TelegramID: id, Due: first, Created: first,
+			})
+		}
+	}
+	if len(tasks) == 0 {
+		return nil
+	}
+	if err := c.store.Enqueue(ctx, tasks...); err != nil {
+		// Nothing would take the codes off the screen at expiry: take
+		// them off now.
+		return errors.Join(fmt.Errorf("codes: schedule the reply's deletion: %w", err), c.dropCodes(ctx, r.target, tasks))
+	}
+	return nil
+}
+
+// dropCodes deletes the /codes reply messages of tasks at once.
+func (c *Commands) dropCodes(ctx context.Context, target otpbot.Target, tasks []otpbot.Task) error {
+	var errs []error
+	for _, t := range tasks {
+		if err := c.client.Delete(ctx, target, t.TelegramID); err != nil {
+			errs = append(errs, fmt.Errorf("delete the /codes reply: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -39,6 +39,9 @@ type env struct {
 	clock  *storetest.Clock
 	tmpl   *templates.Set
 	cmds   *Commands
+	// d is the running Deliverer; a test that moves the clock past a due
+	// time pokes it (its timers run on real time).
+	d *Deliverer
 }
 
 // openStore opens the store a test runs against. Leases and Once use real
@@ -111,6 +114,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.d = d
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = p.Run(ctx) }()

@@ -336,8 +336,9 @@ func TestCodes(t *testing.T) {
 		t.Errorf("/codes in an unlinked chat: %q", got)
 	}
 	got := e.reply(chatA, member, "/codes")
-	mustContain(t, got, "Shop a1", "expires in 4:30", "Shop a2", "expires in 1:30", "•••• 1234")
-	mustNotContain(t, got, "111111", "222222", "333333", "Shop b1", "5678")
+	mustContain(t, got, "Shop a1", "expires in 4:30", "Shop a2", "expires in 1:30", "•••• 1234",
+		"<code>111111</code>", "<code>222222</code>")
+	mustNotContain(t, got, "333333", "Shop b1", "5678")
 	if strings.Index(got, "Shop a2") > strings.Index(got, "Shop a1") {
 		t.Errorf("the code expiring first should come first:\n%s", got)
 	}
@@ -349,6 +350,63 @@ func TestCodes(t *testing.T) {
 
 	e.clock.Advance(5 * time.Minute)
 	mustContain(t, e.reply(chatA, member, "/codes"), "No code is valid")
+}
+
+// A /codes reply shows live codes, so it must not outlive them: it is
+// deleted when the first code it lists expires, or, when Telegram will no
+// longer delete it (older than 48 hours), edited to a text without them.
+func TestCodesReplyGoesAtTheFirstExpiry(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		tooOld   bool
+		deletion string
+	}{{"deleted", false, ""}, {"too old to delete: redacted", true, "can't be deleted"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.link(cardKey("CARD-1234"), chat(chatA))
+			e.codeMessage(chatA, e.push("a1", "CARD-1234", "111111", 5*time.Minute))
+			e.codeMessage(chatA, e.push("a2", "CARD-1234", "222222", 2*time.Minute))
+			e.clock.Advance(30 * time.Second)
+
+			cmd := e.tg.SendCommand(chatA, member, "/codes")
+			var reply bottest.Message
+			e.tg.WaitFor(t, func() bool {
+				for _, m := range e.tg.Messages(chatA) {
+					if m.ReplyTo == cmd {
+						reply = m
+						return true
+					}
+				}
+				return false
+			})
+			mustContain(t, reply.Text, "<code>111111</code>", "<code>222222</code>", "expires in 4:30", "expires in 1:30")
+			if !reply.Protect {
+				t.Error("the /codes reply can be forwarded")
+			}
+			if tc.tooOld {
+				e.tg.FailNext("deleteMessage", 1, 400, "Bad Request: message can't be deleted for everyone", 0)
+			}
+
+			// a2 expires: the reply goes with it.
+			e.clock.Advance(90 * time.Second)
+			e.d.Poke()
+			e.tg.WaitFor(t, func() bool {
+				m, ok := e.tg.Message(chatA, reply.ID)
+				return !ok || !strings.Contains(m.Text, "111111")
+			})
+			m, ok := e.tg.Message(chatA, reply.ID)
+			if ok != tc.tooOld {
+				t.Fatalf("reply still there: %v, want %v", ok, tc.tooOld)
+			}
+			if ok {
+				mustNotContain(t, m.Text, "111111", "222222")
+				mustContain(t, m.Plain(), "expired")
+			}
+			if n := len(e.tg.Calls("deleteMessage")); n != 1 {
+				t.Errorf("%d deleteMessage calls", n)
+			}
+		})
+	}
 }
 
 func TestParseHistory(t *testing.T) {

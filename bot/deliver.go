@@ -27,9 +27,11 @@ type DeliveryStore interface {
 
 // Renderer renders a code or approval message as it looks at now
 // (templates.Set implements it). For a live message past its expiry it
-// must render the expired form.
+// must render the expired form. Render renders a named template
+// ("codes_gone", for a /codes reply too old to delete).
 type Renderer interface {
 	RenderMessage(msg otpbot.Message, now time.Time) (string, error)
+	Render(name string, data any) (string, error)
 }
 
 // Sender is the part of the Client the Deliverer uses.
@@ -368,6 +370,8 @@ func (d *Deliverer) work(ctx, callBase, storeBase context.Context, job otpbot.Jo
 	switch job.Task.Kind {
 	case otpbot.TaskNotice:
 		w.notice()
+	case otpbot.TaskDelete:
+		w.deleteMessage()
 	case otpbot.TaskSend, otpbot.TaskUpdate, otpbot.TaskRefresh, otpbot.TaskExpire:
 		w.message()
 	default:
@@ -689,6 +693,39 @@ func apiDescription(err error) string {
 		return ae.Description
 	}
 	return err.Error()
+}
+
+// deleteMessage carries out a TaskDelete: the message (a /codes reply)
+// must not outlive the codes it shows. Telegram will not delete a message
+// older than 48 hours in most chats; that one is edited to a text without
+// the codes instead (codes_gone). A message that is gone already counts as
+// deleted.
+func (w *jobRun) deleteMessage() {
+	d := w.d
+	t := w.job.Task
+	if t.TelegramID == 0 {
+		w.complete(nil, "skipped")
+		return
+	}
+	if !w.slot(t.Priority) {
+		return
+	}
+	result := "deleted"
+	err := d.client.Delete(w.ctx, t.Target, t.TelegramID)
+	if CannotDelete(err) {
+		result = "edited"
+		var text string
+		if text, err = d.render.Render("codes_gone", nil); err == nil {
+			err = d.client.Edit(w.ctx, t.TelegramID, OutMessage{Target: t.Target, Text: text})
+		}
+	}
+	if err != nil && ClassOf(err) != ClassNotModified {
+		w.failed(err, nil)
+		return
+	}
+	d.latency.WithLabelValues(string(t.Kind)).Observe(d.now().Sub(t.Created).Seconds())
+	d.log.Info("message with codes removed", w.logAttrs("result", result)...)
+	w.complete(nil, result)
 }
 
 // notice sends an ops notice as a plain message.

@@ -141,3 +141,26 @@ func TestDeliverSharedRedisOnceAndCountdownsSurviveAProcess(t *testing.T) {
 		}
 	}
 }
+
+// A TaskDelete keeps its Telegram message id through the Redis outbox (the
+// store keeps a task as JSON, so fields added to otpbot.Task survive it).
+func TestDeliverDeleteTaskOnRedis(t *testing.T) {
+	tg := bottest.New(t)
+	tmpl, err := templates.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, _ := newRedisDeliverer(t, tg, dlRedisPrefix(t), tmpl)
+	c := newTestClient(t, tg, nil)
+	target := otpbot.Target{ChatID: 4242}
+	id, err := c.Send(context.Background(), OutMessage{Target: target, Text: "codes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := store.Enqueue(context.Background(), otpbot.Task{ID: "delete:" + target.String() + ":" + fmt.Sprint(id),
+		Kind: otpbot.TaskDelete, Priority: otpbot.PriorityUpdate, Target: target, TelegramID: id, Due: now, Created: now}); err != nil {
+		t.Fatal(err)
+	}
+	tg.WaitFor(t, func() bool { return len(tg.Messages(4242)) == 0 })
+}

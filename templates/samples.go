@@ -51,9 +51,11 @@ func samples() map[string]any {
 		"invite_redeemed":  link,
 		"invite_invalid":   nil,
 		"history":          HistoryView{Key: key, Entries: []otpbot.HistoryEntry{{Event: red, Outcome: otpbot.OutcomeUnrouted}}, Part: 1, Parts: 2},
-		"codes":            CodesView{Codes: []CodeLine{{Event: red, Card: "•••• 1234", Left: time.Minute, LeftText: "1:00"}}, Part: 1, Parts: 2},
-		"ops_unrouted":     ops,
-		"ops_rejected":     ops,
-		"ops_broken":       ops,
+		"codes": CodesView{Codes: []CodeLine{{Event: red, Code: ev.Code, Link: ev.Link, Card: "•••• 1234", Left: time.Minute, LeftText: "1:00"}},
+			Part: 1, Parts: 2, DeleteIn: "1:00"},
+		"codes_gone":   nil,
+		"ops_unrouted": ops,
+		"ops_rejected": ops,
+		"ops_broken":   ops,
 	}
 }

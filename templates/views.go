@@ -90,18 +90,26 @@ type HistoryView struct {
 	Parts   int
 }
 
-// CodesView is the data of "codes": the live messages of the chat.
+// CodesView is the data of "codes": the live messages of the chat. The
+// reply is deleted when the first code it lists expires, so that no code
+// stays on screen past its expiry; DeleteIn says when ("4:30"; empty when
+// no listed code expires).
 type CodesView struct {
-	Codes []CodeLine
-	Part  int
-	Parts int
+	Codes    []CodeLine
+	Part     int
+	Parts    int
+	DeleteIn string
 }
 
-// CodeLine is one live code or approval request in /codes. It never holds the
-// code itself: the list stays in the chat after the code expired.
+// CodeLine is one live code or approval request in /codes, with its code
+// (or confirmation link) while it is valid.
 type CodeLine struct {
-	Event    otpbot.Event // redacted
-	Card     string       // "•••• 1234" or ""
+	Event otpbot.Event // redacted: the code and link are in Code and Link
+	// Code and Link are the code and the confirmation link of a live code
+	// ("" for an approval request): shown like in the code message.
+	Code     string
+	Link     string
+	Card     string // "•••• 1234" or ""
 	Left     time.Duration
 	LeftText string
 }
