@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -311,20 +312,27 @@ func newWebhook(secret string, handler UpdateHandler, coord onceChecker, logger 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &webhook{secret: []byte(secret), handler: handler, coord: coord, log: logger, updates: updateMetrics(reg)}
+	w := &webhook{configured: secret != "", handler: handler, coord: coord, log: logger, updates: updateMetrics(reg)}
+	w.secret = sha256.Sum256([]byte(secret))
+	return w
 }
 
 type webhook struct {
-	secret  []byte
-	handler UpdateHandler
-	coord   onceChecker
-	log     *slog.Logger
-	updates *prometheus.CounterVec
+	// secret is the SHA-256 of the secret token: the header's digest is
+	// compared with it, so the comparison takes the same time whatever
+	// the lengths (subtle.ConstantTimeCompare returns early on a length
+	// mismatch and would leak the secret's length).
+	secret     [sha256.Size]byte
+	configured bool
+	handler    UpdateHandler
+	coord      onceChecker
+	log        *slog.Logger
+	updates    *prometheus.CounterVec
 }
 
 func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	got := []byte(r.Header.Get("X-Telegram-Bot-Api-Secret-Token"))
-	if len(h.secret) == 0 || subtle.ConstantTimeCompare(got, h.secret) != 1 {
+	got := sha256.Sum256([]byte(r.Header.Get("X-Telegram-Bot-Api-Secret-Token")))
+	if !h.configured || subtle.ConstantTimeCompare(got[:], h.secret[:]) != 1 {
 		h.updates.WithLabelValues("webhook", "rejected").Inc()
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return

@@ -387,3 +387,31 @@ func TestWebhookThroughTelegram(t *testing.T) {
 	// after the reply was sent).
 	e.tg.WaitFor(t, func() bool { return e.tg.PendingUpdates() == 0 })
 }
+
+// The secret is compared by digest (no length leak); an empty configured
+// secret still rejects everything, an empty header included.
+func TestWebhookSecretCompare(t *testing.T) {
+	for _, tc := range []struct {
+		name, secret, header string
+		want                 int
+	}{
+		{"no secret configured, none sent", "", "", http.StatusUnauthorized},
+		{"no secret configured, one sent", "", "x", http.StatusUnauthorized},
+		{"prefix of the secret", "s3cr3t", "s3cr", http.StatusUnauthorized},
+		{"secret and more", "s3cr3t", "s3cr3tX", http.StatusUnauthorized},
+		{"right secret, wrong method", "s3cr3t", "s3cr3t", http.StatusMethodNotAllowed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := WebhookHandler(tc.secret, nil, nil, nil)
+			req := httptest.NewRequest(http.MethodGet, "/tg", nil)
+			if tc.header != "" {
+				req.Header.Set("X-Telegram-Bot-Api-Secret-Token", tc.header)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.want {
+				t.Fatalf("status %d, want %d", rec.Code, tc.want)
+			}
+		})
+	}
+}
