@@ -106,8 +106,8 @@ func cpuPer(p procPeak, pushes int) string {
 // bytesPer is what otpbot wrote to its store file per push, in KiB (the
 // embedded store; nothing for Redis).
 func bytesPer(p procPeak, pushes int) string {
-	if pushes == 0 || p.WriteBytes == 0 {
-		return ""
+	if pushes == 0 || p.WriteBytes/float64(pushes) < 100 {
+		return "" // Redis: otpbot writes no store file
 	}
 	return fmt.Sprintf("%.1f KiB", p.WriteBytes/float64(pushes)/1024)
 }
