@@ -18,11 +18,15 @@ import (
 )
 
 // DeliveryStore is what the Deliverer needs of the store: the outbox, the
-// messages behind it, and marking a target broken.
+// messages behind it, marking a target broken, and moving the links of a
+// group that became a supergroup.
 type DeliveryStore interface {
 	otpbot.Queue
 	otpbot.MessageStore
 	MarkBroken(ctx context.Context, t otpbot.Target, reason string) error
+	LinksForChat(ctx context.Context, chatID int64) ([]otpbot.Link, error)
+	Link(ctx context.Context, l otpbot.Link) error
+	Unlink(ctx context.Context, key otpbot.Key, target otpbot.Target) (bool, error)
 }
 
 // Renderer renders a code or approval message as it looks at now
@@ -638,6 +642,8 @@ func (w *jobRun) failed(err error, msg *otpbot.Message) {
 		return
 	}
 	switch ClassOf(err) {
+	case ClassMigrated:
+		w.migrated(err, msg)
 	case ClassRateLimited:
 		// Flood control says "not now", not "this failed": wait as told
 		// without counting an attempt.
@@ -726,6 +732,68 @@ func (w *jobRun) deleteMessage() {
 	d.latency.WithLabelValues(string(t.Kind)).Observe(d.now().Sub(t.Created).Seconds())
 	d.log.Info("message with codes removed", w.logAttrs("result", result)...)
 	w.complete(nil, result)
+}
+
+// migrated follows a group that Telegram upgraded to a supergroup: the
+// links of the group move to the supergroup (Telegram gives the new id
+// once, in the refusal), and a send or notice is retried there at once.
+// A message already in the group cannot be followed (its copy in the
+// supergroup has another id): it is given up, as when a chat is gone, but
+// nothing is marked broken.
+func (w *jobRun) migrated(err error, msg *otpbot.Message) {
+	d := w.d
+	t := w.job.Task
+	var ae *APIError
+	errors.As(err, &ae)
+	to := otpbot.Target{ChatID: ae.MigrateTo, ThreadID: t.Target.ThreadID}
+	if merr := w.moveLinks(t.Target.ChatID, ae.MigrateTo); merr != nil {
+		d.log.Error("moving the links of an upgraded group failed", w.logAttrs("to", to.String(), "err", merr)...)
+		w.retry(d.now().Add(w.backoff()), "move links: "+merr.Error())
+		return
+	}
+	d.log.Warn("group upgraded to a supergroup: links moved", w.logAttrs("to", to.String())...)
+	next := t
+	next.Target, next.Due = to, d.now()
+	switch {
+	case msg == nil:
+		// An ops notice: telegram.ops_chat names the old group.
+		d.log.Warn("the ops chat was upgraded to a supergroup: set telegram.ops_chat to its new id", "ops_chat", to.ChatID)
+		w.complete(nil, "migrated", next)
+	case msg.TelegramID == 0:
+		msg.Target, msg.UpdatedAt = to, d.now()
+		w.finish(msg, "migrated", next)
+	default:
+		msg.State, msg.UpdatedAt = otpbot.StateFailed, d.now()
+		d.forget(msg.ID)
+		w.finish(msg, "gone")
+	}
+}
+
+// moveLinks moves every link of chat from to chat to (same key, topic and
+// creator), unbroken.
+func (w *jobRun) moveLinks(from, to int64) error {
+	d := w.d
+	var links []otpbot.Link
+	if err := w.storeDo(func(ctx context.Context) (err error) {
+		links, err = d.store.LinksForChat(ctx, from)
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, l := range links {
+		moved := l
+		moved.Target.ChatID, moved.Broken, moved.BrokenReason = to, false, ""
+		if err := w.storeDo(func(ctx context.Context) error { return d.store.Link(ctx, moved) }); err != nil {
+			return err
+		}
+		if err := w.storeDo(func(ctx context.Context) error {
+			_, err := d.store.Unlink(ctx, l.Key, l.Target)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // notice sends an ops notice as a plain message.

@@ -415,3 +415,29 @@ func TestDeliverNonWebLinkIsShownLikeACode(t *testing.T) {
 		}
 	}
 }
+
+// A group upgraded to a supergroup answers with the supergroup's id: the
+// links move there and the code is sent there, nothing is marked broken.
+func TestDeliverFollowsAGroupUpgradedToASupergroup(t *testing.T) {
+	e := newDlEnv(t)
+	const group, super int64 = -4001, -1004001
+	e.link("C1", otpbot.Target{ChatID: group})
+	e.tg.Migrate(group, super)
+	e.start()
+	e.push(e.codeEvent("ev1", "C1", 5*time.Minute))
+	m := e.waitMessages(super, 1)[0]
+	if !strings.Contains(m.Text, dlCode) {
+		t.Fatalf("message in the supergroup: %s", m.Plain())
+	}
+	e.settle()
+	links, err := e.store.LinksForKey(context.Background(), otpbot.Key{Type: otpbot.KeyCard, ID: "C1"})
+	if err != nil || len(links) != 1 || links[0].Target.ChatID != super || links[0].Broken {
+		t.Fatalf("links %+v %v, want one unbroken link to the supergroup", links, err)
+	}
+	// The countdown goes on in the supergroup.
+	e.advance(dlTicker)
+	e.waitText(super, m.ID, "expires in 4:30")
+	// And the next code goes straight there.
+	e.push(e.codeEvent("ev2", "C1", 5*time.Minute))
+	e.waitMessages(super, 2)
+}

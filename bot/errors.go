@@ -36,6 +36,9 @@ const (
 	// ClassBadRequest: any other 4xx; retrying the same request will fail
 	// the same way.
 	ClassBadRequest
+	// ClassMigrated: the group was upgraded to a supergroup,
+	// APIError.MigrateTo; the same request to that chat works.
+	ClassMigrated
 )
 
 // String names the class; it is also the outcome label of the call metric.
@@ -51,6 +54,8 @@ func (c ErrorClass) String() string {
 		return "not_modified"
 	case ClassBadRequest:
 		return "bad_request"
+	case ClassMigrated:
+		return "migrated"
 	}
 	return "unknown"
 }
@@ -67,6 +72,9 @@ type APIError struct {
 	Description string
 	// RetryAfter is Telegram's parameters.retry_after for a 429.
 	RetryAfter time.Duration
+	// MigrateTo is Telegram's parameters.migrate_to_chat_id: the
+	// supergroup the group was upgraded to (ClassMigrated).
+	MigrateTo int64
 	// cause is kept only when it is a context error, so that
 	// errors.Is(err, context.Canceled) works; raw transport errors are not
 	// kept because they print the URL (and so the token).
@@ -188,6 +196,10 @@ func toAPIError(ctx context.Context, method, token string, err error) *APIError 
 			if e.RetryAfter <= 0 {
 				e.RetryAfter = time.Second
 			}
+		}
+		if te.MigrateToChatID != 0 {
+			// Without the new id the group is simply gone (goneMarkers).
+			e.Class, e.MigrateTo = ClassMigrated, te.MigrateToChatID
 		}
 		return e
 	}

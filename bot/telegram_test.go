@@ -316,3 +316,14 @@ func TestDelete(t *testing.T) {
 		t.Fatal("CannotDelete of other errors")
 	}
 }
+
+func TestMigratedGroupError(t *testing.T) {
+	s := bottest.New(t)
+	c := newTestClient(t, s, nil)
+	s.Migrate(-4001, -1004001)
+	_, err := c.Send(context.Background(), OutMessage{Target: otpbot.Target{ChatID: -4001}, Text: "x"})
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Class != ClassMigrated || ae.MigrateTo != -1004001 {
+		t.Fatalf("err %+v", err)
+	}
+}

@@ -131,15 +131,17 @@ type Server struct {
 }
 
 type chat struct {
-	id       int64
-	typ      string
-	nextID   int
-	msgs     map[int]*Message
-	order    []int
-	blocked  bool
-	hits     []time.Time
-	until    time.Time
-	userMsgs int
+	id      int64
+	typ     string
+	nextID  int
+	msgs    map[int]*Message
+	order   []int
+	blocked bool
+	// migratedTo is the supergroup this group became (see Migrate).
+	migratedTo int64
+	hits       []time.Time
+	until      time.Time
+	userMsgs   int
 }
 
 // New starts a fake Bot API server, closed when the test ends.
@@ -388,6 +390,22 @@ func (s *Server) Block(chatID int64) {
 	s.chat(chatID).blocked = true
 }
 
+// Migrate makes chatID a group that was upgraded to the supergroup to:
+// sends and edits there answer 400 "group chat was upgraded to a
+// supergroup chat" with parameters.migrate_to_chat_id, as Telegram does.
+func (s *Server) Migrate(chatID, to int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.chat(chatID).migratedTo = to
+}
+
+func migrated(c *chat) *apiError {
+	if c.migratedTo == 0 {
+		return nil
+	}
+	return &apiError{code: 400, desc: "Bad Request: group chat was upgraded to a supergroup chat", migrateTo: c.migratedTo}
+}
+
 // Unblock undoes Block.
 func (s *Server) Unblock(chatID int64) {
 	s.mu.Lock()
@@ -620,6 +638,7 @@ type apiError struct {
 	code       int
 	desc       string
 	retryAfter int
+	migrateTo  int64
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -716,6 +735,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		body := map[string]any{"ok": false, "error_code": aerr.code, "description": aerr.desc}
 		if aerr.retryAfter > 0 {
 			body["parameters"] = map[string]any{"retry_after": aerr.retryAfter}
+		}
+		if aerr.migrateTo != 0 {
+			body["parameters"] = map[string]any{"migrate_to_chat_id": aerr.migrateTo}
 		}
 		writeJSON(w, aerr.code, body)
 		return
@@ -919,6 +941,9 @@ func (s *Server) sendMessage(p map[string]string) (any, *apiError) {
 	if c.blocked {
 		return nil, &apiError{code: 403, desc: "Forbidden: bot was blocked by the user"}
 	}
+	if aerr := migrated(c); aerr != nil {
+		return nil, aerr
+	}
 	if aerr := validateText(p["text"], p["parse_mode"]); aerr != nil {
 		return nil, aerr
 	}
@@ -956,6 +981,9 @@ func (s *Server) editMessage(method string, p map[string]string) (any, *apiError
 	}
 	if c.blocked {
 		return nil, &apiError{code: 403, desc: "Forbidden: bot was blocked by the user"}
+	}
+	if aerr := migrated(c); aerr != nil {
+		return nil, aerr
 	}
 	if m == nil {
 		return nil, &apiError{code: 400, desc: "Bad Request: message to edit not found"}
