@@ -159,3 +159,32 @@ func TestOpsRunSendsAtMostOncePerInterval(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// Ops reports name cards one way whether a template or a built-in text
+// renders them: a card id masked to its last four characters ("…RD-A",
+// otpbot.MaskID), a card number's last four as "•••• 1234".
+func TestOpsMaskCardsOneWay(t *testing.T) {
+	tmpl, err := templates.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		renderer OpsRenderer
+	}{{"templates", tmpl}, {"built-in texts", nil}} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := &noticeRecorder{}
+			ops := NewOps(OpsOptions{Queue: q, Chat: otpbot.Target{ChatID: dlOps}, Renderer: tc.renderer, Now: (&dlClock{now: dlStart}).Now})
+			ev := otpbot.Event{ID: "e1", Provider: otpbot.ProviderUPay, Name: "3DS_OTP", Kind: otpbot.KindCode, CardID: "MY-CARD-A"}
+			ops.Report(context.Background(), ev, otpbot.IngestResult{Outcome: otpbot.OutcomeUnrouted})
+			withNumber := otpbot.Event{ID: "e2", Provider: otpbot.ProviderUPay, Name: "3DS_OTP", Kind: otpbot.KindCode, CardID: "C-77", CardLast4: "4321"}
+			ops.Report(context.Background(), withNumber, otpbot.IngestResult{Outcome: otpbot.OutcomeUnrouted})
+			if err := ops.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			text := q.all()[0].Text
+			mustContain(t, text, "card …RD-A", "•••• 4321")
+			mustNotContain(t, text, "•••• RD-A", "MY-CARD-A")
+		})
+	}
+}

@@ -101,7 +101,7 @@ func TestProcessesOnRedisShareOnePoller(t *testing.T) {
 	}
 	for _, m := range tg.Messages(chatA) {
 		if m.ReplyTo == second {
-			mustContain(t, m.Text, "card •••• 3333")
+			mustContain(t, m.Text, "card …3333")
 		}
 	}
 	e.tg.WaitFor(t, func() bool { return tg.PendingUpdates() == 0 })

@@ -265,9 +265,11 @@ func Remaining(d time.Duration) string {
 	return fmt.Sprintf("%d:%02d", sec/60, sec%60)
 }
 
-// CardOf returns how a message names the card of ev: "•••• 1234" from the
-// card number's last four digits, else from the last four characters of the
-// card id (some platforms use the card number as id), else "".
+// CardOf returns how a message names the card of ev to the cardholder:
+// "•••• 1234" from the card number's last four digits, else from the last
+// four characters of the card id (HyperCard pushes some events with only
+// the card id, which is then what the cardholder knows the card by), else
+// "". Ops reports and link keys name an id with KeyLabel instead.
 func CardOf(ev otpbot.Event) string {
 	if ev.CardLast4 != "" {
 		return "•••• " + ev.CardLast4
@@ -287,10 +289,11 @@ func last4(s string) string {
 }
 
 // KeyLabel names a routing key in a chat: a card id masked to its last four
-// characters ("card •••• 3333"), a customer number in full.
+// characters ("card …3333", otpbot.MaskID, as logs and ops reports name
+// it), a customer number in full.
 func KeyLabel(k otpbot.Key) string {
 	if k.Type == otpbot.KeyCard {
-		return "card •••• " + last4(k.ID)
+		return "card " + otpbot.MaskID(k.ID)
 	}
 	return string(k.Type) + " " + k.ID
 }
