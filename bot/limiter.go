@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/otpbot/otpbot"
 )
 
@@ -34,13 +36,23 @@ type LimiterOptions struct {
 	// GlobalFloodChats: when this many different chats get a 429 within a
 	// second, the flood is taken as global and everything pauses. Default 3.
 	GlobalFloodChats int
+	// Instances is how many otpbot processes send for the same bot (serve
+	// processes sharing one Redis). The limits above are the bot's; each
+	// process takes its share: every rate divided by Instances, every
+	// burst too (at least 1). Default 1.
+	Instances int
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
 }
 
 // Limiter keeps otpbot under Telegram's flood limits: a global bucket, one
-// per chat and one more per group. It is priority-aware: work below
+// per chat and one more per group (token buckets of golang.org/x/time/rate,
+// driven by the limiter's clock).
+//
+// The budget is per process: several processes sending for one bot (serve
+// processes sharing one Redis) each get the full budget unless
+// LimiterOptions.Instances divides it among them. It is priority-aware: work below
 // PriorityUpdate (countdown refreshes, ops notices) only takes a token when
 // the buckets keep headroom for codes, so a code never waits for a refresh
 // to free the global budget. A 429 pauses only its scope: the chat, or the
@@ -66,36 +78,37 @@ type chatLimit struct {
 	until time.Time
 }
 
-// bucket is a token bucket driven by an explicit clock.
-type bucket struct {
-	rate   float64 // tokens per second
-	burst  float64
-	tokens float64
-	last   time.Time
-}
+// bucket is a rate.Limiter that also answers how long until it holds n
+// tokens without taking them: a low-priority take needs more tokens in the
+// bucket than it takes (the headroom kept for codes).
+type bucket struct{ *rate.Limiter }
 
-func newBucket(rate float64, burst int, now time.Time) bucket {
-	return bucket{rate: rate, burst: float64(burst), tokens: float64(burst), last: now}
-}
-
-func (b *bucket) at(now time.Time) float64 {
-	if now.After(b.last) {
-		b.tokens = math.Min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-		b.last = now
-	}
-	return b.tokens
+// newBucket returns a full bucket of burst tokens refilled at perSec.
+func newBucket(perSec float64, burst int) bucket {
+	return bucket{rate.NewLimiter(rate.Limit(perSec), burst)}
 }
 
 // need returns how long until the bucket holds n tokens (0 if it does).
-func (b *bucket) need(now time.Time, n float64) time.Duration {
-	if n > b.burst {
-		n = b.burst
-	}
-	have := b.at(now)
+func (b bucket) need(now time.Time, n float64) time.Duration {
+	n = min(n, float64(b.Burst()))
+	have := b.TokensAt(now)
 	if have >= n {
 		return 0
 	}
-	return time.Duration((n - have) / b.rate * float64(time.Second))
+	return time.Duration((n - have) / float64(b.Limit()) * float64(time.Second))
+}
+
+// take takes one token, which need said is there.
+func (b bucket) take(now time.Time) { b.AllowN(now, 1) }
+
+// full reports whether the bucket holds all its tokens.
+func (b bucket) full(now time.Time) bool { return b.TokensAt(now) >= float64(b.Burst()) }
+
+// empty takes every whole token: after a 429 the bucket was too generous.
+func (b bucket) empty(now time.Time) {
+	if n := int(math.Floor(b.TokensAt(now))); n > 0 {
+		b.AllowN(now, n)
+	}
 }
 
 // NewLimiter creates a Limiter.
@@ -118,11 +131,19 @@ func NewLimiter(opts LimiterOptions) *Limiter {
 	def(&opts.GroupPerMin, 20)
 	defInt(&opts.GroupBurst, 3)
 	defInt(&opts.GlobalFloodChats, 3)
+	defInt(&opts.Instances, 1)
+	if n := opts.Instances; n > 1 {
+		share := func(burst int) int { return max(1, burst/n) }
+		opts.GlobalPerSec /= float64(n)
+		opts.ChatPerSec /= float64(n)
+		opts.GroupPerMin /= float64(n)
+		opts.GlobalBurst, opts.ChatBurst, opts.GroupBurst = share(opts.GlobalBurst), share(opts.ChatBurst), share(opts.GroupBurst)
+	}
 	if opts.MaxRetryAfter <= 0 {
 		opts.MaxRetryAfter = time.Minute
 	}
 	if opts.GlobalReserve >= opts.GlobalBurst {
-		opts.GlobalReserve = opts.GlobalBurst - 1
+		opts.GlobalReserve = max(opts.GlobalBurst-1, 0)
 	}
 	l := &Limiter{
 		opts:      opts,
@@ -137,7 +158,7 @@ func NewLimiter(opts LimiterOptions) *Limiter {
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
-	l.global = newBucket(opts.GlobalPerSec, opts.GlobalBurst, l.now())
+	l.global = newBucket(opts.GlobalPerSec, opts.GlobalBurst)
 	return l
 }
 
@@ -147,9 +168,9 @@ func (l *Limiter) chat(id int64, now time.Time) *chatLimit {
 		if len(l.chats) > 4096 {
 			l.sweep(now)
 		}
-		c = &chatLimit{chat: newBucket(l.opts.ChatPerSec, l.opts.ChatBurst, now)}
+		c = &chatLimit{chat: newBucket(l.opts.ChatPerSec, l.opts.ChatBurst)}
 		if id < 0 {
-			g := newBucket(l.opts.GroupPerMin/60, l.opts.GroupBurst, now)
+			g := newBucket(l.opts.GroupPerMin/60, l.opts.GroupBurst)
 			c.group = &g
 		}
 		l.chats[id] = c
@@ -161,7 +182,7 @@ func (l *Limiter) chat(id int64, now time.Time) *chatLimit {
 // exactly like new ones.
 func (l *Limiter) sweep(now time.Time) {
 	for id, c := range l.chats {
-		full := c.chat.at(now) >= c.chat.burst && (c.group == nil || c.group.at(now) >= c.group.burst)
+		full := c.chat.full(now) && (c.group == nil || c.group.full(now))
 		if full && !now.Before(c.until) {
 			delete(l.chats, id)
 		}
@@ -192,7 +213,7 @@ func (l *Limiter) Take(target otpbot.Target, p otpbot.Priority) time.Duration {
 	globalNeed, groupNeed := 1.0, 1.0
 	if low {
 		globalNeed += float64(l.opts.GlobalReserve)
-		if c.group != nil && c.group.burst > 1 {
+		if c.group != nil && c.group.Burst() > 1 {
 			groupNeed++
 		}
 	}
@@ -204,10 +225,10 @@ func (l *Limiter) Take(target otpbot.Target, p otpbot.Priority) time.Duration {
 		// A bucket short by a hair (float rounding) must not return 0.
 		return max(wait, time.Millisecond)
 	}
-	l.global.tokens--
-	c.chat.tokens--
+	l.global.take(now)
+	c.chat.take(now)
 	if c.group != nil {
-		c.group.tokens--
+		c.group.take(now)
 	}
 	return 0
 }
@@ -233,7 +254,7 @@ func (l *Limiter) Pause(target otpbot.Target, retryAfter time.Duration) time.Dur
 		c.until = until
 	}
 	// A 429 also means our buckets were too generous: empty them.
-	c.chat.tokens = 0
+	c.chat.empty(now)
 	l.recent429[target.ChatID] = now
 	n := 0
 	for id, at := range l.recent429 {
@@ -246,7 +267,7 @@ func (l *Limiter) Pause(target otpbot.Target, retryAfter time.Duration) time.Dur
 	if n >= l.opts.GlobalFloodChats && until.After(l.globalUntil) {
 		l.log.Warn("telegram flood control: pausing all sends", "chats_refused", n, "pause", retryAfter)
 		l.globalUntil = until
-		l.global.tokens = 0
+		l.global.empty(now)
 	}
 	return retryAfter
 }

@@ -151,3 +151,31 @@ func TestLimiterPause(t *testing.T) {
 		t.Fatalf("after the global pause: %v", w)
 	}
 }
+
+// The budget is per process: with Instances processes sharing one bot,
+// each takes its share, so that together they stay within Telegram's
+// limits.
+func TestLimiterInstancesShareTheBudget(t *testing.T) {
+	clock := &dlClock{now: dlStart}
+	l := NewLimiter(LimiterOptions{GlobalPerSec: 20, GlobalBurst: 4, ChatPerSec: 100, ChatBurst: 100,
+		GroupPerMin: 6000, GroupBurst: 100, Instances: 2, Now: clock.Now})
+	for i := range 2 {
+		if w := l.Take(otpbot.Target{ChatID: int64(i + 1)}, otpbot.PriorityCode); w != 0 {
+			t.Fatalf("take %d: wait %v", i, w)
+		}
+	}
+	w := l.Take(otpbot.Target{ChatID: 9}, otpbot.PriorityCode)
+	if w < 90*time.Millisecond || w > 110*time.Millisecond {
+		t.Fatalf("third take: wait %v, want about 100ms (10/s, the half of 20/s)", w)
+	}
+
+	// A chat's second a message is halved too: one every two seconds.
+	l = NewLimiter(LimiterOptions{GlobalPerSec: 100, GlobalBurst: 100, Instances: 2, Now: clock.Now})
+	chat := otpbot.Target{ChatID: 5}
+	if w := l.Take(chat, otpbot.PriorityCode); w != 0 {
+		t.Fatal(w)
+	}
+	if w := l.Take(chat, otpbot.PriorityCode); w < 1990*time.Millisecond || w > 2010*time.Millisecond {
+		t.Fatalf("chat wait %v, want about 2s", w)
+	}
+}
