@@ -279,7 +279,7 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 	}))
 	d.deliveries = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "otpbot_deliveries_total",
-		Help: "Finished outbox tasks by kind and result (sent, edited, skipped, retried, deferred, gone, failed).",
+		Help: "Finished outbox tasks by kind and result (sent, edited, deleted, skipped, retried, deferred, postponed, duplicate, migrated, gone, failed).",
 	}, []string{"kind", "result"}))
 	return d, nil
 }
@@ -371,6 +371,12 @@ func (d *Deliverer) work(ctx, callBase, storeBase context.Context, job otpbot.Jo
 		}
 	}
 	w := &jobRun{d: d, job: job, ctx: callCtx, sctx: storeCtx, runCtx: ctx}
+	if ctx.Err() != nil {
+		// Shutdown began while this job waited for its message's lock:
+		// start no new Telegram call, leave it to the next process.
+		w.deferTo(d.now(), "shutdown")
+		return
+	}
 	switch job.Task.Kind {
 	case otpbot.TaskNotice:
 		w.notice()
