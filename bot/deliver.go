@@ -348,7 +348,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // callBudget: a refresh's short timeout, and never past three quarters of
 // the lease.
 func (d *Deliverer) work(ctx, callBase, storeBase context.Context, job otpbot.Job) {
-	callCtx, cancel := context.WithTimeout(callBase, max(d.callBudget(job, d.now()), minCall))
+	callCtx, cancel := context.WithTimeout(callBase, d.callBudget(job, d.now()))
 	defer cancel()
 	storeCtx, cancelStore := context.WithTimeout(storeBase, d.storeBudget(job, d.now()))
 	defer cancelStore()

@@ -15,9 +15,10 @@ const (
 	// all kept for codes looks for a code or update that became due
 	// without a wake-up (a retry's backoff ending, an expiry edit).
 	peekEvery = 200 * time.Millisecond
-	// minCall is the least time left on a lease for a claimed job to be
-	// started at all; a job that waited longer is left to run out its
-	// lease and be claimed afresh.
+	// minCall is the least time left for a claimed job's Telegram call
+	// for it to be started at all (a quarter of the lease, when that is
+	// less); a job that waited longer is left to run out its lease and be
+	// claimed afresh.
 	minCall = time.Second
 )
 
@@ -266,7 +267,7 @@ func (s *scheduler) canDrop(job otpbot.Job) bool {
 func (s *scheduler) prune() {
 	now := s.d.now()
 	s.ready = slices.DeleteFunc(s.ready, func(job otpbot.Job) bool {
-		if s.d.callBudget(job, now) >= minCall {
+		if s.d.leaseLeft(job, now) >= s.d.minCall() {
 			return false
 		}
 		s.d.busy.Add(-1)
@@ -321,14 +322,23 @@ func (s *scheduler) release(ctx context.Context) {
 	s.ready = nil
 }
 
-// callBudget is how long a Telegram call for job may take if it starts at
-// now: its kind's timeout, cut so that a quarter of the lease is left for
-// the store writes after it.
+// minCall is the least time left on a lease for a job to start its call.
+func (d *Deliverer) minCall() time.Duration { return min(minCall, d.lease/4) }
+
+// leaseLeft is how long a call for job may take if it starts at now, as
+// far as the lease goes: until a quarter of the lease before it ends, left
+// for the store writes after the call.
+func (d *Deliverer) leaseLeft(job otpbot.Job, now time.Time) time.Duration {
+	return job.LeaseUntil.Sub(now) - d.lease/4
+}
+
+// callBudget bounds a Telegram call for job started at now: its kind's
+// timeout (a refresh's is short), and never past leaseLeft (though at
+// least minCall: a job is not started with less, see prune).
 func (d *Deliverer) callBudget(job otpbot.Job, now time.Time) time.Duration {
 	limit := d.lease * 3 / 4
 	if job.Task.Kind == otpbot.TaskRefresh {
 		limit = min(limit, d.refreshTimeout)
 	}
-	left := job.LeaseUntil.Sub(now) - d.lease/4
-	return min(limit, left)
+	return min(limit, max(d.leaseLeft(job, now), d.minCall()))
 }
