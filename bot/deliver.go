@@ -404,6 +404,8 @@ type jobRun struct {
 	// sentID is the Telegram message id this job's send created, 0 when
 	// it sent nothing.
 	sentID int
+	// refused is set once ops were told Telegram refused this message.
+	refused bool
 }
 
 // storeBudget is how long the store writes of job may go on if it starts
@@ -676,8 +678,11 @@ func (w *jobRun) failed(err error, msg *otpbot.Message) {
 	case ClassBadRequest:
 		d.log.Error("telegram rejected the request", w.logAttrs("err", err)...)
 		if msg != nil {
-			// A notice to the ops chat is not reported there again.
-			d.ops.Refused(t.Target, apiDescription(err))
+			// A notice to the ops chat is not reported there again, nor
+			// a message whose plain-text retry ops heard of already.
+			if !w.refused {
+				d.ops.Refused(t.Target, apiDescription(err))
+			}
 			if t.Kind == otpbot.TaskExpire || msg.State == otpbot.StateExpired {
 				msg.State = otpbot.StateExpired
 			} else {
@@ -931,6 +936,7 @@ func (w *jobRun) message() {
 		// the expiry edit, still goes).
 		d.log.Error("telegram rejected the message; trying plain text", w.logAttrs("err", err)...)
 		d.ops.Refused(t.Target, apiDescription(err))
+		w.refused = true
 		out = OutMessage{Target: out.Target, Text: templates.PlainText(out.Text), Protect: out.Protect, Plain: true}
 		hash = renderHash(out)
 		err = call(out)
