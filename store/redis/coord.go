@@ -37,7 +37,7 @@ func (s *Store) CreateInvite(ctx context.Context, inv otpbot.Invite) error {
 // RedeemInvite consumes the invite and links target to its key in one
 // script: of several chats racing for it exactly one wins.
 func (s *Store) RedeemInvite(ctx context.Context, hash string, target otpbot.Target, now time.Time) (otpbot.Invite, error) {
-	rest, err := stripJSON(otpbot.Link{CreatedAt: now}, "key", "target")
+	rest, err := linkFragment(now)
 	if err != nil {
 		return otpbot.Invite{}, fmt.Errorf("encode link: %w", err)
 	}

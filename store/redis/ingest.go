@@ -56,17 +56,15 @@ func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResul
 	}
 	// The constant parts of the message and tasks the script creates per
 	// target; it adds the ids and the target.
-	msgRest, err := stripJSON(otpbot.Message{Group: ev.Group}, "id", "target", "event", "state", "updated_at")
+	msgRest, err := messageFragment(otpbot.Message{Group: ev.Group}, 0)
 	if err != nil {
 		return otpbot.IngestResult{}, fmt.Errorf("encode message: %w", err)
 	}
-	sendRest, err := stripJSON(otpbot.Task{Kind: otpbot.TaskSend, Priority: otpbot.PriorityCode, Due: at, Created: at},
-		"id", "message_id", "target")
+	sendRest, err := taskFragment(otpbot.TaskSend, otpbot.PriorityCode, at)
 	if err != nil {
 		return otpbot.IngestResult{}, fmt.Errorf("encode task: %w", err)
 	}
-	updRest, err := stripJSON(otpbot.Task{Kind: otpbot.TaskUpdate, Priority: otpbot.PriorityUpdate, Due: at, Created: at},
-		"id", "message_id", "target")
+	updRest, err := taskFragment(otpbot.TaskUpdate, otpbot.PriorityUpdate, at)
 	if err != nil {
 		return otpbot.IngestResult{}, fmt.Errorf("encode task: %w", err)
 	}

@@ -30,11 +30,11 @@ func (s *Store) messageArgs(m otpbot.Message) ([]any, error) {
 	if final {
 		m.Event = m.Event.Redacted()
 	}
-	head, err := stripJSON(m, "event", "state", "updated_at")
+	head, err := messageFragment(m, withIDTarget|withRendered)
 	if err != nil {
 		return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
 	}
-	headBare, err := stripJSON(m, "event", "state", "updated_at", "rendered")
+	headBare, err := messageFragment(m, withIDTarget)
 	if err != nil {
 		return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
 	}

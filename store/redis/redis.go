@@ -92,7 +92,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -457,24 +456,6 @@ func token() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// stripJSON marshals v without the named top-level fields: the parts a
-// script stores or splices in separately.
-func stripJSON(v any, drop ...string) (string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "", err
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return "", err
-	}
-	for _, f := range drop {
-		delete(m, f)
-	}
-	b, err = json.Marshal(m)
-	return string(b), err
 }
 
 // str returns a script reply element as a string ("" for nil).
