@@ -135,6 +135,28 @@ func TestTaskAndLinkFragmentsMatchReference(t *testing.T) {
 	}
 }
 
+func TestHistoryEntryJSONMatchesMarshal(t *testing.T) {
+	strs, times := awkwardStrings(), awkwardTimes()
+	for i, s := range strs {
+		ev := otpbot.Event{ID: s, Group: s, Provider: otpbot.ProviderUPay, Name: "3DS_OTP", Kind: otpbot.KindCode,
+			CardID: s, Merchant: s, Amount: "1.00", ReceivedAt: times[i%len(times)], ExpiresAt: times[(i+1)%len(times)]}
+		for _, o := range []otpbot.Outcome{otpbot.OutcomeQueued, otpbot.OutcomeUnrouted, otpbot.OutcomeRecorded,
+			otpbot.OutcomeRejected, otpbot.OutcomeExpired} {
+			evJSON, err := json.Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := json.Marshal(otpbot.HistoryEntry{Event: ev, Outcome: o})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := historyEntryJSON(evJSON, o); string(got) != string(want) {
+				t.Fatalf("history entry:\n got %s\nwant %s", got, want)
+			}
+		}
+	}
+}
+
 func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 	for _, s := range awkwardStrings() {
 		want, err := json.Marshal(s)
@@ -159,6 +181,7 @@ func TestFragmentFieldsKnown(t *testing.T) {
 		{otpbot.Task{}, []string{"id", "kind", "priority", "message_id", "target", "due", "created", "attempts", "last_error", "text", "telegram_id"}},
 		{otpbot.Link{}, []string{"key", "target", "created_at", "created_by", "broken", "broken_reason"}},
 		{otpbot.Target{}, []string{"chat_id", "thread_id"}},
+		{otpbot.HistoryEntry{}, []string{"event", "outcome"}},
 	} {
 		typ := reflect.TypeOf(tc.v)
 		var got []string

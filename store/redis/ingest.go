@@ -38,14 +38,6 @@ func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResul
 	}
 
 	red := ev.Redacted()
-	entryQueued, err := json.Marshal(otpbot.HistoryEntry{Event: red, Outcome: otpbot.OutcomeQueued})
-	if err != nil {
-		return otpbot.IngestResult{}, fmt.Errorf("encode history entry: %w", err)
-	}
-	entryOther, err := json.Marshal(otpbot.HistoryEntry{Event: red, Outcome: outcome})
-	if err != nil {
-		return otpbot.IngestResult{}, fmt.Errorf("encode history entry: %w", err)
-	}
 	evJSON, err := json.Marshal(ev)
 	if err != nil {
 		return otpbot.IngestResult{}, fmt.Errorf("encode event: %w", err)
@@ -54,6 +46,10 @@ func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResul
 	if err != nil {
 		return otpbot.IngestResult{}, fmt.Errorf("encode event: %w", err)
 	}
+	// The two history entries the script chooses from embed the redacted
+	// event just encoded: no need to encode it twice more.
+	entryQueued := historyEntryJSON(redJSON, otpbot.OutcomeQueued)
+	entryOther := historyEntryJSON(redJSON, outcome)
 	// The constant parts of the message and tasks the script creates per
 	// target; it adds the ids and the target.
 	msgRest, err := messageFragment(otpbot.Message{Group: ev.Group}, 0)
