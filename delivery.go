@@ -30,8 +30,9 @@ const (
 	TaskRefresh TaskKind = "refresh"
 	// TaskExpire edits the message at expiry so the code is gone.
 	TaskExpire TaskKind = "expire"
-	// TaskNotice sends Task.Text as a plain new message (ops reports). It has
-	// no Message.
+	// TaskNotice sends Task.Text as a plain new message (ops reports, and
+	// the replies that add an event to its code message's thread: those
+	// answer Task.ReplyTo). It has no Message.
 	TaskNotice TaskKind = "notice"
 	// TaskDelete deletes the message Task.TelegramID in Task.Target: a
 	// message that must not outlive the codes it shows (a /codes reply),
@@ -104,6 +105,10 @@ type Task struct {
 	Text string `json:"text,omitempty"`
 	// TelegramID is the Telegram message id a TaskDelete deletes.
 	TelegramID int `json:"telegram_id,omitempty"`
+	// ReplyTo is the Telegram message id a TaskNotice answers (in
+	// Target), 0 for none; the notice still goes out, without the reply,
+	// when that message is gone.
+	ReplyTo int `json:"reply_to,omitempty"`
 }
 
 // TaskID returns the ID of a message's task in a slot. Send and update have

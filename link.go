@@ -75,6 +75,11 @@ type Link struct {
 	// is linked again.
 	Broken       bool   `json:"broken,omitempty"`
 	BrokenReason string `json:"broken_reason,omitempty"`
+	// Replies is set when the chat (topic) opted in with /replies on: a
+	// history-only event of the key that shares its transaction (UPay
+	// trace) with a code message already in that chat is added to it as a
+	// reply. Off by default; a new link starts without it.
+	Replies bool `json:"replies,omitempty"`
 }
 
 // Outcome says what became of a push, as history shows it.
