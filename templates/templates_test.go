@@ -181,6 +181,14 @@ func TestRenderGolden(t *testing.T) {
 		{Event: otpbot.Event{Name: "3DS_CONFIRM", CardID: "c-77", Reason: "detail.validateCode missing", ReceivedAt: t0}, Outcome: otpbot.OutcomeRejected},
 	}
 	red := otp().Redacted()
+	// Events that follow a code in its transaction (thread_reply). The
+	// code is set to show that the template never prints it.
+	consume := otpbot.Event{Provider: otpbot.ProviderUPay, Name: "CC_CONSUME", Kind: otpbot.KindInfo, Trace: "TR1",
+		CardID: "c-77", CardLast4: "1234", Amount: "12.50", Currency: "EUR", Merchant: "Amazon <EU>", Status: "successful",
+		Code: "482913"}
+	refused := consume
+	refused.Name, refused.Status, refused.Reason = "CC_AUTHORIZATION", "failed", "insufficient funds"
+	unnamed := otpbot.Event{Provider: otpbot.ProviderUPay, Name: "CE_EVENT", Kind: otpbot.KindInfo, Trace: "TR1", Status: "frozen"}
 	tests := []struct {
 		name string
 		tmpl string
@@ -199,7 +207,7 @@ func TestRenderGolden(t *testing.T) {
 		{"unlink_ok", "unlink_ok", LinkView{Key: card, Target: otpbot.Target{ChatID: 5}}},
 		{"unlink_missing", "unlink_missing", LinkView{Key: cust, Target: topic}},
 		{"links", "links", LinksView{ChatID: -1001234, Links: []otpbot.Link{
-			{Key: card, Target: topic},
+			{Key: card, Target: topic, Replies: true},
 			{Key: cust, Target: otpbot.Target{ChatID: -1001234}, Broken: true, BrokenReason: "Forbidden: bot was kicked"},
 		}}},
 		{"links_empty", "links", LinksView{ChatID: 5}},
@@ -217,6 +225,12 @@ func TestRenderGolden(t *testing.T) {
 		}, Part: 1, Parts: 1, DeleteIn: Remaining(270 * time.Second)}},
 		{"codes_empty", "codes", CodesView{Part: 1, Parts: 1}},
 		{"codes_gone", "codes_gone", nil},
+		{"thread_reply", "thread_reply", ThreadView{Event: consume, Card: CardOf(consume)}},
+		{"thread_reply_failed", "thread_reply", ThreadView{Event: refused, Card: CardOf(refused)}},
+		{"thread_reply_unnamed", "thread_reply", ThreadView{Event: unnamed}},
+		{"replies", "replies", RepliesView{On: true, Target: otpbot.Target{ChatID: 5}, Links: 2}},
+		{"replies_off_topic", "replies", RepliesView{Target: topic, Links: 1}},
+		{"replies_nothing_linked", "replies", RepliesView{On: true, Target: topic}},
 		{"ops_unrouted", "ops_unrouted", OpsView{Event: red, Keys: red.Keys()}},
 		{"ops_rejected", "ops_rejected", OpsView{Event: otpbot.Event{Provider: otpbot.ProviderHyperCard, Name: "OPT_CODE", CardID: "c-77", Reason: "code is required"}, Keys: []otpbot.Key{{Type: otpbot.KeyCard, ID: "c-77"}}}},
 		{"ops_broken", "ops_broken", OpsView{Target: topic, Reason: "Forbidden: bot was blocked by the user", Keys: []otpbot.Key{card, cust}}},
@@ -229,6 +243,9 @@ func TestRenderGolden(t *testing.T) {
 			}
 			if strings.Contains(got, "15723682800000053333") {
 				t.Errorf("a full card id is shown:\n%s", got)
+			}
+			if tt.tmpl == "thread_reply" && strings.Contains(got, "482913") {
+				t.Errorf("a thread reply shows a code:\n%s", got)
 			}
 			golden(t, tt.name, got)
 		})

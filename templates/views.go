@@ -114,6 +114,23 @@ type CodeLine struct {
 	LeftText string
 }
 
+// ThreadView is the data of "thread_reply": an event that shares its
+// transaction (UPay trace) with a code message, sent as a reply to it in a
+// chat that opted in with /replies on. Event is redacted (never a code).
+type ThreadView struct {
+	Event otpbot.Event
+	Card  string // "•••• 1234" or ""
+}
+
+// RepliesView is the data of "replies": /replies on or off in Target.
+// Links is how many links of that chat and topic were changed; 0 means
+// nothing is linked there.
+type RepliesView struct {
+	On     bool
+	Target otpbot.Target
+	Links  int
+}
+
 // OpsView is the data of the ops notices ("ops_unrouted", "ops_rejected",
 // "ops_broken"): Event is redacted; Target and Reason are set for a broken
 // link.
