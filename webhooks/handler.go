@@ -53,6 +53,18 @@ type Reporter interface {
 	Report(ctx context.Context, ev otpbot.Event, res otpbot.IngestResult)
 }
 
+// Threader adds a history-only event to the conversation of an earlier
+// code message of the same transaction (the CC_CONSUME after a 3DS_OTP with
+// the same UPay trace), in the chats that asked for it. The handler calls
+// it for a new (not repeated) info event with a trace, after Ingest
+// committed and before the provider gets its answer, so it must be quick
+// and only queue work (UPay wants its answer within 5 seconds). It
+// receives the event without its code or link. What it queues is a
+// courtesy: the event is already in history whatever becomes of it.
+type Threader interface {
+	Thread(ctx context.Context, ev otpbot.Event)
+}
+
 // UPayConfig configures the UPay endpoint (CONTRACT §2 providers.upay).
 // Every configured check must pass; at least one of Token and SecretKey is
 // required when Enabled.
@@ -116,6 +128,7 @@ type Options struct {
 	Now        func() time.Time      // time.Now when nil
 	Registerer prometheus.Registerer // metrics are not registered when nil
 	Reporter   Reporter              // may be nil
+	Threads    Threader              // may be nil: no replies in code messages' threads
 }
 
 // Handler serves the providers' webhook endpoints.
@@ -125,6 +138,7 @@ type Handler struct {
 	log       *slog.Logger
 	now       func() time.Time
 	rep       Reporter
+	threads   Threader
 	parser    Parser
 	metrics   *metrics
 	providers []*provider
@@ -168,7 +182,7 @@ func New(cfg Config, ing Ingester, opts Options) (*Handler, error) {
 	cfg.HyperCard.AllowIPs = slices.Clone(cfg.HyperCard.AllowIPs)
 	cfg.Codes.TTLByEvent = maps.Clone(cfg.Codes.TTLByEvent)
 	cfg.IDKey = slices.Clone(cfg.IDKey)
-	h := &Handler{cfg: cfg, ing: ing, log: opts.Logger, now: opts.Now, rep: opts.Reporter,
+	h := &Handler{cfg: cfg, ing: ing, log: opts.Logger, now: opts.Now, rep: opts.Reporter, threads: opts.Threads,
 		parser: Parser{IDKey: cfg.IDKey, Codes: cfg.Codes}}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -401,6 +415,9 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request, p *provider, ps
 		(res.Outcome == otpbot.OutcomeUnrouted || res.Outcome == otpbot.OutcomeRejected ||
 			ev.Kind == otpbot.KindRejected || ev.Kind == otpbot.KindUnknown) {
 		h.rep.Report(r.Context(), ev.Redacted(), res)
+	}
+	if h.threads != nil && !res.Duplicate && ev.Kind == otpbot.KindInfo && ev.Trace != "" {
+		h.threads.Thread(r.Context(), ev.Redacted())
 	}
 	return nil
 }
