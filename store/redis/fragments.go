@@ -72,8 +72,8 @@ func messageFragment(m otpbot.Message, fields msgFields) (string, error) {
 
 // taskFragment returns the JSON of a new task of kind and priority due and
 // created at at, without "id", "message_id" and "target" (the script adds
-// them per target). Attempts, LastError, Text and TelegramID are zero in
-// such a task and omitted.
+// them per target). Attempts, LastError, Text, TelegramID and ReplyTo are
+// zero in such a task and omitted.
 func taskFragment(kind otpbot.TaskKind, p otpbot.Priority, at time.Time) (string, error) {
 	b := make([]byte, 0, 128)
 	b = append(b, `{"created":`...)
@@ -91,7 +91,7 @@ func taskFragment(kind otpbot.TaskKind, p otpbot.Priority, at time.Time) (string
 }
 
 // linkFragment returns the JSON of a link created at at by an invite
-// (CreatedBy 0, not broken) without "key" and "target".
+// (CreatedBy 0, not broken, no replies) without "key" and "target".
 func linkFragment(at time.Time) (string, error) {
 	b := make([]byte, 0, 64)
 	b = append(b, `{"created_at":`...)
