@@ -807,13 +807,15 @@ func (w *jobRun) moveLinks(from, to int64) error {
 	return nil
 }
 
-// notice sends an ops notice as a plain message.
+// notice sends Task.Text as a new message: an ops notice, or a reply to a
+// code message (Task.ReplyTo, see Threads; the Client sends it without
+// the reply when that message is gone).
 func (w *jobRun) notice() {
 	t := w.job.Task
 	if !w.slot(t.Priority) {
 		return
 	}
-	_, err := w.d.client.Send(w.ctx, OutMessage{Target: t.Target, Text: t.Text})
+	_, err := w.d.client.Send(w.ctx, OutMessage{Target: t.Target, Text: t.Text, ReplyTo: t.ReplyTo})
 	if err != nil {
 		w.failed(err, nil)
 		return
