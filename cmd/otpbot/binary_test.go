@@ -356,3 +356,54 @@ func TestBinaryKilledDuringOutage(t *testing.T) {
 		t.Errorf("the code acknowledged before the kill was sent %d times", n)
 	}
 }
+
+// TestBinaryShutdownCutsOffAHangingCall: with the default delivery.lease
+// (30s, far beyond shutdown_timeout), a SIGTERM while a Telegram call
+// hangs still exits 0 within shutdown_timeout, without an error in the
+// log: the call is cut off at the drain deadline and its job handed back
+// to the outbox due at once, so the next start sends the code at once
+// (not after the lease) and exactly once.
+func TestBinaryShutdownCutsOffAHangingCall(t *testing.T) {
+	fake := bottest.New(t)
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, fake, "") // shutdown_timeout: 5s, lease 30s
+	const chat = int64(3151)
+
+	p := startProc(t, nil, "serve", "-config", cfg)
+	in := &instance{t: t, url: p.url}
+	linkCard(t, fake, chat, "C1")
+	release := fake.Hold("sendMessage")
+	defer release()
+	in.pushUPay(upayOTP("ORD-HANG", "C1", "838383"))
+	waitUntil(t, "the hanging send", func() bool { return fake.Waiting("sendMessage") == 1 })
+
+	start := time.Now()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, 20*time.Second); code != 0 {
+		t.Errorf("exit %d\n%s", code, p.stderr)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("shutdown took %s with a hanging call; shutdown_timeout is 5s", d)
+	}
+	_, stopping, _ := strings.Cut(p.stderr.String(), "shutting down")
+	if errs := grepLines(stopping, "level=ERROR"); errs != "" {
+		t.Errorf("errors while stopping:\n%s", errs)
+	}
+	if strings.Contains(stopping, "shutdown timeout") {
+		t.Errorf("the shutdown ran out of time:\n%s", stopping)
+	}
+
+	// The cut-off call was dropped by the fake unanswered; the next start
+	// sends the code well before the 30s lease of the stopped process
+	// would have run out.
+	release()
+	restart := time.Now()
+	startProc(t, nil, "serve", "-config", cfg)
+	waitUntil(t, "delivery by the next start", func() bool { return sentWith(fake, chat, "838383") >= 1 })
+	if d := time.Since(restart); d > 10*time.Second {
+		t.Errorf("the next start sent the code after %s: the job was not handed back", d)
+	}
+	if n := sentWith(fake, chat, "838383"); n != 1 {
+		t.Errorf("the code was sent %d times, want once", n)
+	}
+}

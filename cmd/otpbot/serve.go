@@ -230,6 +230,7 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 		Lease:             cfg.Delivery.Lease,
 		Ops:               ops,
 		Buttons:           buttons,
+		DrainTimeout:      drainTimeout(cfg.ShutdownTimeout),
 	})
 	if err != nil {
 		return err
@@ -279,6 +280,16 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 		goRun("poller", poller.Run)
 	}
 	return nil
+}
+
+// drainTimeout is how long the deliverer's Telegram calls may go on once
+// shutdown began: shutdown_timeout less DrainGrace (the store writes that
+// hand the cut-off jobs back to the outbox) and a second of margin, or half
+// of shutdown_timeout when it is too short for that. A call cut off there
+// leaves its job due at once, so the next start sends it without waiting
+// for the lease to run out.
+func drainTimeout(shutdown time.Duration) time.Duration {
+	return max(shutdown-bot.DrainGrace-time.Second, shutdown/2)
 }
 
 // newApprovals builds the answering of HyperCard approval requests when
