@@ -152,9 +152,13 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 			}
 		}()
 	}
+	// delivererDone is closed when the deliverer's Run returned (or when
+	// the bot never started it): the store is closed only after that,
+	// since the deliverer's last writes hand unfinished jobs back.
+	delivererDone := make(chan struct{})
 	goRun("ops", ops.Run)
 	goRun("bot", func(ctx context.Context) error {
-		return startBot(ctx, cfg, keys, logger, reg, store, tmpl, ops, &updates, goRun)
+		return startBot(ctx, cfg, keys, logger, reg, store, tmpl, ops, &updates, goRun, delivererDone)
 	})
 
 	select {
@@ -163,7 +167,27 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		fail(fmt.Errorf("serve: http: %w", err))
 	}
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
-	return shutdown(cfg, logger, srv, &wg, runErr, stopRun)
+	stopping := time.Now()
+	err = shutdown(cfg, logger, srv, &wg, runErr, stopRun)
+	waitDeliverer(delivererDone, stopping.Add(drainTimeout(cfg.ShutdownTimeout)+bot.DrainGrace+time.Second), logger)
+	return err
+}
+
+// waitDeliverer waits until the deliverer returned: it promises to within
+// DrainTimeout + DrainGrace of the shutdown's start, inside
+// shutdown_timeout, so this normally does not wait at all. The deadline
+// is a backstop against a deliverer that broke that promise: a process
+// that never exits would be worse than a store closed under a late write
+// (which the store's transactions make harmless: an unfinished job stays
+// leased and is taken over after its lease).
+func waitDeliverer(done <-chan struct{}, deadline time.Time, logger *slog.Logger) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		logger.Warn("deliverer still running past its drain deadline; closing the store anyway")
+	}
 }
 
 // shutdown stops accepting requests, lets in-flight requests and Telegram
@@ -191,10 +215,18 @@ func shutdown(cfg *Config, logger *slog.Logger, srv *http.Server, wg *sync.WaitG
 }
 
 // startBot connects to Telegram (retrying getMe while it is unreachable)
-// and starts the deliverer and the update source.
+// and starts the deliverer and the update source. delivererDone is closed
+// when the deliverer's Run returns, or at once when startBot returns
+// without having started it.
 func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, reg prometheus.Registerer,
 	store *openedStore, tmpl *templates.Set, ops *bot.Ops, updates *atomic.Pointer[http.Handler],
-	goRun func(string, func(context.Context) error)) error {
+	goRun func(string, func(context.Context) error), delivererDone chan<- struct{}) error {
+	started := false
+	defer func() {
+		if !started {
+			close(delivererDone)
+		}
+	}()
 	client, err := bot.NewClient(ctx, bot.ClientOptions{
 		Token:      cfg.Telegram.Token,
 		Endpoint:   cfg.Telegram.APIEndpoint,
@@ -248,7 +280,11 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 	if err != nil {
 		return err
 	}
-	goRun("deliverer", deliverer.Run)
+	started = true
+	goRun("deliverer", func(ctx context.Context) error {
+		defer close(delivererDone)
+		return deliverer.Run(ctx)
+	})
 
 	switch cfg.Telegram.Updates {
 	case "webhook":

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot"
+	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/store/bolt"
 )
 
 // TestDrainTimeout: the deliverer's calls are cut off early enough that
@@ -27,5 +33,57 @@ func TestDrainTimeout(t *testing.T) {
 		if got+bot.DrainGrace >= tt.shutdown {
 			t.Errorf("shutdown_timeout %s: drain %s + grace %s does not end before it", tt.shutdown, got, bot.DrainGrace)
 		}
+	}
+}
+
+// TestStopDuringASlowTelegramCall: run's context ends (SIGTERM) while a
+// Telegram send hangs, with the default 30s lease. run returns within
+// shutdown_timeout, and only after the deliverer's last store write: the
+// store file is free at once (closed), and its outbox holds the send,
+// handed back unleased and with no attempt counted, for the next start.
+func TestStopDuringASlowTelegramCall(t *testing.T) {
+	fake := bottest.New(t)
+	dir := t.TempDir()
+	in := startServe(t, testConfig(t, dir, fake, ""), nil) // shutdown_timeout: 5s
+	const chat = int64(3161)
+	linkCard(t, fake, chat, "C1")
+	release := fake.Hold("sendMessage")
+	defer release()
+	in.pushUPay(upayOTP("ORD-SLOW", "C1", "848484"))
+	waitUntil(t, "the slow send", func() bool { return fake.Waiting("sendMessage") == 1 })
+
+	start := time.Now()
+	if err := in.stop(); err != nil {
+		t.Errorf("run returned %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stopping took %s; shutdown_timeout is 5s", d)
+	}
+	logs := in.logs.String()
+	_, stopping, _ := strings.Cut(logs, "shutting down")
+	if errs := grepLines(stopping, "level=ERROR"); errs != "" {
+		t.Errorf("errors while stopping:\n%s", errs)
+	}
+	if !strings.Contains(stopping, "msg=stopped") {
+		t.Errorf("no orderly stop:\n%s", stopping)
+	}
+
+	store, err := bolt.Open(filepath.Join(dir, "otpbot.db"), storeOptions(&Config{DedupeWindow: time.Hour, History: HistoryConfig{PerKey: 10, Retention: time.Hour}}), nil)
+	if err != nil {
+		t.Fatalf("the store is still held after run returned: %v", err)
+	}
+	defer store.Close()
+	jobs, err := store.Claim(context.Background(), time.Now(), time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sends []otpbot.Task
+	for _, j := range jobs {
+		if j.Task.Kind == otpbot.TaskSend {
+			sends = append(sends, j.Task)
+		}
+	}
+	if len(sends) != 1 || !strings.HasPrefix(sends[0].ID, "upay:ORD-SLOW@") || sends[0].Attempts != 0 {
+		t.Fatalf("the outbox holds %+v claimable now; want the ORD-SLOW send, no attempt counted", sends)
 	}
 }
