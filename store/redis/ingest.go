@@ -96,6 +96,7 @@ func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResul
 	for _, k := range keys {
 		args = append(args, k.String())
 	}
+	args = append(args, s.instance)
 	var v []any
 	if s.waitAOF(ctx) {
 		// Also for a repeat: its acknowledgement is the first one the
@@ -106,6 +107,7 @@ func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResul
 		err = wrap("ingest", err)
 	}
 	if err != nil {
+		s.signal() // the script may have run (and skipped waking us)
 		return otpbot.IngestResult{}, err
 	}
 	if len(v) == 0 {

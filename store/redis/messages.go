@@ -135,8 +135,10 @@ func (s *Store) UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Me
 	args := append([]any{s.k.base, fmtTime(prev)}, margs...)
 	args = append(args, len(next))
 	args = append(args, targs...)
+	args = append(args, s.instance)
 	r, err := updateMessageScript.Run(ctx, s.client, []string{s.k.message(msg.ID)}, args...).Int()
 	if err != nil {
+		s.signalIf(len(next) > 0) // the script may have run
 		return wrap("update message", err)
 	}
 	switch r {

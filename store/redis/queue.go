@@ -142,8 +142,10 @@ func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Messag
 	}
 	args = append(args, len(next))
 	args = append(args, targs...)
+	args = append(args, s.instance)
 	r, err := completeScript.Run(ctx, s.client, []string{s.k.task(job.Task.ID)}, args...).Int()
 	if err != nil {
+		s.signalIf(len(next) > 0) // the script may have run
 		return wrap("complete", err)
 	}
 	if r == 0 {
@@ -166,8 +168,9 @@ func (s *Store) Retry(ctx context.Context, job otpbot.Job, at time.Time, reason 
 		return fmt.Errorf("encode task %s: %w", t.ID, err)
 	}
 	r, err := retryScript.Run(ctx, s.client, []string{s.k.task(t.ID)},
-		s.k.base, t.ID, job.Lease, string(j), usCeil(at), fmtTime(at)).Int()
+		s.k.base, t.ID, job.Lease, string(j), usCeil(at), fmtTime(at), s.instance).Int()
 	if err != nil {
+		s.signal() // the script may have run
 		return wrap("retry", err)
 	}
 	if r == 0 {
@@ -187,7 +190,9 @@ func (s *Store) Enqueue(ctx context.Context, tasks ...otpbot.Task) error {
 		return err
 	}
 	args := append([]any{s.k.base, len(tasks)}, targs...)
+	args = append(args, s.instance)
 	if err := enqueueScript.Run(ctx, s.client, []string{s.k.queue(otpbot.PriorityCode)}, args...).Err(); err != nil {
+		s.signal() // the script may have run
 		return wrap("enqueue", err)
 	}
 	s.signal()

@@ -149,10 +149,17 @@ type Store struct {
 	opts   otpbot.StoreOptions
 	log    *slog.Logger
 
-	wake   chan struct{}
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	wake chan struct{}
+	// instance names this store in its wake publications: it signals its
+	// own consumer directly, and its subscriber skips what it published.
+	instance string
+	// wakesOwn and wakesOther count the publications the subscriber
+	// received from this store (skipped) and from others (signalled), for
+	// tests.
+	wakesOwn, wakesOther atomic.Int64
+	cancel               context.CancelFunc
+	done                 chan struct{}
+	once                 sync.Once
 
 	// subscribes counts subscription attempts, so tests can see that the
 	// subscriber backs off while Redis is away.
@@ -208,13 +215,14 @@ func New(ctx context.Context, client goredis.UniversalClient, prefix string, opt
 	}
 	subCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Store{
-		client: client,
-		k:      keys{base: Base(prefix)},
-		opts:   opts,
-		log:    logger.With("store", "redis"),
-		wake:   make(chan struct{}, 1),
-		cancel: cancel,
-		done:   make(chan struct{}),
+		client:   client,
+		k:        keys{base: Base(prefix)},
+		opts:     opts,
+		log:      logger.With("store", "redis"),
+		wake:     make(chan struct{}, 1),
+		instance: token(),
+		cancel:   cancel,
+		done:     make(chan struct{}),
 	}
 	s.stableAfter.Store(int64(subscribeStable))
 	go s.subscribe(subCtx)
@@ -288,11 +296,21 @@ func (s *Store) Close() error {
 func (s *Store) Wake() <-chan struct{} { return s.wake }
 
 // signal wakes the local consumer without blocking: one pending value is
-// enough, the consumer re-reads the whole outbox.
+// enough, the consumer re-reads the whole outbox. A method whose script
+// publishes on the wake channel signals after it, and also when the
+// script's reply was lost (it may have run): the subscriber skips this
+// store's own publications.
 func (s *Store) signal() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+}
+
+// signalIf signals when cond holds.
+func (s *Store) signalIf(cond bool) {
+	if cond {
+		s.signal()
 	}
 }
 
@@ -364,7 +382,7 @@ func (s *Store) listen(ctx context.Context) (up time.Duration, ok bool, err erro
 			}
 			return up, ok, err
 		}
-		switch msg.(type) {
+		switch msg := msg.(type) {
 		case *goredis.Subscription:
 			if !ok && s.warned.Swap(false) {
 				s.log.Info("wake subscription restored")
@@ -382,6 +400,14 @@ func (s *Store) listen(ctx context.Context) (up time.Duration, ok bool, err erro
 			s.subscribed.Store(true)
 			s.signal()
 		case *goredis.Message:
+			// This store signalled its own consumer when its script
+			// returned: a second wake for the same work would only make
+			// it claim (and find nothing) once more.
+			if msg.Payload == s.instance {
+				s.wakesOwn.Add(1)
+				continue
+			}
+			s.wakesOther.Add(1)
 			s.signal()
 		}
 	}

@@ -426,32 +426,93 @@ func waitSubscribed(t *testing.T, s *Store) {
 	waitFor(t, "wake subscription", func() bool { return s.subscribed.Load() })
 }
 
-// TestWakeAcrossStores: work written by one process wakes the other.
-func TestWakeAcrossStores(t *testing.T) {
-	a, b, clock := twoStores(t)
-	ctx := t.Context()
-	now := clock.Now()
-	waitSubscribed(t, b)
-	mustDo(t, a.Link(ctx, otpbot.Link{Key: testCard, Target: testTarget, CreatedAt: now}))
+// wakeStep is one store call whose script publishes on the wake channel.
+type wakeStep struct {
+	name string
+	do   func() error
+}
 
-	steps := []struct {
-		name string
-		do   func() error
-	}{
+// publishingSteps are every call of a that publishes on the wake channel,
+// in an order where each finds the work it needs. The card is linked.
+func publishingSteps(t *testing.T, a *Store, now time.Time) []wakeStep {
+	ctx := t.Context()
+	mustDo(t, a.Link(ctx, otpbot.Link{Key: testCard, Target: testTarget, CreatedAt: now}))
+	claimOne := func() (otpbot.Job, error) {
+		jobs, err := a.Claim(ctx, now, time.Minute, 1)
+		if err != nil || len(jobs) != 1 {
+			return otpbot.Job{}, fmt.Errorf("claim: %v, %v", jobs, err)
+		}
+		return jobs[0], nil
+	}
+	return []wakeStep{
 		{"Enqueue", func() error { return a.Enqueue(ctx, task("t1", otpbot.PriorityOther, now)) }},
 		{"Ingest", func() error { _, err := a.Ingest(ctx, codeEvent("e1", now)); return err }},
 		{"Complete with next", func() error {
-			jobs, err := a.Claim(ctx, now, time.Minute, 1)
-			if err != nil || len(jobs) != 1 {
-				return fmt.Errorf("claim: %v, %v", jobs, err)
+			job, err := claimOne() // e1's send
+			if err != nil {
+				return err
 			}
-			return a.Complete(ctx, jobs[0], nil, task("t2", otpbot.PriorityOther, now.Add(time.Second)))
+			return a.Complete(ctx, job, nil, task("t2", otpbot.PriorityOther, now.Add(time.Second)))
+		}},
+		{"Retry", func() error {
+			job, err := claimOne() // t1
+			if err != nil {
+				return err
+			}
+			return a.Retry(ctx, job, now.Add(time.Minute), "flood wait")
+		}},
+		{"UpdateMessage with next", func() error {
+			m, ok, err := a.Message(ctx, otpbot.MessageKey("e1", testTarget))
+			if err != nil || !ok {
+				return fmt.Errorf("message: %v, %v", ok, err)
+			}
+			next := m
+			next.UpdatedAt = m.UpdatedAt.Add(time.Second)
+			return a.UpdateMessage(ctx, m.UpdatedAt, next, task("t3", otpbot.PriorityUpdate, now))
 		}},
 	}
-	for _, st := range steps {
+}
+
+// TestWakeAcrossStores: work written by one process wakes the other.
+func TestWakeAcrossStores(t *testing.T) {
+	a, b, clock := twoStores(t)
+	waitSubscribed(t, b)
+	for _, st := range publishingSteps(t, a, clock.Now()) {
 		drain(b.Wake())
 		mustDo(t, st.do())
 		waitWake(t, b.Wake(), "a's "+st.name)
+	}
+}
+
+// TestWakeSkipsOwnPublications: the store that wrote the work wakes its
+// own consumer once, directly; its subscriber skips the publication that
+// wakes the other processes, which would only make the consumer claim
+// again and find nothing.
+func TestWakeSkipsOwnPublications(t *testing.T) {
+	a, b, clock := twoStores(t)
+	ctx := t.Context()
+	now := clock.Now()
+	waitSubscribed(t, a)
+	waitSubscribed(t, b)
+	for i, st := range publishingSteps(t, a, now) {
+		own, other := a.wakesOwn.Load(), a.wakesOther.Load()
+		drain(a.Wake())
+		mustDo(t, st.do())
+		select {
+		case <-a.Wake():
+		default:
+			t.Fatalf("%s did not wake its own store when it returned", st.name)
+		}
+		// A publication of b's after a's own: once a has received it, a
+		// has received its own too (one connection delivers in order).
+		mustDo(t, b.Enqueue(ctx, task(fmt.Sprintf("b%d", i), otpbot.PriorityOther, now.Add(time.Hour))))
+		waitFor(t, "b's publication at a", func() bool { return a.wakesOther.Load() >= other+1 })
+		if got := a.wakesOwn.Load(); got != own+1 {
+			t.Fatalf("after %s: a's subscriber skipped %d of its own publications, want 1", st.name, got-own)
+		}
+		if got := a.wakesOther.Load(); got != other+1 {
+			t.Fatalf("after %s: a was woken by %d publications, want only b's", st.name, got-other)
+		}
 	}
 }
 

@@ -21,6 +21,10 @@ import (
 //     and comparisons, RFC 3339 for exact values. Scripts never turn a large
 //     number back into text (Lua would round it), except real-clock
 //     milliseconds used only for garbage collection.
+//   - A script that publishes on the wake channel takes the publishing
+//     store's instance id as its last argument (ARGV[#ARGV]) and publishes
+//     that: the publisher has already woken its own consumer, and its
+//     subscriber skips its own publications.
 //   - JSON from Go is stored verbatim. Where a script must build JSON (a
 //     message or task per linked target), Go passes the constant part
 //     ("rest") and the script splices in the id and the target.
@@ -36,6 +40,10 @@ local function targetJSON(t)
   if c then return '{"chat_id":' .. c .. ',"thread_id":' .. th .. '}' end
   return '{"chat_id":' .. t .. '}'
 end
+
+-- wake tells the other stores on the base that tasks may be claimable,
+-- naming the publisher (the last argument) so that it skips its own.
+local function wake() redis.call('PUBLISH', B .. 'wake', ARGV[#ARGV]) end
 
 local function chatOf(t) return string.match(t, '^(%-?%d+)') end
 
@@ -84,7 +92,7 @@ local function putTasks(i, n)
     local a = i + k * 7
     putTask(ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5], ARGV[a+6])
   end
-  if n > 0 then redis.call('PUBLISH', B .. 'wake', '1') end
+  if n > 0 then wake() end
 end
 
 -- putMsgAt writes a message (10 arguments from ARGV[i]: id, chat, head
@@ -134,7 +142,8 @@ end
 `
 
 // ingestScript: KEYS[1] = dedupe set. ARGV: see the argument list in
-// Ingest; the event's keys (card, customer) come last, after their count.
+// Ingest; the event's keys (card, customer) follow their count, then the
+// instance id.
 // Returns {1} for a duplicate, else {0, target...}.
 var ingestScript = goredis.NewScript(luaPrelude + `
 local id, now, ddcut, ddgc = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -188,7 +197,7 @@ if route == '1' then
         obj('"id":' .. cjson.encode(tid) .. ',"message_id":' .. cjson.encode(mid) .. ',"target":' .. tj, sendRest), mid)
     end
   end
-  if #targets > 0 then redis.call('PUBLISH', B .. 'wake', '1') end
+  if #targets > 0 then wake() end
 end
 
 local entry = ARGV[18]
@@ -244,8 +253,8 @@ return out
 `)
 
 // completeScript: KEYS[1] = the task. ARGV: base, task id, lease, has
-// message ('0'/'1'), 10 message arguments, n, n tasks of 7 arguments.
-// Returns 0 when the lease is lost, 1 when done.
+// message ('0'/'1'), 10 message arguments, n, n tasks of 7 arguments,
+// instance id. Returns 0 when the lease is lost, 1 when done.
 var completeScript = goredis.NewScript(luaPrelude + `
 if redis.call('HGET', KEYS[1], 'l') ~= ARGV[3] then return 0 end
 delTask(ARGV[2])
@@ -255,18 +264,20 @@ return 1
 `)
 
 // retryScript: KEYS[1] = the task. ARGV: base, task id, lease, task JSON,
-// due µs, due RFC 3339. Returns 0 when the lease is lost, 1 when done.
+// due µs, due RFC 3339, instance id. Returns 0 when the lease is lost, 1
+// when done.
 var retryScript = goredis.NewScript(luaPrelude + `
 if redis.call('HGET', KEYS[1], 'l') ~= ARGV[3] then return 0 end
 local p = redis.call('HGET', KEYS[1], 'p')
 redis.call('HSET', KEYS[1], 'j', ARGV[4], 'at', ARGV[6])
 redis.call('HDEL', KEYS[1], 'l')
 redis.call('ZADD', B .. 'q:' .. p, ARGV[5], ARGV[2])
-redis.call('PUBLISH', B .. 'wake', '1')
+wake()
 return 1
 `)
 
-// enqueueScript: KEYS[1] = priority-0 queue. ARGV: base, n, n tasks.
+// enqueueScript: KEYS[1] = priority-0 queue. ARGV: base, n, n tasks,
+// instance id.
 var enqueueScript = goredis.NewScript(luaPrelude + `
 putTasks(3, tonumber(ARGV[2]))
 return 1
@@ -301,8 +312,8 @@ return out
 `)
 
 // updateMessageScript: KEYS[1] = the message. ARGV: base, previous
-// updated (RFC 3339), 10 message arguments, n, n tasks. Returns -2 when the
-// message is unknown, -1 on a conflict, 1 when done.
+// updated (RFC 3339), 10 message arguments, n, n tasks, instance id.
+// Returns -2 when the message is unknown, -1 on a conflict, 1 when done.
 var updateMessageScript = goredis.NewScript(luaPrelude + `
 local u = redis.call('HGET', KEYS[1], 'u')
 if not u then return -2 end
