@@ -49,6 +49,10 @@ type RateConfig struct {
 	PerChatPerSecond float64       `key:"per_chat_per_second"`
 	GroupPerMinute   float64       `key:"group_per_minute"`
 	MaxRetryAfter    time.Duration `key:"max_retry_after"`
+	// Instances divides the limits among the serve processes that send for
+	// one bot (sharing one Redis): Telegram's limits are the bot's, not
+	// each process's.
+	Instances int `key:"instances"`
 }
 
 // HTTPConfig is the http section.
@@ -143,6 +147,10 @@ type HistoryConfig struct {
 type DeliveryConfig struct {
 	Workers int           `key:"workers"`
 	Lease   time.Duration `key:"lease"`
+	// Reserve is how many workers countdown work leaves to codes; 0 means
+	// the bot package's default (a quarter of Workers, at least 2).
+	Reserve        int           `key:"reserve"`
+	RefreshTimeout time.Duration `key:"refresh_timeout"`
 }
 
 // TemplatesConfig is the templates section.
@@ -164,6 +172,7 @@ func Defaults() Config {
 				PerChatPerSecond: 1,
 				GroupPerMinute:   20,
 				MaxRetryAfter:    5 * time.Minute,
+				Instances:        1,
 			},
 		},
 		HTTP: HTTPConfig{
@@ -212,7 +221,7 @@ func Defaults() Config {
 			CountdownInterval: 30 * time.Second,
 		},
 		History:         HistoryConfig{PerKey: 1000, Retention: 720 * time.Hour},
-		Delivery:        DeliveryConfig{Workers: 4, Lease: 30 * time.Second},
+		Delivery:        DeliveryConfig{Workers: 4, Lease: 30 * time.Second, RefreshTimeout: 5 * time.Second},
 		DedupeWindow:    72 * time.Hour,
 		ShutdownTimeout: 15 * time.Second,
 	}
@@ -237,6 +246,7 @@ var keyDocs = map[string]string{
 	"telegram.rate.per_chat_per_second": "Messages per second to one private chat (Telegram allows about 1).",
 	"telegram.rate.group_per_minute":    "Messages per minute to one group (Telegram allows about 20).",
 	"telegram.rate.max_retry_after":     "Cap on a `retry_after` Telegram asks for; a longer one is cut to this and logged.",
+	"telegram.rate.instances":           "How many `otpbot serve` processes send for this bot (several on one Redis). The limits above are the bot's, as Telegram counts them: each process keeps to its share, every rate divided by this number.",
 
 	"http.listen":              "Address the HTTP server listens on (provider webhooks, Telegram webhook, /healthz, /readyz, /metrics).",
 	"http.max_body_bytes":      "Largest request body accepted; a larger one gets 413.",
@@ -290,8 +300,10 @@ var keyDocs = map[string]string{
 	"history.per_key":   "Events kept per card / customer.",
 	"history.retention": "How long history entries are kept.",
 
-	"delivery.workers": "Concurrent Telegram senders per instance.",
-	"delivery.lease":   "How long a claimed delivery stays with one worker before another instance may take it over (after a crash).",
+	"delivery.workers":         "Concurrent Telegram senders per instance.",
+	"delivery.lease":           "How long a claimed delivery stays with one worker before another instance may take it over (after a crash).",
+	"delivery.reserve":         "Workers that countdown refreshes and ops notices leave free for new codes and updates, so countdown work never delays a code. 0 means a quarter of `delivery.workers`, at least 2; always fewer than the workers.",
+	"delivery.refresh_timeout": "Longest Telegram call of a countdown refresh: a late refresh is worthless, and a stuck one must not hold a worker.",
 
 	"dedupe_window":    "How long a push identity is remembered: a repeat within it is acknowledged and not sent again. Must exceed every `signature_tolerance`, so a replayed signed request is only ever a repeat.",
 	"shutdown_timeout": "Longest graceful shutdown: stop accepting, finish in-flight work, leave the rest in the outbox.",

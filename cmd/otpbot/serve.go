@@ -250,20 +250,10 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 		buttons = approvals.Buttons
 	}
 	limiter := bot.NewLimiter(limiterOptions(cfg, logger))
-	deliverer, err := bot.NewDeliverer(bot.DelivererOptions{
-		Store:             store,
-		Client:            client,
-		Renderer:          tmpl,
-		Limiter:           limiter,
-		Logger:            logger.With("component", "deliver"),
-		Registerer:        reg,
-		CountdownInterval: cfg.Codes.CountdownInterval,
-		Workers:           cfg.Delivery.Workers,
-		Lease:             cfg.Delivery.Lease,
-		Ops:               ops,
-		Buttons:           buttons,
-		DrainTimeout:      drainTimeout(cfg.ShutdownTimeout),
-	})
+	dopts := delivererOptions(cfg)
+	dopts.Store, dopts.Client, dopts.Renderer, dopts.Limiter = store, client, tmpl, limiter
+	dopts.Logger, dopts.Registerer, dopts.Ops, dopts.Buttons = logger.With("component", "deliver"), reg, ops, buttons
+	deliverer, err := bot.NewDeliverer(dopts)
 	if err != nil {
 		return err
 	}
@@ -316,6 +306,19 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 		goRun("poller", poller.Run)
 	}
 	return nil
+}
+
+// delivererOptions maps the configuration to the deliverer's settings;
+// startBot adds the dependencies.
+func delivererOptions(cfg *Config) bot.DelivererOptions {
+	return bot.DelivererOptions{
+		CountdownInterval: cfg.Codes.CountdownInterval,
+		Workers:           cfg.Delivery.Workers,
+		Lease:             cfg.Delivery.Lease,
+		Reserve:           cfg.Delivery.Reserve,
+		RefreshTimeout:    cfg.Delivery.RefreshTimeout,
+		DrainTimeout:      drainTimeout(cfg.ShutdownTimeout),
+	}
 }
 
 // drainTimeout is how long the deliverer's Telegram calls may go on once
@@ -404,6 +407,7 @@ func limiterOptions(cfg *Config, logger *slog.Logger) bot.LimiterOptions {
 		ChatBurst:     1,
 		GroupPerMin:   r.GroupPerMinute,
 		MaxRetryAfter: r.MaxRetryAfter,
+		Instances:     r.Instances,
 		Logger:        logger.With("component", "limiter"),
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot"
 	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/logs"
 	"github.com/otpbot/otpbot/store/bolt"
 )
 
@@ -85,5 +87,62 @@ func TestStopDuringASlowTelegramCall(t *testing.T) {
 	}
 	if len(sends) != 1 || !strings.HasPrefix(sends[0].ID, "upay:ORD-SLOW@") || sends[0].Attempts != 0 {
 		t.Fatalf("the outbox holds %+v claimable now; want the ORD-SLOW send, no attempt counted", sends)
+	}
+}
+
+// TestRateInstancesShareTheBudget: with telegram.rate.instances N, one
+// process sends at most its share of the bot's global_per_second, so N
+// processes on one Redis together stay under Telegram's limit.
+func TestRateInstancesShareTheBudget(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{1, 2, 3} {
+		path := writeFile(t, dir, "c.yaml", fmt.Sprintf("telegram: {token: '1:x', rate: {global_per_second: 30, instances: %d}}\n%s", n, minimal))
+		cfg, err := LoadConfig(path, envMap(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Unix(1_700_000_000, 0)
+		opts := limiterOptions(&cfg, logs.Discard())
+		opts.Now = func() time.Time { return now }
+		lim := bot.NewLimiter(opts)
+		// One second of sends to ever new chats (no per-chat limit in the
+		// way), asking every 10ms.
+		sent := 0
+		for i := 0; i < 100; i++ {
+			for lim.Take(otpbot.Target{ChatID: int64(1000*i + sent)}, otpbot.PriorityCode) == 0 {
+				sent++
+			}
+			now = now.Add(10 * time.Millisecond)
+		}
+		share := 30 / n
+		if sent > share || sent < share*8/10 {
+			t.Errorf("instances %d: one process sent %d messages in a second, want about its share %d of 30", n, sent, share)
+		}
+	}
+}
+
+// TestDelivererOptions: delivery.reserve, delivery.refresh_timeout and
+// the drain deadline reach the deliverer; reserve 0 leaves the bot
+// package's default.
+func TestDelivererOptions(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		yaml    string
+		reserve int
+		refresh time.Duration
+		drain   time.Duration
+	}{
+		{"", 0, 5 * time.Second, 12 * time.Second},
+		{"delivery: {workers: 8, reserve: 3, refresh_timeout: 2s}\nshutdown_timeout: 30s\n", 3, 2 * time.Second, 27 * time.Second},
+	}
+	for _, tt := range tests {
+		cfg, err := LoadConfig(writeFile(t, dir, "c.yaml", "telegram: {token: '1:x'}\n"+minimal+tt.yaml), envMap(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := delivererOptions(&cfg)
+		if o.Reserve != tt.reserve || o.RefreshTimeout != tt.refresh || o.DrainTimeout != tt.drain {
+			t.Errorf("%q: reserve %d, refresh_timeout %s, drain %s; want %d, %s, %s", tt.yaml, o.Reserve, o.RefreshTimeout, o.DrainTimeout, tt.reserve, tt.refresh, tt.drain)
+		}
 	}
 }

@@ -91,6 +91,9 @@ func validateTelegram(cfg *Config) error {
 			return cfgErr(key, "must be positive")
 		}
 	}
+	if t.Rate.Instances < 1 {
+		return cfgErr("telegram.rate.instances", "must be at least 1 (got %d)", t.Rate.Instances)
+	}
 	return positive("telegram.rate.max_retry_after", t.Rate.MaxRetryAfter)
 }
 
@@ -267,6 +270,12 @@ func validateRest(cfg *Config) error {
 		return cfgErr("delivery.workers", "must be positive")
 	}
 	if err := positive("delivery.lease", cfg.Delivery.Lease); err != nil {
+		return err
+	}
+	if r := cfg.Delivery.Reserve; r < 0 || (r > 0 && r >= cfg.Delivery.Workers) {
+		return cfgErr("delivery.reserve", "must be 0 (automatic) or fewer than delivery.workers (%d) (got %d)", cfg.Delivery.Workers, r)
+	}
+	if err := positive("delivery.refresh_timeout", cfg.Delivery.RefreshTimeout); err != nil {
 		return err
 	}
 	if err := positive("dedupe_window", cfg.DedupeWindow); err != nil {
