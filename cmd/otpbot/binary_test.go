@@ -407,3 +407,45 @@ func TestBinaryShutdownCutsOffAHangingCall(t *testing.T) {
 		t.Errorf("the code was sent %d times, want once", n)
 	}
 }
+
+// TestBinaryRedisLibraryLogs: while Redis cannot be reached, go-redis's
+// own complaints come out through otpbot's logger (logfmt here, with
+// component=go-redis), never as raw "redis: ... pool.go:..." lines that
+// would break a structured log stream.
+func TestBinaryRedisLibraryLogs(t *testing.T) {
+	fake := bottest.New(t)
+	cfg := testConfig(t, t.TempDir(), fake, "") // log.level: debug
+	env := map[string]string{"OTPBOT_STORE_DRIVER": "redis", "OTPBOT_STORE_REDIS_ADDR": "127.0.0.1:1"}
+	raw := func(stderr string) string {
+		var out []string
+		for _, l := range strings.Split(stderr, "\n") {
+			if strings.HasPrefix(l, "redis: ") || strings.Contains(l, "pool.go:") {
+				out = append(out, l)
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+
+	check := spawn(t, env, "check", "-config", cfg)
+	if code := check.wait(t, 30*time.Second); code != 2 {
+		t.Errorf("check with Redis away exited %d, want 2\n%s", code, check.stderr)
+	}
+	if r := raw(check.stderr.String()); r != "" {
+		t.Errorf("check let go-redis print raw lines:\n%s", r)
+	}
+
+	serve := spawn(t, env, "serve", "-config", cfg)
+	waitUntil(t, "serve to retry the store", func() bool {
+		return strings.Contains(serve.stderr.String(), "store unavailable at start")
+	})
+	waitUntil(t, "a go-redis line through the logger", func() bool {
+		return grepLines(grepLines(serve.stderr.String(), "component=go-redis"), "failed to dial") != ""
+	})
+	_ = serve.cmd.Process.Signal(syscall.SIGTERM)
+	if code := serve.wait(t, 20*time.Second); code != 0 {
+		t.Errorf("serve exited %d\n%s", code, serve.stderr)
+	}
+	if r := raw(serve.stderr.String()); r != "" {
+		t.Errorf("serve let go-redis print raw lines:\n%s", r)
+	}
+}

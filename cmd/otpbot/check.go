@@ -48,7 +48,7 @@ func cmdCheck(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	}
 
-	logger := logs.New(stderr, cfg.Log.Level, cfg.Log.Format, secretsOf(&cfg)...)
+	logger := commandLogger(&cfg, stderr)
 	if err := checkStore(ctx, &cfg, stdout); err != nil {
 		return &checkError{err}
 	}

@@ -21,10 +21,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/otpbot/otpbot/logs"
+	"github.com/otpbot/otpbot/store/redis"
 )
 
 func main() {
@@ -93,6 +97,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, usageText)
 		return &usageError{"otpbot: a command is required"}
 	}
+	// go-redis logs through slog, never raw lines on stderr (a JSON log
+	// stream would break exactly while Redis is away). Until a command has
+	// read its configuration it logs warnings as text; commandLogger then
+	// routes it to the configured logger.
+	redis.SetLibraryLogger(logs.New(stderr, "warn", "text"))
 	cmd, rest := args[1], args[2:]
 	switch cmd {
 	case "serve":
@@ -150,6 +159,16 @@ func configPath(flagValue string, getenv func(string) string) (string, error) {
 		return p, nil
 	}
 	return "", &ConfigError{Msg: "no configuration file: pass -config FILE or set OTPBOT_CONFIG"}
+}
+
+// commandLogger is the logger of a command that read its configuration,
+// with every configured secret redacted. go-redis logs through it too
+// (redis.SetLibraryLogger: go-redis has one logger per process), so its
+// lines have the configured format and level.
+func commandLogger(cfg *Config, stderr io.Writer) *slog.Logger {
+	logger := logs.New(stderr, cfg.Log.Level, cfg.Log.Format, secretsOf(cfg)...)
+	redis.SetLibraryLogger(logger)
+	return logger
 }
 
 // loadFromFlags resolves the configuration file and loads it.

@@ -7,7 +7,6 @@ import (
 	"io"
 
 	"github.com/otpbot/otpbot"
-	"github.com/otpbot/otpbot/logs"
 )
 
 // migrateBatch is how many records go into one Import call.
@@ -49,7 +48,7 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("migrate: %w", err)
 	}
 
-	logger := logs.New(stderr, cfg.Log.Level, cfg.Log.Format, secretsOf(&cfg)...)
+	logger := commandLogger(&cfg, stderr)
 	src, err := openStore(ctx, &cfg, *from, logger)
 	if err != nil {
 		return fmt.Errorf("migrate: source: %w", err)

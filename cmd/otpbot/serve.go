@@ -23,7 +23,6 @@ import (
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot"
 	"github.com/otpbot/otpbot/hyperpay"
-	"github.com/otpbot/otpbot/logs"
 	"github.com/otpbot/otpbot/templates"
 	"github.com/otpbot/otpbot/webhooks"
 )
@@ -39,7 +38,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	logger := logs.New(stderr, cfg.Log.Level, cfg.Log.Format, secretsOf(&cfg)...)
+	logger := commandLogger(&cfg, stderr)
 	return serve(ctx, &cfg, logger)
 }
 
