@@ -99,6 +99,19 @@ func checkStore(ctx context.Context, cfg *Config, stdout io.Writer) error {
 		return fmt.Errorf("store: %s: %w", s.describe, err)
 	}
 	fmt.Fprintf(stdout, "store: ok (%s)\n", s.describe)
+	if s.redis != nil {
+		// A Redis that may lose acknowledged pushes is worth a warning,
+		// not a failed check: it runs, and the operator decides.
+		rep, err := s.redis.Durability(ctx)
+		if err != nil {
+			fmt.Fprintf(stdout, "store durability: unknown (%v)\n", err)
+			return nil
+		}
+		fmt.Fprintln(stdout, "store durability: "+rep.String())
+		if w := rep.Warning(); w != "" {
+			fmt.Fprintln(stdout, "warning: "+w)
+		}
+	}
 	return nil
 }
 

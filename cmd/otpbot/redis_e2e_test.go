@@ -166,3 +166,45 @@ func chatOf(i int) int64 { return int64(10100 + i) }
 
 // codeOf is the code of push n: six digits no other push's code contains.
 func codeOf(n int) string { return fmt.Sprintf("7%05d", n*7+3) }
+
+// TestRedisDurabilityIsReported: check prints how Redis keeps what otpbot
+// acknowledged and warns (still exit 0) when a Redis crash could lose
+// acknowledged pushes; serve logs the same warning at start.
+func TestRedisDurabilityIsReported(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string // redis-server options
+		warn bool
+	}{
+		{"no append-only file", nil, true},
+		{"appendfsync always", []string{"--appendonly", "yes", "--appendfsync", "always"}, false},
+	}
+	fake := bottest.New(t, bottest.WithToken(testToken))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := redistest.StartServer(t, tt.args...)
+			dir := t.TempDir()
+			cfg := testConfig(t, dir, fake, "")
+			env := map[string]string{
+				"OTPBOT_STORE_DRIVER":     "redis",
+				"OTPBOT_STORE_REDIS_ADDR": srv.Addr(),
+			}
+			out, _, err := runCmd(t, env, "", "check", "-config", cfg)
+			if err != nil {
+				t.Fatalf("check failed: %v\n%s", err, out)
+			}
+			if !strings.Contains(out, "store durability: redis ") {
+				t.Errorf("check does not report durability:\n%s", out)
+			}
+			if got := strings.Contains(out, "\nwarning: "); got != tt.warn {
+				t.Errorf("check warned: %v, want %v:\n%s", got, tt.warn, out)
+			}
+
+			in := startServe(t, cfg, env)
+			_ = in.stop()
+			if got := strings.Contains(in.logs.String(), `msg="redis may lose acknowledged pushes"`); got != tt.warn {
+				t.Errorf("serve warned: %v, want %v:\n%s", got, tt.warn, in.logs)
+			}
+		})
+	}
+}

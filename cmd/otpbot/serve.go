@@ -69,6 +69,9 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		}
 	}()
 	logger.Info("store open", "store", store.describe)
+	if store.redis != nil {
+		warnDurability(ctx, store.redis, logger)
+	}
 
 	ops := bot.NewOps(bot.OpsOptions{
 		Queue:    store,

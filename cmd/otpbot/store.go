@@ -34,7 +34,9 @@ type openedStore struct {
 	// describe says which store this is, for logs and `check`.
 	describe string
 	// bolt is set for the embedded store (its Backup serves /admin/backup).
-	bolt   *bolt.Store
+	bolt *bolt.Store
+	// redis is set for the Redis store (its Durability is checked).
+	redis  *redis.Store
 	client goredis.UniversalClient
 }
 
@@ -77,9 +79,30 @@ func openStore(ctx context.Context, cfg *Config, driver string, logger *slog.Log
 			_ = client.Close()
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		return &openedStore{Store: s, client: client, describe: "redis " + redisAddrs(&cfg.Store.Redis) + " prefix " + cfg.Store.Redis.Prefix}, nil
+		return &openedStore{Store: s, redis: s, client: client, describe: "redis " + redisAddrs(&cfg.Store.Redis) + " prefix " + cfg.Store.Redis.Prefix}, nil
 	}
 	return nil, fmt.Errorf("store: unknown driver %q", driver)
+}
+
+// durabilityTimeout bounds the look at Redis's persistence settings.
+const durabilityTimeout = 5 * time.Second
+
+// warnDurability logs, at serve's start, when Redis could lose pushes
+// otpbot already acknowledged (no append-only file, or an fsync policy
+// that leaves a window): the operator learns it before a crash does.
+func warnDurability(ctx context.Context, s *redis.Store, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, durabilityTimeout)
+	defer cancel()
+	rep, err := s.Durability(ctx)
+	if err != nil {
+		logger.Warn("redis durability unknown", "err", err)
+		return
+	}
+	if w := rep.Warning(); w != "" {
+		logger.Warn("redis may lose acknowledged pushes", "detail", w, "redis", rep.String())
+		return
+	}
+	logger.Info("redis durability", "redis", rep.String())
 }
 
 // newRedisClient builds a standalone, Sentinel or Cluster client from
