@@ -178,6 +178,7 @@ func NewCommands(opts CommandsOptions) (*Commands, error) {
 		"invite":  {adminOnly, c.invite},
 		"history": {linkedOrAdmin, c.history},
 		"codes":   {linkedOrAdmin, c.codes},
+		"replies": {adminOnly, c.replies},
 	}
 	c.callbacks = c.callbackRoutes()
 	return c, nil
@@ -398,6 +399,7 @@ const (
 	unlinkUsage = "/unlink card ID | /unlink customer NO"
 	inviteUsage = "/invite card ID | /invite customer NO"
 	historyHelp = "/history [ID] [N]"
+	repliesHelp = "/replies on | /replies off"
 )
 
 func (c *Commands) link(ctx context.Context, r *request) error {
@@ -406,6 +408,17 @@ func (c *Commands) link(ctx context.Context, r *request) error {
 		return c.usage(ctx, r, linkUsage)
 	}
 	l := otpbot.Link{Key: key, Target: r.target, CreatedAt: c.now(), CreatedBy: r.user}
+	// A new link starts with replies off; renewing one (after it broke,
+	// say) keeps the chat's choice.
+	links, err := c.chatLinks(ctx, r)
+	if err != nil {
+		return err
+	}
+	for _, old := range links {
+		if old.Key == key && old.Target == r.target {
+			l.Replies = old.Replies
+		}
+	}
 	if err := c.store.Link(ctx, l); err != nil {
 		return fmt.Errorf("link: %w", err)
 	}
@@ -443,6 +456,44 @@ func (c *Commands) links(ctx context.Context, r *request) error {
 		return links[i].Key.String() < links[j].Key.String()
 	})
 	return c.ok(ctx, r, "links", templates.LinksView{ChatID: r.target.ChatID, Links: links})
+}
+
+// replies switches, for every link of this chat and topic, whether the
+// later events of a code's transaction (the payment after a 3-D Secure
+// code) are added to the code message as replies (see Threads). Like
+// /link it renews the links it touches: a command from the chat shows the
+// bot can reach it.
+func (c *Commands) replies(ctx context.Context, r *request) error {
+	if len(r.args) != 1 {
+		return c.usage(ctx, r, repliesHelp)
+	}
+	var on bool
+	switch strings.ToLower(r.args[0]) {
+	case "on":
+		on = true
+	case "off":
+	default:
+		return c.usage(ctx, r, repliesHelp)
+	}
+	links, err := c.chatLinks(ctx, r)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, l := range links {
+		if l.Target != r.target {
+			continue // another topic of the chat decides for itself
+		}
+		l.Replies = on
+		if err := c.store.Link(ctx, l); err != nil {
+			return fmt.Errorf("replies: %w", err)
+		}
+		n++
+	}
+	if n > 0 {
+		c.log.Info("replies switched", "on", on, "target", r.target.String(), "links", n, "by", r.user)
+	}
+	return c.ok(ctx, r, "replies", templates.RepliesView{On: on, Target: r.target, Links: n})
 }
 
 // --- /invite and /start TOKEN ---
