@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,7 @@ func cmdCheck(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	logger := commandLogger(&cfg, stderr)
-	if err := checkStore(ctx, &cfg, stdout); err != nil {
+	if err := checkStore(ctx, &cfg, stdout, warnLogger(&cfg, stderr)); err != nil {
 		return &checkError{err}
 	}
 	tctx, cancel := context.WithTimeout(ctx, checkTimeout)
@@ -63,8 +64,10 @@ func cmdCheck(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 // checkStore opens the store and pings it. An embedded file held by a
-// running serve counts as fine: that server is using it.
-func checkStore(ctx context.Context, cfg *Config, stdout io.Writer) error {
+// running serve counts as fine: that server is using it. What the store
+// warns about while it opens (a store file others can read) goes to
+// logger.
+func checkStore(ctx context.Context, cfg *Config, stdout io.Writer, logger *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	if cfg.Store.Driver == "embedded" {
@@ -90,7 +93,7 @@ func checkStore(ctx context.Context, cfg *Config, stdout io.Writer) error {
 		}
 		// Anything else shows up when the store opens it below.
 	}
-	s, err := openStore(ctx, cfg, cfg.Store.Driver, logs.Discard())
+	s, err := openStore(ctx, cfg, cfg.Store.Driver, logger)
 	if err != nil {
 		return err
 	}
@@ -113,6 +116,17 @@ func checkStore(ctx context.Context, cfg *Config, stdout io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// warnLogger is check's logger for the store: its warnings are what an
+// operator running check wants to see, its routine lines are noise next
+// to check's own report. It logs at warn, or above when log.level says so.
+func warnLogger(cfg *Config, stderr io.Writer) *slog.Logger {
+	level := cfg.Log.Level
+	if l, err := logs.ParseLevel(level); err != nil || l < slog.LevelWarn {
+		level = "warn"
+	}
+	return logs.New(stderr, level, cfg.Log.Format, secretsOf(cfg)...)
 }
 
 // summary describes a valid configuration in one line, without secrets.

@@ -104,6 +104,41 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckShowsStoreWarnings: what the store warns about while check
+// opens it (a store file others can read) reaches the operator on
+// stderr; a warning does not fail the check.
+func TestCheckShowsStoreWarnings(t *testing.T) {
+	fake := bottest.New(t, bottest.WithToken(testToken))
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, fake, "")
+	path := filepath.Join(dir, "otpbot.db")
+	s, err := bolt.Open(path, storeOptions(&Config{DedupeWindow: time.Hour, History: HistoryConfig{PerKey: 10, Retention: time.Hour}}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		mode os.FileMode
+		warn bool
+	}{{0o600, false}, {0o644, true}} {
+		if err := os.Chmod(path, tt.mode); err != nil {
+			t.Fatal(err)
+		}
+		out, stderr, err := runCmd(t, nil, "", "check", "-config", cfg)
+		if err != nil {
+			t.Fatalf("mode %#o: check failed: %v\n%s", tt.mode, err, out)
+		}
+		if !strings.Contains(out, "store: ok (embedded "+path+")") {
+			t.Errorf("mode %#o: stdout:\n%s", tt.mode, out)
+		}
+		if got := strings.Contains(stderr, "store file is readable by group or others"); got != tt.warn {
+			t.Errorf("mode %#o: warned %v, want %v; stderr:\n%s", tt.mode, got, tt.warn, stderr)
+		}
+	}
+}
+
 func TestRender(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "c.yaml", "telegram: {token: '1:x'}\n"+minimal+"codes: {ttl_by_event: {3DS_OTP: 10m}}\n")
