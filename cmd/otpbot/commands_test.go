@@ -162,6 +162,9 @@ func TestRender(t *testing.T) {
 			[]string{"Recorded in history, not sent to any chat."}, nil, 0},
 		{"rejected event", []string{"-provider", "upay"}, `{"event":"3DS_OTP","trace":"T","orderNo":"O","timestamp":1,"detail":{"cardId":"C1"}}`,
 			[]string{"Rejected: missing required field"}, nil, 0},
+		{"code expired on arrival", []string{"-provider", "hypercard", "-at", "1710413000"}, `{"notify_type":"OPT_CODE","card_id":"1085185460000094505","code":"888666","create_time":1710412477}`,
+			[]string{"Not sent: it expired at 2024-03-14T10:39:37Z", "expired", "•••• 4505"},
+			[]string{"888666", "Copy code", "Used it", "expires in", "at expiry"}, 0},
 		{"malformed body", []string{"-provider", "upay"}, `[1,2]`, nil, nil, 1},
 		{"no provider", nil, "", nil, nil, 2},
 		{"bad provider", []string{"-provider", "visa"}, "", nil, nil, 2},
@@ -190,6 +193,41 @@ func TestRender(t *testing.T) {
 				if strings.Contains(out, s) {
 					t.Errorf("output has %q:\n%s", s, out)
 				}
+			}
+		})
+	}
+}
+
+// TestRenderNeedsNoToken: render sends nothing, so a configuration
+// without telegram.token (or with a provider lacking authentication)
+// renders; what render does use (codes, templates) is still validated.
+func TestRenderNeedsNoToken(t *testing.T) {
+	dir := t.TempDir()
+	otp := writeFile(t, dir, "otp.json", `{"notify_type":"OPT_CODE","card_id":"1085185460000094505","code":"888666","create_time":1710412477}`)
+	tests := []struct {
+		name, config string
+		env          map[string]string
+		want         string // in stdout, or the error line when wantCode != 0
+		wantCode     int
+	}{
+		{"empty file", "", nil, "888666", 0},
+		{"no token, providers without auth", "providers: {upay: {enabled: true}}\n", nil, "888666", 0},
+		{"token file missing", "telegram: {token_file: /nonexistent/token}\n", nil, "888666", 0},
+		{"bad ttl still refused", "codes: {ttl: 0s}\n", nil, "config: codes.ttl must be a positive duration (got 0s)", 2},
+		{"bad templates dir refused", "", map[string]string{"OTPBOT_TEMPLATES_DIR": "/nonexistent/tmpl"}, `config: templates.dir is not a readable folder ("/nonexistent/tmpl")`, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := writeFile(t, t.TempDir(), "c.yaml", tt.config)
+			out, _, err := runCmd(t, tt.env, "", "render", "-config", cfg, "-provider", "hypercard", "-at", "1710412500", "-file", otp)
+			if code := exitCode(err); code != tt.wantCode {
+				t.Fatalf("exit %d (%v), want %d\n%s", code, err, tt.wantCode, out)
+			}
+			if tt.wantCode == 0 && !strings.Contains(out, tt.want) {
+				t.Errorf("output lacks %q:\n%s", tt.want, out)
+			}
+			if tt.wantCode != 0 && (err == nil || err.Error() != tt.want) {
+				t.Errorf("error %v, want %q", err, tt.want)
 			}
 		})
 	}

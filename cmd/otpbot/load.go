@@ -92,13 +92,34 @@ func LoadConfig(path string, getenv func(string) string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	if err := resolveSecretFiles(&cfg); err != nil {
+		return Config{}, err
+	}
 	if err := validateConfig(&cfg); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
 }
 
-// decodeConfig is LoadConfig without the validation.
+// loadRenderConfig reads the configuration for `otpbot render`, which
+// sends nothing and reaches nothing: it needs no token and no secret, so
+// only the keys that shape a message (codes, templates) are validated and
+// no *_file secret is read.
+func loadRenderConfig(path string, getenv func(string) string) (Config, error) {
+	cfg, err := decodeConfig(path, getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	for _, check := range []func(*Config) error{validateCodes, validateTemplates} {
+		if err := check(&cfg); err != nil {
+			return Config{}, err
+		}
+	}
+	return cfg, nil
+}
+
+// decodeConfig is LoadConfig without reading the *_file secrets and
+// without the validation.
 func decodeConfig(path string, getenv func(string) string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -136,9 +157,6 @@ func decodeConfig(path string, getenv func(string) string) (Config, error) {
 		root.FieldByIndex(f.index).Set(val)
 	}
 	cfg.Codes.TTLByEvent = normalizeTTLs(cfg.Codes.TTLByEvent)
-	if err := resolveSecretFiles(&cfg); err != nil {
-		return Config{}, err
-	}
 	return cfg, nil
 }
 

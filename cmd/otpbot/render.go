@@ -38,7 +38,11 @@ func cmdRender(_ context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	cfg, err := loadFromFlags(*configFlag, getenv)
+	path, err := configPath(*configFlag, getenv)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadRenderConfig(path, getenv)
 	if err != nil {
 		return err
 	}
@@ -128,19 +132,26 @@ func renderEvent(w io.Writer, tmpl *templates.Set, ev otpbot.Event, now time.Tim
 		}
 		return nil
 	}
-	fmt.Fprintf(w, "Sent to %s.\n", route)
 	msg := otpbot.Message{Group: ev.Group, Event: ev, State: otpbot.StateLive, UpdatedAt: now}
-	if ev.Expired(now) {
-		fmt.Fprintf(w, "Note: it expired at %s, before %s: otpbot records it and sends nothing.\n",
-			ev.ExpiresAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	expired := ev.Expired(now)
+	header := "\n--- the message ---"
+	if !expired {
+		fmt.Fprintf(w, "Sent to %s.\n", route)
+	} else {
+		fmt.Fprintf(w, "Not sent: it expired at %s, before %s; otpbot records it in history and sends nothing to %s.\n",
+			ev.ExpiresAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), route)
+		// What the deliverer makes of a live message past its expiry: the
+		// expired form, which has no buttons.
+		msg.State = otpbot.StateExpired
+		header = "\n--- the message, were it sent: expired ---"
 	}
-	live, err := tmpl.RenderMessage(msg, now)
+	text, err := tmpl.RenderMessage(msg, now)
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
-	fmt.Fprintln(w, "\n--- the message ---")
-	printMessage(w, live, bot.DefaultButtons(msg), asHTML)
-	if !ev.ExpiresAt.IsZero() {
+	fmt.Fprintln(w, header)
+	printMessage(w, text, sentButtons(msg), asHTML)
+	if !ev.ExpiresAt.IsZero() && !expired {
 		expired, err := tmpl.RenderMessage(msg, ev.ExpiresAt)
 		if err != nil {
 			return fmt.Errorf("render: %w", err)
@@ -149,6 +160,18 @@ func renderEvent(w io.Writer, tmpl *templates.Set, ev otpbot.Event, now time.Tim
 		printMessage(w, expired, nil, asHTML)
 	}
 	return nil
+}
+
+// sentButtons is the keyboard the deliverer sends with msg: the live
+// buttons (copy the code, open the link, "Used it") only while it is live,
+// none once its state is final. (Approve / Decline under an approval
+// request need providers.hypercard.api and the running bot; render shows
+// the keyboard without them.)
+func sentButtons(msg otpbot.Message) [][]bot.Button {
+	if msg.State != otpbot.StateLive {
+		return nil
+	}
+	return bot.DefaultButtons(msg)
 }
 
 // printMessage prints a message and its buttons.

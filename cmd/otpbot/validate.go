@@ -299,6 +299,11 @@ func validateRest(cfg *Config) error {
 	if err := positive("shutdown_timeout", cfg.ShutdownTimeout); err != nil {
 		return err
 	}
+	return validateTemplates(cfg)
+}
+
+// validateTemplates checks templates.dir (render needs it too).
+func validateTemplates(cfg *Config) error {
 	if cfg.Templates.Dir != "" {
 		st, err := os.Stat(cfg.Templates.Dir)
 		if err != nil || !st.IsDir() {
