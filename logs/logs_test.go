@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/otpbot/otpbot"
 )
 
 func TestMaskCardNumbers(t *testing.T) {
@@ -121,7 +123,24 @@ func TestLoggerRedacts(t *testing.T) {
 				l.Info("linked", "key", "card:C1", "key_type", "card", "owner_key", "customer:77", "secret_key", "card:x", "api_key", "k-123", "key", "card:4111111111111111")
 			},
 			leaks: []string{"k-123", "card:x", "4111111111111111"},
-			shows: []string{"key=card:C1", "key_type=card", "owner_key=customer:77", "secret_key=" + Redacted, "card:••••1111"},
+			shows: []string{"key=card:C1", "key_type=card", "owner_key=customer:77", "secret_key=" + Redacted, "key=card:…1111"},
+		},
+		{
+			name: "the bot's link lines: card ids masked, customers as they are",
+			log: func(l *slog.Logger) {
+				l.Info("linked", "key_type", otpbot.KeyCard, "key", otpbot.MaskID("CARD-0001-RD-A"), "target", "5")
+				l.Info("linked", "key_type", otpbot.KeyCustomer, "key", otpbot.MaskID("CU-7"))
+				l.Info("linked", "key_type", otpbot.KeyCard, "key", "4111111111111111")
+				l.Info("key as a value", "key", otpbot.Key{Type: otpbot.KeyCard, ID: "5555666677771234"}, "route_key", &otpbot.Key{Type: otpbot.KeyCustomer, ID: "CU-77"})
+				l.Info("ops report", "key", "card CARD-0002-XY-Z", "owner_key", "customer CU-9")
+				l.Info("secrets", "api_key", "abcd-secret-value", "key_id", "card-ish-secret", "signing_key", "card:x", "apiKey", "customer:y")
+			},
+			leaks: []string{"CARD-0001", "4111111111111111", "5555666677771234", "CARD-0002", "abcd-secret-value", "card-ish-secret", "card:x", "customer:y"},
+			shows: []string{
+				"key_type=card key=…RD-A target=5", "key_type=customer key=CU-7", "key_type=card key=…1111",
+				"key=card:…1234 route_key=customer:CU-77", `key="card …XY-Z" owner_key="customer CU-9"`,
+				"api_key=" + Redacted, "key_id=" + Redacted, "signing_key=" + Redacted, "apiKey=" + Redacted,
+			},
 		},
 		{
 			name:  "numbers stay readable",

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+
+	"github.com/otpbot/otpbot"
 )
 
 // Redacted replaces a value the redaction handler hid.
@@ -35,7 +37,9 @@ var secretFragments = []string{"token", "secret", "password", "signature"}
 // Redactor is a slog.Handler that scrubs every record before handing it to
 // the handler it wraps:
 //   - attributes whose key suggests a secret (code, token, secret, password,
-//     signature, sign, key...) have their value replaced by [REDACTED];
+//     signature, sign, key...) have their value replaced by [REDACTED],
+//     except otpbot's routing keys (key_type=card key=…RD-A, card ids
+//     masked by otpbot.MaskID), which ops must be able to read;
 //   - every configured secret string is replaced by [REDACTED] in the
 //     message and in every string value;
 //   - every run of 12 to 19 digits (a card number, spaces or dashes between
@@ -140,7 +144,10 @@ func keyWords(key string) []string {
 // attr scrubs one attribute, recursing into groups.
 func (h *Redactor) attr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
-	if SecretKey(a.Key) && v.Kind() != slog.KindGroup && !routingKey(a.Key, v) {
+	if SecretKey(a.Key) && v.Kind() != slog.KindGroup {
+		if shown, ok := routingKey(a.Key, v); ok {
+			return slog.String(a.Key, h.Scrub(shown))
+		}
 		if isEmpty(v) {
 			return slog.Attr{Key: a.Key, Value: v}
 		}
@@ -165,27 +172,90 @@ func (h *Redactor) attr(a slog.Attr) slog.Attr {
 	}
 }
 
-// routingKey reports whether an attribute that looks secret only because
-// of the word "key" holds otpbot's routing key ("card:C1", "customer:7"
-// or just the type): that is what ops needs to read, and not a secret. A
-// card number in it is still masked as in any string.
-func routingKey(key string, v slog.Value) bool {
-	if v.Kind() != slog.KindString {
-		return false
+// routingKey returns how to show an attribute that looks secret only
+// because of the word "key" ("key", "key_type", "owner_key") but holds
+// otpbot's routing key, which ops need to read and which is not a secret:
+// an otpbot.Key or its type, "card:ID" / "customer:NO" (or with a space,
+// as ops reports write them), or, under the attribute "key" itself, a
+// card id as the bot logs it. A card id is shown masked by otpbot.MaskID
+// (some platforms use the card number as id), a customer number as it
+// is. ok is false for anything else, which stays redacted.
+func routingKey(name string, v slog.Value) (shown string, ok bool) {
+	if !routingName(name) {
+		return "", false
 	}
-	for _, w := range keyWords(key) {
-		if secretWords[w] && w != "key" && w != strings.ToLower(key) {
-			return false
+	var s string
+	switch v.Kind() {
+	case slog.KindString:
+		s = v.String()
+	case slog.KindAny:
+		switch x := v.Any().(type) {
+		case otpbot.Key:
+			return keyText(x.Type, ":", x.ID), x.ID != ""
+		case *otpbot.Key:
+			if x == nil || x.ID == "" {
+				return "", false
+			}
+			return keyText(x.Type, ":", x.ID), true
+		case otpbot.KeyType:
+			s = string(x)
+		default:
+			return "", false
+		}
+	default:
+		return "", false
+	}
+	if s == string(otpbot.KeyCard) || s == string(otpbot.KeyCustomer) {
+		return s, true
+	}
+	if i := strings.IndexAny(s, ": "); i > 0 && i < len(s)-1 {
+		t := otpbot.KeyType(s[:i])
+		if t == otpbot.KeyCard || t == otpbot.KeyCustomer {
+			return keyText(t, s[i:i+1], s[i+1:]), true
 		}
 	}
-	lower := strings.ToLower(key)
+	// The bot logs a key's type and its id apart ("key_type", "key"),
+	// the id already shortened by otpbot.MaskID; masking again keeps at
+	// most its last four characters, whatever it holds.
+	if strings.EqualFold(name, "key") && s != "" {
+		return otpbot.MaskID(s), true
+	}
+	return "", false
+}
+
+// cryptoWords make a "key" in an attribute name a cryptographic key
+// ("api_key", "signing_key"), never a routing key.
+var cryptoWords = map[string]bool{
+	"api": true, "private": true, "priv": true, "public": true, "pub": true,
+	"signing": true, "access": true, "session": true, "auth": true,
+	"encryption": true, "enc": true, "hmac": true, "master": true, "ssh": true,
+}
+
+// routingName reports whether an attribute name may hold a routing key:
+// "key" is the only word that makes it look secret, and nothing says it
+// is a cryptographic key ("key", "key_type", "owner_key"; not "api_key",
+// "signing_key" or "secret_key").
+func routingName(name string) bool {
+	lower := strings.ToLower(name)
 	for _, f := range secretFragments {
 		if strings.Contains(lower, f) {
 			return false
 		}
 	}
-	s := v.String()
-	return s == "card" || s == "customer" || strings.HasPrefix(s, "card:") || strings.HasPrefix(s, "customer:")
+	for _, w := range keyWords(name) {
+		if cryptoWords[w] || (secretWords[w] && w != "key" && w != lower) {
+			return false
+		}
+	}
+	return true
+}
+
+// keyText writes a routing key with its card id masked.
+func keyText(t otpbot.KeyType, sep, id string) string {
+	if t == otpbot.KeyCard {
+		id = otpbot.MaskID(id)
+	}
+	return string(t) + sep + id
 }
 
 // isEmpty reports whether a value is empty, so "token=" can still show
