@@ -13,18 +13,18 @@ import (
 	"github.com/otpbot/otpbot"
 )
 
-// Ingest records ev in one group-committed transaction and returns once it
-// is on disk.
+// Ingest records ev in a transaction shared with the pushes that arrive
+// meanwhile (see groupCommit) and returns once it is on disk.
 func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResult, error) {
 	if err := ctx.Err(); err != nil {
 		return otpbot.IngestResult{}, fmt.Errorf("store: ingest: %w", err)
 	}
-	// Encoded once, outside the transaction: the batch holds the write
-	// lock, so the less each push does inside it the better.
+	// Encoded once, outside the transaction: the shared commit holds the
+	// write lock, so the less each push does inside it the better.
 	redacted := ev.Redacted()
 	var res otpbot.IngestResult
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
-		// Batch may run this more than once: start from scratch each time.
+	err := s.commits.Update(func(tx *bbolt.Tx) error {
+		// This may run more than once: start from scratch each time.
 		res = otpbot.IngestResult{}
 		return s.ingestTx(tx, ev, redacted, &res)
 	})

@@ -1,9 +1,10 @@
 // Package bolt is otpbot's embedded store: everything in one bbolt file,
 // for one process. It is the default driver (store.driver: embedded).
 //
-// Ingest goes through bbolt's group commit (DB.Batch): concurrent pushes
-// share one transaction and one fsync, and each push is acknowledged only
-// after the commit that holds it reached the disk.
+// Ingest goes through a group commit (groupCommit): a push commits at once
+// when no commit is running, pushes that arrive during a commit share the
+// next transaction and fsync, and each push is acknowledged only after the
+// commit that holds it reached the disk.
 //
 // Layout (every value JSON unless noted; times in keys are big-endian
 // nanoseconds with the sign bit flipped, so byte order is time order):
@@ -76,10 +77,6 @@ const (
 	// lockTimeout bounds the wait for the file lock: a second process on
 	// the same file fails fast with a clear error instead of hanging.
 	lockTimeout = time.Second
-	// batchDelay is how long the first push of a group commit waits for
-	// company. Under load the batch fills while the previous commit syncs,
-	// so this only adds latency when pushes trickle in.
-	batchDelay = 2 * time.Millisecond
 	// pruneInterval is how often expired marks, history, invites and old
 	// final messages are deleted, so the file does not grow without bound.
 	pruneInterval = 10 * time.Minute
@@ -103,6 +100,8 @@ type Store struct {
 	now    func() time.Time
 	logger *slog.Logger
 	wake   chan struct{}
+	// commits runs Ingest's transactions in shared commits.
+	commits groupCommit
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -143,7 +142,6 @@ func Open(path string, opts otpbot.StoreOptions, logger *slog.Logger) (*Store, e
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db.MaxBatchDelay = batchDelay
 	if err := db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -162,7 +160,7 @@ func Open(path string, opts otpbot.StoreOptions, logger *slog.Logger) (*Store, e
 	s := &Store{
 		db: db, path: path, opts: opts, now: now, logger: logger,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		pingEvery: pingEvery,
+		pingEvery: pingEvery, commits: groupCommit{db: db},
 	}
 	go s.pruneLoop()
 	return s, nil
