@@ -177,7 +177,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-store", "sqlite"}, "unknown driver", nil},
 		{[]string{"-scenario", "soak"}, "unknown scenario", nil},
 		{[]string{"-rate", "0"}, "must be positive", nil},
-		{[]string{"-pprof", "p", "-bin", "b"}, "not with -bin", nil},
+		{[]string{"-pprof", "p", "-bin", "b"}, "", func(o options) bool { return o.Pprof == "p" && o.Bin == "b" }},
 	}
 	for _, tc := range tests {
 		o, err := parseFlags(tc.args, &bytes.Buffer{})
@@ -226,7 +226,8 @@ func TestPrintReport(t *testing.T) {
 }
 
 // The whole tool, small: it builds and runs the real binary on both
-// stores, writes the JSON, and leaves no Redis key behind.
+// stores, writes the JSON and (-pprof, through otpbot's http.pprof) a CPU
+// profile of each measured phase, and leaves no Redis key behind.
 func TestRunSmall(t *testing.T) {
 	if _, err := os.Stat("../cmd/otpbot"); err != nil {
 		t.Fatalf("run from the repository: %v", err)
@@ -236,7 +237,7 @@ func TestRunSmall(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	args := []string{"-q", "-dir", dir, "-json", jsonPath, "-scenario", "ingest,e2e,pressure",
 		"-c", "4", "-n", "60", "-rate", "40", "-duration", "1s", "-chats", "5",
-		"-pressure-live", "10", "-pressure-chats", "5", "-pressure-every", "200ms"}
+		"-pressure-live", "10", "-pressure-chats", "5", "-pressure-every", "200ms", "-pprof", filepath.Join(dir, "prof")}
 	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
@@ -261,6 +262,14 @@ func TestRunSmall(t *testing.T) {
 		}
 		if sr.Pressure.NewDelivered == 0 || sr.Pressure.NewDelivered != sr.Pressure.NewSent {
 			t.Errorf("%s pressure: %+v", store, sr.Pressure)
+		}
+	}
+	for _, store := range []string{"embedded", "redis"} {
+		for _, phase := range []string{"ingest", "e2e", "pressure"} {
+			p := filepath.Join(dir, "prof", store+"-"+phase+".cpu.pprof")
+			if st, err := os.Stat(p); err != nil || st.Size() == 0 {
+				t.Errorf("no CPU profile of %s %s: %v", store, phase, err)
+			}
 		}
 	}
 	if !strings.Contains(stdout.String(), "END TO END") || r.Baseline.BareIngest.Acked == 0 {

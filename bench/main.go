@@ -123,7 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Workers, "workers", 0, "otpbot delivery.workers (0: otpbot's default)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the work dir (configs and otpbot logs) and print where it is")
 	fs.BoolVar(&o.Quiet, "q", false, "no progress lines on stderr")
-	fs.StringVar(&o.Pprof, "pprof", "", "write CPU profiles of each measured phase (and a heap profile for live10k) of otpbot into this dir: the binary is built with net/http/pprof added through a build overlay (cmd/otpbot is not changed); not with -bin")
+	fs.StringVar(&o.Pprof, "pprof", "", "write CPU profiles of each measured phase (and a heap profile for live10k) of otpbot into this dir: otpbot runs with http.pprof: true and serves them on its own address (loopback)")
 	fs.IntVar(&o.PressureLive, "pressure-live", 2000, "pressure: live codes")
 	fs.IntVar(&o.PressureChats, "pressure-chats", 500, "pressure: chats the live codes are spread over")
 	fs.DurationVar(&o.PressureEvery, "pressure-every", 100*time.Millisecond, "pressure: a new code to a fresh chat this often")
@@ -165,8 +165,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-pressure-* must be positive")
 	case o.LiveCodes < 4 || o.LiveTick <= 0:
 		return o, errors.New("-live must be at least 4 and -live-tick positive")
-	case o.Pprof != "" && o.Bin != "":
-		return o, errors.New("-pprof builds its own binary: not with -bin")
 	}
 	return o, nil
 }
@@ -232,7 +230,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	bin := o.Bin
 	if bin == "" {
 		logf("building otpbot")
-		if bin, err = buildOtpbot(ctx, root, dir, o.Pprof != ""); err != nil {
+		if bin, err = buildOtpbot(ctx, root, dir); err != nil {
 			return err
 		}
 	}

@@ -32,43 +32,10 @@ const (
 	benchSecret = "bench-upay-secret-key"
 )
 
-// pprofSource is added to the otpbot build with -pprof, through a build
-// overlay (cmd/otpbot itself is not changed): it serves net/http/pprof on
-// the address in OTPBENCH_PPROF.
-const pprofSource = `package main
-
-import (
-	"net/http"
-	_ "net/http/pprof"
-	"os"
-)
-
-func init() {
-	if addr := os.Getenv("OTPBENCH_PPROF"); addr != "" {
-		go func() { _ = http.ListenAndServe(addr, nil) }()
-	}
-}
-`
-
-// buildOtpbot compiles ./cmd/otpbot into dir and returns the binary; with
-// pprof, the binary serves net/http/pprof (see pprofSource).
-func buildOtpbot(ctx context.Context, moduleDir, dir string, pprof bool) (string, error) {
+// buildOtpbot compiles ./cmd/otpbot into dir and returns the binary.
+func buildOtpbot(ctx context.Context, moduleDir, dir string) (string, error) {
 	bin := filepath.Join(dir, "otpbot")
-	args := []string{"build", "-o", bin}
-	if pprof {
-		src := filepath.Join(dir, "zz_bench_pprof.go")
-		overlay := filepath.Join(dir, "overlay.json")
-		target := filepath.Join(moduleDir, "cmd", "otpbot", "zz_bench_pprof.go")
-		if err := os.WriteFile(src, []byte(pprofSource), 0o600); err != nil {
-			return "", err
-		}
-		js := fmt.Sprintf(`{"Replace":{%q:%q}}`, target, src)
-		if err := os.WriteFile(overlay, []byte(js), 0o600); err != nil {
-			return "", err
-		}
-		args = append(args, "-overlay", overlay)
-	}
-	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/otpbot")...)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/otpbot")
 	cmd.Dir = moduleDir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -114,7 +81,7 @@ type instanceConfig struct {
 	Countdown     time.Duration // codes.countdown_interval
 	Workers       int           // delivery.workers (0 = otpbot's default)
 	LogLevel      string
-	Pprof         bool // the binary serves pprof (built with -pprof)
+	Pprof         bool // http.pprof: otpbot serves /debug/pprof/ on its address (with -pprof)
 }
 
 // configYAML renders the configuration file of an instance listening on
@@ -127,6 +94,9 @@ func configYAML(c instanceConfig, addr string) string {
 	fmt.Fprintf(&b, "  rate:\n    global_per_second: %g\n    per_chat_per_second: %g\n    group_per_minute: 20\n",
 		c.GlobalPerSec, c.PerChatPerSec)
 	fmt.Fprintf(&b, "http:\n  listen: %q\n  admin_backup: false\n", addr)
+	if c.Pprof {
+		b.WriteString("  pprof: true\n")
+	}
 	fmt.Fprintf(&b, "store:\n  driver: %s\n", c.Store.Driver)
 	if c.Store.Driver == "embedded" {
 		fmt.Fprintf(&b, "  path: %q\n", c.Store.Path)
@@ -147,7 +117,8 @@ type instance struct {
 	cmd     *exec.Cmd
 	addr    string // host:port of its HTTP server
 	logPath string
-	// pprofAddr serves net/http/pprof when the binary was built with -pprof.
+	// pprofAddr serves net/http/pprof (http.pprof) with -pprof: the
+	// instance's own address, "" otherwise.
 	pprofAddr string
 	done      chan struct{}
 	waitErr   error
@@ -279,10 +250,7 @@ func startInstance(ctx context.Context, bin, dir, name string, c instanceConfig,
 	}
 	var pprofAddr string
 	if c.Pprof {
-		if pprofAddr, err = freeAddr(); err != nil {
-			return nil, fmt.Errorf("start %s: %w", name, err)
-		}
-		cmd.Env = append(cmd.Env, "OTPBENCH_PPROF="+pprofAddr)
+		pprofAddr = addr
 	}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()

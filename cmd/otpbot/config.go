@@ -65,6 +65,7 @@ type HTTPConfig struct {
 	WriteTimeout      time.Duration `key:"write_timeout"`
 	IdleTimeout       time.Duration `key:"idle_timeout"`
 	AdminBackup       bool          `key:"admin_backup"`
+	Pprof             bool          `key:"pprof"`
 }
 
 // StoreConfig is the store section.
@@ -256,6 +257,7 @@ var keyDocs = map[string]string{
 	"http.write_timeout":       "Time allowed to write a response (UPay gives up after 5 s; an acknowledgement waits only for the store).",
 	"http.idle_timeout":        "How long an idle keep-alive connection stays open.",
 	"http.admin_backup":        "Serve `GET /admin/backup` (a consistent snapshot of the embedded store) to loopback clients only, so `otpbot backup` works while `serve` holds the file. Requests carrying proxy headers are refused.",
+	"http.pprof":               "Serve Go's profiler (`net/http/pprof`) under `/debug/pprof/` to loopback clients only, for profiling a running instance (`go tool pprof http://127.0.0.1:8080/debug/pprof/profile?seconds=30`). Requests from any other address, or carrying proxy headers, get 403; off, the path does not exist.",
 
 	"store.driver":            "`embedded` (one bbolt file, one instance) or `redis` (shared by many instances).",
 	"store.path":              "File of the embedded store.",

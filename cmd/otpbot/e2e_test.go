@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -423,5 +424,43 @@ func TestApprovalAnsweredFromTelegram(t *testing.T) {
 	waitUntil(t, "buttons gone", func() bool { m, _ := fake.Message(chat, msg.ID); return len(m.Buttons) == 0 })
 	if strings.Contains(in.logs.String(), "hc-api-key-value") {
 		t.Errorf("logs show the API key")
+	}
+}
+
+// TestPprofIsLoopbackOnly: with http.pprof, Go's profiler answers a
+// loopback client (a CPU profile longer than http.write_timeout included)
+// and refuses a request through a proxy or from another address; without
+// it, the path does not exist.
+func TestPprofIsLoopbackOnly(t *testing.T) {
+	fake := bottest.New(t)
+	off := startServe(t, testConfig(t, t.TempDir(), fake, ""), nil)
+	if code, _ := get(t, off.url+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("without http.pprof, /debug/pprof/ answered %d, want 404", code)
+	}
+	off.stop()
+
+	in := startServe(t, testConfig(t, t.TempDir(), fake, ""), map[string]string{"OTPBOT_HTTP_PPROF": "true", "OTPBOT_HTTP_WRITE_TIMEOUT": "1s"})
+	if code, body := get(t, in.url+"/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Errorf("/debug/pprof/ = %d:\n%.300s", code, body)
+	}
+	if code, body := get(t, in.url+"/debug/pprof/goroutine?debug=1"); code != http.StatusOK || !strings.Contains(body, "goroutine profile:") {
+		t.Errorf("goroutine profile = %d:\n%.300s", code, body)
+	}
+	// Two seconds of CPU profile, with a one-second write_timeout.
+	if code, body := get(t, in.url+"/debug/pprof/profile?seconds=2"); code != http.StatusOK || len(body) == 0 {
+		t.Errorf("CPU profile = %d, %d bytes:\n%.300s", code, len(body), body)
+	}
+	code, _ := post(t, in.url+"/debug/pprof/heap", "", map[string]string{"X-Forwarded-For": "203.0.113.7"})
+	if code != http.StatusForbidden {
+		t.Errorf("a request through a proxy answered %d, want 403", code)
+	}
+
+	// Another machine's request, as the handler sees it.
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/debug/pprof/heap", nil)
+	req.RemoteAddr = "192.0.2.10:40000"
+	handlePprof().ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden {
+		t.Errorf("a request from 192.0.2.10 answered %d, want 403", rec.Code)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,8 @@ type routeDeps struct {
 	// backup serves /admin/backup when not nil; adminToken authenticates it.
 	backup     backuper
 	adminToken string
+	// pprof serves /debug/pprof/ to loopback clients (http.pprof).
+	pprof bool
 }
 
 // routes lists the whole HTTP surface of serve (CONTRACT §3):
@@ -61,6 +64,7 @@ type routeDeps struct {
 //	GET  /readyz                     200 when the store answers, else 503
 //	GET  /metrics                    Prometheus text format
 //	GET  /admin/backup               embedded store snapshot, loopback only
+//	GET  /debug/pprof/...            Go's profiler, loopback only (http.pprof)
 func routes(d routeDeps) http.Handler {
 	r := mux.NewRouter()
 	d.providers.Register(r)
@@ -72,6 +76,9 @@ func routes(d routeDeps) http.Handler {
 	r.Handle("/metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry})).Methods(http.MethodGet)
 	if d.backup != nil {
 		r.Handle(backupPath, handleBackup(d.backup, d.adminToken, d.logger)).Methods(http.MethodGet)
+	}
+	if d.pprof {
+		r.PathPrefix(pprofPrefix).Handler(handlePprof()).Methods(http.MethodGet, http.MethodHead, http.MethodPost)
 	}
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
@@ -149,18 +156,62 @@ func handleBackup(b backuper, token string, logger *slog.Logger) http.Handler {
 	})
 }
 
-// fromThisHost reports whether r comes straight from this machine.
-func fromThisHost(r *http.Request) bool {
+// pprofPrefix is where http.pprof serves Go's profiler.
+const pprofPrefix = "/debug/pprof/"
+
+// handlePprof serves net/http/pprof to loopback clients only (with no
+// proxy header: a reverse proxy on this host would make the internet look
+// local). A profile shows the process's memory and what it runs, which is
+// nobody's business outside this machine.
+func handlePprof() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(pprofPrefix, pprof.Index) // and every named profile: heap, goroutine, ...
+	mux.HandleFunc(pprofPrefix+"cmdline", pprof.Cmdline)
+	mux.HandleFunc(pprofPrefix+"profile", pprof.Profile)
+	mux.HandleFunc(pprofPrefix+"symbol", pprof.Symbol)
+	mux.HandleFunc(pprofPrefix+"trace", pprof.Trace)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackPeer(r) {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		// A CPU profile or trace longer than http.write_timeout is fine:
+		// pprof extends the write deadline by its ?seconds= itself.
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// viaProxy reports whether r carries a proxy's client-address header.
+func viaProxy(r *http.Request) bool {
 	for _, h := range []string{"X-Forwarded-For", "X-Real-IP", "Forwarded"} {
 		if r.Header.Get(h) != "" {
-			return false
+			return true
 		}
 	}
+	return false
+}
+
+// peerIP is the address r's connection comes from (nil if unparsable).
+func peerIP(r *http.Request) net.IP {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
+		return nil
+	}
+	return net.ParseIP(host)
+}
+
+// loopbackPeer reports whether r comes straight from a loopback address.
+func loopbackPeer(r *http.Request) bool {
+	peer := peerIP(r)
+	return !viaProxy(r) && peer != nil && peer.IsLoopback()
+}
+
+// fromThisHost reports whether r comes straight from this machine.
+func fromThisHost(r *http.Request) bool {
+	if viaProxy(r) {
 		return false
 	}
-	peer := net.ParseIP(host)
+	peer := peerIP(r)
 	if peer == nil {
 		return false
 	}

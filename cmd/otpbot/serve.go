@@ -98,7 +98,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	// The Telegram update endpoint exists from the start but answers 503
 	// until the bot is up: Telegram retries.
 	var updates atomic.Pointer[http.Handler]
-	deps := routeDeps{logger: logger, providers: wh, store: store, registry: reg}
+	deps := routeDeps{logger: logger, providers: wh, store: store, registry: reg, pprof: cfg.HTTP.Pprof}
 	if cfg.Telegram.Updates == "webhook" {
 		u, _ := url.Parse(cfg.Telegram.WebhookURL) // validated
 		deps.telegramPath = u.Path
