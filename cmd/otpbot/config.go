@@ -308,6 +308,6 @@ var keyDocs = map[string]string{
 	"delivery.refresh_timeout": "Longest Telegram call of a countdown refresh: a late refresh is worthless, and a stuck one must not hold a worker.",
 
 	"dedupe_window":    "How long a push identity is remembered: a repeat within it is acknowledged and not sent again. Must exceed every `signature_tolerance`, so a replayed signed request is only ever a repeat.",
-	"shutdown_timeout": "Longest graceful shutdown: stop accepting, finish in-flight work, leave the rest in the outbox.",
+	"shutdown_timeout": "Longest graceful shutdown: stop accepting, finish in-flight work, leave the rest in the outbox. Telegram calls still running 3 s before it (at half of it, when shorter than 6 s) are cut off and their work handed back to the outbox, due at once for the next start; below 4 s a stop may take up to half of it plus 2 s.",
 	"templates.dir":    "Optional folder whose `*.tmpl` files override the built-in message templates.",
 }
