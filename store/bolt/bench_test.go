@@ -43,6 +43,33 @@ func BenchmarkIngestAlone(b *testing.B) {
 	}
 }
 
+// BenchmarkClaimComplete is the outbox's part of one delivery, one at a
+// time: enqueue a task, claim it, ask when the next is due, complete it.
+// Compare its ns/op with BenchmarkBareCommit's: the commits it takes.
+func BenchmarkClaimComplete(b *testing.B) {
+	s, _ := openTemp(b, storetest.DefaultOptions(time.Now))
+	ctx := b.Context()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		now := time.Now()
+		t := otpbot.Task{ID: strconv.Itoa(i), Kind: otpbot.TaskNotice, Priority: otpbot.PriorityOther,
+			Target: otpbot.Target{ChatID: 1001}, Due: now, Created: now, Text: "report"}
+		if err := s.Enqueue(ctx, t); err != nil {
+			b.Fatal(err)
+		}
+		jobs, err := s.Claim(ctx, now, 30*time.Second, 1)
+		if err != nil || len(jobs) != 1 {
+			b.Fatalf("Claim: %v, %v", jobs, err)
+		}
+		if _, _, err := s.NextDue(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Complete(ctx, jobs[0], nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkBareCommit is the baseline: one bbolt Update that writes one
 // small key and fsyncs, back to back, on a file opened exactly like the
 // store's. It is what one push per commit would cost at best.

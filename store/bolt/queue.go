@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,16 +13,24 @@ import (
 	"github.com/otpbot/otpbot"
 )
 
-// taskRecord is a task as stored: the task and, while a worker holds it,
-// its lease.
+// taskRecord is a task as stored.
 type taskRecord struct {
-	Task       otpbot.Task `json:"task"`
-	Lease      string      `json:"lease,omitempty"`
-	LeaseUntil time.Time   `json:"lease_until,omitzero"`
+	Task otpbot.Task `json:"task"`
+	// Gen is new at every enqueue of the task (the tasks bucket's
+	// sequence): a claim lease, kept in memory (claimLeases), names the
+	// record it covers by it.
+	Gen uint64 `json:"gen,omitempty"`
+	// Lease and LeaseUntil are a claim lease as versions before the
+	// in-memory leases wrote it into the file. No longer written; a record
+	// that still has one is indexed at LeaseUntil, and becomes claimable
+	// then, as it did.
+	Lease      string    `json:"lease,omitempty"`
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
 }
 
-// readyAt is when the task can be claimed: its due time, or the end of its
-// lease while it is leased.
+// readyAt is when the task can be claimed as far as the file knows: its
+// due time (or an old version's lease end). An in-memory lease may hold
+// it longer.
 func (r taskRecord) readyAt() time.Time {
 	if r.Lease != "" {
 		return r.LeaseUntil
@@ -71,7 +80,11 @@ func putTask(tx *bbolt.Tx, t otpbot.Task) error {
 	if err := deleteTask(tx, t.ID); err != nil {
 		return err
 	}
-	r := taskRecord{Task: t}
+	gen, err := tx.Bucket(bTasks).NextSequence()
+	if err != nil {
+		return fmt.Errorf("task generation: %w", err)
+	}
+	r := taskRecord{Task: t, Gen: gen}
 	if err := writeTask(tx, r); err != nil {
 		return err
 	}
@@ -123,19 +136,59 @@ func nextPrefix(prefix []byte) []byte {
 }
 
 // Claim leases up to max tasks ready at now, priority first, then the
-// earliest ready time. The ready index makes this a seek per priority.
+// earliest ready time. The ready index makes this a seek per priority. It
+// reads the file and keeps the leases in memory (see claimLeases); it
+// writes only to drop the code of a claimed live message past its expiry.
 func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, max int) ([]otpbot.Job, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("store: claim: %w", err)
 	}
-	var jobs []otpbot.Job
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		jobs = nil
+	jobs, redact, err := s.claim(now, lease, max)
+	if err != nil {
+		return nil, wrap("claim", err)
+	}
+	if len(redact) == 0 {
+		return jobs, nil
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		for _, i := range redact {
+			// Whatever is stored now: it may have changed since the read.
+			m, ok, err := getMessage(tx, jobs[i].Task.MessageID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				jobs[i].Message = nil
+				continue
+			}
+			if redactExpired(&m, now) {
+				if err := putMessage(tx, m); err != nil {
+					return err
+				}
+			}
+			jobs[i].Message = &m
+		}
+		return nil
+	})
+	if err != nil {
+		// As if nothing was claimed: the tasks stay claimable.
+		s.leases.drop(jobs)
+		return nil, wrap("claim", err)
+	}
+	return jobs, nil
+}
+
+// claim takes the leases of Claim and reads the jobs; redact lists the
+// jobs whose live message is past its expiry and still holds its code.
+func (s *Store) claim(now time.Time, lease time.Duration, max int) (jobs []otpbot.Job, redact []int, err error) {
+	s.leases.mu.Lock()
+	defer s.leases.mu.Unlock()
+	var recs []taskRecord
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		limit := timeKey(now)
-		var ids []string
 		c := tx.Bucket(bReady).Cursor()
 		k, _ := c.First()
-		for k != nil && len(ids) < max {
+		for k != nil && len(recs) < max {
 			if uint64FromBytes(k[4:12]) > limit {
 				// Nothing more of this priority is ready: skip to the next.
 				next := nextPrefix(k[:4])
@@ -145,36 +198,29 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, m
 				k, _ = c.Seek(next)
 				continue
 			}
-			ids = append(ids, string(k[12:]))
-			k, _ = c.Next()
-		}
-		for _, id := range ids {
-			r, ok, err := getTask(tx, id)
+			r, ok, err := getTask(tx, string(k[12:]))
 			if err != nil {
 				return err
 			}
 			if !ok {
 				return fmt.Errorf("task index names a missing task")
 			}
-			if err := tx.Bucket(bReady).Delete(r.readyKey()); err != nil {
-				return fmt.Errorf("unindex task: %w", err)
+			if _, held := s.leases.held(r.Task.ID, r.Gen, now); !held {
+				recs = append(recs, r)
 			}
-			r.Lease, r.LeaseUntil = rand.Text(), now.Add(lease)
-			if err := writeTask(tx, r); err != nil {
-				return err
-			}
-			job := otpbot.Job{Task: r.Task, Lease: r.Lease, LeaseUntil: r.LeaseUntil}
+			k, _ = c.Next()
+		}
+		for _, r := range recs {
+			job := otpbot.Job{Task: r.Task}
 			if r.Task.MessageID != "" {
 				m, ok, err := getMessage(tx, r.Task.MessageID)
 				if err != nil {
 					return err
 				}
-				if ok && redactExpired(&m, now) {
-					if err := putMessage(tx, m); err != nil {
-						return err
-					}
-				}
 				if ok {
+					if redactExpired(&m, now) {
+						redact = append(redact, len(jobs))
+					}
 					job.Message = &m
 				}
 			}
@@ -183,12 +229,20 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, m
 		return nil
 	})
 	if err != nil {
-		return nil, wrap("claim", err)
+		return nil, nil, err
 	}
-	return jobs, nil
+	if s.leases.m == nil {
+		s.leases.m = map[string]claimLease{}
+	}
+	for i, r := range recs {
+		jobs[i].Lease, jobs[i].LeaseUntil = rand.Text(), now.Add(lease)
+		s.leases.m[r.Task.ID] = claimLease{token: jobs[i].Lease, until: jobs[i].LeaseUntil, gen: r.Gen}
+	}
+	return jobs, redact, nil
 }
 
-// NextDue returns the earliest ready time of any task.
+// NextDue returns the earliest time a task becomes claimable: its ready
+// time, or the end of its lease while it is leased.
 func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return time.Time{}, false, fmt.Errorf("store: next due: %w", err)
@@ -197,15 +251,36 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 		at    time.Time
 		found bool
 	)
+	consider := func(t time.Time) {
+		if !found || t.Before(at) {
+			at, found = t, true
+		}
+	}
+	s.leases.mu.Lock()
+	defer s.leases.mu.Unlock()
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bReady).Cursor()
-		// The first entry of each priority is its earliest.
+		// Within a priority the index is in ready order: the first task
+		// not leased is the earliest of the rest, and only the leased ones
+		// before it (a few: those being worked on) need a look.
 		for k, _ := c.First(); k != nil; {
-			t := keyTime(uint64FromBytes(k[4:12]))
-			if !found || t.Before(at) {
-				at, found = t, true
+			prio := clone(k[:4])
+			for ; k != nil && hasPrefix(k, prio); k, _ = c.Next() {
+				id := string(k[12:])
+				if _, ok := s.leases.m[id]; ok {
+					r, ok, err := getTask(tx, id)
+					if err != nil {
+						return err
+					}
+					if l, held := s.leases.held(id, r.Gen, time.Time{}); ok && held {
+						consider(l.until)
+						continue
+					}
+				}
+				consider(keyTime(uint64FromBytes(k[4:12])))
+				break
 			}
-			next := nextPrefix(k[:4])
+			next := nextPrefix(prio)
 			if next == nil {
 				break
 			}
@@ -219,26 +294,18 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	return at, found, nil
 }
 
-// checkLease loads the task of job, or ErrLeaseLost when job no longer
-// holds it.
-func checkLease(tx *bbolt.Tx, job otpbot.Job) (taskRecord, error) {
-	r, ok, err := getTask(tx, job.Task.ID)
-	if err != nil {
-		return taskRecord{}, err
-	}
-	if !ok || job.Lease == "" || r.Lease != job.Lease {
-		return taskRecord{}, otpbot.ErrLeaseLost
-	}
-	return r, nil
-}
-
-// Complete removes the job's task, stores msg and enqueues next, atomically.
+// Complete removes the job's task, stores msg and enqueues next, atomically,
+// provided the job still holds the task's lease.
 func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Message, next ...otpbot.Task) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: complete: %w", err)
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		if _, err := checkLease(tx, job); err != nil {
+	gen, err := s.leases.begin(job)
+	if err != nil {
+		return wrap("complete", err)
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		if _, err := leasedTask(tx, job.Task.ID, gen); err != nil {
 			return err
 		}
 		// Removed before next is enqueued: the next tick may reuse the ID.
@@ -257,6 +324,7 @@ func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Messag
 		}
 		return nil
 	})
+	s.leases.end(job, err == nil || errors.Is(err, otpbot.ErrLeaseLost))
 	if err != nil {
 		return wrap("complete", err)
 	}
@@ -266,13 +334,30 @@ func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Messag
 	return nil
 }
 
+// leasedTask loads the task id, or ErrLeaseLost when it is gone or is no
+// longer the record of generation gen (enqueued again since the claim).
+func leasedTask(tx *bbolt.Tx, id string, gen uint64) (taskRecord, error) {
+	r, ok, err := getTask(tx, id)
+	if err != nil {
+		return taskRecord{}, err
+	}
+	if !ok || r.Gen != gen {
+		return taskRecord{}, otpbot.ErrLeaseLost
+	}
+	return r, nil
+}
+
 // Retry puts the job's task back, due at at, with the attempt counted.
 func (s *Store) Retry(ctx context.Context, job otpbot.Job, at time.Time, reason string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: retry: %w", err)
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		r, err := checkLease(tx, job)
+	gen, err := s.leases.begin(job)
+	if err != nil {
+		return wrap("retry", err)
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		r, err := leasedTask(tx, job.Task.ID, gen)
 		if err != nil {
 			return err
 		}
@@ -285,6 +370,9 @@ func (s *Store) Retry(ctx context.Context, job otpbot.Job, at time.Time, reason 
 		r.Lease, r.LeaseUntil = "", time.Time{}
 		return writeTask(tx, r)
 	})
+	// Committed (the task is claimable again at at) or lost, the lease is
+	// over; a write that failed keeps it for the holder's next try.
+	s.leases.end(job, err == nil || errors.Is(err, otpbot.ErrLeaseLost))
 	if err != nil {
 		return wrap("retry", err)
 	}

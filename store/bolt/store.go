@@ -18,7 +18,8 @@
 //	links_by_chat    chat + target + 0x00 + key → links key
 //	messages         message id → Message
 //	messages_by_chat chat + message id → ∅
-//	tasks            task id → taskRecord (task and lease)
+//	tasks            task id → taskRecord (task and its generation;
+//	                 claim leases are kept in memory, see claimLeases)
 //	ready            priority + ready time + task id → ∅        (Claim, NextDue)
 //	created          priority + created time + task id → ∅      (Pending)
 //	task_count       priority → count (8 bytes)                 (Pending)
@@ -102,6 +103,8 @@ type Store struct {
 	wake   chan struct{}
 	// commits runs Ingest's transactions in shared commits.
 	commits groupCommit
+	// leases are the claim leases, kept in memory (see claimLeases).
+	leases claimLeases
 
 	stop      chan struct{}
 	done      chan struct{}
