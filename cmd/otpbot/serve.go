@@ -86,10 +86,22 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		}
 		return fmt.Errorf("serve: %w", err)
 	}
+	// Threads answers a code message with the later events of its
+	// transaction, in the chats that opted in with /replies on.
+	threads, err := bot.NewThreads(bot.ThreadsOptions{
+		Store:      store,
+		Renderer:   tmpl,
+		Logger:     logger.With("component", "threads"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	wh, err := webhooks.New(webhooksConfig(cfg, keys, idKey), store, webhooks.Options{
 		Logger:     logger.With("component", "webhooks"),
 		Registerer: reg,
 		Reporter:   ops,
+		Threads:    threads,
 	})
 	if err != nil {
 		return &ConfigError{Msg: err.Error()}
