@@ -24,7 +24,7 @@ import (
 
 // dlRedisPrefix returns a key prefix of the test's own, whose keys are
 // deleted when it ends (never FLUSHALL: the server is shared).
-func dlRedisPrefix(t *testing.T) string {
+func dlRedisPrefix(t testing.TB) string {
 	t.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])

@@ -70,6 +70,18 @@ func (d *Deliverer) Run(ctx context.Context) error {
 
 	wake := d.store.Wake()
 	errBackoff := 100 * time.Millisecond
+	// want says a claim may find work this process has not claimed yet:
+	// at the start, after a wake-up (the store's or Poke), when the timer
+	// fires, and after a claim that came back full. A claim that came back
+	// short leased everything due at its time, so a freed worker claims
+	// nothing until one of those happens: on Redis a claim is a script on
+	// the shared server, and one per delivered code doubled its load.
+	want := true
+	// nextAt/nextOK is the last NextDue answer. It goes stale when a claim
+	// leased tasks (their lease ends count) or a wake-up said work may be
+	// due sooner; until then every sleep reuses it rather than asking.
+	var nextAt time.Time
+	nextOK, stale := false, true
 	for {
 		s.reap()
 		if ctx.Err() != nil {
@@ -80,31 +92,39 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		s.prune()
 		s.startReady(ctx)
 
-		again := false
-		if k, peek := s.claimSize(ctx); k > 0 {
-			d.busy.Add(1)
-			jobs, err := d.store.Claim(ctx, d.now(), d.lease, k)
-			d.busy.Add(int32(len(jobs)) - 1)
-			if err != nil {
-				if ctx.Err() != nil {
-					continue // released on the next turn
-				}
-				d.log.Error("outbox claim failed", "err", err, "retry_in", errBackoff)
-				if !sleepCtx(ctx, errBackoff) {
+		if want {
+			if k, peek := s.claimSize(ctx); k > 0 {
+				// The wake-ups already pending are answered by this claim:
+				// their tasks were written before they were signalled.
+				d.takeWakes(wake)
+				d.busy.Add(1)
+				jobs, err := d.store.Claim(ctx, d.now(), d.lease, k)
+				d.busy.Add(int32(len(jobs)) - 1)
+				if err != nil {
+					if ctx.Err() != nil {
+						continue // released on the next turn
+					}
+					d.log.Error("outbox claim failed", "err", err, "retry_in", errBackoff)
+					if !sleepCtx(ctx, errBackoff) {
+						continue
+					}
+					errBackoff = min(errBackoff*2, 5*time.Second)
 					continue
 				}
-				errBackoff = min(errBackoff*2, 5*time.Second)
-				continue
+				errBackoff = 100 * time.Millisecond
+				stale = true
+				s.add(jobs)
+				s.startReady(ctx)
+				full := len(jobs) == k
+				if full && (!peek || !low(jobs[0].Task.Priority)) {
+					// More may be due: claim again at once.
+					continue
+				}
+				// A short claim found all there was. A full peek that
+				// found countdown work stops here (it waits for a worker
+				// it may take) but more may be due when one is free.
+				want = full
 			}
-			errBackoff = 100 * time.Millisecond
-			s.add(jobs)
-			s.startReady(ctx)
-			// Claim again at once when the claim was full and found work
-			// worth another look: more may be due.
-			again = len(jobs) == k && (!peek || !low(jobs[0].Task.Priority))
-		}
-		if again {
-			continue
 		}
 
 		// Sleep until the next task is due, the store signals new work, or
@@ -113,16 +133,26 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		var timer <-chan time.Time
 		var t *time.Timer
 		if free := s.free(); free > 0 {
-			at, ok, err := d.store.NextDue(ctx)
-			if err != nil {
-				if ctx.Err() != nil {
+			if stale {
+				if d.takeWakes(wake) {
+					// NextDue's answer would be old before it is used.
+					want = true
 					continue
 				}
-				d.log.Error("outbox next-due failed", "err", err, "retry_in", errBackoff)
-				at, ok = d.now().Add(errBackoff), true
-				errBackoff = min(errBackoff*2, 5*time.Second)
+				at, ok, err := d.store.NextDue(ctx)
+				if err != nil {
+					if ctx.Err() != nil {
+						continue
+					}
+					d.log.Error("outbox next-due failed", "err", err, "retry_in", errBackoff)
+					at, ok = d.now().Add(errBackoff), true
+					errBackoff = min(errBackoff*2, 5*time.Second)
+				} else {
+					stale = false
+				}
+				nextAt, nextOK = at, ok
 			}
-			if ok {
+			if nextOK {
 				// A task due already but not claimed raced with another
 				// claimer (look again shortly rather than spin), or is
 				// countdown work waiting for a worker it may take (look
@@ -131,15 +161,18 @@ func (d *Deliverer) Run(ctx context.Context) error {
 				if len(s.ready) > 0 || free <= d.reserve {
 					floor = peekEvery
 				}
-				t = time.NewTimer(max(at.Sub(d.now()), floor))
+				t = time.NewTimer(max(nextAt.Sub(d.now()), floor))
 				timer = t.C
 			}
 		}
 		select {
 		case <-ctx.Done():
 		case <-wake:
+			want, stale = true, true
 		case <-d.poke:
+			want, stale = true, true
 		case <-timer:
+			want, stale = true, true
 		case p := <-s.freed:
 			s.done(p)
 		}
@@ -147,6 +180,24 @@ func (d *Deliverer) Run(ctx context.Context) error {
 			t.Stop()
 		}
 	}
+}
+
+// takeWakes consumes the wake-ups pending from the store and from Poke,
+// and reports whether there were any: several signalled together call
+// for one claim.
+func (d *Deliverer) takeWakes(wake <-chan struct{}) bool {
+	got := false
+	select {
+	case <-wake:
+		got = true
+	default:
+	}
+	select {
+	case <-d.poke:
+		got = true
+	default:
+	}
+	return got
 }
 
 // scheduler is Run's state; only Run's goroutine touches it, except for
