@@ -2,6 +2,8 @@ package bot
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -171,6 +173,9 @@ type Deliverer struct {
 	failRep        int
 	metEvery       time.Duration
 
+	// renderKey keys renderHash; random per Deliverer (see renderHash).
+	renderKey []byte
+
 	poke  chan struct{}
 	locks keyedMutex
 	// busy counts claims under way and jobs being worked on, so a test
@@ -214,6 +219,10 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 		metEvery:       opts.MetricsInterval,
 		poke:           make(chan struct{}, 1),
 		live:           map[string]time.Time{},
+	}
+	d.renderKey = make([]byte, 32)
+	if _, err := rand.Read(d.renderKey); err != nil {
+		return nil, fmt.Errorf("deliverer: render key: %w", err)
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -877,7 +886,7 @@ func (w *jobRun) message() {
 		out.Buttons = d.buttons(msg)
 		out.Protect = true
 	}
-	hash := renderHash(out)
+	hash := d.renderHash(out)
 	next := d.nextTick(msg, now)
 
 	if msg.TelegramID != 0 && hash == msg.Rendered {
@@ -940,7 +949,7 @@ func (w *jobRun) message() {
 		d.ops.Refused(t.Target, apiDescription(err))
 		w.refused = true
 		out = OutMessage{Target: out.Target, Text: templates.PlainText(out.Text), Protect: out.Protect, Plain: true}
-		hash = renderHash(out)
+		hash = d.renderHash(out)
 		err = call(out)
 	}
 	if err != nil && ClassOf(err) != ClassNotModified {
@@ -990,9 +999,18 @@ func (d *Deliverer) nextTick(msg otpbot.Message, now time.Time) []otpbot.Task {
 }
 
 // renderHash identifies what the cardholder sees: text, keyboard and
-// protection.
-func renderHash(m OutMessage) string {
-	h := sha256.New()
+// protection. It is stored with the message (Message.Rendered), also
+// after the code itself has left the store (a live message past its
+// expiry, until the expiry edit), and the text it hashes shows the code:
+// a plain hash would give the code away to anyone who renders the stored
+// message with each of the million 6-digit codes. So it is keyed, with
+// the Deliverer's own random key, never stored. After a restart, or when
+// another process on the same Redis refreshes a message this one
+// rendered, the hashes differ and the first edit that would change
+// nothing is made once more (Telegram answers "not modified", which
+// counts as done): only that skip is lost, never an edit.
+func (d *Deliverer) renderHash(m OutMessage) string {
+	h := hmac.New(sha256.New, d.renderKey)
 	h.Write([]byte(m.Text))
 	for _, row := range m.Buttons {
 		h.Write([]byte{0})

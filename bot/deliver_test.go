@@ -3,6 +3,8 @@ package bot
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -313,6 +315,61 @@ func TestDeliverSendsTheCodeWithButtons(t *testing.T) {
 	if n := e.calls("sendMessage", dlChat); n != 1 {
 		t.Fatalf("%d sends", n)
 	}
+}
+
+// Message.Rendered stays with the message, also once its code has left
+// the store, and hashes a text that shows the code: it must not be a hash
+// anyone can recompute for each of the million codes to find the one.
+func TestDeliverRenderedHashIsKeyed(t *testing.T) {
+	e := newDlEnv(t)
+	e.link("C1", otpbot.Target{ChatID: dlChat})
+	e.start()
+	e.push(e.codeEvent("ev1", "C1", 5*time.Minute))
+	e.waitMessages(dlChat, 1)
+	e.settle()
+	stored := e.message(otpbot.MessageKey("ev1", otpbot.Target{ChatID: dlChat}))
+
+	// What was sent, built again as the Deliverer built it (the clock
+	// stood still): the Deliverer's own hash of it is what was stored.
+	text, err := e.tmpl.RenderMessage(stored, e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := OutMessage{Target: stored.Target, Text: text, Buttons: DefaultButtons(stored), Protect: true}
+	if h := e.d.renderHash(out); stored.Rendered == "" || h != stored.Rendered {
+		t.Fatalf("stored Rendered %q, the Deliverer's hash of the sent message %q", stored.Rendered, h)
+	}
+	if plain := plainRenderHash(out); stored.Rendered == plain {
+		t.Fatalf("Rendered %q is the plain SHA-256 of the text with the code", plain)
+	}
+	// Another process, or this one after a restart, has a key of its own.
+	other, err := NewDeliverer(DelivererOptions{Store: e.store, Client: e.client, Renderer: e.tmpl, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.renderHash(out) == stored.Rendered {
+		t.Fatal("two Deliverers hash the same message alike: the key is not random")
+	}
+}
+
+// plainRenderHash is renderHash without a key, as it was before it was
+// keyed.
+func plainRenderHash(m OutMessage) string {
+	h := sha256.New()
+	h.Write([]byte(m.Text))
+	for _, row := range m.Buttons {
+		h.Write([]byte{0})
+		for _, b := range row {
+			fmt.Fprintf(h, "\x01%s\x02%s\x02%s\x02%s", b.Text, b.Data, b.URL, b.CopyText)
+		}
+	}
+	if m.Protect {
+		h.Write([]byte{1})
+	}
+	if m.Plain {
+		h.Write([]byte{2})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 func TestDeliverCountdownAndExpiry(t *testing.T) {
