@@ -142,6 +142,60 @@ func TestDeliverSharedRedisOnceAndCountdownsSurviveAProcess(t *testing.T) {
 	}
 }
 
+// On a shared Redis, a send claimed by a process that died before calling
+// Telegram is taken over by another process once the dead one's lease has
+// run out, and sent once: not before (the holder might only be slow).
+func TestDeliverTakesOverAClaimOfADeadProcessOnRedis(t *testing.T) {
+	tg := bottest.New(t)
+	tmpl, err := templates.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := dlRedisPrefix(t)
+	ctx := context.Background()
+	const chat int64 = -1004100000000
+	// The dead process: its own connection and store; it links, takes a
+	// push, claims its send and does nothing more.
+	rc := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+	defer rc.Close()
+	dead, err := redisstore.New(ctx, rc, prefix, otpbot.StoreOptions{DedupeWindow: time.Hour,
+		HistoryPerKey: 10, HistoryRetention: time.Hour, InviteTTL: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	if err := dead.Link(ctx, otpbot.Link{Key: otpbot.Key{Type: otpbot.KeyCard, ID: "D1"}, Target: otpbot.Target{ChatID: chat}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := dead.Ingest(ctx, otpbot.Event{ID: "d1", Group: "d1", Provider: otpbot.ProviderUPay, Name: "3DS_OTP",
+		Kind: otpbot.KindCode, CardID: "D1", CardLast4: "1234", Code: dlCode, ReceivedAt: now, ExpiresAt: now.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	const lease = 1500 * time.Millisecond
+	claimed := time.Now()
+	jobs, err := dead.Claim(ctx, claimed, lease, 10)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("claim: %v %v", jobs, err)
+	}
+
+	// The live process starts now and sees the task leased.
+	newRedisDeliverer(t, tg, prefix, tmpl)
+	tg.WaitFor(t, func() bool { return len(tg.Messages(chat)) >= 1 })
+	ms := tg.Messages(chat)
+	if !ms[0].SentAt.After(claimed.Add(lease)) {
+		t.Fatalf("sent %v after the dead process's claim, before its %v lease ran out", ms[0].SentAt.Sub(claimed), lease)
+	}
+	if !strings.Contains(ms[0].Plain(), dlCode) {
+		t.Fatalf("message %s", ms[0].Plain())
+	}
+	// Its countdown ticks are edits of that message, never a second send.
+	tg.WaitFor(t, func() bool { return len(tg.Calls("editMessageText")) >= 1 })
+	if n := len(tg.Calls("sendMessage")); n != 1 {
+		t.Fatalf("%d sends", n)
+	}
+}
+
 // A TaskDelete keeps its Telegram message id through the Redis outbox (the
 // store keeps a task as JSON, so fields added to otpbot.Task survive it).
 func TestDeliverDeleteTaskOnRedis(t *testing.T) {

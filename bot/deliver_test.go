@@ -719,7 +719,12 @@ func TestDeliverShutdownFinishesTheCallInFlight(t *testing.T) {
 	}
 }
 
-func TestDeliverTakesOverTheWorkOfACrashedProcess(t *testing.T) {
+// The embedded store belongs to one process (its file is locked), so the
+// holder of a lease it finds after a restart is gone: a send claimed by a
+// process that died before calling Telegram goes out at once, and once.
+// (On a shared Redis the lease must run out first: see
+// TestDeliverTakesOverAClaimOfADeadProcessOnRedis.)
+func TestDeliverRestartAfterACrashSendsTheClaimedCodeAtOnce(t *testing.T) {
 	e := newDlEnv(t)
 	e.link("C1", otpbot.Target{ChatID: dlChat})
 	e.push(e.codeEvent("ev1", "C1", 5*time.Minute))
@@ -731,11 +736,7 @@ func TestDeliverTakesOverTheWorkOfACrashedProcess(t *testing.T) {
 	e.store.Close()
 	e.openStore()
 	e.start()
-	e.settle()
-	if n := len(e.tg.Messages(dlChat)); n != 0 {
-		t.Fatalf("%d messages while the dead process's lease runs", n)
-	}
-	e.advance(20 * time.Second)
+	// The clock stands still: nothing waits for the dead lease.
 	m := e.waitMessages(dlChat, 1)[0]
 	if !strings.Contains(m.Plain(), dlCode) {
 		t.Fatalf("message %s", m.Plain())
