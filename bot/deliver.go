@@ -176,8 +176,11 @@ type Deliverer struct {
 	// renderKey keys renderHash; random per Deliverer (see renderHash).
 	renderKey []byte
 
-	poke  chan struct{}
-	locks keyedMutex
+	poke chan struct{}
+	// ownWrites counts the workers' store calls: a wake-up that follows
+	// one may be that call's own (see Run).
+	ownWrites atomic.Uint64
+	locks     keyedMutex
 	// busy counts claims under way and jobs being worked on, so a test
 	// can tell when the Deliverer is idle.
 	busy atomic.Int32
@@ -432,6 +435,8 @@ func (d *Deliverer) storeBudget(job otpbot.Job, now time.Time) time.Duration {
 func (w *jobRun) storeDo(op func(ctx context.Context) error) error {
 	backoff := 25 * time.Millisecond
 	for {
+		// Before the write: the wake-up it may send must find it counted.
+		w.d.ownWrites.Add(1)
 		err := op(w.sctx)
 		if err == nil || !errors.Is(err, otpbot.ErrUnavailable) {
 			return err

@@ -82,6 +82,13 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	// due sooner; until then every sleep reuses it rather than asking.
 	var nextAt time.Time
 	nextOK, stale := false, true
+	// probe is set by a store wake-up that came while the loop was caught
+	// up (want false) after a worker wrote to the outbox (ownWrites moved
+	// past seenWrites): most likely that write's own wake-up, for a
+	// countdown tick due later. NextDue answers it alone when nothing is
+	// due; a claim would come back empty and need NextDue after it.
+	probe := false
+	var seenWrites uint64
 	for {
 		s.reap()
 		if ctx.Err() != nil {
@@ -92,11 +99,25 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		s.prune()
 		s.startReady(ctx)
 
+		if want && probe {
+			probe = false
+			seenWrites = d.ownWrites.Load()
+			// What was signalled before this is committed: NextDue sees it.
+			d.takeWakes(wake)
+			at, ok, err := d.store.NextDue(ctx)
+			if err == nil {
+				nextAt, nextOK, stale = at, ok, false
+				if !ok || at.After(d.now()) {
+					want = false // nothing due: no claim
+				}
+			} // else claim, as for any wake-up
+		}
 		if want {
 			if k, peek := s.claimSize(ctx); k > 0 {
 				// The wake-ups already pending are answered by this claim:
 				// their tasks were written before they were signalled.
 				d.takeWakes(wake)
+				seenWrites = d.ownWrites.Load()
 				d.busy.Add(1)
 				jobs, err := d.store.Claim(ctx, d.now(), d.lease, k)
 				d.busy.Add(int32(len(jobs)) - 1)
@@ -136,6 +157,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 			if stale {
 				if d.takeWakes(wake) {
 					// NextDue's answer would be old before it is used.
+					probe = !want && d.ownWrites.Load() != seenWrites
 					want = true
 					continue
 				}
@@ -168,6 +190,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-wake:
+			probe = !want && d.ownWrites.Load() != seenWrites
 			want, stale = true, true
 		case <-d.poke:
 			want, stale = true, true

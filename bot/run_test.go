@@ -127,3 +127,45 @@ func TestRunBacksOffWhileTheStoreFails(t *testing.T) {
 	}
 	e.waitMessages(dlChat, 1)
 }
+
+// pushOnComplete ingests ev right after the first Complete that enqueues
+// a task (a send's countdown tick), as a push from another process would
+// land then: its wake-up and the Complete's own are one.
+type pushOnComplete struct {
+	DeliveryStore
+	ingest func(otpbot.Event) (otpbot.IngestResult, error)
+	ev     otpbot.Event
+	once   sync.Once
+}
+
+func (p *pushOnComplete) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Message, next ...otpbot.Task) error {
+	err := p.DeliveryStore.Complete(ctx, job, msg, next...)
+	if err == nil && len(next) > 0 {
+		p.once.Do(func() {
+			if _, err := p.ingest(p.ev); err != nil {
+				panic(err)
+			}
+		})
+	}
+	return err
+}
+
+// A wake-up that follows a worker's own write is answered by NextDue
+// alone when nothing is due; when a code came with it, the code is due
+// and is claimed and sent as any other, once.
+func TestRunCodeWhoseWakeUpMergesWithAWorkersOwnIsSent(t *testing.T) {
+	e := newDlEnv(t)
+	e.link("C1", otpbot.Target{ChatID: dlChat})
+	e.link("C2", otpbot.Target{ChatID: dlChat2})
+	e.start(func(o *DelivererOptions) {
+		o.Store = &pushOnComplete{DeliveryStore: o.Store, ev: e.codeEvent("ev2", "C2", 5*time.Minute),
+			ingest: func(ev otpbot.Event) (otpbot.IngestResult, error) { return e.store.Ingest(context.Background(), ev) }}
+	})
+	e.push(e.codeEvent("ev1", "C1", 5*time.Minute))
+	e.waitMessages(dlChat, 1)
+	e.waitMessages(dlChat2, 1)
+	e.settle()
+	if n1, n2 := len(e.tg.Messages(dlChat)), len(e.tg.Messages(dlChat2)); n1 != 1 || n2 != 1 {
+		t.Fatalf("%d and %d messages", n1, n2)
+	}
+}
