@@ -50,6 +50,14 @@ func low(p otpbot.Priority) bool { return p > otpbot.PriorityUpdate }
 // A refresh's Telegram call is cut off after RefreshTimeout (a late
 // refresh is worthless), and work below PriorityUpdate never waits for
 // the rate limiter inside a worker.
+//
+// Each look at the outbox is a store round trip (a script on a shared
+// Redis), so the loop looks only when something may be there: it claims
+// on a wake-up (the store's, or Poke), when its timer (set from NextDue)
+// fires, and again while claims come back full; a worker that frees
+// claims only if one of those is pending. Wake-ups that arrive together
+// make one claim, and one that most likely follows a worker's own write
+// is answered by NextDue alone when nothing is due.
 func (d *Deliverer) Run(ctx context.Context) error {
 	s := &scheduler{d: d, freed: make(chan otpbot.Priority, d.workers), running: map[otpbot.Priority]int{}}
 	// Telegram calls and store writes outlive ctx; the drain deadline
