@@ -81,6 +81,17 @@ func newClient(t *testing.T, tg *bottest.Server) *Client {
 // newEnv starts the bot: commands behind a running poller.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	// The rate limiter runs on real time (a frozen test clock would hold
+	// every chat's second message forever), with room for a test's bursts.
+	return newEnvLimited(t, func(func() time.Time) *Limiter {
+		return NewLimiter(LimiterOptions{ChatPerSec: 100, ChatBurst: 100, GroupPerMin: 6000, GroupBurst: 100})
+	})
+}
+
+// newEnvLimited is newEnv with the Deliverer's limiter built by limiter,
+// which is given the test clock.
+func newEnvLimited(t *testing.T, limiter func(now func() time.Time) *Limiter) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	clock := storetest.NewClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 	e := &env{t: t, ctx: ctx, tg: bottest.New(t), clock: clock}
@@ -106,11 +117,8 @@ func newEnv(t *testing.T) *env {
 	// The real deliverer sends the code messages and applies a hide; its
 	// countdown ticks are due on the test clock, so they wait until a test
 	// moves it.
-	// The rate limiter runs on real time (a frozen test clock would hold
-	// every chat's second message forever), with room for a test's bursts.
-	limiter := NewLimiter(LimiterOptions{ChatPerSec: 100, ChatBurst: 100, GroupPerMin: 6000, GroupBurst: 100})
 	d, err := NewDeliverer(DelivererOptions{Store: e.store, Client: e.client, Renderer: tmpl, Now: clock.Now,
-		Limiter: limiter, Registerer: prometheus.NewRegistry()})
+		Limiter: limiter(clock.Now), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

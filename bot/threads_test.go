@@ -1,10 +1,8 @@
 package bot
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,8 +10,6 @@ import (
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/bottest"
-	"github.com/otpbot/otpbot/store/storetest"
-	"github.com/otpbot/otpbot/templates"
 )
 
 // The thread tests run the real chain of the command tests (fake Bot API,
@@ -34,43 +30,14 @@ const (
 // moves when a test moves it.
 func newThreadEnv(t *testing.T) (*env, *Threads) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	clock := storetest.NewClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
-	e := &env{t: t, ctx: ctx, tg: bottest.New(t), clock: clock}
-	e.store = openStore(t, clock.Now)
-	e.client = newClient(t, e.tg)
-	tmpl, err := templates.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.tmpl = tmpl
-	e.cmds, err = NewCommands(CommandsOptions{
-		Store: e.store, Client: e.client, Templates: tmpl, Admins: []int64{admin},
-		Now: clock.Now, Username: e.client.Username, Registerer: prometheus.NewRegistry(),
+	e := newEnvLimited(t, func(now func() time.Time) *Limiter {
+		return NewLimiter(LimiterOptions{GlobalPerSec: 1e6, GlobalBurst: 1e6, ChatPerSec: 1e6, ChatBurst: 1e6,
+			GroupPerMin: 1e8, GroupBurst: 1e6, Now: now})
 	})
+	th, err := NewThreads(ThreadsOptions{Store: e.store, Renderer: e.tmpl, Now: e.clock.Now, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPoller(PollerOptions{Client: e.client, Handler: e.cmds, Coord: e.store, Owner: "test",
-		LeaseTTL: time.Second, PollTimeout: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	limiter := NewLimiter(LimiterOptions{GlobalPerSec: 1e6, GlobalBurst: 1e6, ChatPerSec: 1e6, ChatBurst: 1e6,
-		GroupPerMin: 1e8, GroupBurst: 1e6, Now: clock.Now})
-	if e.d, err = NewDeliverer(DelivererOptions{Store: e.store, Client: e.client, Renderer: tmpl, Now: clock.Now,
-		Limiter: limiter, Registerer: prometheus.NewRegistry()}); err != nil {
-		t.Fatal(err)
-	}
-	th, err := NewThreads(ThreadsOptions{Store: e.store, Renderer: tmpl, Now: clock.Now, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = p.Run(ctx) }()
-	go func() { defer wg.Done(); _ = e.d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
 	return e, th
 }
 
