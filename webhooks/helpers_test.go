@@ -64,23 +64,33 @@ func (f *fakeIngester) ingested() []otpbot.Event {
 	return append([]otpbot.Event(nil), f.events...)
 }
 
-// fakeReporter records what ops would be told.
-type fakeReporter struct {
-	mu      sync.Mutex
-	reports []otpbot.Event
+// eventLog records the events handed to a fake hook, safe for the
+// server's goroutines.
+type eventLog struct {
+	mu     sync.Mutex
+	events []otpbot.Event
 }
+
+func (l *eventLog) record(ev otpbot.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, ev)
+}
+
+func (l *eventLog) recorded() []otpbot.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]otpbot.Event(nil), l.events...)
+}
+
+// fakeReporter records what ops would be told.
+type fakeReporter struct{ eventLog }
 
 func (f *fakeReporter) Report(_ context.Context, ev otpbot.Event, _ otpbot.IngestResult) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.reports = append(f.reports, ev)
+	f.record(ev)
 }
 
-func (f *fakeReporter) reported() []otpbot.Event {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]otpbot.Event(nil), f.reports...)
-}
+func (f *fakeReporter) reported() []otpbot.Event { return f.recorded() }
 
 // syncBuffer is a log sink the server's goroutines may share.
 type syncBuffer struct {
@@ -111,16 +121,27 @@ type env struct {
 
 func newEnv(t *testing.T, cfg Config) *env {
 	t.Helper()
+	return newEnvWith(t, cfg, nil)
+}
+
+// newEnvWith is newEnv whose handler Options are amended by opts (when not
+// nil) before the server starts.
+func newEnvWith(t *testing.T, cfg Config, opts func(*Options)) *env {
+	t.Helper()
 	e := &env{ing: &fakeIngester{}, rep: &fakeReporter{}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	if cfg.IDKey == nil {
 		cfg.IDKey = testIDKey
 	}
-	h, err := New(cfg, e.ing, Options{
+	o := Options{
 		Logger:     slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:        func() time.Time { return now },
 		Registerer: e.reg,
 		Reporter:   e.rep,
-	})
+	}
+	if opts != nil {
+		opts(&o)
+	}
+	h, err := New(cfg, e.ing, o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

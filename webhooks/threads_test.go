@@ -3,59 +3,27 @@ package webhooks
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/otpbot/otpbot"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // fakeThreader records the events the handler hands to Options.Threads.
-type fakeThreader struct {
-	mu     sync.Mutex
-	events []otpbot.Event
-}
+type fakeThreader struct{ eventLog }
 
-func (f *fakeThreader) Thread(_ context.Context, ev otpbot.Event) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.events = append(f.events, ev)
-}
+func (f *fakeThreader) Thread(_ context.Context, ev otpbot.Event) { f.record(ev) }
 
-func (f *fakeThreader) threaded() []otpbot.Event {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]otpbot.Event(nil), f.events...)
-}
+func (f *fakeThreader) threaded() []otpbot.Event { return f.recorded() }
 
 // newThreadsEnv is a webhook server for both providers with a Threader.
 func newThreadsEnv(t *testing.T) (*env, *fakeThreader) {
 	t.Helper()
-	e := &env{ing: &fakeIngester{}, rep: &fakeReporter{}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	th := &fakeThreader{}
-	h, err := New(Config{
+	e := newEnvWith(t, Config{
 		UPay:      UPayConfig{Enabled: true, Token: testToken},
 		HyperCard: HyperCardConfig{Enabled: true, Token: testToken},
-		IDKey:     testIDKey,
-	}, e.ing, Options{
-		Logger:     slog.New(slog.NewTextHandler(e.logs, nil)),
-		Now:        func() time.Time { return now },
-		Registerer: e.reg,
-		Reporter:   e.rep,
-		Threads:    th,
-	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	r := mux.NewRouter()
-	h.Register(r)
-	e.srv = httptest.NewServer(r)
-	t.Cleanup(e.srv.Close)
+	}, func(o *Options) { o.Threads = th })
 	return e, th
 }
 
