@@ -55,6 +55,43 @@ func flip(s string, i int) string {
 	return string(b)
 }
 
+// withHeader returns a func that copies valid with header k set to v, or
+// removed when v is empty: one broken header per case.
+func withHeader(valid map[string]string) func(k, v string) map[string]string {
+	return func(k, v string) map[string]string {
+		h := make(map[string]string, len(valid))
+		for hk, hv := range valid {
+			h[hk] = hv
+		}
+		if v == "" {
+			delete(h, k)
+		} else {
+			h[k] = v
+		}
+		return h
+	}
+}
+
+// checkSigned checks a signed push's answer: the status; an accepted push
+// reached the store once as the event sent (is, described by what); a
+// refused one did not reach it; and the log never shows the signature sig.
+func checkSigned(t *testing.T, e *env, got response, want int, sig, what string, is func(otpbot.Event) bool) {
+	t.Helper()
+	if got.status != want {
+		t.Fatalf("status = %d, want %d (%q)", got.status, want, got.body)
+	}
+	evs := e.ing.ingested()
+	if want == 200 && (len(evs) != 1 || !is(evs[0])) {
+		t.Errorf("store got %+v, want %s", evs, what)
+	}
+	if want != 200 && len(evs) != 0 {
+		t.Errorf("a refused push reached the store: %+v", evs)
+	}
+	if logs := e.logs.String(); sig != "" && strings.Contains(logs, sig) {
+		t.Errorf("log shows the signature: %s", logs)
+	}
+}
+
 // upayHeaders signs a UPay push sent at sentAt.
 func upayHeaders(secret []byte, event string, sentAt time.Time, body []byte) map[string]string {
 	ts := strconv.FormatInt(sentAt.UnixMilli(), 10)
@@ -78,18 +115,7 @@ func TestUPaySignature(t *testing.T) {
 	secret := randomSecret(t)
 	body := mustRead("upay", "3ds_otp.json")
 	valid := upayHeaders(secret, "3DS_OTP", now, body)
-	with := func(k, v string) map[string]string {
-		h := map[string]string{}
-		for hk, hv := range valid {
-			h[hk] = hv
-		}
-		if v == "" {
-			delete(h, k)
-		} else {
-			h[k] = v
-		}
-		return h
-	}
+	with := withHeader(valid)
 	tests := []struct {
 		name   string
 		token  string // also configure a token; the request then carries path
@@ -119,19 +145,8 @@ func TestUPaySignature(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, Config{UPay: UPayConfig{Enabled: true, SecretKey: secret, Token: tt.token}})
 			got := e.post(t, DefaultUPayPath+tt.path, tt.body, tt.header)
-			if got.status != tt.want {
-				t.Fatalf("status = %d, want %d (%q)", got.status, tt.want, got.body)
-			}
-			evs := e.ing.ingested()
-			if tt.want == 200 && (len(evs) != 1 || evs[0].Code != "004711") {
-				t.Errorf("store got %+v, want the code", evs)
-			}
-			if tt.want != 200 && len(evs) != 0 {
-				t.Errorf("a refused push reached the store: %+v", evs)
-			}
-			if logs := e.logs.String(); strings.Contains(logs, tt.header[UPayHeaderSign]) && tt.header[UPayHeaderSign] != "" {
-				t.Errorf("log shows the signature: %s", logs)
-			}
+			checkSigned(t, e, got, tt.want, tt.header[UPayHeaderSign], "the code",
+				func(ev otpbot.Event) bool { return ev.Code == "004711" })
 		})
 	}
 }
@@ -256,18 +271,7 @@ func TestHyperCardSignature(t *testing.T) {
 		t.Run(fmt.Sprintf("RSA-%d", bits), func(t *testing.T) {
 			key, other := rsaKey(t, bits), rsaKey(t, bits)
 			valid := hyperCardHeaders(t, key, now, body)
-			with := func(k, v string) map[string]string {
-				h := map[string]string{}
-				for hk, hv := range valid {
-					h[hk] = hv
-				}
-				if v == "" {
-					delete(h, k)
-				} else {
-					h[k] = v
-				}
-				return h
-			}
+			with := withHeader(valid)
 			tests := []struct {
 				name   string
 				body   []byte
@@ -293,19 +297,8 @@ func TestHyperCardSignature(t *testing.T) {
 				t.Run(tt.name, func(t *testing.T) {
 					e := newEnv(t, Config{HyperCard: HyperCardConfig{Enabled: true, PublicKey: &key.PublicKey}})
 					got := e.post(t, DefaultHyperCardPath, tt.body, tt.header)
-					if got.status != tt.want {
-						t.Fatalf("status = %d, want %d (%q)", got.status, tt.want, got.body)
-					}
-					evs := e.ing.ingested()
-					if tt.want == 200 && (len(evs) != 1 || evs[0].AuthID != "283") {
-						t.Errorf("store got %+v, want the AUTH_3DS request", evs)
-					}
-					if tt.want != 200 && len(evs) != 0 {
-						t.Errorf("a refused push reached the store: %+v", evs)
-					}
-					if sig := tt.header[HyperCardHeaderSignature]; sig != "" && strings.Contains(e.logs.String(), sig) {
-						t.Errorf("log shows the signature")
-					}
+					checkSigned(t, e, got, tt.want, tt.header[HyperCardHeaderSignature], "the AUTH_3DS request",
+						func(ev otpbot.Event) bool { return ev.AuthID == "283" })
 				})
 			}
 		})
