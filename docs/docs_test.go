@@ -546,6 +546,18 @@ var (
 func registeredMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
+	eachSourceFile(t, func(data []byte) {
+		for _, m := range registeredRE.FindAllSubmatch(data, -1) {
+			out[string(m[1])] = true
+		}
+	})
+	return out
+}
+
+// eachSourceFile calls fn with each non-test Go file of the repository
+// (not under testdata), which is what the program runs.
+func eachSourceFile(t *testing.T, fn func(data []byte)) {
+	t.Helper()
 	err := filepath.WalkDir(repoRoot, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -560,15 +572,12 @@ func registeredMetrics(t *testing.T) map[string]bool {
 		if err != nil {
 			return err
 		}
-		for _, m := range registeredRE.FindAllSubmatch(data, -1) {
-			out[string(m[1])] = true
-		}
+		fn(data)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
 }
 
 func TestReadmeMetricsAreRegistered(t *testing.T) {
@@ -620,28 +629,11 @@ var (
 func TestReadmeLogLinesExist(t *testing.T) {
 	r := loadReadme(t)
 	logged := map[string]bool{}
-	err := filepath.WalkDir(repoRoot, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
+	eachSourceFile(t, func(data []byte) {
 		for _, m := range logSourceRE.FindAllSubmatch(data, -1) {
 			logged[string(m[1])+string(m[2])] = true
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if !logged["listening"] || !logged["push"] {
 		t.Fatalf("the source scan found no log messages; it is broken")
 	}
