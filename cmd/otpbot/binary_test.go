@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -259,8 +258,6 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
-
-var _ = io.Discard
 
 // TestBinaryShutdownFinishesInFlightWork: a SIGTERM while a Telegram call
 // is in flight lets that call finish (the code is delivered, once) and
