@@ -42,15 +42,26 @@ func opsEvent(name string, kind otpbot.Kind, card string) otpbot.Event {
 		CardLast4: "1234", Code: dlCode, Link: "https://secret.example/x", Reason: "missing detail.3dsCode"}
 }
 
-func TestOpsAggregatesIntoOneNotice(t *testing.T) {
+// opsRenderer is one way ops notices are rendered.
+type opsRenderer struct {
+	name     string
+	renderer OpsRenderer
+}
+
+// opsRenderers are the two ways ops notices are rendered: by the templates,
+// and by the built-in texts when Ops has no Renderer. Ops must behave the
+// same with either.
+func opsRenderers(t *testing.T) []opsRenderer {
+	t.Helper()
 	tmpl, err := templates.New("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name     string
-		renderer OpsRenderer
-	}{{"templates", tmpl}, {"built-in texts", nil}} {
+	return []opsRenderer{{"templates", tmpl}, {"built-in texts", nil}}
+}
+
+func TestOpsAggregatesIntoOneNotice(t *testing.T) {
+	for _, tc := range opsRenderers(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			q := &noticeRecorder{}
@@ -164,14 +175,7 @@ func TestOpsRunSendsAtMostOncePerInterval(t *testing.T) {
 // renders them: a card id masked to its last four characters ("…RD-A",
 // otpbot.MaskID), a card number's last four as "•••• 1234".
 func TestOpsMaskCardsOneWay(t *testing.T) {
-	tmpl, err := templates.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name     string
-		renderer OpsRenderer
-	}{{"templates", tmpl}, {"built-in texts", nil}} {
+	for _, tc := range opsRenderers(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			q := &noticeRecorder{}
 			ops := NewOps(OpsOptions{Queue: q, Chat: otpbot.Target{ChatID: dlOps}, Renderer: tc.renderer, Now: (&dlClock{now: dlStart}).Now})
