@@ -87,6 +87,16 @@ type Queue interface {
 	// message in a final state loses its code. It returns ErrLeaseLost when
 	// the job's lease is no longer the current one.
 	Complete(ctx context.Context, job Job, msg *Message, next ...Task) error
+	// CompleteMessage finishes a job and saves its message in one
+	// transaction: like UpdateMessage(prev, msg) followed by Complete(job,
+	// nil, next...), but atomic, so finishing a job costs one commit.
+	// Nothing is written when it fails: ErrLeaseLost when the job's lease is
+	// no longer current (checked first), ErrNotFound when the message is
+	// unknown, ErrConflict when the stored message's UpdatedAt is not prev.
+	// The job's lease stays held after ErrNotFound and ErrConflict. As with
+	// Complete, the task is removed before next is enqueued, and a message
+	// in a final state loses its code.
+	CompleteMessage(ctx context.Context, job Job, prev time.Time, msg Message, next ...Task) error
 	// Retry releases a job to run again at `at`, counting the attempt and
 	// keeping reason (never a code or token) as the task's LastError.
 	Retry(ctx context.Context, job Job, at time.Time, reason string) error

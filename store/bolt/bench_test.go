@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"context"
 	"encoding/binary"
 	"strconv"
 	"testing"
@@ -93,4 +94,60 @@ func BenchmarkBareCommit(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "commits/s")
+}
+
+// BenchmarkClaimCompleteMessage is the outbox's part of one code's send,
+// one at a time: ingest a code, claim its send, ask when the next is due,
+// and record the send with its countdown tick, either as two commits
+// (UpdateMessage then Complete, as the deliverer did) or as one
+// (CompleteMessage).
+func BenchmarkClaimCompleteMessage(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		finish func(ctx context.Context, s *Store, job otpbot.Job, msg otpbot.Message, tick otpbot.Task) error
+	}{
+		{"UpdateMessage+Complete", func(ctx context.Context, s *Store, job otpbot.Job, msg otpbot.Message, tick otpbot.Task) error {
+			if err := s.UpdateMessage(ctx, job.Message.UpdatedAt, msg); err != nil {
+				return err
+			}
+			return s.Complete(ctx, job, nil, tick)
+		}},
+		{"CompleteMessage", func(ctx context.Context, s *Store, job otpbot.Job, msg otpbot.Message, tick otpbot.Task) error {
+			return s.CompleteMessage(ctx, job, job.Message.UpdatedAt, msg, tick)
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s, _ := openTemp(b, storetest.DefaultOptions(time.Now))
+			ctx := b.Context()
+			key := otpbot.Key{Type: otpbot.KeyCard, ID: "BENCH1"}
+			if err := s.Link(ctx, otpbot.Link{Key: key, Target: otpbot.Target{ChatID: 1001}, CreatedAt: time.Now()}); err != nil {
+				b.Fatal(err)
+			}
+			prefix := strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				now := time.Now()
+				ev := otpbot.Event{ID: prefix + strconv.Itoa(i), Group: prefix + strconv.Itoa(i), Provider: otpbot.ProviderUPay,
+					Name: "3DS_OTP", Kind: otpbot.KindCode, CardID: key.ID, Code: "123456", ReceivedAt: now, ExpiresAt: now.Add(5 * time.Minute)}
+				if _, err := s.Ingest(ctx, ev); err != nil {
+					b.Fatal(err)
+				}
+				jobs, err := s.Claim(ctx, now, 30*time.Second, 1)
+				if err != nil || len(jobs) != 1 || jobs[0].Message == nil {
+					b.Fatalf("Claim: %v, %v", jobs, err)
+				}
+				if _, _, err := s.NextDue(ctx); err != nil {
+					b.Fatal(err)
+				}
+				job := jobs[0]
+				msg := *job.Message
+				msg.TelegramID, msg.SentAt, msg.UpdatedAt = i+1, now, now.Add(time.Millisecond)
+				tick := otpbot.Task{ID: otpbot.TaskID(msg.ID, otpbot.TaskRefresh), Kind: otpbot.TaskRefresh,
+					Priority: otpbot.PriorityRefresh, MessageID: msg.ID, Target: msg.Target, Due: now.Add(time.Hour), Created: now}
+				if err := tc.finish(ctx, s, job, msg, tick); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

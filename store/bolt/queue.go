@@ -582,3 +582,54 @@ func (s *Store) UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Me
 	}
 	return nil
 }
+
+// CompleteMessage removes the job's task, stores msg provided the stored
+// version is still prev, and enqueues next, in one transaction: finishing
+// a job costs one commit, not UpdateMessage's and Complete's two.
+func (s *Store) CompleteMessage(ctx context.Context, job otpbot.Job, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: complete message: %w", err)
+	}
+	gen, err := s.leases.begin(job)
+	if err != nil {
+		return wrap("complete message", err)
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		if _, err := leasedTask(tx, job.Task.ID, gen); err != nil {
+			return err
+		}
+		stored, ok, err := getMessage(tx, msg.ID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return otpbot.ErrNotFound
+		}
+		if !stored.UpdatedAt.Equal(prev) {
+			return otpbot.ErrConflict
+		}
+		// Removed before next is enqueued: the next tick may reuse the ID.
+		if err := deleteTask(tx, job.Task.ID); err != nil {
+			return err
+		}
+		if err := putMessage(tx, msg); err != nil {
+			return err
+		}
+		for _, t := range next {
+			if err := putTask(tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// A conflict or an unknown message wrote nothing: the holder keeps its
+	// lease for what it does next (re-read and retry, or Complete).
+	s.leases.end(job, err == nil || errors.Is(err, otpbot.ErrLeaseLost))
+	if err != nil {
+		return wrap("complete message", err)
+	}
+	if len(next) > 0 {
+		s.notify()
+	}
+	return nil
+}

@@ -157,6 +157,44 @@ func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Messag
 	return nil
 }
 
+// CompleteMessage removes the job's task, replaces msg provided the
+// stored message's UpdatedAt is still prev, and enqueues next, in one
+// script: finishing a job costs one round trip, not UpdateMessage's and
+// Complete's two.
+func (s *Store) CompleteMessage(ctx context.Context, job otpbot.Job, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error {
+	margs, err := s.messageArgs(msg)
+	if err != nil {
+		return err
+	}
+	targs, err := taskArgs(next)
+	if err != nil {
+		return err
+	}
+	args := make([]any, 0, 4+len(margs)+2+len(targs))
+	args = append(args, s.k.base, job.Task.ID, job.Lease, fmtTime(prev))
+	args = append(args, margs...)
+	args = append(args, len(next))
+	args = append(args, targs...)
+	args = append(args, s.instance)
+	r, err := completeMessageScript.Run(ctx, s.client, []string{s.k.task(job.Task.ID), s.k.message(msg.ID)}, args...).Int()
+	if err != nil {
+		s.signalIf(len(next) > 0) // the script may have run
+		return wrap("complete message", err)
+	}
+	switch r {
+	case 0:
+		return fmt.Errorf("complete message %s: %w", job.Task.ID, otpbot.ErrLeaseLost)
+	case -2:
+		return fmt.Errorf("complete message %s: %w", msg.ID, otpbot.ErrNotFound)
+	case -1:
+		return fmt.Errorf("complete message %s: %w", msg.ID, otpbot.ErrConflict)
+	}
+	if len(next) > 0 {
+		s.signal()
+	}
+	return nil
+}
+
 // Retry releases the job to run again at at, counting the attempt.
 func (s *Store) Retry(ctx context.Context, job otpbot.Job, at time.Time, reason string) error {
 	t := job.Task

@@ -263,6 +263,22 @@ putTasks(16, tonumber(ARGV[15]))
 return 1
 `)
 
+// completeMessageScript: KEYS[1] = the task, KEYS[2] = the message. ARGV:
+// base, task id, lease, previous updated (RFC 3339), 10 message arguments,
+// n, n tasks of 7 arguments, instance id. Returns 0 when the lease is
+// lost, -2 when the message is unknown, -1 on a conflict (nothing written
+// in any of these), 1 when done.
+var completeMessageScript = goredis.NewScript(luaPrelude + `
+if redis.call('HGET', KEYS[1], 'l') ~= ARGV[3] then return 0 end
+local u = redis.call('HGET', KEYS[2], 'u')
+if not u then return -2 end
+if u ~= ARGV[4] then return -1 end
+delTask(ARGV[2])
+putMsgAt(5, realms())
+putTasks(16, tonumber(ARGV[15]))
+return 1
+`)
+
 // retryScript: KEYS[1] = the task. ARGV: base, task id, lease, task JSON,
 // due µs, due RFC 3339, instance id. Returns 0 when the lease is lost, 1
 // when done.

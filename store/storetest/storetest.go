@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore NewStoreFunc) {
 		{"Ingest", ingestTests},
 		{"History", historyTests},
 		{"Queue", queueTests},
+		{"CompleteMessage", completeMessageTests},
 		{"Messages", messageTests},
 		{"Links", linkTests},
 		{"Invites", inviteTests},
