@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -472,14 +473,18 @@ func (w *jobRun) complete(msg *otpbot.Message, result string, next ...otpbot.Tas
 	return true
 }
 
-// finish stores msg as the job left it and then completes the job with
-// next. The message is written with UpdateMessage, guarded by the version
-// the job was claimed with, so a change made meanwhile (a hide, a new
-// AUTH_3DS result) is never overwritten: on a conflict the Telegram facts
-// (message id, what it shows) are merged into the newer version and an
-// update task re-renders it. The message is written before the task is
-// completed, so a crash in between only repeats the job, which then finds
-// the message as sent and calls nothing.
+// finish stores msg as the job left it and completes the job with next,
+// in one store transaction (CompleteMessage: one commit, one round trip,
+// where a message write and a completion were two). The write is guarded
+// by the version the job was claimed with, so a change made meanwhile (a
+// hide, a new AUTH_3DS result) is never overwritten: on a conflict the
+// Telegram facts (message id, what it shows) are merged into the newer
+// version and an update task re-renders it.
+//
+// When the job's lease is lost (another worker took the task over while a
+// call hung), what Telegram accepted is still recorded, with
+// UpdateMessage alone (guarded by the version, not by the lease), and the
+// completion is left to the lease's new holder.
 func (w *jobRun) finish(msg *otpbot.Message, result string, next ...otpbot.Task) bool {
 	if msg == nil {
 		return w.complete(nil, result, next...)
@@ -492,10 +497,27 @@ func (w *jobRun) finish(msg *otpbot.Message, result string, next ...otpbot.Task)
 		cur.UpdatedAt = prev.Add(time.Nanosecond)
 	}
 	var extra []otpbot.Task
+	leased := true // false once CompleteMessage found the lease lost
 	for attempt := 0; ; attempt++ {
-		err := w.storeDo(func(ctx context.Context) error { return d.store.UpdateMessage(ctx, prev, cur, extra...) })
-		if err == nil {
-			break
+		var err error
+		if leased {
+			// extra before next, as when they were two writes: a later
+			// task in the same slot replaces an earlier one.
+			tasks := append(slices.Clip(extra), next...)
+			err = w.storeDo(func(ctx context.Context) error { return d.store.CompleteMessage(ctx, w.job, prev, cur, tasks...) })
+			if err == nil {
+				d.deliveries.WithLabelValues(string(w.job.Task.Kind), result).Inc()
+				return true
+			}
+			if errors.Is(err, otpbot.ErrLeaseLost) {
+				leased = false
+			}
+		}
+		if !leased {
+			err = w.storeDo(func(ctx context.Context) error { return d.store.UpdateMessage(ctx, prev, cur, extra...) })
+			if err == nil {
+				break
+			}
 		}
 		if errors.Is(err, otpbot.ErrNotFound) {
 			// Forgotten meanwhile (its code is gone): nothing to keep.

@@ -224,7 +224,8 @@ func TestDeliverStuckRefreshIsCutShort(t *testing.T) {
 }
 
 // flakyStore fails the next UpdateMessage and Complete calls with
-// ErrUnavailable, as a Redis failover would.
+// ErrUnavailable, as a Redis failover would; CompleteMessage, which does
+// the work of both, fails while either count lasts.
 type flakyStore struct {
 	DeliveryStore
 	failUpdates  atomic.Int32
@@ -243,6 +244,13 @@ func (f *flakyStore) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.M
 		return fmt.Errorf("redis complete: %w", otpbot.ErrUnavailable)
 	}
 	return f.DeliveryStore.Complete(ctx, job, msg, next...)
+}
+
+func (f *flakyStore) CompleteMessage(ctx context.Context, job otpbot.Job, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error {
+	if f.failUpdates.Add(-1) >= 0 || f.failComplete.Add(-1) >= 0 {
+		return fmt.Errorf("redis complete message: %w", otpbot.ErrUnavailable)
+	}
+	return f.DeliveryStore.CompleteMessage(ctx, job, prev, msg, next...)
 }
 
 // A store that is briefly unavailable right after Telegram accepted a code

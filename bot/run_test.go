@@ -128,9 +128,10 @@ func TestRunBacksOffWhileTheStoreFails(t *testing.T) {
 	e.waitMessages(dlChat, 1)
 }
 
-// pushOnComplete ingests ev right after the first Complete that enqueues
-// a task (a send's countdown tick), as a push from another process would
-// land then: its wake-up and the Complete's own are one.
+// pushOnComplete ingests ev right after the first Complete or
+// CompleteMessage that enqueues a task (a send's countdown tick), as a
+// push from another process would land then: its wake-up and the
+// completion's own are one.
 type pushOnComplete struct {
 	DeliveryStore
 	ingest func(otpbot.Event) (otpbot.IngestResult, error)
@@ -140,6 +141,19 @@ type pushOnComplete struct {
 
 func (p *pushOnComplete) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Message, next ...otpbot.Task) error {
 	err := p.DeliveryStore.Complete(ctx, job, msg, next...)
+	p.pushAfter(err, next)
+	return err
+}
+
+func (p *pushOnComplete) CompleteMessage(ctx context.Context, job otpbot.Job, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error {
+	err := p.DeliveryStore.CompleteMessage(ctx, job, prev, msg, next...)
+	p.pushAfter(err, next)
+	return err
+}
+
+// pushAfter ingests ev once, after the first successful completion that
+// enqueued a task.
+func (p *pushOnComplete) pushAfter(err error, next []otpbot.Task) {
 	if err == nil && len(next) > 0 {
 		p.once.Do(func() {
 			if _, err := p.ingest(p.ev); err != nil {
@@ -147,7 +161,6 @@ func (p *pushOnComplete) Complete(ctx context.Context, job otpbot.Job, msg *otpb
 			}
 		})
 	}
-	return err
 }
 
 // A wake-up that follows a worker's own write is answered by NextDue
