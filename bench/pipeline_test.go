@@ -236,6 +236,11 @@ func (t *timedStore) NextDue(ctx context.Context) (time.Time, bool, error) {
 	return t.Store.NextDue(ctx)
 }
 
+func (t *timedStore) CompleteMessage(ctx context.Context, job otpbot.Job, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error {
+	defer t.rec("CompleteMessage", time.Now())
+	return t.Store.CompleteMessage(ctx, job, prev, msg, next...)
+}
+
 func (t *timedStore) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Message, next ...otpbot.Task) error {
 	defer t.rec("Complete", time.Now())
 	return t.Store.Complete(ctx, job, msg, next...)

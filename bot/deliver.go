@@ -857,7 +857,13 @@ func (w *jobRun) notice() {
 		return
 	}
 	w.d.latency.WithLabelValues(string(t.Kind)).Observe(w.d.now().Sub(t.Created).Seconds())
-	w.d.log.Info("ops notice delivered", w.logAttrs()...)
+	// A notice with a reply-to answers a cardholder's code message (a
+	// thread reply); the others are ops reports.
+	msg := "ops notice delivered"
+	if t.ReplyTo != 0 {
+		msg = "thread reply delivered"
+	}
+	w.d.log.Info(msg, w.logAttrs()...)
 	w.complete(nil, "sent")
 }
 
