@@ -13,4 +13,8 @@ var (
 	// ErrUnavailable: the store cannot be reached; the caller should answer
 	// 503 so the provider retries.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrKeyConflict is returned by Import when the imported installation
+	// key differs from the target's own and the target holds dedupe marks
+	// made with its own (see Porter). Import into a fresh store instead.
+	ErrKeyConflict = errors.New("installation key conflict")
 )

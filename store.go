@@ -2,14 +2,8 @@ package otpbot
 
 import (
 	"context"
-	"errors"
 	"time"
 )
-
-// ErrKeyConflict is returned by Import when the imported installation key
-// differs from the target's own and the target holds dedupe marks made
-// with its own (see Porter). Import into a fresh store instead.
-var ErrKeyConflict = errors.New("installation key conflict")
 
 // StoreOptions are the settings every store implementation honours.
 type StoreOptions struct {
