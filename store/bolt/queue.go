@@ -297,16 +297,30 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 // Complete removes the job's task, stores msg and enqueues next, atomically,
 // provided the job still holds the task's lease.
 func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Message, next ...otpbot.Task) error {
+	return s.finish(ctx, "complete", job, nil, msg, next)
+}
+
+// finish is Complete and CompleteMessage: in one transaction it checks the
+// job's lease, then check (when not nil), removes the task, stores msg (when
+// not nil) and enqueues next. An error of check writes nothing and leaves
+// the lease with its holder, for what it does next (re-read and retry, or
+// Complete).
+func (s *Store) finish(ctx context.Context, op string, job otpbot.Job, check func(*bbolt.Tx) error, msg *otpbot.Message, next []otpbot.Task) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: complete: %w", err)
+		return fmt.Errorf("store: %s: %w", op, err)
 	}
 	gen, err := s.leases.begin(job)
 	if err != nil {
-		return wrap("complete", err)
+		return wrap(op, err)
 	}
 	err = s.db.Update(func(tx *bbolt.Tx) error {
 		if _, err := leasedTask(tx, job.Task.ID, gen); err != nil {
 			return err
+		}
+		if check != nil {
+			if err := check(tx); err != nil {
+				return err
+			}
 		}
 		// Removed before next is enqueued: the next tick may reuse the ID.
 		if err := deleteTask(tx, job.Task.ID); err != nil {
@@ -326,7 +340,7 @@ func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Messag
 	})
 	s.leases.end(job, err == nil || errors.Is(err, otpbot.ErrLeaseLost))
 	if err != nil {
-		return wrap("complete", err)
+		return wrap(op, err)
 	}
 	if len(next) > 0 {
 		s.notify()
@@ -587,17 +601,7 @@ func (s *Store) UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Me
 // version is still prev, and enqueues next, in one transaction: finishing
 // a job costs one commit, not UpdateMessage's and Complete's two.
 func (s *Store) CompleteMessage(ctx context.Context, job otpbot.Job, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: complete message: %w", err)
-	}
-	gen, err := s.leases.begin(job)
-	if err != nil {
-		return wrap("complete message", err)
-	}
-	err = s.db.Update(func(tx *bbolt.Tx) error {
-		if _, err := leasedTask(tx, job.Task.ID, gen); err != nil {
-			return err
-		}
+	return s.finish(ctx, "complete message", job, func(tx *bbolt.Tx) error {
 		stored, ok, err := getMessage(tx, msg.ID)
 		if err != nil {
 			return err
@@ -608,28 +612,6 @@ func (s *Store) CompleteMessage(ctx context.Context, job otpbot.Job, prev time.T
 		if !stored.UpdatedAt.Equal(prev) {
 			return otpbot.ErrConflict
 		}
-		// Removed before next is enqueued: the next tick may reuse the ID.
-		if err := deleteTask(tx, job.Task.ID); err != nil {
-			return err
-		}
-		if err := putMessage(tx, msg); err != nil {
-			return err
-		}
-		for _, t := range next {
-			if err := putTask(tx, t); err != nil {
-				return err
-			}
-		}
 		return nil
-	})
-	// A conflict or an unknown message wrote nothing: the holder keeps its
-	// lease for what it does next (re-read and retry, or Complete).
-	s.leases.end(job, err == nil || errors.Is(err, otpbot.ErrLeaseLost))
-	if err != nil {
-		return wrap("complete message", err)
-	}
-	if len(next) > 0 {
-		s.notify()
-	}
-	return nil
+	}, &msg, next)
 }
