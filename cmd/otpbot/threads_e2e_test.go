@@ -44,6 +44,17 @@ func TestEndToEndRepliesInACodesThread(t *testing.T) {
 		waitUntil(t, "code message", func() bool { return len(messagesWith(fake, chat, "246810")) == 1 })
 	}
 	code := messagesWith(fake, optedIn, "246810")[0]
+	// The fake records a message when it receives it; otpbot knows it (and
+	// can answer it) once the send is stored, which its "delivered" line
+	// says. A payment arriving before that gets no reply: best-effort.
+	waitUntil(t, "the code message stored", func() bool {
+		for _, line := range strings.Split(in.logs.String(), "\n") {
+			if strings.Contains(line, "msg=delivered") && strings.Contains(line, "task=upay:ORD-T1@7001#send") {
+				return true
+			}
+		}
+		return false
+	})
 
 	in.pushUPay(upayConsume("ORD-T2", "ORD-T1", "C7"))
 	var reply bottest.Message
