@@ -27,7 +27,7 @@ func TestApprovalTwoProcessesOnRedisMakeOneCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := dlRedisPrefix(t)
+	prefix := redisPrefix(t)
 	storeA, _ := newRedisDeliverer(t, tg, prefix, tmpl)
 	storeB, _ := newRedisDeliverer(t, tg, prefix, tmpl)
 	key := merchantKey()

@@ -111,7 +111,7 @@ func benchStoreCalls(b *testing.B, driver string) {
 	case "redis":
 		rc := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
 		b.Cleanup(func() { rc.Close() })
-		s, err := redisstore.New(ctx, rc, dlRedisPrefix(b), opts, nil)
+		s, err := redisstore.New(ctx, rc, redisPrefix(b), opts, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

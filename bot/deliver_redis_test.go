@@ -2,8 +2,6 @@ package bot
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"testing"
@@ -21,26 +19,6 @@ import (
 // Several otpbot processes sharing one Redis: each "process" has its own
 // connection, store and Deliverer; they share the key prefix and Telegram.
 // The clock is real here, as it is between real processes.
-
-// dlRedisPrefix returns a key prefix of the test's own, whose keys are
-// deleted when it ends (never FLUSHALL: the server is shared).
-func dlRedisPrefix(t testing.TB) string {
-	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "otpbot-deliver-test:" + hex.EncodeToString(b[:]) + ":"
-	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
-	t.Cleanup(func() {
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-	})
-	return prefix
-}
 
 func newRedisDeliverer(t *testing.T, tg *bottest.Server, prefix string, tmpl *templates.Set) (*redisstore.Store, func()) {
 	t.Helper()
@@ -89,7 +67,7 @@ func TestDeliverSharedRedisOnceAndCountdownsSurviveAProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := dlRedisPrefix(t)
+	prefix := redisPrefix(t)
 	storeA, stopA := newRedisDeliverer(t, tg, prefix, tmpl)
 	storeB, _ := newRedisDeliverer(t, tg, prefix, tmpl)
 	ctx := context.Background()
@@ -151,7 +129,7 @@ func TestDeliverTakesOverAClaimOfADeadProcessOnRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := dlRedisPrefix(t)
+	prefix := redisPrefix(t)
 	ctx := context.Background()
 	const chat int64 = -1004100000000
 	// The dead process: its own connection and store; it links, takes a
@@ -204,7 +182,7 @@ func TestDeliverDeleteTaskOnRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, _ := newRedisDeliverer(t, tg, dlRedisPrefix(t), tmpl)
+	store, _ := newRedisDeliverer(t, tg, redisPrefix(t), tmpl)
 	c := newTestClient(t, tg, nil)
 	target := otpbot.Target{ChatID: 4242}
 	id, err := c.Send(context.Background(), OutMessage{Target: target, Text: "codes"})

@@ -24,7 +24,7 @@ import (
 
 // redisPrefix returns a key prefix of its own for a test, whose keys are
 // deleted when it ends (never FLUSHALL: the server is shared).
-func redisPrefix(t *testing.T) string {
+func redisPrefix(t testing.TB) string {
 	t.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
