@@ -399,27 +399,6 @@ func TestLeaseTakeoverAcrossStores(t *testing.T) {
 	}
 }
 
-// waitWake waits for a value on wake.
-func waitWake(t *testing.T, wake <-chan struct{}, after string) {
-	t.Helper()
-	select {
-	case <-wake:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no wake-up after %s", after)
-	}
-}
-
-// drain empties wake.
-func drain(wake <-chan struct{}) {
-	for {
-		select {
-		case <-wake:
-		default:
-			return
-		}
-	}
-}
-
 // waitSubscribed waits until s's wake subscription is established.
 func waitSubscribed(t *testing.T, s *Store) {
 	t.Helper()
@@ -478,9 +457,9 @@ func TestWakeAcrossStores(t *testing.T) {
 	a, b, clock := twoStores(t)
 	waitSubscribed(t, b)
 	for _, st := range publishingSteps(t, a, clock.Now()) {
-		drain(b.Wake())
+		storetest.DrainWake(b.Wake())
 		mustDo(t, st.do())
-		waitWake(t, b.Wake(), "a's "+st.name)
+		storetest.WaitWake(t, b.Wake(), "a's "+st.name)
 	}
 }
 
@@ -496,7 +475,7 @@ func TestWakeSkipsOwnPublications(t *testing.T) {
 	waitSubscribed(t, b)
 	for i, st := range publishingSteps(t, a, now) {
 		own, other := a.wakesOwn.Load(), a.wakesOther.Load()
-		drain(a.Wake())
+		storetest.DrainWake(a.Wake())
 		mustDo(t, st.do())
 		select {
 		case <-a.Wake():
@@ -598,9 +577,9 @@ func TestRedisUnavailable(t *testing.T) {
 		t.Fatalf("Ingest after restart = %+v, %v", res, err)
 	}
 	waitSubscribed(t, b)
-	drain(b.Wake())
+	storetest.DrainWake(b.Wake())
 	mustDo(t, a.Enqueue(ctx, task("t2", otpbot.PriorityOther, now)))
-	waitWake(t, b.Wake(), "Enqueue after restart")
+	storetest.WaitWake(t, b.Wake(), "Enqueue after restart")
 	jobs, err = b.Claim(ctx, now, time.Minute, 10)
 	if err != nil || len(jobs) != 2 {
 		t.Fatalf("b.Claim after restart = %d jobs, %v; want the new send and the notice", len(jobs), err)

@@ -43,11 +43,11 @@ func testCompleteMessage(t *testing.T, newStore NewStoreFunc) {
 	e := newEnv(t, newStore)
 	now := e.clock.Now()
 	job, msg, tick := sentJob(e, now)
-	drainWake(e.s.Wake())
+	DrainWake(e.s.Wake())
 	if err := e.s.CompleteMessage(e.ctx, job, job.Message.UpdatedAt, msg, tick); err != nil {
 		t.Fatalf("CompleteMessage: %v", err)
 	}
-	waitWake(t, e.s.Wake(), "CompleteMessage enqueued a tick")
+	WaitWake(t, e.s.Wake(), "CompleteMessage enqueued a tick")
 	stored := e.message(msg.ID)
 	equal(t, "stored message", normMessage(stored), normMessage(msg))
 	if stored.Event.Code != secret {

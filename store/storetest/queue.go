@@ -379,35 +379,35 @@ func testWake(t *testing.T, newStore NewStoreFunc) {
 	wake := e.s.Wake()
 	now := e.clock.Now()
 
-	drainWake(wake)
+	DrainWake(wake)
 	e.enqueue(task("t1", otpbot.PriorityOther, now))
-	waitWake(t, wake, "Enqueue")
+	WaitWake(t, wake, "Enqueue")
 
-	drainWake(wake)
+	DrainWake(wake)
 	e.ingest(codeEvent("e1", "C1", now))
-	waitWake(t, wake, "Ingest of a linked code")
+	WaitWake(t, wake, "Ingest of a linked code")
 
 	jobs := e.claimAll(now)
-	drainWake(wake)
+	DrainWake(wake)
 	if err := e.s.Retry(e.ctx, jobs[0], now.Add(time.Second), "flood wait"); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
-	waitWake(t, wake, "Retry")
+	WaitWake(t, wake, "Retry")
 
-	drainWake(wake)
+	DrainWake(wake)
 	if err := e.s.Complete(e.ctx, jobs[1], nil, task("t2", otpbot.PriorityOther, now)); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
-	waitWake(t, wake, "Complete with next work")
+	WaitWake(t, wake, "Complete with next work")
 
-	drainWake(wake)
+	DrainWake(wake)
 	m := e.message(otpbot.MessageKey("e1", chatA))
 	next := m
 	next.UpdatedAt = e.clock.Advance(time.Second)
 	if err := e.s.UpdateMessage(e.ctx, m.UpdatedAt, next, task("t3", otpbot.PriorityUpdate, now)); err != nil {
 		t.Fatalf("UpdateMessage: %v", err)
 	}
-	waitWake(t, wake, "UpdateMessage with next work")
+	WaitWake(t, wake, "UpdateMessage with next work")
 }
 
 func testConcurrentClaims(t *testing.T, newStore NewStoreFunc) {

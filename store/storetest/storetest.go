@@ -438,9 +438,9 @@ func noSecrets(t *testing.T, what string, ev otpbot.Event) {
 	}
 }
 
-// waitWake waits (generously: a shared store may signal asynchronously) for
+// WaitWake waits (generously: a shared store may signal asynchronously) for
 // a value on the wake channel.
-func waitWake(t *testing.T, wake <-chan struct{}, after string) {
+func WaitWake(t *testing.T, wake <-chan struct{}, after string) {
 	t.Helper()
 	select {
 	case <-wake:
@@ -449,8 +449,8 @@ func waitWake(t *testing.T, wake <-chan struct{}, after string) {
 	}
 }
 
-// drainWake empties the wake channel.
-func drainWake(wake <-chan struct{}) {
+// DrainWake empties the wake channel.
+func DrainWake(wake <-chan struct{}) {
 	for {
 		select {
 		case <-wake:
