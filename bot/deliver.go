@@ -54,8 +54,9 @@ type DelivererOptions struct {
 	Store    DeliveryStore
 	Client   Sender
 	Renderer Renderer
-	// Limiter keeps sends under Telegram's limits; nil means a default one.
-	Limiter *Limiter
+	// Limiter is the bot's one rate budget (shared with the commands);
+	// nil means a default in-process Limiter.
+	Limiter Budget
 	Logger  *slog.Logger
 	// Now is the clock (time.Now when nil); the store's Claim and due
 	// times use it.
@@ -157,7 +158,7 @@ type Deliverer struct {
 	store    DeliveryStore
 	client   Sender
 	render   Renderer
-	limiter  *Limiter
+	limiter  Budget
 	log      *slog.Logger
 	now      func() time.Time
 	interval time.Duration
@@ -650,11 +651,11 @@ func (w *jobRun) slot(p otpbot.Priority) bool {
 	}
 	var waited time.Duration
 	for {
-		wait := w.d.limiter.Take(t.Target, p)
+		wait := w.d.limiter.Take(w.sctx, t.Target, p)
 		if wait == 0 {
 			return true
 		}
-		if until := w.d.limiter.PausedUntil(t.Target); !until.IsZero() {
+		if until := w.d.limiter.PausedUntil(w.sctx, t.Target); !until.IsZero() {
 			w.deferTo(until, "paused by telegram flood control")
 			return false
 		}
@@ -691,7 +692,7 @@ func (w *jobRun) failed(err error, msg *otpbot.Message) {
 	case ClassRateLimited:
 		// Flood control says "not now", not "this failed": wait as told
 		// without counting an attempt.
-		pause := d.limiter.Pause(t.Target, RetryAfterOf(err))
+		pause := d.limiter.Pause(w.sctx, t.Target, RetryAfterOf(err))
 		d.log.Warn("telegram rate limited", w.logAttrs("retry_after", pause)...)
 		w.deferTo(d.now().Add(pause), err.Error())
 	case ClassGone:
@@ -940,7 +941,7 @@ func (w *jobRun) message() {
 		prio = otpbot.PriorityUpdate
 	}
 	if t.Kind == otpbot.TaskRefresh && msg.TelegramID != 0 && msg.State == otpbot.StateLive {
-		if wait := d.limiter.Take(t.Target, t.Priority); wait > 0 {
+		if wait := d.limiter.Take(w.sctx, t.Target, t.Priority); wait > 0 {
 			// No budget to spare for a refresh: skip this one and go to
 			// the next tick, unless the next tick is the expiry edit, in
 			// which case this last refresh is only delayed.

@@ -47,12 +47,9 @@ type TelegramConfig struct {
 type RateConfig struct {
 	GlobalPerSecond  float64       `key:"global_per_second"`
 	PerChatPerSecond float64       `key:"per_chat_per_second"`
+	PerChatBurst     int           `key:"per_chat_burst"`
 	GroupPerMinute   float64       `key:"group_per_minute"`
 	MaxRetryAfter    time.Duration `key:"max_retry_after"`
-	// Instances divides the limits among the serve processes that send for
-	// one bot (sharing one Redis): Telegram's limits are the bot's, not
-	// each process's.
-	Instances int `key:"instances"`
 }
 
 // HTTPConfig is the http section.
@@ -171,9 +168,9 @@ func Defaults() Config {
 			Rate: RateConfig{
 				GlobalPerSecond:  30,
 				PerChatPerSecond: 1,
+				PerChatBurst:     3,
 				GroupPerMinute:   20,
 				MaxRetryAfter:    5 * time.Minute,
-				Instances:        1,
 			},
 		},
 		HTTP: HTTPConfig{
@@ -222,7 +219,7 @@ func Defaults() Config {
 			CountdownInterval: 30 * time.Second,
 		},
 		History:         HistoryConfig{PerKey: 1000, Retention: 720 * time.Hour},
-		Delivery:        DeliveryConfig{Workers: 4, Lease: 30 * time.Second, RefreshTimeout: 5 * time.Second},
+		Delivery:        DeliveryConfig{Lease: 30 * time.Second, RefreshTimeout: 5 * time.Second},
 		DedupeWindow:    72 * time.Hour,
 		ShutdownTimeout: 15 * time.Second,
 	}
@@ -243,11 +240,11 @@ var keyDocs = map[string]string{
 	"telegram.webhook_secret": "Secret Telegram sends in `X-Telegram-Bot-Api-Secret-Token`; an update without it gets 401.",
 	"telegram.ops_chat":       "Optional chat id for operational reports (unrouted and rejected pushes, broken links, prolonged Telegram failures); 0 for none.",
 
-	"telegram.rate.global_per_second":   "Messages per second the bot sends overall (Telegram allows about 30).",
-	"telegram.rate.per_chat_per_second": "Messages per second to one private chat (Telegram allows about 1).",
+	"telegram.rate.global_per_second":   "Bot API calls per second overall, every kind counted (sends, edits, deletions, command replies, callback answers), sustained exactly; a burst of a sixth of it may go at once after a quiet spell (Telegram allows about 30 a second). Processes on one Redis share this one budget.",
+	"telegram.rate.per_chat_per_second": "Calls per second to one chat (Telegram allows about 1).",
+	"telegram.rate.per_chat_burst":      "Calls one chat may get at once before `per_chat_per_second` applies (Telegram tolerates short bursts). Countdown refreshes leave the last of them to a code, so a code never waits for a refresh in its own chat.",
 	"telegram.rate.group_per_minute":    "Messages per minute to one group (Telegram allows about 20).",
 	"telegram.rate.max_retry_after":     "Cap on a `retry_after` Telegram asks for; a longer one is cut to this and logged.",
-	"telegram.rate.instances":           "How many `otpbot serve` processes send for this bot (several on one Redis). The limits above are the bot's, as Telegram counts them: each process keeps to its share, every rate divided by this number.",
 
 	"http.listen":              "Address the HTTP server listens on (provider webhooks, Telegram webhook, /healthz, /readyz, /metrics).",
 	"http.max_body_bytes":      "Largest request body accepted; a larger one gets 413.",
@@ -302,9 +299,9 @@ var keyDocs = map[string]string{
 	"history.per_key":   "Events kept per card / customer.",
 	"history.retention": "How long history entries are kept.",
 
-	"delivery.workers":         "Concurrent Telegram senders per instance.",
+	"delivery.workers":         "Most Telegram calls in flight at once per instance. 0 (the default) sizes it to the rate budget: two seconds' worth of `telegram.rate.global_per_second` (60 at 30/s), so the bot keeps the full rate even when Telegram is 300 ms away.",
 	"delivery.lease":           "How long a claimed delivery stays with one worker before another instance may take it over (after a crash).",
-	"delivery.reserve":         "Workers that countdown refreshes and ops notices leave free for new codes and updates, so countdown work never delays a code. 0 means a quarter of `delivery.workers`, at least 2; always fewer than the workers.",
+	"delivery.reserve":         "Calls in flight that countdown refreshes and ops notices leave free for new codes and updates, so countdown work never delays a code. 0 means a quarter of `delivery.workers`, at least 2; always fewer than the workers.",
 	"delivery.refresh_timeout": "Longest Telegram call of a countdown refresh: a late refresh is worthless, and a stuck one must not hold a worker.",
 
 	"dedupe_window":    "How long a push identity is remembered: a repeat within it is acknowledged and not sent again. Must exceed every `signature_tolerance`, so a replayed signed request is only ever a repeat.",

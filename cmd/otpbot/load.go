@@ -182,11 +182,20 @@ func checkUnknownKeys(keys []string, fields []field) error {
 				inMap = true
 			}
 		}
+		if why, ok := removedKeys[k]; ok {
+			return cfgErr(k, "was removed: %s; delete it", why)
+		}
 		if !inMap {
 			return cfgErr(k, "is not a known key")
 		}
 	}
 	return nil
+}
+
+// removedKeys are keys of earlier versions, with why they went: a file
+// that still sets one is told so rather than that the key is unknown.
+var removedKeys = map[string]string{
+	"telegram.rate.instances": "processes sharing one Redis now share one rate budget there",
 }
 
 // convert turns a value from YAML (or a string from the environment) into

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -327,7 +328,7 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 func delivererOptions(cfg *Config) bot.DelivererOptions {
 	return bot.DelivererOptions{
 		CountdownInterval: cfg.Codes.CountdownInterval,
-		Workers:           cfg.Delivery.Workers,
+		Workers:           workers(cfg),
 		Lease:             cfg.Delivery.Lease,
 		Reserve:           cfg.Delivery.Reserve,
 		RefreshTimeout:    cfg.Delivery.RefreshTimeout,
@@ -403,27 +404,30 @@ func setWebhook(ctx context.Context, client *bot.Client, cfg *Config, logger *sl
 	}
 }
 
-// limiterOptions maps telegram.rate to the limiter. The limiter's token
-// buckets allow a burst on top of the rate within one second, so the
-// global rate is set a sixth below the configured limit and the burst
-// makes up the rest: the bot never exceeds global_per_second.
+// limiterOptions maps telegram.rate to the rate budget. The rates are
+// sustained exactly; the global burst (a sixth of the rate) is what goes at
+// once after a quiet spell, well within what Telegram tolerates.
 func limiterOptions(cfg *Config, logger *slog.Logger) bot.LimiterOptions {
 	r := cfg.Telegram.Rate
-	burst := max(1, int(r.GlobalPerSecond/6))
-	rate := r.GlobalPerSecond - float64(burst)
-	if rate <= 0 {
-		rate, burst = r.GlobalPerSecond, 1
-	}
 	return bot.LimiterOptions{
-		GlobalPerSec:  rate,
-		GlobalBurst:   burst,
+		GlobalPerSec:  r.GlobalPerSecond,
+		GlobalBurst:   max(1, int(r.GlobalPerSecond/6)),
 		ChatPerSec:    r.PerChatPerSecond,
-		ChatBurst:     1,
+		ChatBurst:     r.PerChatBurst,
 		GroupPerMin:   r.GroupPerMinute,
 		MaxRetryAfter: r.MaxRetryAfter,
-		Instances:     r.Instances,
 		Logger:        logger.With("component", "limiter"),
 	}
+}
+
+// workers is delivery.workers, or, when 0, two seconds' worth of the global
+// rate (at least 8): enough calls in flight to keep the full rate while
+// each takes a round trip to Telegram of up to two seconds.
+func workers(cfg *Config) int {
+	if w := cfg.Delivery.Workers; w > 0 {
+		return w
+	}
+	return max(8, int(math.Ceil(2*cfg.Telegram.Rate.GlobalPerSecond)))
 }
 
 // webhooksConfig hands the provider settings to the webhooks package as

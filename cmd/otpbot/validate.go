@@ -91,8 +91,8 @@ func validateTelegram(cfg *Config) error {
 			return cfgErr(key, "must be positive")
 		}
 	}
-	if t.Rate.Instances < 1 {
-		return cfgErr("telegram.rate.instances", "must be at least 1 (got %d)", t.Rate.Instances)
+	if t.Rate.PerChatBurst < 1 {
+		return cfgErr("telegram.rate.per_chat_burst", "must be at least 1 (got %d)", t.Rate.PerChatBurst)
 	}
 	return positive("telegram.rate.max_retry_after", t.Rate.MaxRetryAfter)
 }
@@ -266,14 +266,14 @@ func validateRest(cfg *Config) error {
 	if err := positive("history.retention", cfg.History.Retention); err != nil {
 		return err
 	}
-	if cfg.Delivery.Workers <= 0 {
-		return cfgErr("delivery.workers", "must be positive")
+	if cfg.Delivery.Workers < 0 {
+		return cfgErr("delivery.workers", "must be 0 (sized to the rate) or positive")
 	}
 	if err := positive("delivery.lease", cfg.Delivery.Lease); err != nil {
 		return err
 	}
-	if r := cfg.Delivery.Reserve; r < 0 || (r > 0 && r >= cfg.Delivery.Workers) {
-		return cfgErr("delivery.reserve", "must be 0 (automatic) or fewer than delivery.workers (%d) (got %d)", cfg.Delivery.Workers, r)
+	if r, w := cfg.Delivery.Reserve, workers(cfg); r < 0 || (r > 0 && r >= w) {
+		return cfgErr("delivery.reserve", "must be 0 (automatic) or fewer than delivery.workers (%d) (got %d)", w, r)
 	}
 	if err := positive("delivery.refresh_timeout", cfg.Delivery.RefreshTimeout); err != nil {
 		return err
