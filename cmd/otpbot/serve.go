@@ -24,6 +24,7 @@ import (
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot"
 	"github.com/otpbot/otpbot/hyperpay"
+	"github.com/otpbot/otpbot/store/redis"
 	"github.com/otpbot/otpbot/templates"
 	"github.com/otpbot/otpbot/webhooks"
 )
@@ -264,7 +265,7 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 	if approvals != nil {
 		buttons = approvals.Buttons
 	}
-	limiter := bot.NewLimiter(limiterOptions(cfg, logger))
+	limiter := newBudget(cfg, store, logger)
 	dopts := delivererOptions(cfg)
 	dopts.Store, dopts.Client, dopts.Renderer, dopts.Limiter = store, client, tmpl, limiter
 	dopts.Logger, dopts.Registerer, dopts.Ops, dopts.Buttons = logger.With("component", "deliver"), reg, ops, buttons
@@ -418,6 +419,17 @@ func limiterOptions(cfg *Config, logger *slog.Logger) bot.LimiterOptions {
 		MaxRetryAfter: r.MaxRetryAfter,
 		Logger:        logger.With("component", "limiter"),
 	}
+}
+
+// newBudget is the bot's one rate budget: in Redis when the store is, so
+// that every process on it keeps to the bot's limits together; in this
+// process otherwise.
+func newBudget(cfg *Config, store *openedStore, logger *slog.Logger) bot.Budget {
+	opts := limiterOptions(cfg, logger)
+	if store.client != nil {
+		return bot.NewRedisLimiter(store.client, redis.Base(cfg.Store.Redis.Prefix), opts)
+	}
+	return bot.NewLimiter(opts)
 }
 
 // workers is delivery.workers, or, when 0, two seconds' worth of the global
