@@ -82,10 +82,19 @@ func (c *Commands) handleCallback(ctx context.Context, cq *tgbotapi.CallbackQuer
 	return c.answer(ctx, cq, text, alert, nil)
 }
 
-func (c *Commands) answer(ctx context.Context, cq *tgbotapi.CallbackQuery, text string, alert bool, err error) error {
-	if aerr := c.client.AnswerCallback(ctx, cq.ID, text, alert); aerr != nil {
-		return errors.Join(err, fmt.Errorf("answer callback: %w", aerr))
+// answer queues the answer to a button press (see replyQueue), in order
+// with the replies of the chat it came from, and returns err.
+func (c *Commands) answer(_ context.Context, cq *tgbotapi.CallbackQuery, text string, alert bool, err error) error {
+	var chat int64
+	if cq.Message != nil && cq.Message.Chat != nil {
+		chat = cq.Message.Chat.ID
 	}
+	id := cq.ID
+	c.outq.push(chat, func(ctx context.Context) {
+		if aerr := c.client.AnswerCallback(ctx, id, text, alert); aerr != nil {
+			c.log.Warn("callback answer not sent", "chat", chat, "err", aerr)
+		}
+	})
 	return err
 }
 

@@ -80,6 +80,10 @@ type CommandsOptions struct {
 	// approval requests; nil when providers.hypercard.api is not set (the
 	// buttons are then never shown).
 	Approvals *Approvals
+	// Budget is the bot's rate budget, shared with the Deliverer: every
+	// reply, edit and callback answer takes its slot there. nil means no
+	// pacing (429s are still obeyed).
+	Budget Budget
 }
 
 // access says who may run a command.
@@ -125,6 +129,8 @@ type Commands struct {
 	callbacks map[string]callbackFunc
 	handled   *prometheus.CounterVec
 	approvals *Approvals
+	// outq sends the answers in the background (see replyQueue).
+	outq *replyQueue
 }
 
 var _ UpdateHandler = (*Commands)(nil)
@@ -141,7 +147,7 @@ func NewCommands(opts CommandsOptions) (*Commands, error) {
 	}
 	c := &Commands{
 		store:     opts.Store,
-		client:    opts.Client,
+		client:    NewPaced(opts.Client, opts.Budget, opts.Logger),
 		tmpl:      opts.Templates,
 		admins:    map[int64]bool{},
 		now:       opts.Now,
@@ -163,6 +169,7 @@ func NewCommands(opts CommandsOptions) (*Commands, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.outq = newReplyQueue(c.log, c.now)
 	if c.inviteTTL <= 0 {
 		c.inviteTTL = DefaultInviteTTL
 	}
@@ -297,13 +304,23 @@ func (c *Commands) reply(ctx context.Context, r *request, name string, data any)
 	return c.send(ctx, r, text)
 }
 
-func (c *Commands) send(ctx context.Context, r *request, text string) error {
-	_, err := c.client.Send(ctx, OutMessage{Target: r.target, Text: text, ReplyTo: r.msg.MessageID})
-	if err != nil {
-		return fmt.Errorf("reply: %w", err)
-	}
+// send queues text as the reply to r. The command's work is done by then:
+// a reply Telegram refuses, or cannot take for ReplyMaxAge, is logged and
+// never turns the command into a failure.
+func (c *Commands) send(_ context.Context, r *request, text string) error {
+	m := OutMessage{Target: r.target, Text: text, ReplyTo: r.msg.MessageID}
+	name := r.name
+	c.outq.push(r.target.ChatID, func(ctx context.Context) {
+		if _, err := c.client.Send(ctx, m); err != nil {
+			c.log.Error("command reply not sent", "command", name, "chat", m.Target.ChatID, "err", err)
+		}
+	})
 	return nil
 }
+
+// Close stops taking replies and waits until the queued ones are sent or
+// ctx ends (then they are cut off). serve calls it at shutdown.
+func (c *Commands) Close(ctx context.Context) { c.outq.close(ctx) }
 
 // ok counts a successful command and sends its reply.
 func (c *Commands) ok(ctx context.Context, r *request, name string, data any) error {
@@ -765,18 +782,30 @@ func (c *Commands) codes(ctx context.Context, r *request) error {
 		return err
 	}
 	c.count(r.name, "ok")
+	target, replyTo, protect := r.target, r.msg.MessageID, len(lines) > 0
+	c.outq.push(target.ChatID, func(ctx context.Context) {
+		if err := c.sendCodes(ctx, target, replyTo, protect, pages, first); err != nil {
+			c.log.Error("command reply not sent", "command", "codes", "chat", target.ChatID, "err", err)
+		}
+	})
+	return nil
+}
+
+// sendCodes sends the pages of a /codes reply and schedules their deletion
+// at first, the earliest expiry they list (none when zero).
+func (c *Commands) sendCodes(ctx context.Context, target otpbot.Target, replyTo int, protect bool, pages []string, first time.Time) error {
 	var tasks []otpbot.Task
 	for _, p := range pages {
-		id, err := c.client.Send(ctx, OutMessage{Target: r.target, Text: p, ReplyTo: r.msg.MessageID, Protect: len(lines) > 0})
+		id, err := c.client.Send(ctx, OutMessage{Target: target, Text: p, ReplyTo: replyTo, Protect: protect})
 		if err != nil {
 			err = fmt.Errorf("reply: %w", err)
-			return errors.Join(err, c.dropCodes(ctx, r.target, tasks))
+			return errors.Join(err, c.dropCodes(ctx, target, tasks))
 		}
 		if !first.IsZero() {
 			tasks = append(tasks, otpbot.Task{
-				ID:   "delete:" + r.target.String() + ":" + strconv.Itoa(id),
+				ID:   "delete:" + target.String() + ":" + strconv.Itoa(id),
 				Kind: otpbot.TaskDelete, Priority: otpbot.PriorityUpdate,
-				Target: r.target, TelegramID: id, Due: first, Created: first,
+				Target: target, TelegramID: id, Due: first, Created: first,
 			})
 		}
 	}
@@ -786,7 +815,7 @@ func (c *Commands) codes(ctx context.Context, r *request) error {
 	if err := c.store.Enqueue(ctx, tasks...); err != nil {
 		// Nothing would take the codes off the screen at expiry: take
 		// them off now.
-		return errors.Join(fmt.Errorf("codes: schedule the reply's deletion: %w", err), c.dropCodes(ctx, r.target, tasks))
+		return errors.Join(fmt.Errorf("codes: schedule the reply's deletion: %w", err), c.dropCodes(ctx, target, tasks))
 	}
 	return nil
 }

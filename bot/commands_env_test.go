@@ -109,6 +109,7 @@ func newEnvLimited(t *testing.T, limiter func(now func() time.Time) *Limiter) *e
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { e.cmds.Close(context.Background()) })
 	p, err := NewPoller(PollerOptions{Client: e.client, Handler: e.cmds, Coord: e.store, Owner: "test",
 		LeaseTTL: time.Second, PollTimeout: 1})
 	if err != nil {

@@ -217,6 +217,8 @@ func TestInviteRace(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// The replies go out in the background once the commands are done.
+	e.tg.WaitFor(t, func() bool { return len(e.tg.Messages(chatA)) > 0 && len(e.tg.Messages(chatB)) > 0 })
 	won := 0
 	for _, c := range []int64{chatA, chatB} {
 		links, _ := e.store.LinksForChat(e.ctx, c)

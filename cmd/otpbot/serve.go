@@ -282,10 +282,20 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 		Username:   client.Username,
 		Registerer: reg,
 		Approvals:  approvals,
+		Budget:     limiter,
 	})
 	if err != nil {
 		return err
 	}
+	goRun("replies", func(ctx context.Context) error {
+		// At shutdown the replies already queued get as long as the
+		// deliverer's calls.
+		<-ctx.Done()
+		drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout(cfg.ShutdownTimeout))
+		defer cancel()
+		commands.Close(drain)
+		return nil
+	})
 	started = true
 	goRun("deliverer", func(ctx context.Context) error {
 		defer close(delivererDone)
