@@ -187,6 +187,12 @@ type Deliverer struct {
 	// can tell when the Deliverer is idle.
 	busy atomic.Int32
 
+	// recover brings work on a backoff forward when Telegram is back;
+	// storeCtx (set by Run before any worker starts) is the context of
+	// the store writes that does it.
+	recover  recovery
+	storeCtx context.Context
+
 	liveMu sync.Mutex
 	live   map[string]time.Time // message id → expiry, messages with a countdown
 
@@ -205,7 +211,7 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 	}
 	d := &Deliverer{
 		store:          opts.Store,
-		client:         opts.Client,
+		storeCtx:       context.Background(),
 		render:         opts.Renderer,
 		limiter:        opts.Limiter,
 		log:            opts.Logger,
@@ -225,6 +231,7 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 		poke:           make(chan struct{}, 1),
 		live:           map[string]time.Time{},
 	}
+	d.client = watched{Sender: opts.Client, d: d}
 	d.renderKey = make([]byte, 32)
 	if _, err := rand.Read(d.renderKey); err != nil {
 		return nil, fmt.Errorf("deliverer: render key: %w", err)
@@ -384,6 +391,7 @@ func (d *Deliverer) work(ctx, callBase, storeBase context.Context, job otpbot.Jo
 			}
 		}
 	}
+	d.recover.forget(job.Task.ID)
 	w := &jobRun{d: d, job: job, ctx: callCtx, sctx: storeCtx, runCtx: ctx}
 	if ctx.Err() != nil {
 		// Shutdown began while this job waited for its message's lock:
@@ -598,11 +606,13 @@ func (w *jobRun) dropDuplicate(msg otpbot.Message) {
 // store counts it in Task.Attempts, which the backoff and the ops report
 // go by. Only a failed Telegram call (or store write) is an attempt; see
 // deferTo for work that merely has to wait.
-func (w *jobRun) retry(at time.Time, reason string) {
+func (w *jobRun) retry(at time.Time, reason string) bool {
 	w.d.deliveries.WithLabelValues(string(w.job.Task.Kind), "retried").Inc()
 	if err := w.storeDo(func(ctx context.Context) error { return w.d.store.Retry(ctx, w.job, at, reason) }); err != nil {
 		w.d.log.Warn("outbox retry failed", w.logAttrs("err", err)...)
+		return false
 	}
+	return true
 }
 
 // deferredPrefix starts the LastError of a task that was put off without
@@ -631,7 +641,11 @@ func (w *jobRun) deferTo(at time.Time, reason string) {
 // only (deferrals do not touch it).
 func (w *jobRun) backoff() time.Duration {
 	n := min(w.job.Task.Attempts, 16)
-	return jitter(min(time.Second<<n, w.d.maxBack))
+	limit := w.d.maxBack
+	if !low(w.job.Task.Priority) {
+		limit = min(limit, urgentMaxBackoff)
+	}
+	return jitter(min(time.Second<<n, limit))
 }
 
 // slot waits for the rate limiter. It returns false (after handing the job
@@ -735,7 +749,10 @@ func (w *jobRun) failed(err error, msg *otpbot.Message) {
 		if t.Attempts+1 == d.failRep {
 			d.ops.Failing(t.Target, t.Attempts+1, err)
 		}
-		w.retry(d.now().Add(wait), err.Error())
+		at := d.now().Add(wait)
+		if w.retry(at, err.Error()) {
+			d.recover.failed(t, at, err.Error())
+		}
 	}
 }
 
@@ -992,7 +1009,13 @@ func (w *jobRun) message() {
 	}
 	done := d.now()
 	msg.Rendered, msg.UpdatedAt = hash, done
-	d.latency.WithLabelValues(string(t.Kind)).Observe(done.Sub(t.Created).Seconds())
+	// A send's latency counts from the push's acknowledgement, through
+	// every retry and deferral since; other work from its task's creation.
+	since := t.Created
+	if t.Kind == otpbot.TaskSend && !msg.Event.ReceivedAt.IsZero() {
+		since = msg.Event.ReceivedAt
+	}
+	d.latency.WithLabelValues(string(t.Kind)).Observe(done.Sub(since).Seconds())
 	if msg.State == otpbot.StateLive {
 		d.track(msg)
 	} else {
@@ -1000,7 +1023,7 @@ func (w *jobRun) message() {
 	}
 	if w.finish(&msg, result, next...) {
 		d.log.Info("delivered", w.logAttrs("state", string(msg.State), "telegram_id", msg.TelegramID,
-			"result", result, "call_ms", done.Sub(start).Milliseconds(), "latency_ms", done.Sub(t.Created).Milliseconds())...)
+			"result", result, "call_ms", done.Sub(start).Milliseconds(), "latency_ms", done.Sub(since).Milliseconds())...)
 	}
 }
 

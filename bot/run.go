@@ -68,12 +68,19 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	defer stopStore()
 	defer cut()
 	defer s.wg.Wait()
+	d.storeCtx = s.storeBase
 
 	metricsDone := make(chan struct{})
 	defer func() { <-metricsDone }()
 	go func() {
 		defer close(metricsDone)
 		d.sampleLoop(ctx)
+	}()
+	probeDone := make(chan struct{})
+	defer func() { <-probeDone }()
+	go func() {
+		defer close(probeDone)
+		d.probeLoop(ctx, s.storeBase)
 	}()
 
 	wake := d.store.Wake()

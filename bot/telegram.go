@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -84,14 +85,34 @@ type discardLogger struct{}
 func (discardLogger) Println(...any)        {}
 func (discardLogger) Printf(string, ...any) {}
 
-// ctxDoer gives the library a request bound to one call's context.
+// ctxDoer gives the library a request bound to one call's context, and
+// turns an answer that is not the Bot API's JSON (an HTML error page from
+// Telegram's front end, say a 502 during an outage) into an *APIError
+// that names the HTTP status, rather than letting the library fail to
+// decode it.
 type ctxDoer struct {
 	ctx    context.Context
 	client *http.Client
+	method string
 }
 
 func (d ctxDoer) Do(req *http.Request) (*http.Response, error) {
-	return d.client.Do(req.WithContext(d.ctx))
+	resp, err := d.client.Do(req.WithContext(d.ctx))
+	if err != nil || resp.StatusCode < 400 || strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	kind := "no JSON"
+	if ct := resp.Header.Get("Content-Type"); strings.Contains(ct, "html") {
+		kind = "HTML"
+	}
+	return nil, &APIError{
+		Method:      d.method,
+		Code:        resp.StatusCode,
+		Description: fmt.Sprintf("%s (%s)", strings.TrimSpace(strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode))), kind),
+		Class:       classifyAPI(resp.StatusCode, ""),
+	}
 }
 
 // NewClient creates a Client and calls getMe, retrying with capped backoff
@@ -163,6 +184,12 @@ func NewClient(ctx context.Context, opts ClientOptions) (*Client, error) {
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
+}
+
+// Probe asks Telegram whether it answers (getMe).
+func (c *Client) Probe(ctx context.Context) error {
+	_, err := c.Me(ctx)
+	return err
 }
 
 // Username is the bot's @username (without @), from getMe at start-up.
@@ -406,7 +433,7 @@ func (c *Client) call(ctx context.Context, method string, p tgbotapi.Params, ext
 	// context without a lock. The struct holds no mutex, so the copy is
 	// safe.
 	b := c.base
-	b.Client = ctxDoer{ctx: ctx, client: c.http}
+	b.Client = ctxDoer{ctx: ctx, client: c.http, method: method}
 	resp, err := b.MakeRequest(method, p)
 	if err != nil {
 		ae := toAPIError(ctx, method, c.token, err)

@@ -3,6 +3,9 @@ package bot
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -325,5 +328,26 @@ func TestMigratedGroupError(t *testing.T) {
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Class != ClassMigrated || ae.MigrateTo != -1004001 {
 		t.Fatalf("err %+v", err)
+	}
+}
+
+// An outage page from Telegram's front end (HTML, not the Bot API's JSON)
+// is a retryable failure that names its HTTP status, not a decoding error.
+func TestClientHTMLErrorPageNamesItsStatus(t *testing.T) {
+	tg := bottest.New(t)
+	c := newClient(t, tg)
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprint(w, "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+	}))
+	defer page.Close()
+	c.base.SetAPIEndpoint(page.URL + "/bot%s/%s")
+	_, err := c.Send(context.Background(), OutMessage{Target: otpbot.Target{ChatID: 1}, Text: "hi"})
+	if err == nil || !strings.Contains(err.Error(), "telegram sendMessage: 502 Bad Gateway (HTML)") {
+		t.Fatalf("err = %v, want it to name the 502 and the HTML page", err)
+	}
+	if ClassOf(err) != ClassRetryable {
+		t.Fatalf("class %v, want retryable", ClassOf(err))
 	}
 }
