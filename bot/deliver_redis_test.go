@@ -20,7 +20,7 @@ import (
 // connection, store and Deliverer; they share the key prefix and Telegram.
 // The clock is real here, as it is between real processes.
 
-func newRedisDeliverer(t *testing.T, tg *bottest.Server, prefix string, tmpl *templates.Set) (*redisstore.Store, func()) {
+func newRedisDeliverer(t *testing.T, tg *bottest.Server, prefix string, tmpl *templates.Set, mod ...func(*DelivererOptions)) (*redisstore.Store, func()) {
 	t.Helper()
 	rc := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", DialTimeout: 2 * time.Second})
 	t.Cleanup(func() { rc.Close() })
@@ -39,10 +39,14 @@ func newRedisDeliverer(t *testing.T, tg *bottest.Server, prefix string, tmpl *te
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := NewDeliverer(DelivererOptions{Store: store, Client: client, Renderer: tmpl,
+	opts := DelivererOptions{Store: store, Client: client, Renderer: tmpl,
 		Registerer: prometheus.NewRegistry(), CountdownInterval: 500 * time.Millisecond, Lease: 2 * time.Second,
 		Limiter: NewLimiter(LimiterOptions{GlobalPerSec: 1000, GlobalBurst: 100, ChatPerSec: 100, ChatBurst: 10,
-			GroupPerMin: 6000, GroupBurst: 100})})
+			GroupPerMin: 6000, GroupBurst: 100})}
+	for _, m := range mod {
+		m(&opts)
+	}
+	d, err := NewDeliverer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
