@@ -78,8 +78,14 @@ type Message struct {
 	// Decision records who answered an approval request and how.
 	Decision string `json:"decision,omitempty"`
 	// SentAt is when Telegram accepted the first send; zero until then.
-	SentAt    time.Time `json:"sent_at,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	SentAt time.Time `json:"sent_at,omitempty"`
+	// SendStarted is set, durably, just before a send is called and
+	// cleared when its message id is recorded: a message that still has
+	// it while TelegramID is 0 had a send whose outcome is unknown (the
+	// process died during the call), so Telegram may show a copy whose id
+	// nobody knows.
+	SendStarted time.Time `json:"send_started,omitzero"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // MessageKey is the ID of a group's message in a target.

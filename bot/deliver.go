@@ -556,7 +556,7 @@ func (w *jobRun) finish(msg *otpbot.Message, result string, next ...otpbot.Task)
 		}
 		prev = fresh.UpdatedAt
 		if fresh.TelegramID == 0 {
-			fresh.TelegramID, fresh.SentAt = msg.TelegramID, msg.SentAt
+			fresh.TelegramID, fresh.SentAt, fresh.SendStarted = msg.TelegramID, msg.SentAt, msg.SendStarted
 		}
 		fresh.Rendered = msg.Rendered
 		fresh.UpdatedAt = d.now()
@@ -974,6 +974,10 @@ func (w *jobRun) message() {
 		return
 	}
 
+	inDoubt := msg.TelegramID == 0 && !msg.SendStarted.IsZero()
+	if msg.TelegramID == 0 && !w.markSendStarted(&msg) {
+		return
+	}
 	start := d.now()
 	result := "edited"
 	call := func(out OutMessage) error {
@@ -982,7 +986,7 @@ func (w *jobRun) message() {
 		}
 		id, err := d.client.Send(w.ctx, out)
 		if err == nil {
-			msg.TelegramID, msg.SentAt = id, d.now()
+			msg.TelegramID, msg.SentAt, msg.SendStarted = id, d.now(), time.Time{}
 			w.sentID = id
 		}
 		return err
@@ -1024,6 +1028,9 @@ func (w *jobRun) message() {
 	if w.finish(&msg, result, next...) {
 		d.log.Info("delivered", w.logAttrs("state", string(msg.State), "telegram_id", msg.TelegramID,
 			"result", result, "call_ms", done.Sub(start).Milliseconds(), "latency_ms", done.Sub(since).Milliseconds())...)
+		if inDoubt && result == "sent" {
+			w.removeOrphans(msg)
+		}
 	}
 }
 

@@ -360,7 +360,10 @@ func TestDeliverDuplicateAfterATakeoverIsRemoved(t *testing.T) {
 			if len(live) != 1 || live[0].ID != st.TelegramID {
 				t.Fatalf("%d messages show the code (stored id %d): %+v", len(live), st.TelegramID, live)
 			}
-			if n := len(e.tg.Messages(dlChat)); tc.deleteFail != (n == 2) {
+			// A copy whose deletion failed stays redacted, unless the
+			// other process's search for an interrupted send's copy found
+			// and deleted it first.
+			if n := len(e.tg.Messages(dlChat)); n != 1 && !(tc.deleteFail && n == 2) {
 				t.Fatalf("%d messages left in the chat", n)
 			}
 		})

@@ -165,3 +165,15 @@ func (s watched) Probe(ctx context.Context) error {
 	}
 	return p.Probe(ctx)
 }
+
+// ClearButtons removes a message's keyboard, when the Sender can (see
+// Client.ClearButtons); false, nil otherwise.
+func (s watched) ClearButtons(ctx context.Context, target otpbot.Target, messageID int) (bool, error) {
+	c, ok := s.Sender.(buttonClearer)
+	if !ok {
+		return false, nil
+	}
+	changed, err := c.ClearButtons(ctx, target, messageID)
+	s.answered(err)
+	return changed, err
+}

@@ -54,6 +54,13 @@ func messageFragment(m otpbot.Message, fields msgFields) (string, error) {
 		b = append(b, `,"rendered":`...)
 		b = appendJSONString(b, m.Rendered)
 	}
+	if !m.SendStarted.IsZero() {
+		b = append(b, `,"send_started":`...)
+		var err error
+		if b, err = appendJSONTime(b, m.SendStarted); err != nil {
+			return "", fmt.Errorf("send_started: %w", err)
+		}
+	}
 	b = append(b, `,"sent_at":`...)
 	b, err := appendJSONTime(b, m.SentAt)
 	if err != nil {

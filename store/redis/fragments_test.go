@@ -177,7 +177,7 @@ func TestFragmentFieldsKnown(t *testing.T) {
 		v    any
 		want []string
 	}{
-		{otpbot.Message{}, []string{"id", "group", "target", "event", "state", "telegram_id", "rendered", "decision", "sent_at", "updated_at"}},
+		{otpbot.Message{}, []string{"id", "group", "target", "event", "state", "telegram_id", "rendered", "decision", "sent_at", "send_started", "updated_at"}},
 		{otpbot.Task{}, []string{"id", "kind", "priority", "message_id", "target", "due", "created", "attempts", "last_error", "text", "telegram_id", "reply_to"}},
 		{otpbot.Link{}, []string{"key", "target", "created_at", "created_by", "broken", "broken_reason", "replies"}},
 		{otpbot.Target{}, []string{"chat_id", "thread_id"}},
