@@ -7,7 +7,15 @@
 // current state, records every call, lets a test inject commands and button
 // presses (long polling blocks until one arrives; with a webhook set they are
 // POSTed to it) and faults (failures of the next calls, an outage, a blocked
-// chat, Telegram's rate limits answered with real 429s).
+// chat).
+//
+// By default it answers at once and limits nothing, so that a test sees
+// only what it asks for. Opt in to behave like the real Telegram:
+// WithRoundTrip (a network round trip, acted on half way),
+// WithTelegramLimits(RealLimits()) (flood limits as token buckets with
+// bursts, answered with real 429s), and SetDown(502) (nginx's HTML error
+// page, as Telegram's front end answers when the Bot API is away).
+// Start runs the same server outside a test.
 package bottest
 
 import (
@@ -17,6 +25,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // BotID and BotUsername describe the bot that getMe returns.
@@ -75,8 +85,6 @@ type Server struct {
 	srv         *httptest.Server
 	token       string
 	waitTimeout time.Duration
-	globalLimit int
-	chatLimit   int
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every state change
@@ -95,9 +103,18 @@ type Server struct {
 	holds    map[string]chan struct{}
 	held     map[string]int
 	count429 int
-	// flood control state
-	globalHits  []time.Time
+	// forgets counts ForgetCalls, so that a long poll answered after one
+	// does not write into the new record.
+	forgets int
+	// trip is the simulated network (see WithRoundTrip).
+	trip roundTrip
+	// flood control state (see limits.go)
+	limits      Limits
+	global      *rate.Limiter
 	globalUntil time.Time
+	// counted are the times of the accepted calls that count against the
+	// limits, oldest first (MaxCallsPerWindow).
+	counted []time.Time
 }
 
 type chat struct {
@@ -109,9 +126,12 @@ type chat struct {
 	blocked bool
 	// migratedTo is the supergroup this group became (see Migrate).
 	migratedTo int64
-	hits       []time.Time
-	until      time.Time
-	userMsgs   int
+	// bucket and groupBucket are the chat's flood buckets (nil: not yet
+	// used, or no such limit); until ends a 429 penalty in the chat.
+	bucket      *rate.Limiter
+	groupBucket *rate.Limiter
+	until       time.Time
+	userMsgs    int
 }
 
 // New starts a fake Bot API server, closed when the test ends.

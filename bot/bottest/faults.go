@@ -1,6 +1,9 @@
 package bottest
 
 import (
+	"io"
+	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -20,8 +23,12 @@ func (s *Server) FailNext(method string, n, code int, description string, retryA
 	s.faults[method] = append(s.faults[method], &fault{n: n, code: code, desc: description, retryAfter: retryAfter})
 }
 
-// SetDown makes every call fail until SetUp: with code (502 "Bad Gateway",
-// say), or, with code 0, by dropping the connection without an answer.
+// SetDown makes every call fail until SetUp: with code, or, with code 0,
+// by dropping the connection without an answer. 502, 503 and 504 are
+// answered the way Telegram's nginx front end answers them when the Bot
+// API behind it is away: that status with nginx's HTML page (text/html),
+// not the Bot API's JSON envelope. Any other code gets the JSON envelope
+// with that error_code. Calls are recorded with code as their Code.
 func (s *Server) SetDown(code int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -116,4 +123,31 @@ func (s *Server) takeFault(method string) *apiError {
 		s.faults[method] = q[1:]
 	}
 	return &apiError{code: f.code, desc: f.desc, retryAfter: f.retryAfter}
+}
+
+// nginxPages are the bodies nginx answers with when its upstream fails.
+var nginxPages = map[int]string{
+	502: "502 Bad Gateway",
+	503: "503 Service Temporarily Unavailable",
+	504: "504 Gateway Time-out",
+}
+
+// outage is the answer to a call while the server is down with code.
+func outage(code int) *apiError {
+	title, ok := nginxPages[code]
+	if !ok {
+		return &apiError{code: code, desc: http.StatusText(code)}
+	}
+	page := "<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" + title +
+		"</h1></center>\r\n<hr><center>nginx/1.18.0</center>\r\n</body>\r\n</html>\r\n"
+	return &apiError{code: code, desc: title, page: page}
+}
+
+// writeHTML answers an nginx error page.
+func writeHTML(w http.ResponseWriter, code int, page string) {
+	w.Header().Set("Server", "nginx/1.18.0")
+	w.Header().Set("Content-Type", "text/html")
+	w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, page)
 }

@@ -88,6 +88,18 @@ func (s *Server) Count429() int {
 	return s.count429
 }
 
+// ForgetCalls drops the recorded calls (Calls returns only later ones)
+// and the times MaxCallsPerWindow counts, so that a long run does not
+// keep every request in memory and a measured phase counts alone.
+// Messages and Count429 are kept.
+func (s *Server) ForgetCalls() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = nil
+	s.counted = nil
+	s.forgets++
+}
+
 // WebhookURL returns the URL and secret token of the current webhook.
 func (s *Server) WebhookURL() (url, secret string) {
 	s.mu.Lock()

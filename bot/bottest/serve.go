@@ -1,6 +1,7 @@
 package bottest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,14 +13,31 @@ import (
 	"time"
 )
 
+// apiError is a failed call's answer: Telegram's JSON error envelope, or,
+// with page set, an HTML page of its nginx front end.
 type apiError struct {
 	code       int
 	desc       string
 	retryAfter int
 	migrateTo  int64
+	page       string
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+// observed is what a call did, for Standalone's observer.
+type observed struct {
+	params map[string]string
+	// acted is when the fake acted on the call (zero if it never did).
+	acted time.Time
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) { s.serveCall(w, r, nil) }
+
+// serveCall answers one call the way it travels: held (Hold) and delayed
+// (SetLatency) while the client may still give up, then half the round
+// trip on its way to Telegram, acted on, and the other half on the way
+// back. Once on its way it is acted on even if the client gives up: the
+// request has left, and only the answer is lost.
+func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, obs *observed) {
 	token, method, ok := parsePath(r.URL.Path)
 	if !ok {
 		writeJSON(w, 404, map[string]any{"ok": false, "error_code": 404, "description": "Not Found"})
@@ -30,6 +48,32 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 400, map[string]any{"ok": false, "error_code": 400, "description": "Bad Request: " + err.Error()})
 		return
 	}
+	if obs != nil {
+		obs.params = params
+	}
+	if !s.await(r.Context(), method) {
+		return
+	}
+	there, back := s.drawTrip()
+	// On its way the request is out of the client's hands: it arrives
+	// and is acted on even if the client gives up.
+	if !s.travel(context.Background(), there) {
+		return
+	}
+	a := s.act(r.Context(), token, method, params)
+	if obs != nil {
+		obs.acted = a.at
+	}
+	if !s.travel(r.Context(), back) {
+		return // nobody is listening for the answer any more
+	}
+	a.write(w)
+}
+
+// await holds a call while Hold or SetLatency says so; false when the
+// client gave up meanwhile (the call is then never acted on) or the
+// server closes.
+func (s *Server) await(ctx context.Context, method string) bool {
 	s.mu.Lock()
 	latency := s.latency
 	hold := s.holds[method]
@@ -42,7 +86,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-hold:
 		case <-s.closing:
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			// The client gave up (a cut-off call): the request is never
 			// acted on, as if it had not reached Telegram.
 			gone = true
@@ -52,54 +96,67 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.notify()
 		s.mu.Unlock()
 		if gone {
-			return
+			return false
 		}
 	}
 	if latency > 0 && method != "getUpdates" {
-		select {
-		case <-time.After(latency):
-		case <-r.Context().Done():
-			return
-		case <-s.closing:
-			return
-		}
+		return s.travel(ctx, latency)
 	}
+	return true
+}
+
+// answer is the outcome of a call the fake acted on.
+type answer struct {
+	at     time.Time
+	result any
+	aerr   *apiError
+	drop   bool
+}
+
+// act performs the call: records it, applies the outage, faults and
+// limits, and changes the fake's state.
+func (s *Server) act(ctx context.Context, token, method string, params map[string]string) answer {
 	s.mu.Lock()
-	call := Call{Method: method, Params: params, Time: time.Now()}
-	idx := len(s.calls)
-	s.calls = append(s.calls, call)
-	var result any
-	var aerr *apiError
-	drop := false
+	defer s.mu.Unlock()
+	a := answer{at: time.Now()}
+	idx, gen := len(s.calls), s.forgets
+	s.calls = append(s.calls, Call{Method: method, Params: params, Time: a.at})
 	switch {
 	case s.token != "" && token != s.token:
-		aerr = &apiError{code: 401, desc: "Unauthorized"}
+		a.aerr = &apiError{code: 401, desc: "Unauthorized"}
 	case s.downSet && s.down == 0:
-		drop = true
+		a.drop = true
 	case s.downSet:
-		aerr = &apiError{code: s.down, desc: http.StatusText(s.down)}
+		a.aerr = outage(s.down)
 	default:
-		aerr = s.takeFault(method)
+		a.aerr = s.takeFault(method)
 	}
-	if aerr == nil && !drop {
+	if a.aerr == nil && !a.drop {
 		if method == "getUpdates" {
 			s.mu.Unlock()
-			result, aerr = s.getUpdates(r.Context(), params)
+			a.result, a.aerr = s.getUpdates(ctx, params)
 			s.mu.Lock()
 		} else {
-			result, aerr = s.dispatch(method, params)
+			a.result, a.aerr = s.dispatch(method, params)
 		}
 	}
-	if aerr != nil {
-		s.calls[idx].Code = aerr.code
-		if aerr.code == 429 {
+	if a.aerr != nil {
+		if gen == s.forgets && idx < len(s.calls) {
+			s.calls[idx].Code = a.aerr.code
+		}
+		if a.aerr.code == 429 {
 			s.count429++
 		}
 	}
 	s.notify()
-	s.mu.Unlock()
+	return a
+}
 
-	if drop {
+// write sends the answer: the JSON envelope, an HTML error page, or,
+// for a dropped connection, nothing at all.
+func (a answer) write(w http.ResponseWriter) {
+	switch {
+	case a.drop:
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
 				conn.Close()
@@ -107,20 +164,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		writeJSON(w, 502, map[string]any{"ok": false, "error_code": 502, "description": "Bad Gateway"})
-		return
-	}
-	if aerr != nil {
-		body := map[string]any{"ok": false, "error_code": aerr.code, "description": aerr.desc}
-		if aerr.retryAfter > 0 {
-			body["parameters"] = map[string]any{"retry_after": aerr.retryAfter}
+	case a.aerr != nil && a.aerr.page != "":
+		writeHTML(w, a.aerr.code, a.aerr.page)
+	case a.aerr != nil:
+		body := map[string]any{"ok": false, "error_code": a.aerr.code, "description": a.aerr.desc}
+		if a.aerr.retryAfter > 0 {
+			body["parameters"] = map[string]any{"retry_after": a.aerr.retryAfter}
 		}
-		if aerr.migrateTo != 0 {
-			body["parameters"] = map[string]any{"migrate_to_chat_id": aerr.migrateTo}
+		if a.aerr.migrateTo != 0 {
+			body["parameters"] = map[string]any{"migrate_to_chat_id": a.aerr.migrateTo}
 		}
-		writeJSON(w, aerr.code, body)
-		return
+		writeJSON(w, a.aerr.code, body)
+	default:
+		writeJSON(w, 200, map[string]any{"ok": true, "result": a.result})
 	}
-	writeJSON(w, 200, map[string]any{"ok": true, "result": result})
 }
 
 func parsePath(p string) (token, method string, ok bool) {
@@ -200,11 +257,17 @@ func (s *Server) dispatch(method string, p map[string]string) (any, *apiError) {
 		if m == nil {
 			return nil, &apiError{code: 400, desc: "Bad Request: message to delete not found"}
 		}
+		if aerr := s.flood(c); aerr != nil {
+			return nil, aerr
+		}
 		delete(c.msgs, m.ID)
 		return true, nil
 	case "answerCallbackQuery":
 		if p["callback_query_id"] == "" {
 			return nil, &apiError{code: 400, desc: "Bad Request: query is too old and response timeout expired or query ID is invalid"}
+		}
+		if aerr := s.flood(nil); aerr != nil {
+			return nil, aerr
 		}
 		return true, nil
 	case "setWebhook":
