@@ -1,12 +1,9 @@
 package bottest
 
 import (
-	"context"
-	"encoding/json"
 	"html"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -101,63 +98,3 @@ func stripHTML(s string) string {
 // Plain is the text of a message as the user sees it (tags removed,
 // entities decoded).
 func (m Message) Plain() string { return stripHTML(m.Text) }
-
-// getUpdates answers a long poll: updates from offset at once if there are
-// any, else it waits up to timeout seconds for one to be injected, until
-// the client gives up or the server closes. Called without s.mu.
-func (s *Server) getUpdates(ctx context.Context, p map[string]string) (any, *apiError) {
-	offset, _ := strconv.Atoi(p["offset"])
-	timeout, _ := strconv.Atoi(p["timeout"])
-	limit, _ := strconv.Atoi(p["limit"])
-	if limit <= 0 || limit > 100 {
-		limit = 100
-	}
-	deadline := time.NewTimer(time.Duration(timeout) * time.Second)
-	defer deadline.Stop()
-	for {
-		s.mu.Lock()
-		if s.webhook != "" {
-			s.mu.Unlock()
-			return nil, &apiError{code: 409, desc: "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"}
-		}
-		if offset > 0 {
-			// Confirm everything before offset, as Telegram does.
-			kept := s.updates[:0:0]
-			for _, u := range s.updates {
-				if updateIDOf(u) >= offset {
-					kept = append(kept, u)
-				}
-			}
-			s.updates = kept
-		}
-		var out []json.RawMessage
-		for _, u := range s.updates {
-			if len(out) == limit {
-				break
-			}
-			out = append(out, u)
-		}
-		wait := s.changed
-		s.mu.Unlock()
-		if len(out) > 0 {
-			return out, nil
-		}
-		select {
-		case <-wait:
-		case <-deadline.C:
-			return []json.RawMessage{}, nil
-		case <-ctx.Done():
-			return []json.RawMessage{}, nil
-		case <-s.closing:
-			return []json.RawMessage{}, nil
-		}
-	}
-}
-
-func updateIDOf(u json.RawMessage) int {
-	var v struct {
-		ID int `json:"update_id"`
-	}
-	_ = json.Unmarshal(u, &v)
-	return v.ID
-}

@@ -2,10 +2,8 @@ package bottest
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,15 +21,21 @@ type Observation struct {
 	// Text is the call's text parameter (sendMessage, editMessageText).
 	Text string
 	// Received is when the request arrived, before the server read it:
-	// what a latency measurement ends on.
+	// when the bot sent it.
 	Received time.Time
-	// Status is the HTTP status answered (200, 429, 400...).
+	// Acted is when the fake acted on it (a sent message exists from
+	// then): Received plus half the round trip (WithRoundTrip) and any
+	// hold. Zero when it was never acted on.
+	Acted time.Time
+	// Status is the HTTP status answered (200, 429, 400...), 0 when no
+	// answer went back (a dropped connection, or a client that gave up).
 	Status int
 }
 
 // Standalone is the fake Bot API run outside a test (a load tool, a demo):
-// the same Server, plus an observer of every call and limits that can be
-// changed while it runs. Close it when done.
+// the same Server, with the same options (WithRoundTrip,
+// WithTelegramLimits...) and setters, plus an observer of every call.
+// Close it when done.
 type Standalone struct {
 	*Server
 	observe atomic.Pointer[func(Observation)]
@@ -74,31 +78,8 @@ func (st *Standalone) Observe(fn func(Observation)) {
 	st.observe.Store(&fn)
 }
 
-// SetLimits changes the flood limits while the server runs, as WithLimits
-// sets them at start (0 = no limit). The windows restart empty.
-func (st *Standalone) SetLimits(globalPerSec, perChatPerSec int) {
-	s := st.Server
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.globalLimit, s.chatLimit = globalPerSec, perChatPerSec
-	s.globalHits, s.globalUntil = nil, time.Time{}
-	for _, c := range s.chats {
-		c.hits, c.until = nil, time.Time{}
-	}
-}
-
-// ForgetCalls drops the recorded calls (Calls returns only later ones), so
-// that a long run does not keep every request in memory. Messages and
-// Count429 are kept.
-func (st *Standalone) ForgetCalls() {
-	s := st.Server
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = nil
-}
-
-// serve reads the call's parameters for the observer, then lets the
-// Server answer it.
+// serve lets the Server answer the call and tells the observer what it
+// did.
 func (st *Standalone) serve(w http.ResponseWriter, r *http.Request) {
 	fn := st.observe.Load()
 	_, method, _ := parsePath(r.URL.Path)
@@ -107,26 +88,17 @@ func (st *Standalone) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	obs := Observation{Method: method, Received: time.Now()}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	peek := r.Clone(r.Context())
-	peek.Body = io.NopCloser(bytes.NewReader(body))
-	if params, err := readParams(peek); err == nil {
-		obs.Text = params["text"]
-		_, _ = fmt.Sscan(params["chat_id"], &obs.ChatID)
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	st.Server.serve(rec, r)
-	obs.Status = rec.status
+	var did observed
+	rec := &statusRecorder{ResponseWriter: w}
+	st.Server.serveCall(rec, r, &did)
+	obs.Status, obs.Acted = rec.status, did.acted
+	obs.Text = did.params["text"]
+	_, _ = fmt.Sscan(did.params["chat_id"], &obs.ChatID)
 	(*fn)(obs)
 }
 
-// statusRecorder remembers the status written; it can still be hijacked,
-// which the server does to simulate a dropped connection.
+// statusRecorder remembers the status written (0 for none); it can still
+// be hijacked, which the server does to simulate a dropped connection.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
