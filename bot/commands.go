@@ -368,16 +368,93 @@ func (c *Commands) help(ctx context.Context, r *request) error {
 
 // --- /link, /unlink, /links ---
 
-// parseKey reads "card ID" or "customer NO".
-func parseKey(args []string) (otpbot.Key, bool) {
+// Errors of parseKey.
+var (
+	errKeyUsage = errors.New("want card ID or customer NO")
+	// errCardNumber: the ID looks like a card number (looksLikePAN). The
+	// key is returned with it, so a command may still accept a key the
+	// chat already has.
+	errCardNumber = errors.New("looks like a card number")
+)
+
+// confirmWord after "card ID" insists that an ID that looks like a card
+// number is the platform's id: HyperCard's card ids are 19-digit numbers,
+// and about one in ten passes the card number check digit.
+const confirmWord = "confirm"
+
+// parseKey reads "card ID" or "customer NO", optionally followed by
+// confirmWord. An ID that looks like a card number is refused with
+// errCardNumber unless confirmed: a full card number must never become a
+// link key, which is stored and shown.
+func parseKey(args []string) (otpbot.Key, error) {
+	confirmed := len(args) == 3 && strings.EqualFold(args[2], confirmWord)
+	if confirmed {
+		args = args[:2]
+	}
 	if len(args) != 2 {
-		return otpbot.Key{}, false
+		return otpbot.Key{}, errKeyUsage
 	}
 	t := otpbot.KeyType(strings.ToLower(args[0]))
 	if (t != otpbot.KeyCard && t != otpbot.KeyCustomer) || !validID(args[1]) {
-		return otpbot.Key{}, false
+		return otpbot.Key{}, errKeyUsage
 	}
-	return otpbot.Key{Type: t, ID: args[1]}, true
+	key := otpbot.Key{Type: t, ID: args[1]}
+	if !confirmed && looksLikePAN(key.ID) {
+		return key, errCardNumber
+	}
+	return key, nil
+}
+
+// looksLikePAN reports whether s is shaped like a payment card number: 13
+// to 19 digits (dashes between groups allowed) whose last digit is the
+// Luhn check digit of the others.
+func looksLikePAN(s string) bool {
+	digits := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits = append(digits, c-'0')
+		case c == '-' && i > 0 && i < len(s)-1:
+		default:
+			return false
+		}
+	}
+	if len(digits) < 13 || len(digits) > 19 {
+		return false
+	}
+	sum := 0
+	for i := range digits {
+		d := int(digits[len(digits)-1-i])
+		if i%2 == 1 {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return sum%10 == 0
+}
+
+// cardNumber refuses a command whose argument looks like a card number.
+// Neither the reply nor the log repeats the argument. confirm is the form
+// of the command that insists on it ("" when there is none).
+func (c *Commands) cardNumber(ctx context.Context, r *request, confirm string) error {
+	c.log.Info("argument refused: it looks like a card number", "command", r.name, "target", r.target.String(), "by", r.user)
+	c.count(r.name, "refused")
+	return c.reply(ctx, r, "card_number", templates.CardNumberView{Confirm: confirm})
+}
+
+// keyArg parses the key argument of /link, /unlink and /invite and
+// answers a mistake (usage, or a card number); ok is false when it did.
+func (c *Commands) keyArg(ctx context.Context, r *request, usage string) (key otpbot.Key, ok bool, err error) {
+	key, err = parseKey(r.args)
+	switch {
+	case errors.Is(err, errCardNumber):
+		return key, false, c.cardNumber(ctx, r, "/"+r.name+" "+string(key.Type)+" ID "+confirmWord)
+	case err != nil:
+		return key, false, c.usage(ctx, r, usage)
+	}
+	return key, true, nil
 }
 
 // validID accepts what card ids and customer numbers look like: up to 128
@@ -403,9 +480,9 @@ const (
 )
 
 func (c *Commands) link(ctx context.Context, r *request) error {
-	key, ok := parseKey(r.args)
+	key, ok, err := c.keyArg(ctx, r, linkUsage)
 	if !ok {
-		return c.usage(ctx, r, linkUsage)
+		return err
 	}
 	l := otpbot.Link{Key: key, Target: r.target, CreatedAt: c.now(), CreatedBy: r.user}
 	// A new link starts with replies off; renewing one (after it broke,
@@ -427,8 +504,20 @@ func (c *Commands) link(ctx context.Context, r *request) error {
 }
 
 func (c *Commands) unlink(ctx context.Context, r *request) error {
-	key, ok := parseKey(r.args)
-	if !ok {
+	key, err := parseKey(r.args)
+	if errors.Is(err, errCardNumber) {
+		// A link the chat has can always be removed: it was made with
+		// confirmWord.
+		linked, lerr := c.hasLink(ctx, r, key)
+		if lerr != nil {
+			return lerr
+		}
+		if !linked {
+			return c.cardNumber(ctx, r, "")
+		}
+		err = nil
+	}
+	if err != nil {
 		return c.usage(ctx, r, unlinkUsage)
 	}
 	removed, err := c.store.Unlink(ctx, key, r.target)
@@ -441,6 +530,20 @@ func (c *Commands) unlink(ctx context.Context, r *request) error {
 	}
 	c.log.Info("unlinked", "key_type", key.Type, "key", otpbot.MaskID(key.ID), "target", r.target.String(), "by", r.user)
 	return c.ok(ctx, r, "unlink_ok", view)
+}
+
+// hasLink reports whether key is linked to the request's chat and topic.
+func (c *Commands) hasLink(ctx context.Context, r *request, key otpbot.Key) (bool, error) {
+	links, err := c.chatLinks(ctx, r)
+	if err != nil {
+		return false, err
+	}
+	for _, l := range links {
+		if l.Key == key && l.Target == r.target {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (c *Commands) links(ctx context.Context, r *request) error {
@@ -499,9 +602,9 @@ func (c *Commands) replies(ctx context.Context, r *request) error {
 // --- /invite and /start TOKEN ---
 
 func (c *Commands) invite(ctx context.Context, r *request) error {
-	key, ok := parseKey(r.args)
+	key, ok, err := c.keyArg(ctx, r, inviteUsage)
 	if !ok {
-		return c.usage(ctx, r, inviteUsage)
+		return err
 	}
 	username := c.username()
 	if username == "" {
@@ -635,6 +738,9 @@ func (c *Commands) history(ctx context.Context, r *request) error {
 		}
 		if len(keys) == 0 && !r.admin {
 			// Not this chat's key: say nothing about whether it exists.
+			if looksLikePAN(h.id) {
+				return c.cardNumber(ctx, r, "")
+			}
 			return c.refuse(ctx, r)
 		}
 	}
@@ -655,6 +761,11 @@ func (c *Commands) history(ctx context.Context, r *request) error {
 				shown = k
 				break
 			}
+		}
+		// A card number is no key; one of the platform's ids that merely
+		// looks like one has history, and is shown.
+		if len(entries) == 0 && looksLikePAN(h.id) {
+			return c.cardNumber(ctx, r, "")
 		}
 	} else {
 		if entries, err = c.mergedHistory(ctx, keys, h.n); err != nil {
