@@ -59,6 +59,9 @@ func cmdBackup(ctx context.Context, args []string, getenv func(string) string, s
 		}
 	}
 	if *out == "" {
+		if err := guardStdout(stdout, stderr); err != nil {
+			return err
+		}
 		n, how, err := write(stdout)
 		if err != nil {
 			return fmt.Errorf("backup: %w", err)
@@ -67,7 +70,8 @@ func cmdBackup(ctx context.Context, args []string, getenv func(string) string, s
 		return nil
 	}
 	// Write next to the target and rename, so a failed backup never
-	// replaces a good one.
+	// replaces a good one. CreateTemp makes the file 0600: the snapshot
+	// holds live codes, links and history.
 	tmp, err := os.CreateTemp(filepath.Dir(*out), ".otpbot-backup-*")
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
@@ -88,6 +92,46 @@ func cmdBackup(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	fmt.Fprintf(stderr, "backup: %d bytes written to %s, %s\n", n, *out, how)
 	return nil
+}
+
+// guardStdout refuses to write the snapshot to a terminal, and keeps a
+// file stdout was redirected to (`otpbot backup > file`: the shell created
+// it with its umask, usually 0644) from being readable by others.
+//
+// A terminal is recognised as a character device: the standard library
+// cannot ask for a terminal as such, and no other character device is a
+// sensible place for a store snapshot (a tape is written with -o, or
+// through a pipe), except the null device, which is let through
+// (`otpbot backup > /dev/null` checks that a snapshot can be taken). A pipe
+// is the reader's business: otpbot cannot tell who reads it.
+func guardStdout(stdout, stderr io.Writer) error {
+	f, ok := stdout.(*os.File)
+	if !ok {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("backup: stdout: %w", err)
+	}
+	mode := fi.Mode()
+	switch {
+	case mode&os.ModeCharDevice != 0 && !isNullDevice(fi):
+		return &usageError{"backup: stdout is a terminal; write the snapshot to a file with -o FILE (created 0600)"}
+	case mode.IsRegular() && mode.Perm()&0o077 != 0:
+		perm := mode.Perm() &^ 0o077
+		if err := f.Chmod(perm); err != nil {
+			return &usageError{fmt.Sprintf("backup: stdout is a file others can read (%#o) and its mode cannot be changed (%v); "+
+				"write the snapshot with -o FILE (created 0600)", mode.Perm(), errors.Unwrap(err))}
+		}
+		fmt.Fprintf(stderr, "backup: stdout was readable by group or others (%#o); it is now %#o\n", mode.Perm(), perm)
+	}
+	return nil
+}
+
+// isNullDevice reports whether fi is os.DevNull.
+func isNullDevice(fi os.FileInfo) bool {
+	null, err := os.Stat(os.DevNull)
+	return err == nil && os.SameFile(fi, null)
 }
 
 // fetchBackup streams the running server's snapshot to w.
