@@ -22,11 +22,12 @@ const backupBytesTrailer = "X-Otpbot-Backup-Bytes"
 // cmdBackup writes a consistent snapshot of the embedded store. When no
 // server holds the file it is read directly (read-only); while serve runs,
 // bbolt's lock keeps other processes out, so the snapshot is fetched from
-// that server's /admin/backup on this host instead.
+// that server's /admin/backup on this host instead (http.admin_listen,
+// else http.listen).
 func cmdBackup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs, configFlag := newFlags("backup", stderr)
 	out := fs.String("o", "", "write the snapshot to this file (atomically) instead of stdout")
-	base := fs.String("url", "", "base URL of the running otpbot; default http:// + http.listen")
+	base := fs.String("url", "", "base URL of the running otpbot; default http:// + http.admin_listen, else http.listen")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -51,7 +52,7 @@ func cmdBackup(ctx context.Context, args []string, getenv func(string) string, s
 			})
 			return n, "read " + cfg.Store.Path + " directly", err
 		case errors.Is(err, errStoreInUse):
-			url := baseURL(&cfg, *base) + backupPath
+			url := adminURL(&cfg, *base) + backupPath
 			n, err := fetchBackup(ctx, url, adminToken(cfg.Telegram.Token), w)
 			return n, "fetched from the running server at " + url, err
 		default:
@@ -134,6 +135,15 @@ func isNullDevice(fi os.FileInfo) bool {
 	return err == nil && os.SameFile(fi, null)
 }
 
+// adminURL is where the running otpbot serves /admin/backup: flagValue
+// when set, else http.admin_listen, else http.listen.
+func adminURL(cfg *Config, flagValue string) string {
+	if flagValue == "" && cfg.HTTP.AdminListen != "" {
+		return listenURL(cfg.HTTP.AdminListen)
+	}
+	return baseURL(cfg, flagValue)
+}
+
 // fetchBackup streams the running server's snapshot to w.
 func fetchBackup(ctx context.Context, url, token string, w io.Writer) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Hour)
@@ -146,7 +156,7 @@ func fetchBackup(ctx context.Context, url, token string, w io.Writer) (int64, er
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("the store file is in use and the running server cannot be reached (%w); "+
-			"is http.listen right, or pass -url", err)
+			"are http.admin_listen and http.listen right, or pass -url", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
