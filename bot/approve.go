@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,16 +19,19 @@ import (
 //
 // A live request carries Approve and Decline. A first tap asks for a
 // confirming tap in that chat only (the message is edited there; the other
-// chats keep their buttons). The confirming tap calls HyperCard once: a
+// chats keep their buttons), by the same user in the same direction
+// (approve_confirm.go). The confirming tap calls HyperCard once: a
 // lease on the request's message group, in the shared store, lets one tap
 // through while a double tap or another chat's tap waits its turn, and the
 // winner marks every chat's message decided before it lets go. Whoever comes
 // next finds the request answered and calls nothing. When the call fails,
 // the lease is released at once and the tapping chat is told so, with the
-// buttons back: only the user's next tap tries again.
+// buttons back: only the user's next tap (and its confirmation) tries
+// again. The accepted answer is recorded in the card's history.
 
 // Callback data of the approval buttons: "approve" or "decline" asks for
-// confirmation; ":confirm" sends the answer; ":cancel" goes back.
+// confirmation; ":confirm:NONCE" sends the answer; ":cancel:NONCE" goes
+// back. NONCE names the first tap's confirmation.
 const (
 	CallbackApprove = "approve"
 	CallbackDecline = "decline"
@@ -72,7 +74,8 @@ type Approver interface {
 
 // ApprovalStore is what answering approval requests needs of the store: the
 // links of a card (to find every chat the request was shown in), the
-// messages, and the coordinator's leases.
+// messages, the coordinator's leases (the decision, and each first tap's
+// confirmation), and the history.
 type ApprovalStore interface {
 	LinksForKey(ctx context.Context, key otpbot.Key) ([]otpbot.Link, error)
 	Message(ctx context.Context, id string) (otpbot.Message, bool, error)
@@ -80,6 +83,8 @@ type ApprovalStore interface {
 	UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error
 	AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, name, owner string) error
+	// Ingest records who answered a request in the card's history.
+	Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResult, error)
 }
 
 // ApprovalOptions configure Approvals (providers.hypercard.api).
@@ -95,6 +100,9 @@ type ApprovalOptions struct {
 	// The decision lease outlives it, so a slow call never lets a second
 	// one start.
 	Timeout time.Duration
+	// ConfirmTTL is how long a first tap waits for its confirming tap;
+	// DefaultConfirmTTL when 0.
+	ConfirmTTL time.Duration
 	// AllowedUsers, when not empty, are the only Telegram users who may
 	// answer in a group; in a private chat its owner always may. Empty
 	// means any member of a linked chat.
@@ -113,17 +121,18 @@ type ApprovalOptions struct {
 // Approvals puts Approve and Decline under live HyperCard approval requests
 // and answers the taps (see CommandsOptions.Approvals and Buttons).
 type Approvals struct {
-	approver  Approver
-	store     ApprovalStore
-	approve   int
-	decline   int
-	timeout   time.Duration
-	leaseTTL  time.Duration
-	allowed   map[int64]bool
-	retryable func(error) bool
-	now       func() time.Time
-	log       *slog.Logger
-	decisions *prometheus.CounterVec
+	approver   Approver
+	store      ApprovalStore
+	approve    int
+	decline    int
+	timeout    time.Duration
+	leaseTTL   time.Duration
+	confirmTTL time.Duration
+	allowed    map[int64]bool
+	retryable  func(error) bool
+	now        func() time.Time
+	log        *slog.Logger
+	decisions  *prometheus.CounterVec
 }
 
 // NewApprovals checks opts and builds Approvals.
@@ -139,11 +148,13 @@ func NewApprovals(opts ApprovalOptions) (*Approvals, error) {
 		return nil, errors.New("approvals: approve and decline results must differ")
 	case opts.Timeout < 0:
 		return nil, errors.New("approvals: timeout must not be negative")
+	case opts.ConfirmTTL < 0:
+		return nil, errors.New("approvals: confirmation lifetime must not be negative")
 	}
 	a := &Approvals{
 		approver: opts.Approver, store: opts.Store,
 		approve: opts.ApproveResult, decline: opts.DeclineResult,
-		timeout: opts.Timeout, allowed: map[int64]bool{},
+		timeout: opts.Timeout, confirmTTL: opts.ConfirmTTL, allowed: map[int64]bool{},
 		retryable: opts.Retryable, now: opts.Now, log: opts.Logger,
 		decisions: register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "otpbot_approval_decisions_total",
@@ -155,6 +166,9 @@ func NewApprovals(opts ApprovalOptions) (*Approvals, error) {
 	}
 	if a.timeout == 0 {
 		a.timeout = DefaultApprovalTimeout
+	}
+	if a.confirmTTL == 0 {
+		a.confirmTTL = DefaultConfirmTTL
 	}
 	// Past the call's own bound, with room for the store writes after it:
 	// while the lease lives no second call can start.
@@ -201,14 +215,16 @@ func approvalKeyboard() [][]Button {
 	}}
 }
 
-func confirmKeyboard(approve bool) [][]Button {
+// confirmKeyboard is the confirmation step of a first tap: its buttons
+// carry the confirmation's nonce.
+func confirmKeyboard(approve bool, nonce string) [][]Button {
 	name, text := CallbackApprove, "✅ Confirm approve"
 	if !approve {
 		name, text = CallbackDecline, "❌ Confirm decline"
 	}
 	return [][]Button{
-		{{Text: text, Data: name + ":" + argConfirm}},
-		{{Text: "↩️ Cancel", Data: name + ":" + argCancel}},
+		{{Text: text, Data: name + ":" + argConfirm + ":" + nonce}},
+		{{Text: "↩️ Cancel", Data: name + ":" + argCancel + ":" + nonce}},
 	}
 }
 
@@ -229,7 +245,8 @@ func (c *Commands) approvalTap(approve bool) callbackFunc {
 
 func (c *Commands) answerApproval(ctx context.Context, q *callbackRequest, approve bool) (string, bool, error) {
 	a := c.approvals
-	if q.arg != "" && q.arg != argConfirm && q.arg != argCancel {
+	step, nonce, _ := strings.Cut(q.arg, ":")
+	if (step == "" && q.arg != "") || (step != "" && step != argConfirm && step != argCancel) {
 		return answerBroken, false, nil
 	}
 	m, found, err := c.messageUnder(ctx, q)
@@ -245,24 +262,53 @@ func (c *Commands) answerApproval(ctx context.Context, q *callbackRequest, appro
 	if text, ok, err := a.check(ctx, q, m); err != nil || !ok {
 		return text, true, err
 	}
-	switch q.arg {
-	case "":
-		step := templates.ApprovalStep{Confirm: templates.ConfirmApprove}
-		answer := answerAskApprove
-		if !approve {
-			step.Confirm, answer = templates.ConfirmDecline, answerAskDecline
-		}
-		if err := c.showStep(ctx, q, m, step, confirmKeyboard(approve)); err != nil {
-			return "", false, err
-		}
-		return answer, false, nil
-	case argCancel:
+	if step == "" {
+		return c.askConfirmation(ctx, q, m, approve)
+	}
+	f := confirmation{message: m.ID, user: q.user, approve: approve, nonce: nonce}
+	pending, err := a.pending(ctx, f)
+	if err != nil {
+		return "", false, err
+	}
+	if !pending {
+		a.refused(m, q, f, step)
+		return answerBroken, false, nil
+	}
+	if step == argCancel {
+		a.endConfirmation(ctx, f)
 		if err := c.showStep(ctx, q, m, templates.ApprovalStep{}, approvalKeyboard()); err != nil {
 			return "", false, err
 		}
 		return answerCancelled, false, nil
 	}
-	return c.decide(ctx, q, m, approve)
+	return c.decide(ctx, q, m, f)
+}
+
+// askConfirmation answers a first tap: it starts the user's confirmation
+// and shows its buttons in the tapping chat.
+func (c *Commands) askConfirmation(ctx context.Context, q *callbackRequest, m otpbot.Message, approve bool) (string, bool, error) {
+	f, err := c.approvals.startConfirmation(ctx, m, q.user, approve)
+	if err != nil {
+		return "", false, err
+	}
+	step := templates.ApprovalStep{Confirm: templates.ConfirmApprove}
+	answer := answerAskApprove
+	if !approve {
+		step.Confirm, answer = templates.ConfirmDecline, answerAskDecline
+	}
+	if err := c.showStep(ctx, q, m, step, confirmKeyboard(approve, f.nonce)); err != nil {
+		return "", false, err
+	}
+	return answer, false, nil
+}
+
+// refused logs a confirming or cancelling tap that matches no pending
+// confirmation of its user and direction (another user's button, a forged
+// or stale one): it changes nothing.
+func (a *Approvals) refused(m otpbot.Message, q *callbackRequest, f confirmation, step string) {
+	a.log.Info("approval tap without its confirmation refused", "auth_id", m.Event.AuthID,
+		"card", otpbot.MaskID(m.Event.CardID), "answer", answerWord(f.approve), "step", step,
+		"by", q.user, "target", m.Target.String())
 }
 
 // messageUnder finds the message under the tapped button: by the chat the
@@ -365,188 +411,6 @@ func (c *Commands) showStep(ctx context.Context, q *callbackRequest, m otpbot.Me
 		a.repair(ctx, fresh)
 	}
 	return nil
-}
-
-// decide sends the confirmed answer to HyperCard, once: under the
-// request's decision lease, after checking again that nobody answered it
-// meanwhile.
-func (c *Commands) decide(ctx context.Context, q *callbackRequest, m otpbot.Message, approve bool) (string, bool, error) {
-	a := c.approvals
-	word := answerWord(approve)
-	lease, owner := decisionLeasePrefix+m.Group, rand.Text()
-	held, err := a.store.AcquireLease(ctx, lease, owner, a.leaseTTL)
-	if err != nil {
-		return "", false, fmt.Errorf("decision lease: %w", err)
-	}
-	if !held {
-		a.decisions.WithLabelValues(word, "busy").Inc()
-		return answerBusy, false, nil
-	}
-	release := func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := a.store.ReleaseLease(rctx, lease, owner); err != nil {
-			a.log.Warn("decision lease not released", "auth_id", m.Event.AuthID, "err", err)
-		}
-	}
-	// The lease is ours: whoever held it before has finished, and may
-	// have answered the request.
-	fresh, ok, err := a.store.Message(ctx, m.ID)
-	if err != nil {
-		release()
-		return "", false, fmt.Errorf("message: %w", err)
-	}
-	if !ok {
-		release()
-		return answerGone, false, nil
-	}
-	if text, ok, err := a.check(ctx, q, fresh); err != nil || !ok {
-		release()
-		return text, true, err
-	}
-
-	result := a.approve
-	if !approve {
-		result = a.decline
-	}
-	ev := fresh.Event
-	card := otpbot.MaskID(ev.CardID)
-	// The call runs to its own bound even if the update's handling is cut
-	// short: once sent, its outcome must be recorded.
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
-	err = a.approver.Decide(callCtx, ev.AuthID, ev.CardID, result)
-	cancel()
-	if err != nil {
-		release()
-		problem, answer, outcome := templates.ProblemUnreachable, answerUnreachable, "unreachable"
-		if !a.retryable(err) {
-			problem, answer, outcome = templates.ProblemRefused, answerAPIRefused, "refused"
-		}
-		a.decisions.WithLabelValues(word, outcome).Inc()
-		a.log.Warn("approval answer not accepted by hypercard", "auth_id", ev.AuthID, "card", card,
-			"answer", word, "auth_result", result, "by", q.user, "target", fresh.Target.String(), "err", err)
-		if serr := c.showStep(ctx, q, fresh, templates.ApprovalStep{Problem: problem}, approvalKeyboard()); serr != nil {
-			a.log.Warn("approval problem not shown", "auth_id", ev.AuthID, "err", serr)
-		}
-		return answer, true, nil
-	}
-	a.decisions.WithLabelValues(word, "ok").Inc()
-
-	decision := templates.DecisionText(approve, userLabel(q), a.now())
-	// Recorded whatever becomes of the update's handling: HyperCard has
-	// the answer, and every chat must stop offering the buttons.
-	mctx, mcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	shown, err := a.markDecided(mctx, fresh, decision)
-	mcancel()
-	if err != nil {
-		// HyperCard has the answer: keep the lease until it runs out, so
-		// no second call starts while the messages still look open.
-		a.log.Error("approval answered but not recorded", "auth_id", ev.AuthID, "card", card,
-			"answer", word, "by", q.user, "err", err)
-		return answerNotDisplayed, true, nil
-	}
-	release()
-	a.log.Info("approval answered", "auth_id", ev.AuthID, "card", card, "answer", word,
-		"auth_result", result, "by", q.user, "target", fresh.Target.String(), "chats", shown)
-	if approve {
-		return answerApproved, false, nil
-	}
-	return answerDeclined, false, nil
-}
-
-// markDecided records decision on the request's message in every chat it
-// was shown in (every link of its card, and the tapping chat), each with an
-// update task, so the deliverer edits them all and their buttons go. It
-// returns how many messages it changed.
-func (a *Approvals) markDecided(ctx context.Context, m otpbot.Message, decision string) (int, error) {
-	targets := []otpbot.Target{m.Target}
-	if key, ok := m.Event.RouteKey(); ok {
-		links, err := a.store.LinksForKey(ctx, key)
-		if err != nil {
-			return 0, fmt.Errorf("links of card: %w", err)
-		}
-		for _, l := range links {
-			if l.Target != m.Target {
-				targets = append(targets, l.Target)
-			}
-		}
-	}
-	n := 0
-	var errs []error
-	for _, t := range targets {
-		changed, err := a.change(ctx, otpbot.MessageKey(m.Group, t), func(cur *otpbot.Message) bool {
-			// A failed message was never shown; an answered one keeps
-			// its answer. An expired one is overwritten: HyperCard
-			// accepted the answer, which is what the chat must see.
-			if cur.State == otpbot.StateFailed || cur.Decision != "" {
-				return false
-			}
-			cur.State, cur.Decision = otpbot.StateDecided, decision
-			return true
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("target %s: %w", t, err))
-		}
-		if changed {
-			n++
-		}
-	}
-	return n, errors.Join(errs...)
-}
-
-// repair has the deliverer render m again (its Rendered hash cleared, so
-// the edit is not skipped): after a tap on a request that is finished, the
-// keyboard on screen may be a stale one.
-func (a *Approvals) repair(ctx context.Context, m otpbot.Message) {
-	_, err := a.change(ctx, m.ID, func(cur *otpbot.Message) bool {
-		if cur.TelegramID == 0 || cur.Rendered == "" || cur.State == otpbot.StateFailed {
-			return false
-		}
-		cur.Rendered = ""
-		return true
-	})
-	if err != nil {
-		a.log.Warn("approval message not re-rendered", "message", m.ID, "err", err)
-	}
-}
-
-// change applies edit to the stored message id and queues an update task
-// with it, retrying when the deliverer changed the message meanwhile.
-// edit returns false to leave the message alone.
-func (a *Approvals) change(ctx context.Context, id string, edit func(*otpbot.Message) bool) (bool, error) {
-	for attempt := 0; ; attempt++ {
-		cur, ok, err := a.store.Message(ctx, id)
-		if err != nil {
-			return false, fmt.Errorf("message: %w", err)
-		}
-		if !ok || !edit(&cur) {
-			return false, nil
-		}
-		now := a.now()
-		prev := cur.UpdatedAt
-		cur.UpdatedAt = now
-		if !now.After(prev) {
-			// The version must change even when the clock did not move.
-			cur.UpdatedAt = prev.Add(time.Nanosecond)
-		}
-		if cur.State.Final() {
-			cur.Event = cur.Event.Redacted()
-		}
-		task := otpbot.Task{
-			ID: otpbot.TaskID(cur.ID, otpbot.TaskUpdate), Kind: otpbot.TaskUpdate, Priority: otpbot.PriorityUpdate,
-			MessageID: cur.ID, Target: cur.Target, Due: now, Created: now,
-		}
-		err = a.store.UpdateMessage(ctx, prev, cur, task)
-		if err == nil {
-			return true, nil
-		}
-		if errors.Is(err, otpbot.ErrNotFound) {
-			return false, nil
-		}
-		if !errors.Is(err, otpbot.ErrConflict) || attempt >= 4 {
-			return false, fmt.Errorf("update message: %w", err)
-		}
-	}
 }
 
 // userLabel names who tapped, as the decided message shows it: their

@@ -73,13 +73,30 @@ func TestApprovalTwoProcessesOnRedisMakeOneCall(t *testing.T) {
 		})
 	}
 
+	// Each user's first tap, in its chat, through its own process: the
+	// confirmation lives in Redis, where the other process finds it too.
+	confirmation := func(c *Commands, cbID string, chatID, user int64, button string) string {
+		if err := c.HandleUpdate(ctx, callbackUpdate(cbID, chatID, user, ids[chatID], button)); err != nil {
+			t.Fatal(err)
+		}
+		callbackAnswer(t, tg, cbID)
+		m, _ := tg.Message(chatID, ids[chatID])
+		data := buttonData(m, button+":confirm:")
+		if data == "" {
+			t.Fatalf("no confirmation step in chat %d: %+v", chatID, m.Buttons)
+		}
+		return data
+	}
+	confirmA := confirmation(procB, "a0", chatA, member, CallbackApprove)
+	confirmB := confirmation(procA, "b0", chatB, stranger, CallbackDecline)
+
 	release := hc.Hold()
 	first := make(chan error, 1)
 	go func() {
-		first <- procA.HandleUpdate(ctx, callbackUpdate("a1", chatA, member, ids[chatA], CallbackApprove+":confirm"))
+		first <- procA.HandleUpdate(ctx, callbackUpdate("a1", chatA, member, ids[chatA], confirmA))
 	}()
 	tg.WaitFor(t, func() bool { return hc.Waiting() == 1 })
-	if err := procB.HandleUpdate(ctx, callbackUpdate("b1", chatB, stranger, ids[chatB], CallbackDecline+":confirm")); err != nil {
+	if err := procB.HandleUpdate(ctx, callbackUpdate("b1", chatB, stranger, ids[chatB], confirmB)); err != nil {
 		t.Fatal(err)
 	}
 	if got := callbackAnswer(t, tg, "b1"); got != answerBusy {

@@ -208,13 +208,8 @@ func TestApproveOrDeclineFromLinkedChat(t *testing.T) {
 
 			// The first tap asks for confirmation, in that chat only, and
 			// calls nothing.
-			if got := e.pressAndWait(chatA, member, inA.ID, tt.button); got != tt.wantAsk {
-				t.Errorf("first tap answered %q, want %q", got, tt.wantAsk)
-			}
-			confirm := e.waitShown(chatA, inA.ID, "this purchase?")
-			if !hasButton(confirm, tt.button+":confirm") || !hasButton(confirm, tt.button+":cancel") {
-				t.Errorf("confirmation step buttons: %+v", confirm.Buttons)
-			}
+			confirmData, _ := e.firstTap(chatA, member, inA.ID, tt.button)
+			e.waitShown(chatA, inA.ID, "this purchase?")
 			if b, _ := e.tg.Message(chatB, inB.ID); b.Edits != 0 {
 				t.Error("a tap in chat A changed chat B's message")
 			}
@@ -222,7 +217,7 @@ func TestApproveOrDeclineFromLinkedChat(t *testing.T) {
 				t.Fatalf("%d API calls before the confirmation", n)
 			}
 
-			if got := e.pressAndWait(chatA, member, inA.ID, tt.button+":confirm"); got != tt.wantAns {
+			if got := e.pressAndWait(chatA, member, inA.ID, confirmData); got != tt.wantAns {
 				t.Errorf("confirmation answered %q, want %q", got, tt.wantAns)
 			}
 			calls := e.decisions()
@@ -259,10 +254,10 @@ func TestApproveOrDeclineFromLinkedChat(t *testing.T) {
 			// A later tap anywhere finds the request answered: no call.
 			// Even under a stale keyboard (a confirmation step that raced
 			// the decision), which the tap has taken away.
-			if err := e.client.Edit(e.ctx, inB.ID, OutMessage{Target: chat(chatB), Text: "stale", Buttons: confirmKeyboard(true)}); err != nil {
+			if err := e.client.Edit(e.ctx, inB.ID, OutMessage{Target: chat(chatB), Text: "stale", Buttons: confirmKeyboard(true, "stale")}); err != nil {
 				t.Fatal(err)
 			}
-			got := e.pressAndWait(chatB, member, inB.ID, tt.button+":confirm")
+			got := e.pressAndWait(chatB, member, inB.ID, tt.button+":confirm:stale")
 			if got != "Already answered: "+tt.wantDecision+"." {
 				t.Errorf("tap after the decision answered %q", got)
 			}
@@ -282,9 +277,9 @@ func TestApprovalCancel(t *testing.T) {
 	e.link(cardKey(authCard), chat(chatA))
 	ev := e.pushAuth("290", 1, 10*time.Minute)
 	in := e.request(chatA, ev)
-	e.pressAndWait(chatA, member, in.ID, CallbackDecline)
+	_, cancel := e.firstTap(chatA, member, in.ID, CallbackDecline)
 	e.waitShown(chatA, in.ID, "Decline this purchase?")
-	if got := e.pressAndWait(chatA, member, in.ID, CallbackDecline+":cancel"); got != answerCancelled {
+	if got := e.pressAndWait(chatA, member, in.ID, cancel); got != answerCancelled {
 		t.Errorf("cancel answered %q", got)
 	}
 	back := e.waitShown(chatA, in.ID, "Purchase waiting for approval")
@@ -362,7 +357,7 @@ func TestApprovalAllowedUsers(t *testing.T) {
 		t.Errorf("private chat owner: %q", got)
 	}
 	// In the group, a listed user decides.
-	if got := e.pressAndWait(chatA, allowed, inA.ID, CallbackApprove+":confirm"); got != answerApproved {
+	if got := e.answer(chatA, allowed, inA.ID, CallbackApprove); got != answerApproved {
 		t.Errorf("allowed user: %q", got)
 	}
 	if n := len(e.decisions()); n != 1 {
@@ -408,7 +403,7 @@ func TestApprovalAPIFailureThenRetry(t *testing.T) {
 			inA, inB := e.request(chatA, ev), e.request(chatB, ev)
 
 			tt.fail(e.hc)
-			if got := e.pressAndWait(chatA, member, inA.ID, CallbackApprove+":confirm"); got != tt.answer {
+			if got := e.answer(chatA, member, inA.ID, CallbackApprove); got != tt.answer {
 				t.Errorf("failed call answered %q, want %q", got, tt.answer)
 			}
 			alert := false
@@ -431,8 +426,9 @@ func TestApprovalAPIFailureThenRetry(t *testing.T) {
 				t.Fatalf("%d API calls after one tap", n)
 			}
 
-			// Nothing is retried on its own; the user's next tap is.
-			if got := e.pressAndWait(chatA, member, failed.ID, CallbackApprove+":confirm"); got != answerApproved {
+			// Nothing is retried on its own; the user's next tap (and its
+			// confirmation) is.
+			if got := e.answer(chatA, member, failed.ID, CallbackApprove); got != answerApproved {
 				t.Errorf("second tap answered %q", got)
 			}
 			calls := e.decisions()
@@ -465,21 +461,23 @@ func TestApprovalRaceMakesOneCall(t *testing.T) {
 	ev := e.pushAuth("340", 1, 10*time.Minute)
 	inA, inB := e.request(chatA, ev), e.request(chatB, ev)
 	other := e.newCommands() // another process on the same store
+	confirmA, _ := e.firstTap(chatA, member, inA.ID, CallbackApprove)
+	confirmB, _ := e.firstTap(chatB, stranger, inB.ID, CallbackDecline)
 
 	// Chat A confirms first; its call is held at HyperCard.
 	release := e.hc.Hold()
-	idA := e.tg.PressButton(chatA, member, inA.ID, CallbackApprove+":confirm")
+	idA := e.tg.PressButton(chatA, member, inA.ID, confirmA)
 	e.tg.WaitFor(t, func() bool { return e.hc.Waiting() == 1 })
 
 	// Meanwhile chat B (declining) and a double tap in chat A arrive at
 	// the other process.
 	for i, tap := range []struct {
-		chat int64
-		id   int
-		data string
-	}{{chatB, inB.ID, CallbackDecline + ":confirm"}, {chatA, inA.ID, CallbackApprove + ":confirm"}} {
+		chat, user int64
+		id         int
+		data       string
+	}{{chatB, stranger, inB.ID, confirmB}, {chatA, member, inA.ID, confirmA}} {
 		cbID := "race" + strconv.Itoa(i)
-		if err := other.HandleUpdate(e.ctx, callbackUpdate(cbID, tap.chat, stranger, tap.id, tap.data)); err != nil {
+		if err := other.HandleUpdate(e.ctx, callbackUpdate(cbID, tap.chat, tap.user, tap.id, tap.data)); err != nil {
 			t.Fatal(err)
 		}
 		if got := answerOf(e, cbID); got != answerBusy {
@@ -499,7 +497,7 @@ func TestApprovalRaceMakesOneCall(t *testing.T) {
 		e.waitShown(m.ChatID, m.ID, "Approved by @user9003")
 	}
 	// B tries again: the request is answered, nothing is called.
-	if err := other.HandleUpdate(e.ctx, callbackUpdate("late", chatB, stranger, inB.ID, CallbackDecline+":confirm")); err != nil {
+	if err := other.HandleUpdate(e.ctx, callbackUpdate("late", chatB, stranger, inB.ID, confirmB)); err != nil {
 		t.Fatal(err)
 	}
 	if got := answerOf(e, "late"); !strings.HasPrefix(got, "Already answered: Approved by @user9003") {
@@ -548,7 +546,7 @@ func TestApprovalLaterPushUpdatesMessage(t *testing.T) {
 		t.Errorf("an open request lost its buttons: %+v", upd.Buttons)
 	}
 
-	e.pressAndWait(chatA, member, in.ID, CallbackDecline+":confirm")
+	e.answer(chatA, member, in.ID, CallbackDecline)
 	e.waitShown(chatA, in.ID, "Declined by @user9003")
 
 	// The final push after the decision edits the message in place and
@@ -585,7 +583,7 @@ func TestCodesListsPendingApprovals(t *testing.T) {
 	mustContain(t, got, "Purchase approval", "Shop 360", "25.00 EUR", "awaiting an answer", "expires in 10:00", "Shop c1",
 		"<code>135790</code>")
 
-	e.pressAndWait(chatA, member, in.ID, CallbackApprove+":confirm")
+	e.answer(chatA, member, in.ID, CallbackApprove)
 	e.waitShown(chatA, in.ID, "Approved by")
 	got = e.reply(chatA, member, "/codes")
 	mustNotContain(t, got, "Shop 360")
@@ -625,6 +623,7 @@ func TestNewApprovalsChecks(t *testing.T) {
 		{"no results", func(o *ApprovalOptions) { o.DeclineResult = 0 }, "results are required"},
 		{"same results", func(o *ApprovalOptions) { o.DeclineResult = 2 }, "must differ"},
 		{"negative timeout", func(o *ApprovalOptions) { o.Timeout = -time.Second }, "timeout"},
+		{"negative confirmation lifetime", func(o *ApprovalOptions) { o.ConfirmTTL = -time.Second }, "confirmation lifetime"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,8 +18,8 @@ const CallbackHide = "hide"
 
 // Callback data is "name" or "name:arg" (at most 64 bytes, Telegram's
 // limit); name picks the handler. The approval buttons ("approve",
-// "decline", with ":confirm" or ":cancel") are routed only when approvals
-// are configured (approve.go).
+// "decline", with ":confirm:NONCE" or ":cancel:NONCE") are routed only
+// when approvals are configured (approve.go, approve_confirm.go).
 
 // callbackRequest is one button press.
 type callbackRequest struct {

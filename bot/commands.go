@@ -385,32 +385,6 @@ func (c *Commands) help(ctx context.Context, r *request) error {
 
 // --- /link, /unlink, /links ---
 
-// parseKey reads "card ID" or "customer NO".
-func parseKey(args []string) (otpbot.Key, bool) {
-	if len(args) != 2 {
-		return otpbot.Key{}, false
-	}
-	t := otpbot.KeyType(strings.ToLower(args[0]))
-	if (t != otpbot.KeyCard && t != otpbot.KeyCustomer) || !validID(args[1]) {
-		return otpbot.Key{}, false
-	}
-	return otpbot.Key{Type: t, ID: args[1]}, true
-}
-
-// validID accepts what card ids and customer numbers look like: up to 128
-// printable characters without spaces.
-func validID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for _, r := range id {
-		if r <= ' ' || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 const (
 	linkUsage   = "/link card ID | /link customer NO"
 	unlinkUsage = "/unlink card ID | /unlink customer NO"
@@ -420,9 +394,9 @@ const (
 )
 
 func (c *Commands) link(ctx context.Context, r *request) error {
-	key, ok := parseKey(r.args)
+	key, ok, err := c.keyArg(ctx, r, linkUsage)
 	if !ok {
-		return c.usage(ctx, r, linkUsage)
+		return err
 	}
 	l := otpbot.Link{Key: key, Target: r.target, CreatedAt: c.now(), CreatedBy: r.user}
 	// A new link starts with replies off; renewing one (after it broke,
@@ -444,8 +418,20 @@ func (c *Commands) link(ctx context.Context, r *request) error {
 }
 
 func (c *Commands) unlink(ctx context.Context, r *request) error {
-	key, ok := parseKey(r.args)
-	if !ok {
+	key, err := parseKey(r.args)
+	if errors.Is(err, errCardNumber) {
+		// A link the chat has can always be removed: it was made with
+		// confirmWord.
+		linked, lerr := c.hasLink(ctx, r, key)
+		if lerr != nil {
+			return lerr
+		}
+		if !linked {
+			return c.cardNumber(ctx, r, "")
+		}
+		err = nil
+	}
+	if err != nil {
 		return c.usage(ctx, r, unlinkUsage)
 	}
 	removed, err := c.store.Unlink(ctx, key, r.target)
@@ -458,6 +444,20 @@ func (c *Commands) unlink(ctx context.Context, r *request) error {
 	}
 	c.log.Info("unlinked", "key_type", key.Type, "key", otpbot.MaskID(key.ID), "target", r.target.String(), "by", r.user)
 	return c.ok(ctx, r, "unlink_ok", view)
+}
+
+// hasLink reports whether key is linked to the request's chat and topic.
+func (c *Commands) hasLink(ctx context.Context, r *request, key otpbot.Key) (bool, error) {
+	links, err := c.chatLinks(ctx, r)
+	if err != nil {
+		return false, err
+	}
+	for _, l := range links {
+		if l.Key == key && l.Target == r.target {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (c *Commands) links(ctx context.Context, r *request) error {
@@ -516,9 +516,9 @@ func (c *Commands) replies(ctx context.Context, r *request) error {
 // --- /invite and /start TOKEN ---
 
 func (c *Commands) invite(ctx context.Context, r *request) error {
-	key, ok := parseKey(r.args)
+	key, ok, err := c.keyArg(ctx, r, inviteUsage)
 	if !ok {
-		return c.usage(ctx, r, inviteUsage)
+		return err
 	}
 	username := c.username()
 	if username == "" {
@@ -652,6 +652,9 @@ func (c *Commands) history(ctx context.Context, r *request) error {
 		}
 		if len(keys) == 0 && !r.admin {
 			// Not this chat's key: say nothing about whether it exists.
+			if looksLikePAN(h.id) {
+				return c.cardNumber(ctx, r, "")
+			}
 			return c.refuse(ctx, r)
 		}
 	}
@@ -672,6 +675,11 @@ func (c *Commands) history(ctx context.Context, r *request) error {
 				shown = k
 				break
 			}
+		}
+		// A card number is no key; one of the platform's ids that merely
+		// looks like one has history, and is shown.
+		if len(entries) == 0 && looksLikePAN(h.id) {
+			return c.cardNumber(ctx, r, "")
 		}
 	} else {
 		if entries, err = c.mergedHistory(ctx, keys, h.n); err != nil {

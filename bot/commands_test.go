@@ -66,7 +66,7 @@ func TestLinkLinksUnlink(t *testing.T) {
 	e := newEnv(t)
 
 	// A non-admin cannot link, and the refusal reveals nothing.
-	got := e.reply(chatA, stranger, "/link card 4000123412341234")
+	got := e.reply(chatA, stranger, "/link card 4000123412351234")
 	if got != refusal {
 		t.Errorf("non-admin /link: %q", got)
 	}
@@ -77,9 +77,9 @@ func TestLinkLinksUnlink(t *testing.T) {
 		t.Errorf("/links in an unlinked chat: %q", got)
 	}
 
-	got = e.reply(chatA, admin, "/link card 4000123412341234")
+	got = e.reply(chatA, admin, "/link card 4000123412351234")
 	mustContain(t, got, "Linked card …1234 to this chat")
-	mustNotContain(t, got, "4000123412341234")
+	mustNotContain(t, got, "4000123412351234")
 	got = e.reply(chatA, admin, "/link customer CUST-7", bottest.InThread(42))
 	mustContain(t, got, "Linked customer CUST-7 to this chat (topic 42)")
 
@@ -87,7 +87,7 @@ func TestLinkLinksUnlink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"card:4000123412341234@" + chat(chatA).String(): true, "customer:CUST-7@" + fmt.Sprint(chatA) + "/42": true}
+	want := map[string]bool{"card:4000123412351234@" + chat(chatA).String(): true, "customer:CUST-7@" + fmt.Sprint(chatA) + "/42": true}
 	for _, l := range links {
 		if !want[l.Key.String()+"@"+l.Target.String()] {
 			t.Errorf("unexpected link %s → %s", l.Key, l.Target)
@@ -108,11 +108,11 @@ func TestLinkLinksUnlink(t *testing.T) {
 		t.Errorf("/links from another chat: %q", got)
 	}
 
-	if got := e.reply(chatA, member, "/unlink card 4000123412341234"); got != refusal {
+	if got := e.reply(chatA, member, "/unlink card 4000123412351234"); got != refusal {
 		t.Errorf("non-admin /unlink: %q", got)
 	}
-	mustContain(t, e.reply(chatA, admin, "/unlink card 4000123412341234"), "Unlinked card …1234")
-	mustContain(t, e.reply(chatA, admin, "/unlink card 4000123412341234"), "is not linked to this chat")
+	mustContain(t, e.reply(chatA, admin, "/unlink card 4000123412351234"), "Unlinked card …1234")
+	mustContain(t, e.reply(chatA, admin, "/unlink card 4000123412351234"), "is not linked to this chat")
 	// The topic link is a different target: unlinking from the chat itself
 	// leaves it.
 	mustContain(t, e.reply(chatA, admin, "/unlink customer CUST-7"), "is not linked")
@@ -189,7 +189,7 @@ func TestInvite(t *testing.T) {
 	}
 
 	// Expired after 24h.
-	token = e.invite("card 1111222233334444")
+	token = e.invite("card 1111222233334445")
 	e.clock.Advance(24*time.Hour + time.Second)
 	mustContain(t, e.reply(chatB, stranger, "/start "+token), "not valid")
 

@@ -376,7 +376,7 @@ func TestWebhookThroughTelegram(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustContain(t, e.reply(chatA, stranger, "/start", bottest.InThread(9)), fmt.Sprint(chatA), "topic <code>9</code>")
-	got := e.command(chatB, admin, "/link card 4111000011112222", 1, bottest.InThread(3))[0]
+	got := e.command(chatB, admin, "/link card 4111000011102222", 1, bottest.InThread(3))[0]
 	mustContain(t, got, "(topic 3)")
 	for _, m := range e.tg.Messages(chatB) {
 		if m.ReplyTo != 0 && m.ThreadID != 3 {

@@ -42,6 +42,7 @@ func samples() map[string]any {
 		"help":             HelpView{Admin: true, Linked: true},
 		"refused":          nil,
 		"usage":            UsageView{Usage: "/link card ID"},
+		"card_number":      CardNumberView{Confirm: "/link card ID confirm"},
 		"error":            nil,
 		"link_ok":          link,
 		"unlink_ok":        link,

@@ -201,6 +201,8 @@ func TestRenderGolden(t *testing.T) {
 		{"help", "help", HelpView{Admin: true}},
 		{"refused", "refused", nil},
 		{"usage", "usage", UsageView{Usage: "/link card ID | /link customer NO"}},
+		{"card_number", "card_number", CardNumberView{Confirm: "/link card ID confirm"}},
+		{"card_number_history", "card_number", CardNumberView{}},
 		{"error", "error", nil},
 		{"link_ok", "link_ok", LinkView{Key: card, Target: topic}},
 		{"link_ok_customer", "link_ok", LinkView{Key: cust, Target: otpbot.Target{ChatID: 5}}},

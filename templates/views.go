@@ -73,6 +73,14 @@ type UsageView struct {
 	Usage string // e.g. "/link card ID"
 }
 
+// CardNumberView is the data of "card_number": a command argument looked
+// like a card number and was refused. Confirm is the command that insists
+// the argument is the platform's id ("/link card ID confirm"), empty when
+// the command has no such form.
+type CardNumberView struct {
+	Confirm string
+}
+
 // InviteView is the data of "invite": the one-time deep link an admin asked for.
 type InviteView struct {
 	Key       otpbot.Key

@@ -23,7 +23,8 @@ const checkTimeout = 15 * time.Second
 
 // cmdCheck validates the configuration and, unless -offline, reaches the
 // store and calls Telegram getMe. It prints one line per thing checked and
-// fails (exit 2) at the first problem.
+// fails (exit 2) at the first problem; what runs but is risky (secrets
+// others can read, no admin) is a warning line and exit 0.
 func cmdCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs, configFlag := newFlags("check", stderr)
 	offline := fs.Bool("offline", false, "check the configuration only; reach neither the store nor Telegram")
@@ -39,6 +40,10 @@ func cmdCheck(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	fmt.Fprintf(stdout, "config: %s ok (%s)\n", path, summary(&cfg))
+	// Worth a warning, not a failed check: otpbot runs, the operator decides.
+	for _, w := range configWarnings(path, &cfg) {
+		fmt.Fprintln(stdout, "warning: "+w)
+	}
 	if _, err := templates.New(cfg.Templates.Dir); err != nil {
 		return &checkError{fmt.Errorf("templates: %w", err)}
 	}

@@ -448,6 +448,9 @@ func TestMigrateEmbeddedToRedisAndBack(t *testing.T) {
 	if out, _, err = runCmd(t, backEnv, "", "migrate", "-config", cfg, "--from", "redis", "--to", "embedded"); err != nil {
 		t.Fatalf("migrate back: %v", err)
 	}
+	if fi, err := os.Stat(back); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the embedded store migrate wrote: %v, %v; want mode 0600", fi.Mode(), err)
+	}
 	s, err := bolt.Open(back, otpbot.StoreOptions{}, nil)
 	if err != nil {
 		t.Fatal(err)

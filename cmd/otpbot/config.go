@@ -55,6 +55,7 @@ type RateConfig struct {
 // HTTPConfig is the http section.
 type HTTPConfig struct {
 	Listen            string        `key:"listen"`
+	AdminListen       string        `key:"admin_listen"`
 	MaxBodyBytes      int64         `key:"max_body_bytes"`
 	TrustedProxies    []string      `key:"trusted_proxies"`
 	ReadHeaderTimeout time.Duration `key:"read_header_timeout"`
@@ -246,15 +247,16 @@ var keyDocs = map[string]string{
 	"telegram.rate.group_per_minute":    "Messages per minute to one group (Telegram allows about 20).",
 	"telegram.rate.max_retry_after":     "Cap on a `retry_after` Telegram asks for; a longer one is cut to this and logged.",
 
-	"http.listen":              "Address the HTTP server listens on (provider webhooks, Telegram webhook, /healthz, /readyz, /metrics).",
+	"http.listen":              "Address the HTTP server listens on (provider webhooks, Telegram webhook, /healthz, /readyz; /metrics, /admin/backup and /debug/pprof/ too unless `http.admin_listen` is set).",
+	"http.admin_listen":        "Optional second address (e.g. `127.0.0.1:9090`) for the operator's endpoints: `/metrics`, `/admin/backup` and `/debug/pprof/` are then served only there and are gone (404) from `http.listen`, so a reverse proxy in front of `http.listen` can never reach them. Empty: they stay on `http.listen`.",
 	"http.max_body_bytes":      "Largest request body accepted; a larger one gets 413.",
 	"http.trusted_proxies":     "CIDRs of reverse proxies whose `X-Forwarded-For` / `X-Real-IP` is believed for `allow_ips`; otherwise the peer address counts.",
 	"http.read_header_timeout": "Time allowed to read a request's headers.",
 	"http.read_timeout":        "Time allowed to read a whole request.",
 	"http.write_timeout":       "Time allowed to write a response (UPay gives up after 5 s; an acknowledgement waits only for the store).",
 	"http.idle_timeout":        "How long an idle keep-alive connection stays open.",
-	"http.admin_backup":        "Serve `GET /admin/backup` (a consistent snapshot of the embedded store) to loopback clients only, so `otpbot backup` works while `serve` holds the file. Requests carrying proxy headers are refused.",
-	"http.pprof":               "Serve Go's profiler (`net/http/pprof`) under `/debug/pprof/` to loopback clients only, for profiling a running instance (`go tool pprof http://127.0.0.1:8080/debug/pprof/profile?seconds=30`). Requests from any other address, or carrying proxy headers, get 403; off, the path does not exist.",
+	"http.admin_backup":        "Serve `GET /admin/backup` (a consistent snapshot of the embedded store, on `http.admin_listen` when set) to clients on this host only, so `otpbot backup` works while `serve` holds the file. Requests carrying proxy headers are refused.",
+	"http.pprof":               "Serve Go's profiler (`net/http/pprof`) under `/debug/pprof/` (on `http.admin_listen` when set) to loopback clients only, for profiling a running instance (`go tool pprof http://127.0.0.1:8080/debug/pprof/profile?seconds=30`). Requests from any other address, or carrying proxy headers, get 403; off, the path does not exist.",
 
 	"store.driver":            "`embedded` (one bbolt file, one instance) or `redis` (shared by many instances).",
 	"store.path":              "File of the embedded store.",

@@ -335,6 +335,8 @@ func TestValidationErrors(t *testing.T) {
 		{"hypercard api same results", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL": "https://api.example.com", "OTPBOT_PROVIDERS_HYPERCARD_API_API_KEY": "k", "OTPBOT_PROVIDERS_HYPERCARD_API_PRIVATE_KEY_FILE": "/x", "OTPBOT_PROVIDERS_HYPERCARD_API_DECLINE_RESULT": "2"}, "config: providers.hypercard.api.decline_result must differ from providers.hypercard.api.approve_result"},
 		{"hypercard api key unreadable", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL": "https://api.example.com", "OTPBOT_PROVIDERS_HYPERCARD_API_API_KEY": "k", "OTPBOT_PROVIDERS_HYPERCARD_API_PRIVATE_KEY_FILE": "/nonexistent.pem"}, "config: providers.hypercard.api.private_key_file cannot be read: no such file or directory"},
 		{"bad bool", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_HTTP_ADMIN_BACKUP": "maybe"}, `config: http.admin_backup must be true or false (got "maybe")`},
+		{"admin listener not host:port", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_HTTP_ADMIN_LISTEN": "9090"}, `config: http.admin_listen must be host:port or empty (got "9090")`},
+		{"admin listener on the public address", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_HTTP_ADMIN_LISTEN": "127.0.0.1:8080"}, `config: http.admin_listen must differ from http.listen (got "127.0.0.1:8080" for both)`},
 		{"list for a scalar", minimal + "store: {path: [a, b]}\n", map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x"}, "config: store.path wants a single value, not a list or a map"},
 		{"valid", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": secretToken}, ""},
 	}

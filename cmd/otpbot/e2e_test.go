@@ -421,11 +421,19 @@ func TestApprovalAnsweredFromTelegram(t *testing.T) {
 		t.Errorf("approval request lacks the masked card: %q", msg.Plain())
 	}
 	fake.PressButton(chat, adminID, msg.ID, "approve")
+	var confirm string
 	waitUntil(t, "confirmation button", func() bool {
 		m, _ := fake.Message(chat, msg.ID)
-		return len(m.Buttons) > 0 && m.Buttons[0][0].Data == "approve:confirm"
+		if len(m.Buttons) > 0 && strings.HasPrefix(m.Buttons[0][0].Data, "approve:confirm:") {
+			confirm = m.Buttons[0][0].Data
+		}
+		return confirm != ""
 	})
-	fake.PressButton(chat, adminID, msg.ID, "approve:confirm")
+	// The confirmation is the admin's: another user's press of it, or a
+	// forged decline, sends nothing.
+	fake.PressButton(chat, strangerID, msg.ID, confirm)
+	fake.PressButton(chat, adminID, msg.ID, "decline:confirm")
+	fake.PressButton(chat, adminID, msg.ID, confirm)
 	waitUntil(t, "decision sent to HyperCard", func() bool { r, ok := hp.AuthResult("283"); return ok && r == 3 })
 	if n := len(hp.Decisions()); n != 1 {
 		t.Errorf("%d decision calls, want 1", n)

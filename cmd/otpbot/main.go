@@ -7,7 +7,7 @@
 //	otpbot check   -config FILE [-offline]
 //	otpbot render  -config FILE -provider upay|hypercard [-file BODY.json]
 //	otpbot sign    -config FILE -provider upay|hypercard [flags]
-//	otpbot backup  -config FILE > otpbot.db.bak
+//	otpbot backup  -config FILE -o otpbot.db.bak
 //	otpbot migrate -config FILE --from embedded --to redis
 //	otpbot version
 //
@@ -81,7 +81,7 @@ commands:
   render   -config FILE -provider P [-file BODY.json]
                                              show the message(s) a push would produce (stdin by default)
   sign     -config FILE -provider P [flags]  print a curl command with a correctly signed sample push
-  backup   -config FILE                      write a consistent snapshot of the embedded store to stdout
+  backup   -config FILE -o FILE              write a consistent snapshot of the embedded store (0600; stdout without -o)
   migrate  -config FILE --from S --to S      copy the whole store between embedded and redis
   version                                    print the version
 

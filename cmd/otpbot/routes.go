@@ -53,26 +53,54 @@ type routeDeps struct {
 	adminToken string
 	// pprof serves /debug/pprof/ to loopback clients (http.pprof).
 	pprof bool
+	// adminListener is set when http.admin_listen serves the operator's
+	// endpoints (adminRoutes): routes leaves them out.
+	adminListener bool
 }
 
-// routes lists the whole HTTP surface of serve (CONTRACT §3):
+// routes lists the HTTP surface of serve on http.listen (docs/ and the
+// README's "Metrics", "Backup" sections say the same):
 //
 //	POST {providers.upay.path}       UPay pushes          (webhooks)
 //	POST {providers.hypercard.path}  HyperCard pushes     (webhooks)
 //	POST {path of telegram.webhook_url}  Telegram updates (webhook mode)
 //	GET  /healthz                    200 while the process runs
 //	GET  /readyz                     200 when the store answers, else 503
-//	GET  /metrics                    Prometheus text format
-//	GET  /admin/backup               embedded store snapshot, loopback only
-//	GET  /debug/pprof/...            Go's profiler, loopback only (http.pprof)
+//
+// and, unless http.admin_listen is set, the operator's endpoints of
+// adminRoutes.
 func routes(d routeDeps) http.Handler {
-	r := mux.NewRouter()
+	r := newRouter()
 	d.providers.Register(r)
 	if d.telegram != nil {
 		r.Handle(d.telegramPath, d.telegram).Methods(http.MethodPost)
 	}
 	r.HandleFunc("/healthz", handleHealthz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", handleReadyz(d.store, d.logger)).Methods(http.MethodGet, http.MethodHead)
+	if !d.adminListener {
+		operatorRoutes(r, d)
+	}
+	return r
+}
+
+// adminRoutes lists what http.admin_listen serves: the operator's
+// endpoints, and nothing a provider or Telegram calls.
+func adminRoutes(d routeDeps) http.Handler {
+	r := newRouter()
+	operatorRoutes(r, d)
+	return r
+}
+
+// operatorRoutes adds the operator's endpoints:
+//
+//	GET  /metrics                    Prometheus text format
+//	GET  /admin/backup               embedded store snapshot, this host only (http.admin_backup)
+//	GET  /debug/pprof/...            Go's profiler, loopback only (http.pprof)
+//
+// Their own checks (this host, no proxy header) stay on the admin
+// listener too: it may be bound to an address others reach, for a
+// Prometheus elsewhere.
+func operatorRoutes(r *mux.Router, d routeDeps) {
 	r.Handle("/metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry})).Methods(http.MethodGet)
 	if d.backup != nil {
 		r.Handle(backupPath, handleBackup(d.backup, d.adminToken, d.logger)).Methods(http.MethodGet)
@@ -80,6 +108,11 @@ func routes(d routeDeps) http.Handler {
 	if d.pprof {
 		r.PathPrefix(pprofPrefix).Handler(handlePprof()).Methods(http.MethodGet, http.MethodHead, http.MethodPost)
 	}
+}
+
+// newRouter is a router whose unknown paths get a plain 404.
+func newRouter() *mux.Router {
+	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 	})

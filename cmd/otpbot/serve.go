@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -130,23 +129,10 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		deps.adminToken = adminToken(cfg.Telegram.Token)
 	}
 
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	srv, err := startHTTP(ctx, cfg, deps, logger)
 	if err != nil {
-		return fmt.Errorf("serve: listen: %w", err)
+		return err
 	}
-	srv := &http.Server{
-		Handler:           routes(deps),
-		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
-		ReadTimeout:       cfg.HTTP.ReadTimeout,
-		WriteTimeout:      cfg.HTTP.WriteTimeout,
-		IdleTimeout:       cfg.HTTP.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("listening", "addr", ln.Addr().String())
 
 	// From here on, everything that runs is stopped by shutdown.
 	runCtx, stopRun := context.WithCancel(ctx)
@@ -179,7 +165,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 
 	select {
 	case <-runCtx.Done():
-	case err := <-serveErr:
+	case err := <-srv.errs:
 		fail(fmt.Errorf("serve: http: %w", err))
 	}
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
@@ -209,7 +195,7 @@ func waitDeliverer(done <-chan struct{}, deadline time.Time, logger *slog.Logger
 // shutdown stops accepting requests, lets in-flight requests and Telegram
 // calls finish, and gives up after shutdown_timeout: what was not sent
 // stays in the outbox for the next start.
-func shutdown(cfg *Config, logger *slog.Logger, srv *http.Server, wg *sync.WaitGroup, runErr error, stopRun context.CancelFunc) error {
+func shutdown(cfg *Config, logger *slog.Logger, srv *httpServers, wg *sync.WaitGroup, runErr error, stopRun context.CancelFunc) error {
 	deadline := time.Now().Add(cfg.ShutdownTimeout)
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -217,7 +203,7 @@ func shutdown(cfg *Config, logger *slog.Logger, srv *http.Server, wg *sync.WaitG
 	httpErr := srv.Shutdown(sctx)
 	if httpErr != nil {
 		logger.Warn("http shutdown incomplete", "err", httpErr)
-		_ = srv.Close()
+		srv.Close()
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

@@ -93,14 +93,21 @@ type signOptions struct {
 	encrypt, reveal  bool
 }
 
-// baseURL is where the operator's otpbot answers.
+// baseURL is where the operator's otpbot answers: flagValue when set,
+// else http.listen.
 func baseURL(cfg *Config, flagValue string) string {
 	if flagValue != "" {
 		return strings.TrimRight(flagValue, "/")
 	}
-	host, port, err := net.SplitHostPort(cfg.HTTP.Listen)
+	return listenURL(cfg.HTTP.Listen)
+}
+
+// listenURL is the http:// URL of a listen address, as a client on this
+// host reaches it (an unspecified host is reached at 127.0.0.1).
+func listenURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return "http://" + cfg.HTTP.Listen
+		return "http://" + listen
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"

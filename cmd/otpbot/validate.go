@@ -115,6 +115,14 @@ func validateHTTP(cfg *Config) error {
 	if _, _, err := net.SplitHostPort(h.Listen); err != nil {
 		return cfgErr("http.listen", "must be host:port (got %q)", h.Listen)
 	}
+	if h.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(h.AdminListen); err != nil {
+			return cfgErr("http.admin_listen", "must be host:port or empty (got %q)", h.AdminListen)
+		}
+		if _, port, _ := net.SplitHostPort(h.AdminListen); h.AdminListen == h.Listen && port != "0" {
+			return cfgErr("http.admin_listen", "must differ from http.listen (got %q for both)", h.Listen)
+		}
+	}
 	if h.MaxBodyBytes <= 0 {
 		return cfgErr("http.max_body_bytes", "must be positive")
 	}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+)
+
+// httpServers are serve's HTTP servers: routes on http.listen and, when
+// http.admin_listen is set, adminRoutes there.
+type httpServers struct {
+	servers []*http.Server
+	// errs receives what a server's Serve returned.
+	errs chan error
+}
+
+// startHTTP listens on every configured address, then serves: a port in
+// use fails the start before anything answers. The admin listener starts
+// first, so that once the "listening" line is logged both answer.
+func startHTTP(ctx context.Context, cfg *Config, deps routeDeps, logger *slog.Logger) (*httpServers, error) {
+	type listener struct {
+		addr    string
+		admin   bool
+		handler http.Handler
+	}
+	var specs []listener
+	if cfg.HTTP.AdminListen != "" {
+		deps.adminListener = true
+		specs = append(specs, listener{cfg.HTTP.AdminListen, true, adminRoutes(deps)})
+	}
+	specs = append(specs, listener{cfg.HTTP.Listen, false, routes(deps)})
+
+	lns := make([]net.Listener, 0, len(specs))
+	for _, s := range specs {
+		ln, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			return nil, fmt.Errorf("serve: listen: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	hs := &httpServers{errs: make(chan error, len(specs))}
+	for i, s := range specs {
+		srv := &http.Server{
+			Handler:           s.handler,
+			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+			ReadTimeout:       cfg.HTTP.ReadTimeout,
+			WriteTimeout:      cfg.HTTP.WriteTimeout,
+			IdleTimeout:       cfg.HTTP.IdleTimeout,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		}
+		hs.servers = append(hs.servers, srv)
+		go func(ln net.Listener) { hs.errs <- srv.Serve(ln) }(lns[i])
+		if s.admin {
+			logger.Info("admin listening", "addr", lns[i].Addr().String())
+		} else {
+			logger.Info("listening", "addr", lns[i].Addr().String())
+		}
+	}
+	return hs, nil
+}
+
+// Shutdown stops every server gracefully (see http.Server.Shutdown).
+func (h *httpServers) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, srv := range h.servers {
+		errs = append(errs, srv.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes every server at once.
+func (h *httpServers) Close() {
+	for _, srv := range h.servers {
+		_ = srv.Close()
+	}
+}
