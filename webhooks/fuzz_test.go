@@ -44,6 +44,7 @@ func checkParsed(t *testing.T, provider otpbot.Provider, ev otpbot.Event, err er
 	default:
 		t.Fatalf("kind %q", ev.Kind)
 	}
+	assertCleanEvent(t, ev)
 	if l := ev.CardLast4; l != "" && (len(l) != 4 || strings.Trim(l, "0123456789") != "") {
 		t.Fatalf("CardLast4 %q is not four digits", l)
 	}
