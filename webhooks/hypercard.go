@@ -273,12 +273,14 @@ func hyperCardEvent(name string) (spec eventSpec, ok bool) {
 // no notify_type (and with another error when p has no IDKey). An unknown
 // notify type gives KindUnknown; a known one missing a required field gives
 // KindRejected with Reason naming the field. HyperCard pushes carry no id,
-// so the identity is "hypercard:" + the keyed hash of the canonical form
-// (sorted keys, no insignificant whitespace; see Parser.IDKey) of the
-// fields this notify type is documented with: a retry of the same push is
-// a repeat even when it gained a field HyperCard added since, and a change
-// to a known field (a new auth_result) is a new push. For an unknown notify
-// type no field is known and the whole body counts. AUTH_3DS pushes share the group
+// so the identity is "hypercard:" + the keyed hash (see Parser.IDKey) of
+// the string HyperCard's signature covers, made of the fields this notify
+// type is documented with (hyperCardID): a retry of the same push is a
+// repeat even when it gained a field HyperCard added since, a replay the
+// signature cannot tell from the original (a number re-sent as a string)
+// is a repeat too, and a change to a known field (a new auth_result) is a
+// new push. For an unknown notify type no field is known and the whole
+// body counts. AUTH_3DS pushes share the group
 // "hypercard:AUTH_3DS:<auth_id>"; OPT_CODE codes expire the codes' TTL after
 // create_time.
 func (p Parser) ParseHyperCard(body []byte, received time.Time) (otpbot.Event, error) {
@@ -298,7 +300,7 @@ func (p Parser) ParseHyperCard(body []byte, received time.Time) (otpbot.Event, e
 	if known {
 		fields = knownShape(&push, spec.detail)
 	}
-	sum, err := bodyID(p.IDKey, body, fields)
+	sum, err := hyperCardID(p.IDKey, body, fields)
 	if err != nil {
 		return otpbot.Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}

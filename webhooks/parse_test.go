@@ -200,9 +200,10 @@ func TestParseHyperCard(t *testing.T) {
 			CardID: "00003454323400000028888", Status: "successful",
 		})},
 		"consume.json": {want: hcEv("CONSUME", otpbot.KindInfo, otpbot.Event{
-			// The identity is the keyed hash of the canonical body: sorted
-			// keys, no whitespace, values as written.
-			ID:     "hypercard:" + keyedHex(testIDKey, `{"card_id":"6654358889900018888","notify_type":"CONSUME"}`),
+			// The identity is the keyed hash of the string the signature
+			// covers: sorted key=value pairs, values as the signature
+			// renders them.
+			ID:     "hypercard:" + keyedHex(testIDKey, `card_id=6654358889900018888&notify_type=CONSUME`),
 			CardID: "6654358889900018888",
 		})},
 		"buy_coin.json": {want: hcEv("BUY_COIN", otpbot.KindInfo, otpbot.Event{
