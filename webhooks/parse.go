@@ -79,22 +79,6 @@ func (c CodeConfig) ttl(name string) time.Duration {
 	return DefaultCodeTTL
 }
 
-// field is a named value of a push, for the required-field check.
-type field struct {
-	name  string
-	value Scalar
-}
-
-// firstMissing returns the name of the first empty field, or "".
-func firstMissing(fs ...field) string {
-	for _, f := range fs {
-		if f.value == "" {
-			return f.name
-		}
-	}
-	return ""
-}
-
 // reject turns ev into a rejected event: it keeps what identifies and routes
 // the push (for history and ops) but never a code or link, since a rejected
 // event is not pushed.

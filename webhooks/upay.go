@@ -48,9 +48,10 @@ type UPayPush struct {
 
 // detail is one event's typed detail.
 type detail interface {
-	// required lists the fields the document marks required, in its order.
-	required() []field
-	// fill copies the detail into the event.
+	// fields lists every field of the detail in the document's order, with
+	// its bound and whether it is required (see vet).
+	fields() []field
+	// fill copies the detail into the event, after vet.
 	fill(ev *otpbot.Event)
 }
 
@@ -100,55 +101,71 @@ func upayEvent(name string) (spec eventSpec, ok bool) {
 // if it was, decrypted) into an event received at received.
 //
 // It fails with ErrMalformed only when the body is not a JSON object or has
-// no event name. An unknown event name gives KindUnknown; a known event
-// missing a required field gives KindRejected with Reason naming the field.
-// The identity is "upay:" + the outer orderNo; when orderNo is missing it
-// is "upay:hmac:" + the keyed hash (see Parser.IDKey) of the canonical form
-// of the envelope fields and the event's documented detail fields, so that
-// a retry that gained a field is still a repeat (the whole body for an
-// unknown event, whose fields are not known).
+// no event name. An unknown event name gives KindUnknown. A code event
+// (3DS_OTP, 3DS_CONFIRM, NE_VERIFY) is rejected (KindRejected, Reason
+// naming the field) only without its code or without both its card id and
+// customer number; any other field it lacks or has malformed is left out
+// and the code delivered. Any other known event missing a required field
+// is rejected. A value too long to be real (see MaxIDBytes) rejects any
+// push, and the event keeps only a marked prefix of it.
+//
+// The identity is "upay:" + the outer orderNo; when orderNo is missing (or
+// too long) it is "upay:hmac:" + the keyed hash (see Parser.IDKey) of the
+// canonical form of the envelope fields and the event's documented detail
+// fields, so that a retry that gained a field is still a repeat (the whole
+// body for an unknown event, whose fields are not known).
 // Codes expire the codes' TTL after receipt. It fails with another error
 // than ErrMalformed when p has no IDKey.
 func (p Parser) ParseUPay(body []byte, received time.Time) (otpbot.Event, error) {
+	r, err := p.parseUPay(body, received)
+	return r.ev, err
+}
+
+// parsed is a push as the handler needs it: the event, whether its name is
+// one the parser knows, and the fields a delivered code or approval
+// request lacks (see verdict).
+type parsed struct {
+	ev       otpbot.Event
+	known    bool
+	degraded []string
+}
+
+func (p Parser) parseUPay(body []byte, received time.Time) (parsed, error) {
 	if err := p.checkKey(); err != nil {
-		return otpbot.Event{}, err
+		return parsed{}, err
 	}
 	var push UPayPush
 	if err := decodeBody(body, &push); err != nil {
-		return otpbot.Event{}, err
+		return parsed{}, err
 	}
-	name := strings.TrimSpace(push.Event.String())
-	if name == "" {
-		return otpbot.Event{}, fmt.Errorf("%w: no event", ErrMalformed)
+	if strings.TrimSpace(push.Event.String()) == "" {
+		return parsed{}, fmt.Errorf("%w: no event", ErrMalformed)
 	}
-	ev := otpbot.Event{
-		Provider:   otpbot.ProviderUPay,
-		Name:       name,
-		Trace:      push.Trace.String(),
-		ReceivedAt: received,
+	spec, known := upayEvent(otpbot.NormalizeName(strings.TrimSpace(push.Event.String())))
+	id, err := p.upayID(body, &push, spec, known) // before vet, which cuts what is too long
+	if err != nil {
+		return parsed{}, err
 	}
-	spec, known := upayEvent(otpbot.NormalizeName(name))
-	if push.OrderNo != "" {
-		ev.ID = "upay:" + push.OrderNo.String()
-	} else {
-		var fields shape // unknown event: the whole body
-		if known {
-			fields = knownShape(&push)
-			fields["detail"] = knownShape(spec.detail)
-		}
-		sum, err := bodyID(p.IDKey, body, fields)
-		if err != nil {
-			return otpbot.Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
-		ev.ID = "upay:hmac:" + sum
+	detailErr := decodeObject(push.Detail, spec.detail)
+	// The envelope is required of every known event, even one whose detail
+	// fields are unpublished.
+	env := vet([]field{
+		idField("event", &push.Event, required), idField("trace", &push.Trace, required),
+		idField("orderNo", &push.OrderNo, required), timeField("timestamp", &push.Timestamp, required),
+	}, spec.kind, known)
+	var det verdict
+	if detailErr == nil {
+		det = vet(spec.detail.fields(), spec.kind, spec.strict)
 	}
-	ev.Group = ev.ID
 
-	ev.Kind = spec.kind
+	name := strings.TrimSpace(push.Event.String())
+	ev := otpbot.Event{
+		ID: id, Group: id, Provider: otpbot.ProviderUPay, Name: name, Kind: spec.kind,
+		Trace: push.Trace.String(), ReceivedAt: received,
+	}
 	if known {
 		ev.Name = otpbot.NormalizeName(name)
 	}
-	detailErr := decodeObject(push.Detail, spec.detail)
 	if detailErr == nil {
 		spec.detail.fill(&ev)
 	}
@@ -158,24 +175,37 @@ func (p Parser) ParseUPay(body []byte, received time.Time) (otpbot.Event, error)
 	if spec.kind == otpbot.KindCode {
 		ev.ExpiresAt = received.Add(p.Codes.ttl(ev.Name))
 	}
-	if !known {
-		return ev, nil
-	}
-	envelope := firstMissing(
-		field{"event", push.Event}, field{"trace", push.Trace},
-		field{"orderNo", push.OrderNo}, field{"timestamp", push.Timestamp},
-	)
 	switch {
-	case envelope != "":
-		reject(&ev, "missing required field "+envelope)
-	case detailErr != nil:
+	case env.reject != "":
+		reject(&ev, env.reject)
+	case known && detailErr != nil:
 		reject(&ev, "detail is not an object")
-	case spec.strict:
-		if missing := firstMissing(spec.detail.required()...); missing != "" {
-			reject(&ev, "missing required field "+missing)
-		}
+	case det.reject != "":
+		reject(&ev, det.reject)
 	}
-	return ev, nil
+	var degraded []string
+	if ev.Kind.Pushed() {
+		degraded = append(env.degraded, det.degraded...)
+	}
+	return parsed{ev: ev, known: known, degraded: degraded}, nil
+}
+
+// upayID is the identity of a UPay push: its orderNo, or when it has none
+// that can be real, the keyed hash of its known fields.
+func (p Parser) upayID(body []byte, push *UPayPush, spec eventSpec, known bool) (string, error) {
+	if push.OrderNo != "" && len(push.OrderNo) <= MaxIDBytes {
+		return "upay:" + push.OrderNo.String(), nil
+	}
+	var fields shape // unknown event: the whole body
+	if known {
+		fields = knownShape(push)
+		fields["detail"] = knownShape(spec.detail)
+	}
+	sum, err := bodyID(p.IDKey, body, fields)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return "upay:hmac:" + sum, nil
 }
 
 // decodeBody unmarshals a push body, which must be one JSON object.

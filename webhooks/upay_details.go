@@ -30,13 +30,19 @@ type UPayCardTransaction struct {
 	Reason           Scalar `json:"reason"` // cause of failure
 }
 
-func (d *UPayCardTransaction) required() []field {
+func (d *UPayCardTransaction) fields() []field {
 	return []field{
-		{"detail.cardId", d.CardID}, {"detail.cardNumber", Scalar(d.CardNumber)},
-		{"detail.orderNo", d.OrderNo}, {"detail.customerNo", d.CustomerNo},
-		{"detail.type", d.Type}, {"detail.status", d.Status}, {"detail.amount", d.Amount},
-		{"detail.direction", d.Direction}, {"detail.currency", d.Currency},
-		{"detail.transactionAt", d.TransactionAt}, {"detail.transactionId", d.TransactionID},
+		idField("detail.cardId", &d.CardID, routing), cardField("detail.cardNumber", &d.CardNumber, required),
+		idField("detail.orderNo", &d.OrderNo, required), idField("detail.customerNo", &d.CustomerNo, routing),
+		idField("detail.type", &d.Type, required), idField("detail.status", &d.Status, required),
+		amountField("detail.amount", &d.Amount, required), idField("detail.direction", &d.Direction, required),
+		textField("detail.merchantName", &d.MerchantName, optional),
+		currencyField("detail.currency", &d.Currency, required),
+		timeField("detail.transactionAt", &d.TransactionAt, required),
+		idField("detail.transactionId", &d.TransactionID, required),
+		amountField("detail.originalAmount", &d.OriginalAmount, optional),
+		currencyField("detail.originalCurrency", &d.OriginalCurrency, optional),
+		textField("detail.reason", &d.Reason, optional),
 	}
 }
 
@@ -58,11 +64,12 @@ type UPay3DSOTP struct {
 	OrderNo    Scalar     `json:"orderNo"`
 }
 
-func (d *UPay3DSOTP) required() []field {
+func (d *UPay3DSOTP) fields() []field {
 	return []field{
-		{"detail.cardId", d.CardID}, {"detail.cardNumber", Scalar(d.CardNumber)},
-		{"detail.customerNo", d.CustomerNo}, {"detail.3dsCode", Scalar(d.Code)},
-		{"detail.orderNo", d.OrderNo},
+		idField("detail.cardId", &d.CardID, routing), cardField("detail.cardNumber", &d.CardNumber, required),
+		idField("detail.customerNo", &d.CustomerNo, routing),
+		secretField("detail.3dsCode", &d.Code, essential, MaxIDBytes),
+		idField("detail.orderNo", &d.OrderNo, required),
 	}
 }
 
@@ -85,12 +92,15 @@ type UPay3DSConfirm struct {
 	TransactionCurrency Scalar     `json:"transactionCurrency"`
 }
 
-func (d *UPay3DSConfirm) required() []field {
+func (d *UPay3DSConfirm) fields() []field {
 	return []field{
-		{"detail.cardId", d.CardID}, {"detail.cardNumber", Scalar(d.CardNumber)},
-		{"detail.customerNo", d.CustomerNo}, {"detail.validateCode", Scalar(d.ValidateCode)},
-		{"detail.merchants", d.Merchants}, {"detail.transactionTime", d.TransactionTime},
-		{"detail.amount", d.Amount}, {"detail.transactionCurrency", d.TransactionCurrency},
+		idField("detail.cardId", &d.CardID, routing), cardField("detail.cardNumber", &d.CardNumber, required),
+		idField("detail.customerNo", &d.CustomerNo, routing),
+		secretField("detail.validateCode", &d.ValidateCode, essential, MaxIDBytes),
+		textField("detail.merchants", &d.Merchants, required),
+		timeField("detail.transactionTime", &d.TransactionTime, required),
+		amountField("detail.amount", &d.Amount, required),
+		currencyField("detail.transactionCurrency", &d.TransactionCurrency, required),
 	}
 }
 
@@ -113,11 +123,11 @@ type UPayCardApply struct {
 	SubscribeAt Scalar `json:"subscribeAt"`
 }
 
-func (d *UPayCardApply) required() []field {
+func (d *UPayCardApply) fields() []field {
 	return []field{
-		{"detail.cardId", d.CardID}, {"detail.orderNo", d.OrderNo},
-		{"detail.customerNo", d.CustomerNo}, {"detail.amount", d.Amount},
-		{"detail.status", d.Status}, {"detail.subscribeAt", d.SubscribeAt},
+		idField("detail.cardId", &d.CardID, routing), idField("detail.orderNo", &d.OrderNo, required),
+		idField("detail.customerNo", &d.CustomerNo, routing), amountField("detail.amount", &d.Amount, required),
+		idField("detail.status", &d.Status, required), timeField("detail.subscribeAt", &d.SubscribeAt, required),
 	}
 }
 
@@ -139,12 +149,12 @@ type UPayRechargeApply struct {
 	SubscribeAt Scalar     `json:"subscribeAt"`
 }
 
-func (d *UPayRechargeApply) required() []field {
+func (d *UPayRechargeApply) fields() []field {
 	return []field{
-		{"detail.cardId", d.CardID}, {"detail.orderNo", d.OrderNo},
-		{"detail.customerNo", d.CustomerNo}, {"detail.cardNumber", Scalar(d.CardNumber)},
-		{"detail.amount", d.Amount}, {"detail.status", d.Status},
-		{"detail.subscribeAt", d.SubscribeAt},
+		idField("detail.cardId", &d.CardID, routing), idField("detail.orderNo", &d.OrderNo, required),
+		idField("detail.customerNo", &d.CustomerNo, routing), cardField("detail.cardNumber", &d.CardNumber, required),
+		amountField("detail.amount", &d.Amount, required), idField("detail.status", &d.Status, required),
+		timeField("detail.subscribeAt", &d.SubscribeAt, required),
 	}
 }
 
@@ -167,11 +177,16 @@ type UPayVerification struct {
 	CustomerNo Scalar     `json:"customerNo"`
 }
 
-func (d *UPayVerification) required() []field {
+func (d *UPayVerification) fields() []field {
+	// The code of a 3DS_CONFIRM_LINK is a web address, not a short code.
+	max := MaxIDBytes
+	if otpbot.NormalizeName(d.Type.String()) == UPayVerify3DSConfirmLink {
+		max = MaxLinkBytes
+	}
 	return []field{
-		{"detail.cardId", d.CardID}, {"detail.orderNo", d.OrderNo},
-		{"detail.code", Scalar(d.Code)}, {"detail.cardNumber", Scalar(d.CardNumber)},
-		{"detail.type", d.Type}, {"detail.customerNo", d.CustomerNo},
+		idField("detail.cardId", &d.CardID, routing), idField("detail.orderNo", &d.OrderNo, required),
+		secretField("detail.code", &d.Code, essential, max), cardField("detail.cardNumber", &d.CardNumber, required),
+		idField("detail.type", &d.Type, required), idField("detail.customerNo", &d.CustomerNo, routing),
 	}
 }
 
@@ -225,10 +240,10 @@ type UPayKYC struct {
 	Status       Scalar `json:"status"`       // 1 pass, 2 refuse (3 processing, 4 none: never pushed)
 }
 
-func (d *UPayKYC) required() []field {
+func (d *UPayKYC) fields() []field {
 	return []field{
-		{"detail.customerNo", d.CustomerNo}, {"detail.documentType", d.DocumentType},
-		{"detail.status", d.Status},
+		idField("detail.customerNo", &d.CustomerNo, routing), idField("detail.documentType", &d.DocumentType, required),
+		idField("detail.status", &d.Status, required),
 	}
 }
 
@@ -246,11 +261,11 @@ type UPayCardStatusChange struct {
 	CustomerNo Scalar     `json:"customerNo"`
 }
 
-func (d *UPayCardStatusChange) required() []field {
+func (d *UPayCardStatusChange) fields() []field {
 	return []field{
-		{"detail.cardId", d.CardID}, {"detail.cardNumber", Scalar(d.CardNumber)},
-		{"detail.status", d.Status}, {"detail.orderNo", d.OrderNo},
-		{"detail.customerNo", d.CustomerNo},
+		idField("detail.cardId", &d.CardID, routing), cardField("detail.cardNumber", &d.CardNumber, required),
+		idField("detail.status", &d.Status, required), idField("detail.orderNo", &d.OrderNo, required),
+		idField("detail.customerNo", &d.CustomerNo, routing),
 	}
 }
 
@@ -271,12 +286,15 @@ type UPayLogistics struct {
 	CardID               Scalar `json:"cardId"`
 }
 
-func (d *UPayLogistics) required() []field {
+func (d *UPayLogistics) fields() []field {
 	return []field{
-		{"detail.dispatchTime", d.DispatchTime}, {"detail.logisticsOrderNo", d.LogisticsOrderNo},
-		{"detail.logisticsCompanyName", d.LogisticsCompanyName},
-		{"detail.recipientAddress", d.RecipientAddress}, {"detail.logisticsImage", d.LogisticsImage},
-		{"detail.cardId", d.CardID},
+		// A String without a format: a text, read as a time when it is one.
+		textField("detail.dispatchTime", &d.DispatchTime, required),
+		idField("detail.logisticsOrderNo", &d.LogisticsOrderNo, required),
+		textField("detail.logisticsCompanyName", &d.LogisticsCompanyName, required),
+		textField("detail.recipientAddress", &d.RecipientAddress, required),
+		linkField("detail.logisticsImage", &d.LogisticsImage, required),
+		idField("detail.cardId", &d.CardID, routing),
 	}
 }
 
@@ -298,11 +316,11 @@ type UPayCardActivated struct {
 	CardStatus Scalar     `json:"cardStatus"` // read with the §2.9 card status codes
 }
 
-func (d *UPayCardActivated) required() []field {
+func (d *UPayCardActivated) fields() []field {
 	return []field{
-		{"detail.orderNo", d.OrderNo}, {"detail.cardId", d.CardID},
-		{"detail.cardNumber", Scalar(d.CardNumber)}, {"detail.customerNo", d.CustomerNo},
-		{"detail.cardStatus", d.CardStatus},
+		idField("detail.orderNo", &d.OrderNo, required), idField("detail.cardId", &d.CardID, routing),
+		cardField("detail.cardNumber", &d.CardNumber, required), idField("detail.customerNo", &d.CustomerNo, routing),
+		idField("detail.cardStatus", &d.CardStatus, required),
 	}
 }
 
@@ -325,7 +343,15 @@ type UPayCardEvent struct {
 	Reason     Scalar     `json:"reason"`
 }
 
-func (d *UPayCardEvent) required() []field { return nil } // fields unpublished
+// fields: unpublished, so none is required (eventSpec.strict is false).
+func (d *UPayCardEvent) fields() []field {
+	return []field{
+		idField("detail.cardId", &d.CardID, routing), cardField("detail.cardNumber", &d.CardNumber, optional),
+		idField("detail.customerNo", &d.CustomerNo, routing), idField("detail.orderNo", &d.OrderNo, optional),
+		idField("detail.type", &d.Type, optional), idField("detail.status", &d.Status, optional),
+		textField("detail.reason", &d.Reason, optional),
+	}
+}
 
 func (d *UPayCardEvent) fill(ev *otpbot.Event) {
 	ev.CardID, ev.CustomerNo = d.CardID.String(), d.CustomerNo.String()
@@ -342,7 +368,12 @@ type upayUnknown struct {
 	CustomerNo Scalar     `json:"customerNo"`
 }
 
-func (d *upayUnknown) required() []field { return nil }
+func (d *upayUnknown) fields() []field {
+	return []field{
+		idField("detail.cardId", &d.CardID, routing), cardField("detail.cardNumber", &d.CardNumber, optional),
+		idField("detail.customerNo", &d.CustomerNo, routing),
+	}
+}
 
 func (d *upayUnknown) fill(ev *otpbot.Event) {
 	ev.CardID, ev.CustomerNo = d.CardID.String(), d.CustomerNo.String()
