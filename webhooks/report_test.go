@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/templates"
 )
 
 // clock is a test clock the handler reads and the test moves.
@@ -168,5 +169,63 @@ func TestThrottle(t *testing.T) {
 	}
 	if th.allow(fmt.Sprint("k", 2*throttleKeys-1), later.Add(time.Duration(2*throttleKeys-1)*time.Minute), time.Minute) {
 		t.Error("the newest key was forgotten within its interval")
+	}
+}
+
+// TestDegradedPushesRenderWithoutTheField: a code or approval request
+// delivered without some field, through a real HTTP push, renders with its
+// code and a countdown, and with no trace of what was missing or
+// malformed: no half line, no malformed text.
+func TestDegradedPushesRenderWithoutTheField(t *testing.T) {
+	tmpl, err := templates.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		provider, file string
+		want           []string
+		avoid          []string
+	}{
+		{"upay", "3ds_otp_missing_trace.json", []string{"<code>004711</code>", "Card •••• 1234", "expires in 5:00"}, nil},
+		{"upay", "3ds_otp_empty_card_number.json", []string{"<code>004711</code>", "expires in 5:00"}, []string{"1234"}},
+		{"upay", "3ds_confirm_degraded.json", []string{"<code>B8L3</code>", "expires in 5:00"},
+			[]string{"Card", "Merchant", "Amount", "12,50", "refund", "Euro", "n/a"}},
+		{"upay", "ne_verify_missing_type.json", []string{"Verification code", "<code>7777</code>", "expires in 5:00"}, nil},
+		{"hypercard", "opt_code_no_create_time.json", []string{"<code>777111</code>", "expires in 5:00"}, nil},
+		{"hypercard", "auth_3ds_malformed.json", []string{"Purchase waiting for approval", "Country: DE", "expires in 5:00"},
+			[]string{"Merchant", "Amount", "fee", "1.00", "n/a", "pending", "five", "Status"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.provider+"/"+tt.file, func(t *testing.T) {
+			e := newEnv(t, Config{
+				UPay:      UPayConfig{Enabled: true, Token: testToken},
+				HyperCard: HyperCardConfig{Enabled: true, Token: testToken},
+			})
+			path, ack := DefaultUPayPath, isUPayAck
+			if tt.provider == "hypercard" {
+				path, ack = DefaultHyperCardPath, isHyperCardAck
+			}
+			if got := e.post(t, withToken(path, testToken), mustRead(tt.provider, tt.file), nil); !ack(got) {
+				t.Fatalf("push refused: %d %q", got.status, got.body)
+			}
+			evs := e.ing.ingested()
+			if len(evs) != 1 || !evs[0].Kind.Pushed() {
+				t.Fatalf("store got %+v, want one delivered event", evs)
+			}
+			out, err := tmpl.RenderMessage(otpbot.Message{Group: evs[0].Group, Event: evs[0], State: otpbot.StateLive}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("the message lacks %q:\n%s", w, out)
+				}
+			}
+			for _, a := range tt.avoid {
+				if strings.Contains(out, a) {
+					t.Errorf("the message shows %q:\n%s", a, out)
+				}
+			}
+		})
 	}
 }
