@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Defaults for the settings New fills in when they are zero (CONTRACT §2).
+// Defaults for the settings New fills in when they are zero (docs/configuration.md).
 const (
 	DefaultMaxBodyBytes       = 1 << 20
 	DefaultUPayPath           = "/webhooks/upay"
@@ -28,7 +28,7 @@ const (
 	DefaultHyperCardTolerance = 25 * time.Hour
 )
 
-// The answers each platform takes as an acknowledgement (CONTRACT §3).
+// The answers each platform takes as an acknowledgement (docs/pushes.md).
 const (
 	upayAck      = "SUCCESS"
 	hyperCardAck = `{"code":1,"msg":"ok","data":{}}`
@@ -45,7 +45,7 @@ type Ingester interface {
 	Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResult, error)
 }
 
-// UPayConfig configures the UPay endpoint (CONTRACT §2 providers.upay).
+// UPayConfig configures the UPay endpoint (the configuration keys providers.upay).
 // Every configured check must pass; at least one of Token and SecretKey is
 // required when Enabled.
 type UPayConfig struct {
@@ -67,8 +67,8 @@ type UPayConfig struct {
 	AllowIPs []netip.Prefix
 }
 
-// HyperCardConfig configures the HyperCard endpoint (CONTRACT §2
-// providers.hypercard). Every configured check must pass; at least one of
+// HyperCardConfig configures the HyperCard endpoint (the configuration
+// keys providers.hypercard). Every configured check must pass; at least one of
 // Token and PublicKey is required when Enabled.
 type HyperCardConfig struct {
 	Enabled bool

@@ -15,7 +15,7 @@ import (
 
 const testToken = "tok-3f9a8b7c"
 
-// contractRow is one situation of CONTRACT §3's response table.
+// contractRow is one situation of the response table in docs/pushes.md.
 type contractRow struct {
 	name       string
 	path       string // relative to the provider's path, "" = with a valid token

@@ -8,7 +8,7 @@ import (
 	"github.com/otpbot/otpbot"
 )
 
-// The HyperCard common push document (specs/002_ffb01f78abb0062f.txt, 2.2.4)
+// The HyperCard common push document (section 2.2.4 of HyperCard's push API)
 // as Go types. Pushes are flat JSON objects told apart by notify_type; every
 // field is a Scalar (or CardNumber / Secret) because HyperCard sends numbers
 // as strings in its own examples; fields HyperCard adds later are ignored.

@@ -213,7 +213,7 @@ func edit(t *testing.T, body []byte, fn func(m map[string]any)) []byte {
 func detailOf(m map[string]any) map[string]any { return m["detail"].(map[string]any) }
 
 // TestIdentityIgnoresUnknownFields: a push's identity is made of the fields
-// the parser reads (CONTRACT §3: unknown fields are ignored, and HyperCard
+// the parser reads (unknown fields are ignored, docs/pushes.md, and HyperCard
 // says new ones will appear), so a retry that gains a field is still a
 // repeat, while a change to a field the parser reads is a new push. A push
 // whose type is unknown has no known field: all of its body counts.

@@ -53,7 +53,7 @@ func (p Parser) checkKey() error {
 }
 
 // DefaultCodeTTL is the lifetime of a code whose push carries no expiry when
-// CodeConfig.TTL is not set (CONTRACT §2 codes.ttl).
+// CodeConfig.TTL is not set (the configuration key codes.ttl).
 const DefaultCodeTTL = 5 * time.Minute
 
 // CodeConfig says how long codes live when the push itself does not say.

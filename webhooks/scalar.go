@@ -125,7 +125,7 @@ func (c CardNumber) LogValue() slog.Value { return slog.StringValue(c.String()) 
 
 // Secret is a one-time code or link as a push carries it. It parses like
 // Scalar and prints as "[secret]" through fmt and slog: codes are never
-// written to logs (CONTRACT §5).
+// written to logs.
 type Secret Scalar
 
 // UnmarshalJSON implements json.Unmarshaler.

@@ -10,12 +10,12 @@ import (
 	"github.com/otpbot/otpbot"
 )
 
-// The UPay push document (specs/000_01b5ba90e4513639.txt) as Go types. Every
+// UPay's push document as Go types (upay_details.go holds the details). Every
 // field of every event is here, as Scalar (or CardNumber / Secret), so that
 // numbers may arrive as JSON numbers or strings; unknown fields are ignored.
 
 // UPay event names: the fourteen of the push document (§1) plus CE_EVENT and
-// CC_AUTHORIZATION, which UPay's other pages name (PROVIDERS.md).
+// CC_AUTHORIZATION, which UPay names in its other published pages.
 const (
 	UPayCardConsume       = "CC_CONSUME"
 	UPayCardRefund        = "CC_REFUND"
@@ -35,8 +35,9 @@ const (
 	UPayAuthorization     = "CC_AUTHORIZATION"
 )
 
-// UPayPush is the envelope of every UPay push (document §2). All four
-// scalar fields are required.
+// UPayPush is the envelope of every UPay push (document §2). The document
+// requires all four scalar fields; a code event is still delivered without
+// trace, orderNo or timestamp (see vet).
 type UPayPush struct {
 	Event     Scalar `json:"event"`     // event name
 	Trace     Scalar `json:"trace"`     // the same for every push of one transaction
