@@ -144,14 +144,12 @@ func hyperCardID(key, body []byte, known shape) (string, error) {
 		if _, ok := known.member(k); (known != nil && !ok) || slices.Contains(headers, k) {
 			continue
 		}
-		name, err := json.Marshal(k)
-		if err != nil {
-			return "", fmt.Errorf("canonicalise body: %w", err)
-		}
 		if kept.Len() > 1 {
 			kept.WriteByte(',')
 		}
-		kept.Write(name)
+		if err := writeJSONString(&kept, k); err != nil {
+			return "", fmt.Errorf("canonicalise body: %w", err)
+		}
 		kept.WriteByte(':')
 		kept.Write(raw)
 	}
@@ -168,4 +166,23 @@ func keyedID(key, canon []byte) string {
 	mac := hmac.New(sha256.New, key)
 	mac.Write(canon)
 	return hex.EncodeToString(mac.Sum(nil))[:bodyIDHexLen]
+}
+
+// writeJSONString writes s as a JSON string: as it is when it needs no
+// escape (member names nearly always), else through encoding/json.
+func writeJSONString(b *bytes.Buffer, s string) error {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 0x20 && c < 0x80 && c != '"' && c != '\\'
+	}
+	if plain {
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+		return nil
+	}
+	q, err := json.Marshal(s)
+	b.Write(q)
+	return err
 }

@@ -299,6 +299,8 @@ func TestHyperCardReplayTheSignatureCannotTell(t *testing.T) {
 			`{"notify_type":"OPT_CODE","card_id":1085185460000094505,"code":888666,"create_time":1710412477}`, "OPT_CODE"},
 		{"code written with escapes", optCode,
 			`{"notify_type":"OPT_CODE","card_id":"1085185460000094505","code":"\u0038\u0038\u0038666","create_time":1710412477}`, "OPT_CODE"},
+		{"a member name written with escapes", optCode,
+			`{"notify_type":"OPT_CODE","card_id":"1085185460000094505","c\u006fde":"888666","create_time":1710412477}`, "OPT_CODE"},
 		{"code moved into the card id", optCode,
 			`{"notify_type":"OPT_CODE","card_id":"1085185460000094505&code=888666","create_time":1710412477}`, "OPT_CODE"},
 		{"create_time moved into the code", optCode,
