@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -155,13 +156,17 @@ func TestTooLongPushIsAcknowledged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
+	t.Cleanup(func() {
+		if err := store.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	rep := &fakeReporter{}
 	h, err := New(Config{
 		IDKey:     testIDKey,
 		UPay:      UPayConfig{Enabled: true, Token: testToken},
 		HyperCard: HyperCardConfig{Enabled: true, Token: testToken},
-	}, store, Options{Now: func() time.Time { return now }, Reporter: rep})
+	}, store, Options{Now: func() time.Time { return now }, Reporter: rep, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
