@@ -31,9 +31,13 @@ const (
 	// KindUnknown is an authentic, well-formed push whose event name we do not
 	// know: recorded in history, not pushed.
 	KindUnknown Kind = "unknown"
-	// KindRejected is a known event missing a field its document marks
-	// required: acknowledged (the provider cannot fix it by retrying),
-	// recorded for ops, not pushed.
+	// KindRejected is a push that cannot be delivered: a code or approval
+	// request without its code (link, auth id) or without any routing key,
+	// another known event missing a field its document marks required, or
+	// any push with a value too long to be real. Acknowledged (the
+	// provider cannot fix it by retrying), recorded for ops, not pushed.
+	// A code missing only a field it displays is not rejected: it is
+	// delivered without that field.
 	KindRejected Kind = "rejected"
 )
 
@@ -82,8 +86,8 @@ type Event struct {
 	// AuthID and AuthResult describe a HyperCard AUTH_3DS approval request.
 	AuthID     string `json:"auth_id,omitempty"`
 	AuthResult int    `json:"auth_result,omitempty"`
-	// Reason explains a KindRejected event (which field is missing) or a
-	// provider's failure reason.
+	// Reason explains a KindRejected event (which field is missing or too
+	// long) or a provider's failure reason.
 	Reason string `json:"reason,omitempty"`
 	// OccurredAt is when the provider says the event happened (zero if the
 	// push does not say).

@@ -317,8 +317,14 @@ var funcs = template.FuncMap{
 	"card":    CardOf,
 	"key":     KeyLabel,
 	"left":    Remaining,
-	// money joins an amount and its currency ("1.00 EUR"), either may be empty.
+	// money joins an amount and its currency ("1.00 EUR"); the currency may
+	// be empty. Without an amount (a push may lack it, or carry one so
+	// malformed that it was dropped) it is "", so that no "Amount" line
+	// shows a bare currency.
 	"money": func(amount, currency string) string {
+		if amount == "" {
+			return ""
+		}
 		return strings.TrimSpace(amount + " " + currency)
 	},
 	// when prints a time in UTC to the minute, the way history lists it.

@@ -73,6 +73,11 @@ func TestRenderMessageGolden(t *testing.T) {
 	evil.Merchant, evil.Code, evil.Amount, evil.Currency = `<b>&"x`, `<i>1&2</i>`, `1<2`, `"EUR"`
 	noStatus := approval()
 	noStatus.Status = ""
+	// A code delivered without what it only displays: no card number, no
+	// merchant, an amount dropped as malformed beside its currency. The
+	// lines it would fill are absent, not half shown.
+	degraded := otp()
+	degraded.CardLast4, degraded.CardID, degraded.Merchant, degraded.Amount = "", "", "", ""
 
 	tests := []struct {
 		name  string
@@ -87,6 +92,7 @@ func TestRenderMessageGolden(t *testing.T) {
 		{"code_live_applink", otpbot.Message{Event: appLink, State: otpbot.StateLive}, t0, true, []string{"<a ", "#ZgotmplZ"}},
 		{"code_live_no_expiry", otpbot.Message{Event: bare, State: otpbot.StateLive}, t0, true, []string{"expires", "1085185460000094505"}},
 		{"code_live_escaped", otpbot.Message{Event: evil, State: otpbot.StateLive}, t0, false, []string{`<b>&`, `<i>1`}},
+		{"code_live_degraded", otpbot.Message{Event: degraded, State: otpbot.StateLive}, t0, true, []string{"Card", "Merchant", "Amount", "EUR"}},
 		{"code_expired", otpbot.Message{Event: otp(), State: otpbot.StateExpired}, t0.Add(6 * time.Minute), false, []string{"482913"}},
 		{"code_live_past_expiry", otpbot.Message{Event: otp(), State: otpbot.StateLive}, t0.Add(5 * time.Minute), false, []string{"482913"}},
 		{"code_expired_link", otpbot.Message{Event: link, State: otpbot.StateExpired}, t0.Add(6 * time.Minute), false, []string{"pay.example.com"}},

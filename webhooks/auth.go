@@ -201,15 +201,15 @@ func (c *UPayConfig) checkUPaySignature(r *http.Request, raw, plain []byte, encr
 		return authFailure("%s is not Base64", UPayHeaderSign)
 	}
 	var ev struct {
-		Event Scalar `json:"event"`
+		Event signedScalar `json:"event"` // as UPay signed it: not cleaned
 	}
 	if json.Unmarshal(plain, &ev) != nil || ev.Event == "" {
 		return authFailure("no event to verify %s with", UPayHeaderSign)
 	}
-	if hmac.Equal(given, upayMAC(c.SecretKey, ev.Event.String(), ts, raw)) {
+	if hmac.Equal(given, upayMAC(c.SecretKey, string(ev.Event), ts, raw)) {
 		return nil
 	}
-	if encrypted && hmac.Equal(given, upayMAC(c.SecretKey, ev.Event.String(), ts, plain)) {
+	if encrypted && hmac.Equal(given, upayMAC(c.SecretKey, string(ev.Event), ts, plain)) {
 		return nil
 	}
 	return authFailure("%s does not match", UPayHeaderSign)

@@ -1,10 +1,14 @@
 // Package webhooks is otpbot's HTTP surface for card platforms: it
 // authenticates a provider's push, turns the body into an otpbot.Event,
 // hands it to the store and answers with the acknowledgement that provider
-// expects (CONTRACT §3).
+// expects. docs/pushes.md describes the rules for operators.
 //
-// One file per provider holds its typed push structs and pure parser
-// (upay.go, hypercard.go); auth.go holds the checks every configured method
-// must pass; sign.go the signing helpers shared with tests and tools;
-// handler.go the routes and the single error→status mapping.
+// The providers' typed push structs and pure parsers are in upay.go,
+// upay_details.go and hypercard.go; fields.go declares how a field is
+// bounded, required and checked (vet), clean.go what is stripped from every
+// string, identity.go how a push without an id is identified; auth.go
+// holds the checks every configured method must pass; sign.go the signing
+// helpers shared with tests and tools; handler.go the routes and the single
+// error→status mapping; report.go the hooks told about stored pushes (ops,
+// threads).
 package webhooks

@@ -44,6 +44,21 @@ func checkParsed(t *testing.T, provider otpbot.Provider, ev otpbot.Event, err er
 	default:
 		t.Fatalf("kind %q", ev.Kind)
 	}
+	assertCleanEvent(t, ev)
+	// Nothing too long to be real survives into the event (ids are the
+	// bounded id plus a prefix; a link is the longest value).
+	for name, v := range map[string]string{"ID": ev.ID, "Group": ev.Group, "Name": ev.Name, "CardID": ev.CardID,
+		"CustomerNo": ev.CustomerNo, "Trace": ev.Trace, "AuthID": ev.AuthID, "Code": ev.Code} {
+		if len(v) > MaxIDBytes+len("hypercard:AUTH_3DS:") {
+			t.Fatalf("%s is %d bytes long", name, len(v))
+		}
+	}
+	for name, v := range map[string]string{"Merchant": ev.Merchant, "Amount": ev.Amount, "Currency": ev.Currency,
+		"Country": ev.Country, "Status": ev.Status, "Reason": ev.Reason, "Link": ev.Link} {
+		if len(v) > MaxLinkBytes {
+			t.Fatalf("%s is %d bytes long", name, len(v))
+		}
+	}
 	if l := ev.CardLast4; l != "" && (len(l) != 4 || strings.Trim(l, "0123456789") != "") {
 		t.Fatalf("CardLast4 %q is not four digits", l)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Defaults for the settings New fills in when they are zero (CONTRACT §2).
+// Defaults for the settings New fills in when they are zero (docs/configuration.md).
 const (
 	DefaultMaxBodyBytes       = 1 << 20
 	DefaultUPayPath           = "/webhooks/upay"
@@ -28,7 +28,7 @@ const (
 	DefaultHyperCardTolerance = 25 * time.Hour
 )
 
-// The answers each platform takes as an acknowledgement (CONTRACT §3).
+// The answers each platform takes as an acknowledgement (docs/pushes.md).
 const (
 	upayAck      = "SUCCESS"
 	hyperCardAck = `{"code":1,"msg":"ok","data":{}}`
@@ -45,27 +45,7 @@ type Ingester interface {
 	Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResult, error)
 }
 
-// Reporter is told about pushes ops should see: unrouted, rejected and
-// unknown ones. It is called before the provider gets its answer, so it
-// must only queue its report (never wait on Telegram). It receives the
-// event without its code or link.
-type Reporter interface {
-	Report(ctx context.Context, ev otpbot.Event, res otpbot.IngestResult)
-}
-
-// Threader adds a history-only event to the conversation of an earlier
-// code message of the same transaction (the CC_CONSUME after a 3DS_OTP with
-// the same UPay trace), in the chats that asked for it. The handler calls
-// it for a new (not repeated) info event with a trace, after Ingest
-// committed and before the provider gets its answer, so it must be quick
-// and only queue work (UPay wants its answer within 5 seconds). It
-// receives the event without its code or link. What it queues is a
-// courtesy: the event is already in history whatever becomes of it.
-type Threader interface {
-	Thread(ctx context.Context, ev otpbot.Event)
-}
-
-// UPayConfig configures the UPay endpoint (CONTRACT §2 providers.upay).
+// UPayConfig configures the UPay endpoint (the configuration keys providers.upay).
 // Every configured check must pass; at least one of Token and SecretKey is
 // required when Enabled.
 type UPayConfig struct {
@@ -87,8 +67,8 @@ type UPayConfig struct {
 	AllowIPs []netip.Prefix
 }
 
-// HyperCardConfig configures the HyperCard endpoint (CONTRACT §2
-// providers.hypercard). Every configured check must pass; at least one of
+// HyperCardConfig configures the HyperCard endpoint (the configuration
+// keys providers.hypercard). Every configured check must pass; at least one of
 // Token and PublicKey is required when Enabled.
 type HyperCardConfig struct {
 	Enabled bool
@@ -138,6 +118,8 @@ type Handler struct {
 	log       *slog.Logger
 	now       func() time.Time
 	rep       Reporter
+	degraded  DegradedReporter // rep, when it implements it
+	throttle  throttle         // of the reports to degraded
 	threads   Threader
 	parser    Parser
 	metrics   *metrics
@@ -154,7 +136,7 @@ type provider struct {
 	// verify runs the signature checks on the body and returns the push to
 	// parse (decrypted, for UPay).
 	verify func(r *http.Request, body []byte, now time.Time) ([]byte, error)
-	parse  func(p Parser, body []byte, received time.Time) (otpbot.Event, error)
+	parse  func(p Parser, body []byte, received time.Time) (parsed, error)
 	// ack and fail write the platform's acknowledgement and a non-ack.
 	ack  func(w http.ResponseWriter)
 	fail func(w http.ResponseWriter, status int, msg string)
@@ -187,6 +169,7 @@ func New(cfg Config, ing Ingester, opts Options) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
+	h.degraded, _ = h.rep.(DegradedReporter)
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -253,7 +236,7 @@ func newUPay(c *UPayConfig) (*provider, error) {
 			}
 			return plain, nil
 		},
-		parse: Parser.ParseUPay,
+		parse: Parser.parseUPay,
 		ack: func(w http.ResponseWriter) {
 			writeBody(w, http.StatusOK, contentTypeText, upayAck)
 		},
@@ -283,7 +266,7 @@ func newHyperCard(c *HyperCardConfig) (*provider, error) {
 			}
 			return body, nil
 		},
-		parse: Parser.ParseHyperCard,
+		parse: Parser.parseHyperCard,
 		ack: func(w http.ResponseWriter) {
 			writeBody(w, http.StatusOK, contentTypeJSON, hyperCardAck)
 		},
@@ -333,8 +316,14 @@ func status(err error) (code int, outcome, msg string) {
 type push struct {
 	ev     otpbot.Event
 	parsed bool
-	res    otpbot.IngestResult
-	client netip.Addr
+	// known: the event name is one the parser knows (else the metrics
+	// label it "unknown", whatever became of it).
+	known bool
+	// degraded names the fields a code or approval request was delivered
+	// without (see verdict).
+	degraded []string
+	res      otpbot.IngestResult
+	client   netip.Addr
 }
 
 // serve adapts handle (which returns an error) to HTTP: the error becomes
@@ -353,7 +342,7 @@ func (h *Handler) serve(p *provider) http.Handler {
 			p.ack(w)
 		}
 		event := "unknown"
-		if ps.parsed && ps.ev.Kind != otpbot.KindUnknown {
+		if ps.parsed && ps.known {
 			event = ps.ev.Name
 		}
 		h.metrics.pushes.WithLabelValues(string(p.name), event, outcome).Inc()
@@ -398,27 +387,20 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request, p *provider, ps
 	if err != nil {
 		return err
 	}
-	ev, err := p.parse(h.parser, plain, now)
+	parsed, err := p.parse(h.parser, plain, now)
 	if err != nil {
 		return err
 	}
-	ps.ev, ps.parsed = ev, true
+	ps.ev, ps.parsed, ps.known, ps.degraded = parsed.ev, true, parsed.known, parsed.degraded
 
 	started := time.Now()
-	res, err := h.ing.Ingest(r.Context(), ev)
+	res, err := h.ing.Ingest(r.Context(), ps.ev)
 	h.metrics.ingest.WithLabelValues(string(p.name)).Observe(time.Since(started).Seconds())
 	if err != nil {
 		return fmt.Errorf("%w: ingest: %w", errUnavailable, err)
 	}
 	ps.res = res
-	if h.rep != nil && !res.Duplicate &&
-		(res.Outcome == otpbot.OutcomeUnrouted || res.Outcome == otpbot.OutcomeRejected ||
-			ev.Kind == otpbot.KindRejected || ev.Kind == otpbot.KindUnknown) {
-		h.rep.Report(r.Context(), ev.Redacted(), res)
-	}
-	if h.threads != nil && !res.Duplicate && ev.Kind == otpbot.KindInfo && ev.Trace != "" {
-		h.threads.Thread(r.Context(), ev.Redacted())
-	}
+	h.tell(r.Context(), p, ps, now)
 	return nil
 }
 
@@ -434,6 +416,9 @@ func (h *Handler) logPush(ctx context.Context, p *provider, ps *push, code int, 
 		}
 		if ps.ev.Kind == otpbot.KindRejected {
 			attrs = append(attrs, slog.String("reason", ps.ev.Reason))
+		}
+		if len(ps.degraded) > 0 && ps.ev.Kind.Pushed() {
+			attrs = append(attrs, slog.String("degraded", strings.Join(ps.degraded, ",")))
 		}
 	}
 	attrs = append(attrs, slog.String("outcome", outcome), slog.Int("status", code), slog.Duration("duration", took))

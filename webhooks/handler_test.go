@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,7 +15,7 @@ import (
 
 const testToken = "tok-3f9a8b7c"
 
-// contractRow is one situation of CONTRACT §3's response table.
+// contractRow is one situation of the response table in docs/pushes.md.
 type contractRow struct {
 	name       string
 	path       string // relative to the provider's path, "" = with a valid token
@@ -30,6 +31,8 @@ type contractRow struct {
 	wantEvent   string      // event label of otpbot_pushes_total
 	wantOutcome string
 	wantReport  bool
+	// wantDegraded lists the fields ops is told the delivered push lacks.
+	wantDegraded []string
 }
 
 // padded returns a valid push body of at least n bytes.
@@ -91,6 +94,23 @@ func TestUPayContract(t *testing.T) {
 	rows := contractRows("upay", "3ds_otp.json", "cc_consume.json", "unknown_event.json", "3ds_otp_missing_code.json",
 		`{"event":"3DS_OTP","trace":"T","orderNo":"PN-U","timestamp":1755248905430,"detail":{"cardId":"UNLINKED","cardNumber":"5235560000001234","customerNo":"CU9","3dsCode":"111222","orderNo":"X"}}`,
 		"malformed_not_json.json", "malformed_no_event.json", "3DS_OTP", "CC_CONSUME", "3DS_OTP")
+	rows = append(rows,
+		contractRow{name: "code without trace is delivered", body: mustRead("upay", "3ds_otp_missing_trace.json"),
+			wantStatus: 200, wantAck: true, wantKind: otpbot.KindCode, wantEvent: "3DS_OTP", wantOutcome: "queued",
+			wantDegraded: []string{"trace"}},
+		contractRow{name: "code with an empty card number is delivered", body: mustRead("upay", "3ds_otp_empty_card_number.json"),
+			wantStatus: 200, wantAck: true, wantKind: otpbot.KindCode, wantEvent: "3DS_OTP", wantOutcome: "queued",
+			wantDegraded: []string{"detail.cardNumber"}},
+		contractRow{name: "code without any routing key", body: mustRead("upay", "3ds_otp_no_routing_key.json"),
+			wantStatus: 200, wantAck: true, wantKind: otpbot.KindRejected, wantEvent: "3DS_OTP", wantOutcome: "rejected",
+			wantReport: true},
+		contractRow{name: "a field too long to be real", wantStatus: 200, wantAck: true,
+			body:     withField(t, "upay", "3ds_otp.json", "detail.cardId", strings.Repeat("C", 900<<10)),
+			wantKind: otpbot.KindRejected, wantEvent: "3DS_OTP", wantOutcome: "rejected", wantReport: true},
+		contractRow{name: "an unknown event name too long to be real", wantStatus: 200, wantAck: true,
+			body:     withField(t, "upay", "unknown_event.json", "event", strings.Repeat("X", 129)),
+			wantKind: otpbot.KindRejected, wantEvent: "unknown", wantOutcome: "rejected", wantReport: true},
+	)
 	runContract(t, rows, func(maxBody int64) Config {
 		return Config{MaxBodyBytes: maxBody, UPay: UPayConfig{Enabled: true, Token: testToken}}
 	}, DefaultUPayPath, otpbot.ProviderUPay, isUPayAck, func(t *testing.T, r response) {
@@ -104,6 +124,23 @@ func TestHyperCardContract(t *testing.T) {
 	rows := contractRows("hypercard", "opt_code.json", "consume.json", "unknown_type.json", "opt_code_missing_code.json",
 		`{"notify_type":"OPT_CODE","card_id":"UNLINKED","code":"111222","create_time":1710412477}`,
 		"malformed_not_json.json", "malformed_no_notify_type.json", "OPT_CODE", "CONSUME", "OPT_CODE")
+	rows = append(rows,
+		contractRow{name: "code without create_time is delivered", body: mustRead("hypercard", "opt_code_no_create_time.json"),
+			wantStatus: 200, wantAck: true, wantKind: otpbot.KindCode, wantEvent: "OPT_CODE", wantOutcome: "queued",
+			wantDegraded: []string{"create_time"}},
+		contractRow{name: "approval request with malformed fields is delivered", body: mustRead("hypercard", "auth_3ds_malformed.json"),
+			wantStatus: 200, wantAck: true, wantKind: otpbot.KindApproval, wantEvent: "AUTH_3DS", wantOutcome: "queued",
+			wantDegraded: []string{"card_no", "txn_currency", "txn_amount", "card_acceptor_merchant_name", "auth_result", "expired_time"}},
+		contractRow{name: "approval request without auth_id", body: mustRead("hypercard", "auth_3ds_missing_auth_id.json"),
+			wantStatus: 200, wantAck: true, wantKind: otpbot.KindRejected, wantEvent: "AUTH_3DS", wantOutcome: "rejected",
+			wantReport: true},
+		contractRow{name: "code without a routing key", body: mustRead("hypercard", "opt_code_null_card.json"),
+			wantStatus: 200, wantAck: true, wantKind: otpbot.KindRejected, wantEvent: "OPT_CODE", wantOutcome: "rejected",
+			wantReport: true},
+		contractRow{name: "a field too long to be real", wantStatus: 200, wantAck: true,
+			body:     withField(t, "hypercard", "opt_code.json", "card_id", strings.Repeat("C", 900<<10)),
+			wantKind: otpbot.KindRejected, wantEvent: "OPT_CODE", wantOutcome: "rejected", wantReport: true},
+	)
 	runContract(t, rows, func(maxBody int64) Config {
 		return Config{MaxBodyBytes: maxBody, HyperCard: HyperCardConfig{Enabled: true, Token: testToken}}
 	}, DefaultHyperCardPath, otpbot.ProviderHyperCard, isHyperCardAck, func(t *testing.T, r response) {
@@ -169,6 +206,13 @@ func runContract(t *testing.T, rows []contractRow, config func(maxBody int64) Co
 			}
 			if reported := len(e.rep.reported()) > 0; reported != row.wantReport {
 				t.Errorf("reported to ops = %v, want %v", reported, row.wantReport)
+			}
+			var wantDegraded [][]string
+			if row.wantDegraded != nil {
+				wantDegraded = [][]string{row.wantDegraded}
+			}
+			if got := e.rep.degradedCalls(); !slices.EqualFunc(got, wantDegraded, slices.Equal) {
+				t.Errorf("ops told of degraded fields %q, want %q", got, wantDegraded)
 			}
 			for _, r := range e.rep.reported() {
 				if r.Code != "" || r.Link != "" {

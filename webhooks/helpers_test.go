@@ -83,14 +83,33 @@ func (l *eventLog) recorded() []otpbot.Event {
 	return append([]otpbot.Event(nil), l.events...)
 }
 
-// fakeReporter records what ops would be told.
-type fakeReporter struct{ eventLog }
+// fakeReporter records what ops would be told: reports, and the degraded
+// pushes (it implements DegradedReporter).
+type fakeReporter struct {
+	eventLog
+	degraded eventLog
+	fields   [][]string // of each Degraded call, under degraded.mu
+}
 
 func (f *fakeReporter) Report(_ context.Context, ev otpbot.Event, _ otpbot.IngestResult) {
 	f.record(ev)
 }
 
+func (f *fakeReporter) Degraded(_ context.Context, ev otpbot.Event, fields []string) {
+	f.degraded.record(ev)
+	f.degraded.mu.Lock()
+	defer f.degraded.mu.Unlock()
+	f.fields = append(f.fields, fields)
+}
+
 func (f *fakeReporter) reported() []otpbot.Event { return f.recorded() }
+
+// degradedCalls returns the fields of each Degraded call so far.
+func (f *fakeReporter) degradedCalls() [][]string {
+	f.degraded.mu.Lock()
+	defer f.degraded.mu.Unlock()
+	return append([][]string(nil), f.fields...)
+}
 
 // syncBuffer is a log sink the server's goroutines may share.
 type syncBuffer struct {

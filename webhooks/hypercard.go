@@ -8,7 +8,7 @@ import (
 	"github.com/otpbot/otpbot"
 )
 
-// The HyperCard common push document (specs/002_ffb01f78abb0062f.txt, 2.2.4)
+// The HyperCard common push document (section 2.2.4 of HyperCard's push API)
 // as Go types. Pushes are flat JSON objects told apart by notify_type; every
 // field is a Scalar (or CardNumber / Secret) because HyperCard sends numbers
 // as strings in its own examples; fields HyperCard adds later are ignored.
@@ -44,10 +44,12 @@ type HyperCardOpenCard struct {
 	MCTradeNo  Scalar `json:"mc_trade_no"`
 }
 
-func (d *HyperCardOpenCard) required() []field {
+func (d *HyperCardOpenCard) fields() []field {
 	return []field{
-		{"card_type_id", d.CardTypeID}, {"email", d.Email}, {"mobile", d.Mobile},
-		{"mobile_code", d.MobileCode}, {"result", d.Result},
+		idField("card_type_id", &d.CardTypeID, required), textField("email", &d.Email, required),
+		idField("mobile", &d.Mobile, required), idField("mobile_code", &d.MobileCode, required),
+		idField("result", &d.Result, required), textField("remark", &d.Remark, optional),
+		idField("mc_trade_no", &d.MCTradeNo, optional),
 	}
 }
 
@@ -64,8 +66,11 @@ type HyperCardRecharge struct {
 	Remark    Scalar `json:"remark"`
 }
 
-func (d *HyperCardRecharge) required() []field {
-	return []field{{"card_id", d.CardID}, {"mc_trade_no", d.MCTradeNo}, {"result", d.Result}}
+func (d *HyperCardRecharge) fields() []field {
+	return []field{
+		idField("card_id", &d.CardID, routing), idField("mc_trade_no", &d.MCTradeNo, required),
+		idField("result", &d.Result, required), textField("remark", &d.Remark, optional),
+	}
 }
 
 func (d *HyperCardRecharge) fill(ev *otpbot.Event) {
@@ -83,10 +88,10 @@ type HyperCardOperation struct {
 	OperateStatus Scalar `json:"operate_status"`
 }
 
-func (d *HyperCardOperation) required() []field {
+func (d *HyperCardOperation) fields() []field {
 	return []field{
-		{"card_id", d.CardID}, {"request_number", d.RequestNumber},
-		{"operate_status", d.OperateStatus},
+		idField("card_id", &d.CardID, routing), idField("request_number", &d.RequestNumber, required),
+		idField("operate_status", &d.OperateStatus, required),
 	}
 }
 
@@ -101,7 +106,7 @@ type HyperCardConsume struct {
 	CardID Scalar `json:"card_id"`
 }
 
-func (d *HyperCardConsume) required() []field { return []field{{"card_id", d.CardID}} }
+func (d *HyperCardConsume) fields() []field { return []field{idField("card_id", &d.CardID, routing)} }
 
 func (d *HyperCardConsume) fill(ev *otpbot.Event) { ev.CardID = d.CardID.String() }
 
@@ -114,10 +119,11 @@ type HyperCardBuyCoin struct {
 	Reason    Scalar `json:"reason"`
 }
 
-func (d *HyperCardBuyCoin) required() []field {
+func (d *HyperCardBuyCoin) fields() []field {
 	return []field{
-		{"card_id", d.CardID}, {"mc_trade_no", d.MCTradeNo}, {"status", d.Status},
-		{"tx_id", d.TxID},
+		idField("card_id", &d.CardID, routing), idField("mc_trade_no", &d.MCTradeNo, required),
+		idField("status", &d.Status, required), idField("tx_id", &d.TxID, required),
+		textField("reason", &d.Reason, optional),
 	}
 }
 
@@ -134,8 +140,8 @@ type HyperCardCancelCard struct {
 	RefundAmount Scalar `json:"refund_amount"`
 }
 
-func (d *HyperCardCancelCard) required() []field {
-	return []field{{"card_id", d.CardID}, {"refund_amount", d.RefundAmount}}
+func (d *HyperCardCancelCard) fields() []field {
+	return []field{idField("card_id", &d.CardID, routing), amountField("refund_amount", &d.RefundAmount, required)}
 }
 
 func (d *HyperCardCancelCard) fill(ev *otpbot.Event) {
@@ -162,16 +168,19 @@ type HyperCardAuth3DS struct {
 	App3DSAuthTransactionID     Scalar     `json:"app3ds_auth_transaction_id"`
 }
 
-func (d *HyperCardAuth3DS) required() []field {
+func (d *HyperCardAuth3DS) fields() []field {
 	// The document's Required cell for card_id reads "string"; it is taken
 	// as required because the request cannot be routed without it.
 	return []field{
-		{"auth_id", d.AuthID}, {"card_id", d.CardID}, {"card_no", Scalar(d.CardNo)},
-		{"txn_currency", d.TxnCurrency}, {"txn_amount", d.TxnAmount},
-		{"card_acceptor_merchant_name", d.CardAcceptorMerchantName},
-		{"card_acceptor_location_country", d.CardAcceptorLocationCountry},
-		{"auth_result", d.AuthResult}, {"expired_time", d.ExpiredTime},
-		{"created_Time", d.CreatedTime}, {"updated_Time", d.UpdatedTime},
+		idField("auth_id", &d.AuthID, essential), idField("card_id", &d.CardID, routing),
+		cardField("card_no", &d.CardNo, required),
+		currencyField("txn_currency", &d.TxnCurrency, required), amountField("txn_amount", &d.TxnAmount, required),
+		textField("card_acceptor_merchant_name", &d.CardAcceptorMerchantName, required),
+		textField("card_acceptor_location_country", &d.CardAcceptorLocationCountry, required),
+		intField("auth_result", &d.AuthResult, required), timeField("expired_time", &d.ExpiredTime, required),
+		timeField("created_Time", &d.CreatedTime, required), timeField("updated_Time", &d.UpdatedTime, required),
+		idField("app_card_id", &d.AppCardID, optional),
+		idField("app3ds_auth_transaction_id", &d.App3DSAuthTransactionID, optional),
 	}
 }
 
@@ -201,8 +210,11 @@ type HyperCardOptCode struct {
 	CreateTime Scalar `json:"create_time"`
 }
 
-func (d *HyperCardOptCode) required() []field {
-	return []field{{"card_id", d.CardID}, {"code", Scalar(d.Code)}, {"create_time", d.CreateTime}}
+func (d *HyperCardOptCode) fields() []field {
+	return []field{
+		idField("card_id", &d.CardID, routing), secretField("code", &d.Code, essential, MaxIDBytes),
+		timeField("create_time", &d.CreateTime, required),
+	}
 }
 
 func (d *HyperCardOptCode) fill(ev *otpbot.Event) {
@@ -218,8 +230,8 @@ type HyperCardConfigChange struct {
 	ModifyTime Scalar `json:"modify_time"`
 }
 
-func (d *HyperCardConfigChange) required() []field {
-	return []field{{"card_type_id", d.CardTypeID}, {"modify_time", d.ModifyTime}}
+func (d *HyperCardConfigChange) fields() []field {
+	return []field{idField("card_type_id", &d.CardTypeID, required), timeField("modify_time", &d.ModifyTime, required)}
 }
 
 func (d *HyperCardConfigChange) fill(ev *otpbot.Event) {
@@ -233,7 +245,9 @@ type hyperCardUnknown struct {
 	CardNo CardNumber `json:"card_no"`
 }
 
-func (d *hyperCardUnknown) required() []field { return nil }
+func (d *hyperCardUnknown) fields() []field {
+	return []field{idField("card_id", &d.CardID, routing), cardField("card_no", &d.CardNo, optional)}
+}
 
 func (d *hyperCardUnknown) fill(ev *otpbot.Event) {
 	ev.CardID = d.CardID.String()
@@ -271,61 +285,89 @@ func hyperCardEvent(name string) (spec eventSpec, ok bool) {
 //
 // It fails with ErrMalformed only when the body is not a JSON object or has
 // no notify_type (and with another error when p has no IDKey). An unknown
-// notify type gives KindUnknown; a known one missing a required field gives
-// KindRejected with Reason naming the field. HyperCard pushes carry no id,
-// so the identity is "hypercard:" + the keyed hash of the canonical form
-// (sorted keys, no insignificant whitespace; see Parser.IDKey) of the
-// fields this notify type is documented with: a retry of the same push is
-// a repeat even when it gained a field HyperCard added since, and a change
-// to a known field (a new auth_result) is a new push. For an unknown notify
-// type no field is known and the whole body counts. AUTH_3DS pushes share the group
-// "hypercard:AUTH_3DS:<auth_id>"; OPT_CODE codes expire the codes' TTL after
-// create_time.
+// notify type gives KindUnknown. OPT_CODE and AUTH_3DS are rejected
+// (KindRejected, Reason naming the field) only without their code (resp.
+// auth_id) or card_id; any other field they lack or have malformed is left
+// out and the push delivered (a missing create_time or expired_time: the
+// codes' TTL from receipt). Any other known type missing a required field
+// is rejected. A value too long to be real (see MaxIDBytes) rejects any
+// push, and the event keeps only a marked prefix of it.
+//
+// HyperCard pushes carry no id, so the identity is "hypercard:" + the
+// keyed hash (see Parser.IDKey) of the string HyperCard's signature
+// covers, made of the fields this notify type is documented with
+// (hyperCardID): a retry of the same push is a repeat even when it gained
+// a field HyperCard added since, a replay the signature cannot tell from
+// the original (a number re-sent as a string) is a repeat too, and a
+// change to a known field (a new auth_result) is a new push. For an
+// unknown notify type no field is known and the whole body counts.
+// AUTH_3DS pushes share the group "hypercard:AUTH_3DS:<auth_id>"; OPT_CODE
+// codes expire the codes' TTL after create_time.
 func (p Parser) ParseHyperCard(body []byte, received time.Time) (otpbot.Event, error) {
+	r, err := p.parseHyperCard(body, received)
+	return r.ev, err
+}
+
+func (p Parser) parseHyperCard(body []byte, received time.Time) (parsed, error) {
 	if err := p.checkKey(); err != nil {
-		return otpbot.Event{}, err
+		return parsed{}, err
 	}
 	var push HyperCardPush
 	if err := decodeBody(body, &push); err != nil {
-		return otpbot.Event{}, err
+		return parsed{}, err
 	}
-	name := strings.TrimSpace(push.NotifyType.String())
-	if name == "" {
-		return otpbot.Event{}, fmt.Errorf("%w: no notify_type", ErrMalformed)
+	if strings.TrimSpace(push.NotifyType.String()) == "" {
+		return parsed{}, fmt.Errorf("%w: no notify_type", ErrMalformed)
 	}
-	spec, known := hyperCardEvent(otpbot.NormalizeName(name))
+	spec, known := hyperCardEvent(otpbot.NormalizeName(strings.TrimSpace(push.NotifyType.String())))
 	var fields shape // unknown type: the whole body
 	if known {
 		fields = knownShape(&push, spec.detail)
 	}
-	sum, err := bodyID(p.IDKey, body, fields)
+	sum, err := hyperCardID(p.IDKey, body, fields)
 	if err != nil {
-		return otpbot.Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	ev := otpbot.Event{
-		ID:         "hypercard:" + sum,
-		Provider:   otpbot.ProviderHyperCard,
-		Name:       name,
-		ReceivedAt: received,
-	}
-	ev.Group = ev.ID
-
-	ev.Kind = spec.kind
-	if known {
-		ev.Name = otpbot.NormalizeName(name)
+		return parsed{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if err := decodeObject(body, spec.detail); err != nil {
 		// Unreachable after decodeBody, but a parser must not trust that.
-		return otpbot.Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return parsed{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	env := vet([]field{idField("notify_type", &push.NotifyType, required)}, spec.kind, known)
+	det := vet(spec.detail.fields(), spec.kind, known)
+
+	name := strings.TrimSpace(push.NotifyType.String())
+	ev := otpbot.Event{
+		ID: "hypercard:" + sum, Provider: otpbot.ProviderHyperCard, Name: name, Kind: spec.kind,
+		ReceivedAt: received,
+	}
+	ev.Group = ev.ID
+	if known {
+		ev.Name = otpbot.NormalizeName(name)
 	}
 	spec.detail.fill(&ev)
-	if spec.kind == otpbot.KindCode && !ev.OccurredAt.IsZero() {
-		ev.ExpiresAt = ev.OccurredAt.Add(p.Codes.ttl(ev.Name))
+	switch spec.kind {
+	case otpbot.KindCode: // OPT_CODE: from create_time, else from receipt
+		from := ev.OccurredAt
+		if from.IsZero() {
+			from = received
+		}
+		ev.ExpiresAt = from.Add(p.Codes.ttl(ev.Name))
+	case otpbot.KindApproval: // AUTH_3DS: expired_time, else the codes' TTL from receipt
+		if ev.ExpiresAt.IsZero() {
+			ev.ExpiresAt = received.Add(p.Codes.ttl(ev.Name))
+		}
 	}
-	if missing := firstMissing(spec.detail.required()...); known && missing != "" {
-		reject(&ev, "missing required field "+missing)
+	switch {
+	case env.reject != "":
+		reject(&ev, env.reject)
+	case det.reject != "":
+		reject(&ev, det.reject)
 	}
-	return ev, nil
+	var degraded []string
+	if ev.Kind.Pushed() {
+		degraded = append(env.degraded, det.degraded...)
+	}
+	return parsed{ev: ev, known: known, degraded: degraded}, nil
 }
 
 // hyperCardResult reads OPEN_CARD's and RECHARGE's result.

@@ -27,12 +27,24 @@ func canonicalJSON(t *testing.T, body []byte) string {
 	return string(b)
 }
 
+// signedString is a HyperCard body's canonical form, computed here
+// independently of hyperCardID: the string its signature covers, without
+// headers.
+func signedString(t *testing.T, body []byte) string {
+	t.Helper()
+	s, err := HyperCardSignString(nil, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // unkeyedHashes are the plain hashes an attacker who knows the body's
 // shape (all but the code) could compute for a guessed code: of the
-// canonical body and of the body as sent.
+// canonical body, of its signed string and of the body as sent.
 func unkeyedHashes(t *testing.T, body []byte) []string {
 	t.Helper()
-	return []string{sha256Hex(canonicalJSON(t, body)), sha256Hex(string(body))}
+	return []string{sha256Hex(canonicalJSON(t, body)), sha256Hex(signedString(t, body)), sha256Hex(string(body))}
 }
 
 // assertNotUnkeyed fails when id holds any unkeyed hash of body, whole or
@@ -61,15 +73,16 @@ func TestIDsAreKeyed(t *testing.T) {
 		body   []byte
 		prefix string
 		parse  func(Parser, []byte) (string, error)
+		canon  func(*testing.T, []byte) string
 	}{
 		{"hypercard OPT_CODE", optCode, "hypercard:", func(p Parser, b []byte) (string, error) {
 			ev, err := p.ParseHyperCard(b, received)
 			return ev.ID, err
-		}},
+		}, signedString},
 		{"upay without orderNo", noOrder, "upay:hmac:", func(p Parser, b []byte) (string, error) {
 			ev, err := p.ParseUPay(b, received)
 			return ev.ID, err
-		}},
+		}, canonicalJSON},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,7 +102,7 @@ func TestIDsAreKeyed(t *testing.T) {
 				t.Fatalf("ID = %q: not hex", a)
 			}
 			assertNotUnkeyed(t, a, tt.body)
-			if want := tt.prefix + keyedHex(keyA, canonicalJSON(t, tt.body)); a != want {
+			if want := tt.prefix + keyedHex(keyA, tt.canon(t, tt.body)); a != want {
 				t.Errorf("ID = %q, want the HMAC-SHA256 of the canonical body %q", a, want)
 			}
 			if b := id(keyB, tt.body); b == a {
@@ -118,10 +131,14 @@ func TestIDsAreKeyed(t *testing.T) {
 	}
 	hexID := strings.TrimPrefix(ev.ID, "hypercard:")
 	for _, code := range []string{"888666", "888665", "000000"} {
-		canon := `{"card_id":"1085185460000094505","code":"` + code + `","create_time":1710412477,"notify_type":"OPT_CODE"}`
-		sum := sha256.Sum256([]byte(canon))
-		if h := hex.EncodeToString(sum[:]); strings.HasPrefix(h, hexID) {
-			t.Fatalf("the unkeyed hash of the body with code %s matches the id %q", code, ev.ID)
+		for _, canon := range []string{
+			`{"card_id":"1085185460000094505","code":"` + code + `","create_time":1710412477,"notify_type":"OPT_CODE"}`,
+			"card_id=1085185460000094505&code=" + code + "&create_time=1710412477&notify_type=OPT_CODE",
+		} {
+			sum := sha256.Sum256([]byte(canon))
+			if h := hex.EncodeToString(sum[:]); strings.HasPrefix(h, hexID) {
+				t.Fatalf("the unkeyed hash of the body with code %s matches the id %q", code, ev.ID)
+			}
 		}
 	}
 }
@@ -196,7 +213,7 @@ func edit(t *testing.T, body []byte, fn func(m map[string]any)) []byte {
 func detailOf(m map[string]any) map[string]any { return m["detail"].(map[string]any) }
 
 // TestIdentityIgnoresUnknownFields: a push's identity is made of the fields
-// the parser reads (CONTRACT §3: unknown fields are ignored, and HyperCard
+// the parser reads (unknown fields are ignored, docs/pushes.md, and HyperCard
 // says new ones will appear), so a retry that gains a field is still a
 // repeat, while a change to a field the parser reads is a new push. A push
 // whose type is unknown has no known field: all of its body counts.
@@ -257,5 +274,97 @@ func TestIdentityIgnoresUnknownFields(t *testing.T) {
 				t.Errorf("ids %q and %q: same = %v, want %v", before, after, same, tt.same)
 			}
 		})
+	}
+}
+
+// TestHyperCardReplayTheSignatureCannotTell: a captured, signed HyperCard
+// push re-sent with a change its signature does not see (a number re-typed
+// as a string, an escape, a value moved across a "&key=" boundary, a
+// member the signed header of the same name stands for) verifies, and so
+// must be the same push: acknowledged as a repeat, never a second message.
+func TestHyperCardReplayTheSignatureCannotTell(t *testing.T) {
+	key := rsaKey(t, 1024)
+	const optCode = `{"notify_type":"OPT_CODE","card_id":"1085185460000094505","code":"888666","create_time":1710412477}`
+	const auth = `{"notify_type":"AUTH_3DS","auth_id":283,"card_id":"15723682800000053333","card_no":"103411******3333",` +
+		`"txn_currency":"EUR","txn_amount":"1.50","card_acceptor_merchant_name":"Amazon","card_acceptor_location_country":"DE",` +
+		`"auth_result":2,"expired_time":1755249900,"created_Time":1755248900,"updated_Time":1755248900,"app_card_id":""}`
+	const unknown = `{"notify_type":"CARD_FROZEN","card_id":"1085185460000094505","card_no":"1034110000004505"}`
+	tests := []struct {
+		name, original, replay string
+		event                  string // label of otpbot_pushes_total
+	}{
+		{"create_time re-typed as a string", optCode,
+			`{"notify_type":"OPT_CODE","card_id":"1085185460000094505","code":"888666","create_time":"1710412477"}`, "OPT_CODE"},
+		{"card id and code re-typed as numbers", optCode,
+			`{"notify_type":"OPT_CODE","card_id":1085185460000094505,"code":888666,"create_time":1710412477}`, "OPT_CODE"},
+		{"code written with escapes", optCode,
+			`{"notify_type":"OPT_CODE","card_id":"1085185460000094505","code":"\u0038\u0038\u0038666","create_time":1710412477}`, "OPT_CODE"},
+		{"a member name written with escapes", optCode,
+			`{"notify_type":"OPT_CODE","card_id":"1085185460000094505","c\u006fde":"888666","create_time":1710412477}`, "OPT_CODE"},
+		{"code moved into the card id", optCode,
+			`{"notify_type":"OPT_CODE","card_id":"1085185460000094505&code=888666","create_time":1710412477}`, "OPT_CODE"},
+		{"create_time moved into the code", optCode,
+			`{"notify_type":"OPT_CODE","card_id":"1085185460000094505","code":"888666&create_time=1710412477"}`, "OPT_CODE"},
+		{"amount and result re-typed", auth, strings.NewReplacer(`"txn_amount":"1.50"`, `"txn_amount":1.50`,
+			`"auth_result":2`, `"auth_result":"2"`, `"auth_id":283`, `"auth_id":"283"`).Replace(auth), "AUTH_3DS"},
+		{"empty optional field sent as null, then left out", auth,
+			strings.Replace(auth, `"app_card_id":""`, `"app_card_id":null`, 1), "AUTH_3DS"},
+		{"a member named like a signed header", optCode,
+			strings.Replace(optCode, `{`, `{"nonce":"other","timestamp":1,"version":"9",`, 1), "OPT_CODE"},
+		{"unknown type with a member named like a signed header", unknown,
+			strings.Replace(unknown, `{`, `{"api-key":"x",`, 1), "unknown"},
+		{"unknown type with a member re-typed", unknown,
+			strings.Replace(unknown, `"card_id":"1085185460000094505"`, `"card_id":1085185460000094505`, 1), "unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, Config{HyperCard: HyperCardConfig{Enabled: true, PublicKey: &key.PublicKey}})
+			h := hyperCardHeaders(t, key, now, []byte(tt.original))
+			if got := e.post(t, DefaultHyperCardPath, []byte(tt.original), h); !isHyperCardAck(got) {
+				t.Fatalf("original: %d %q", got.status, got.body)
+			}
+			// The replay carries the original's headers and signature.
+			if got := e.post(t, DefaultHyperCardPath, []byte(tt.replay), h); !isHyperCardAck(got) {
+				t.Fatalf("the replay does not verify (%d %q): the row does not show what it claims", got.status, got.body)
+			}
+			evs := e.ing.ingested()
+			if len(evs) != 2 || evs[0].ID != evs[1].ID {
+				t.Fatalf("the replay got another identity: %q then %q", evs[0].ID, evs[len(evs)-1].ID)
+			}
+			if n := e.pushes(t, "hypercard", tt.event, "duplicate"); n != 1 {
+				t.Errorf("otpbot_pushes_total{event=%q,outcome=duplicate} = %v, want 1", tt.event, n)
+			}
+		})
+	}
+}
+
+// TestHyperCardIdentityNumberFormats: a number is signed as it is written,
+// so 1.50, 1.5 and 1.5e0 are three different pushes to the signature, and
+// to the identity; the same literal as a JSON number or a JSON string is
+// one. The identity and the signed string agree on every pair.
+func TestHyperCardIdentityNumberFormats(t *testing.T) {
+	values := []string{`1.50`, `"1.50"`, `1.5`, `"1.5"`, `1.5e0`, `"1.5e0"`, `15e-1`, `1.500`, `"1.5 "`}
+	body := func(v string) []byte {
+		return []byte(`{"notify_type":"AUTH_3DS","auth_id":"283","card_id":"C1","txn_amount":` + v + `,"txn_currency":"EUR"}`)
+	}
+	same := map[[2]string]bool{{`1.50`, `"1.50"`}: true, {`1.5`, `"1.5"`}: true, {`1.5e0`, `"1.5e0"`}: true}
+	for i, a := range values {
+		for _, b := range values[i+1:] {
+			evA, err := testParser.ParseHyperCard(body(a), received)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evB, err := testParser.ParseHyperCard(body(b), received)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signedSame := signedString(t, body(a)) == signedString(t, body(b))
+			if signedSame != same[[2]string{a, b}] {
+				t.Errorf("txn_amount %s and %s: the signed strings are equal = %v; the table says %v", a, b, signedSame, !signedSame)
+			}
+			if idSame := evA.ID == evB.ID; idSame != signedSame {
+				t.Errorf("txn_amount %s and %s: same identity = %v, but the signature says same = %v", a, b, idSame, signedSame)
+			}
+		}
 	}
 }

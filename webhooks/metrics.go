@@ -15,6 +15,10 @@ type metrics struct {
 	pushes *prometheus.CounterVec
 	// ingest times the store's Ingest, which the acknowledgement waits for.
 	ingest *prometheus.HistogramVec
+	// degraded counts the fields code events and approval requests were
+	// delivered without (missing or malformed), by provider, event and
+	// field: the names of declared fields of known events, so few.
+	degraded *prometheus.CounterVec
 }
 
 // newMetrics creates the series and registers them on reg (when not nil).
@@ -30,11 +34,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			// 0.5 ms to ~4 s: an fsync on one side, UPay's 5-second answer limit on the other.
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"provider"}),
+		degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpbot_pushes_degraded_total",
+			Help: "Fields missing or malformed in delivered code and approval pushes, by provider, event and field.",
+		}, []string{"provider", "event", "field"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.pushes, m.ingest} {
+	for _, c := range []prometheus.Collector{m.pushes, m.ingest, m.degraded} {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if errors.As(err, &already) {

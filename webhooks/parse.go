@@ -2,14 +2,9 @@ package webhooks
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
-	"strings"
 	"time"
 
 	"github.com/otpbot/otpbot"
@@ -32,9 +27,11 @@ var errNoIDKey = fmt.Errorf("webhooks: Parser.IDKey must be at least %d bytes", 
 type Parser struct {
 	// IDKey keys the identity of a push that carries no id of its own
 	// (every HyperCard push; a UPay push without orderNo): the id is an
-	// HMAC-SHA256 under IDKey of the canonical form of the body's known
+	// HMAC-SHA256 under IDKey of a canonical form of the body's known
 	// fields (those the parser reads for its event type; the whole body
-	// for a type it does not know). A plain hash would let
+	// for a type it does not know): for HyperCard the string its signature
+	// covers (hyperCardID), for UPay the JSON with sorted keys (bodyID).
+	// A plain hash would let
 	// anyone who sees an id (logs, history, backups, message and task ids)
 	// recover a short code in the body by trying every value. It must be
 	// at least MinIDKeyBytes long, secret, and the same for every process
@@ -56,7 +53,7 @@ func (p Parser) checkKey() error {
 }
 
 // DefaultCodeTTL is the lifetime of a code whose push carries no expiry when
-// CodeConfig.TTL is not set (CONTRACT §2 codes.ttl).
+// CodeConfig.TTL is not set (the configuration key codes.ttl).
 const DefaultCodeTTL = 5 * time.Minute
 
 // CodeConfig says how long codes live when the push itself does not say.
@@ -82,22 +79,6 @@ func (c CodeConfig) ttl(name string) time.Duration {
 	return DefaultCodeTTL
 }
 
-// field is a named value of a push, for the required-field check.
-type field struct {
-	name  string
-	value Scalar
-}
-
-// firstMissing returns the name of the first empty field, or "".
-func firstMissing(fs ...field) string {
-	for _, f := range fs {
-		if f.value == "" {
-			return f.name
-		}
-	}
-	return ""
-}
-
 // reject turns ev into a rejected event: it keeps what identifies and routes
 // the push (for history and ops) but never a code or link, since a rejected
 // event is not pushed.
@@ -120,95 +101,6 @@ func decodeObject(raw json.RawMessage, v any) error {
 		return errors.New("not an object")
 	}
 	return json.Unmarshal(raw, v)
-}
-
-// bodyIDHexLen is how many hex digits of the HMAC an id keeps: 128 bits,
-// plenty to tell pushes apart, and short in logs.
-const bodyIDHexLen = 32
-
-// bodyID returns the keyed identity of a JSON body: the hex HMAC-SHA256
-// under key of the canonical form of the members the parser reads (see
-// knownShape), truncated to bodyIDHexLen digits. The canonical form is the
-// body parsed and re-marshalled with sorted keys and numbers as written, so
-// that whitespace and key order do not change the identity of a push;
-// members the parser does not read are left out, so that a retry that
-// gained a field (HyperCard says new ones will appear) is still a repeat.
-// A nil shape keeps the whole body: for a push of an unknown type no member
-// is known, and every one of them may be what tells two pushes apart.
-func bodyID(key, body []byte, known shape) (string, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return "", fmt.Errorf("canonicalise body: %w", err)
-	}
-	if known != nil {
-		v = known.filter(v)
-	}
-	canon, err := json.Marshal(v)
-	if err != nil {
-		return "", fmt.Errorf("canonicalise body: %w", err)
-	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write(canon)
-	return hex.EncodeToString(mac.Sum(nil))[:bodyIDHexLen], nil
-}
-
-// shape names the members of a JSON object that a parser reads. A member
-// whose value is itself filtered (UPay's detail) maps to its own shape; the
-// others map to nil and are kept whole.
-type shape map[string]shape
-
-// knownShape returns the shape of the members that decoding into each of
-// structs (pointers to structs) reads: their fields' JSON names.
-func knownShape(structs ...any) shape {
-	sh := shape{}
-	for _, v := range structs {
-		t := reflect.TypeOf(v)
-		for t.Kind() == reflect.Pointer {
-			t = t.Elem()
-		}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if !f.IsExported() {
-				continue
-			}
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name == "-" {
-				continue
-			}
-			if name == "" {
-				name = f.Name
-			}
-			sh[name] = nil
-		}
-	}
-	return sh
-}
-
-// filter keeps the members of the object v that sh names, recursing into
-// those with a shape of their own; a value that is not an object is kept
-// as it is. Names match without regard to letter case, as encoding/json
-// matches them when it decodes the push, so that a member the parser would
-// read under another spelling still counts.
-func (sh shape) filter(v any) any {
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return v
-	}
-	out := make(map[string]any, len(sh))
-	for k, val := range obj {
-		for name, sub := range sh {
-			if strings.EqualFold(k, name) {
-				if sub != nil {
-					val = sub.filter(val)
-				}
-				out[k] = val
-				break
-			}
-		}
-	}
-	return out
 }
 
 // statusWord translates a documented status code into words with table

@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -55,10 +55,7 @@ func card1(e otpbot.Event) otpbot.Event {
 }
 
 func TestParseUPay(t *testing.T) {
-	tests := map[string]struct {
-		want    otpbot.Event
-		wantErr bool
-	}{
+	tests := map[string]parseCase{
 		"cc_consume.json": {want: upayEv("PN202508150001", "CC_CONSUME", otpbot.KindInfo, card1(otpbot.Event{
 			Amount: "12.50", Currency: "EUR", Merchant: "Amazon EU", Status: "successful",
 			Trace: "TR202508150001", OccurredAt: ms(1755248900000),
@@ -93,16 +90,32 @@ func TestParseUPay(t *testing.T) {
 		"3ds_otp_missing_code.json": {want: upayEv("PN9", "3DS_OTP", otpbot.KindRejected, card1(otpbot.Event{
 			Reason: "missing required field detail.3dsCode", Trace: "TR9", OccurredAt: pushTime,
 		}))},
-		"3ds_otp_empty_card_number.json": {want: upayEv("PN10", "3DS_OTP", otpbot.KindRejected, otpbot.Event{
-			CardID: "C1", CustomerNo: "CU1001",
-			Reason: "missing required field detail.cardNumber", Trace: "TR10", OccurredAt: pushTime,
-		})},
-		"3ds_otp_missing_trace.json": {want: upayEv("PN11", "3DS_OTP", otpbot.KindRejected, card1(otpbot.Event{
-			Reason: "missing required field trace", OccurredAt: pushTime,
-		}))},
+		// A code is delivered without what it only displays: the card
+		// number, the trace.
+		"3ds_otp_empty_card_number.json": {want: upayEv("PN10", "3DS_OTP", otpbot.KindCode, otpbot.Event{
+			CardID: "C1", CustomerNo: "CU1001", Code: "004711", CodeLabel: "3-D Secure code",
+			Trace: "TR10", OccurredAt: pushTime, ExpiresAt: received.Add(10 * time.Minute),
+		}), degraded: []string{"detail.cardNumber"}},
+		"3ds_otp_missing_trace.json": {want: upayEv("PN11", "3DS_OTP", otpbot.KindCode, card1(otpbot.Event{
+			Code: "004711", CodeLabel: "3-D Secure code", OccurredAt: pushTime, ExpiresAt: received.Add(10 * time.Minute),
+		})), degraded: []string{"trace"}},
+		// Without its code, or without any routing key, there is nothing to
+		// deliver, or no one to deliver it to.
 		"3ds_otp_no_detail.json": {want: upayEv("PN12", "3DS_OTP", otpbot.KindRejected, otpbot.Event{
-			Reason: "missing required field detail.cardId", Trace: "TR12", OccurredAt: pushTime,
+			Reason: "missing required field detail.3dsCode", Trace: "TR12", OccurredAt: pushTime,
 		})},
+		"3ds_otp_no_routing_key.json": {want: upayEv("PN30", "3DS_OTP", otpbot.KindRejected, otpbot.Event{
+			CardLast4: "1234", Reason: "missing routing key (detail.cardId or detail.customerNo)",
+			Trace: "TR30", OccurredAt: pushTime,
+		})},
+		// Only the customer number routes it; the card number, merchant,
+		// amount, currency and times are malformed or missing: all shown
+		// as absent, the code delivered.
+		"3ds_confirm_degraded.json": {want: upayEv("PN29", "3DS_CONFIRM", otpbot.KindCode, otpbot.Event{
+			CustomerNo: "CU1001", Code: "B8L3", CodeLabel: "3-D Secure confirmation code",
+			ExpiresAt: received.Add(5 * time.Minute),
+		}), degraded: []string{"trace", "timestamp", "detail.cardId", "detail.cardNumber", "detail.merchants",
+			"detail.transactionTime", "detail.amount", "detail.transactionCurrency"}},
 		"3ds_otp_detail_not_object.json": {want: upayEv("PN13", "3DS_OTP", otpbot.KindRejected, otpbot.Event{
 			Reason: "detail is not an object", Trace: "TR13", OccurredAt: pushTime,
 		})},
@@ -137,9 +150,15 @@ func TestParseUPay(t *testing.T) {
 			Code: "7777", CodeLabel: "Verification code", Trace: "TR21",
 			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
 		}))},
-		"ne_verify_missing_type.json": {want: upayEv("PN22", "NE_VERIFY", otpbot.KindRejected, card1(otpbot.Event{
-			Reason: "missing required field detail.type", Trace: "TR22", OccurredAt: pushTime,
-		}))},
+		// Without its type a code is still a code, labelled plainly.
+		"ne_verify_missing_type.json": {want: upayEv("PN22", "NE_VERIFY", otpbot.KindCode, card1(otpbot.Event{
+			Code: "7777", CodeLabel: "Verification code", Trace: "TR22",
+			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
+		})), degraded: []string{"detail.type"}},
+		"ne_verify_link_no_order.json": {want: upayEv("PN31", "NE_VERIFY", otpbot.KindCode, card1(otpbot.Event{
+			Link: "https://3ds.example.com/confirm?t=def", CodeLabel: "3-D Secure confirmation link", Trace: "TR31",
+			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
+		})), degraded: []string{"detail.orderNo"}},
 		"ks_kyc.json": {want: upayEv("PN23", "KS_KYC", otpbot.KindInfo, otpbot.Event{
 			CustomerNo: "CU1001", Status: "refused", Trace: "TR23", OccurredAt: pushTime,
 		})},
@@ -171,7 +190,7 @@ func TestParseUPay(t *testing.T) {
 		"malformed_blank_event.json": {wantErr: true},
 		"malformed_truncated.json":   {wantErr: true},
 	}
-	runParserTable(t, "upay", testParser.ParseUPay, tests)
+	runParserTable(t, "upay", testParser.parseUPay, tests)
 }
 
 // hcEv fills what every HyperCard test event has in common; the ID is the
@@ -188,10 +207,7 @@ func TestParseHyperCard(t *testing.T) {
 		e.Amount, e.Currency, e.Merchant = "1.00", "EUR", "Amazon"
 		return e
 	}
-	tests := map[string]struct {
-		want    otpbot.Event
-		wantErr bool
-	}{
+	tests := map[string]parseCase{
 		"open_card.json": {want: hcEv("OPEN_CARD", otpbot.KindInfo, otpbot.Event{Status: "successful", Reason: "Remark"})},
 		"recharge.json": {want: hcEv("RECHARGE", otpbot.KindInfo, otpbot.Event{
 			CardID: "00003454323400000028888", Status: "successful",
@@ -200,9 +216,10 @@ func TestParseHyperCard(t *testing.T) {
 			CardID: "00003454323400000028888", Status: "successful",
 		})},
 		"consume.json": {want: hcEv("CONSUME", otpbot.KindInfo, otpbot.Event{
-			// The identity is the keyed hash of the canonical body: sorted
-			// keys, no whitespace, values as written.
-			ID:     "hypercard:" + keyedHex(testIDKey, `{"card_id":"6654358889900018888","notify_type":"CONSUME"}`),
+			// The identity is the keyed hash of the string the signature
+			// covers: sorted key=value pairs, values as the signature
+			// renders them.
+			ID:     "hypercard:" + keyedHex(testIDKey, `card_id=6654358889900018888&notify_type=CONSUME`),
 			CardID: "6654358889900018888",
 		})},
 		"buy_coin.json": {want: hcEv("BUY_COIN", otpbot.KindInfo, otpbot.Event{
@@ -219,9 +236,19 @@ func TestParseHyperCard(t *testing.T) {
 			Group: "hypercard:AUTH_3DS:283", Country: "DE", AuthID: "283", AuthResult: 3,
 			OccurredAt: sec(1699865734), ExpiresAt: sec(1706650873),
 		}))},
-		"auth_3ds_missing_expiry.json": {want: hcEv("AUTH_3DS", otpbot.KindRejected, auth(otpbot.Event{
+		// Without expired_time the request lives the codes' TTL from receipt.
+		"auth_3ds_missing_expiry.json": {want: hcEv("AUTH_3DS", otpbot.KindApproval, auth(otpbot.Event{
 			Group: "hypercard:AUTH_3DS:284", Country: "1", AuthID: "284", AuthResult: 2,
-			OccurredAt: sec(1699865734), Reason: "missing required field expired_time",
+			OccurredAt: sec(1699865734), ExpiresAt: received.Add(5 * time.Minute),
+		})), degraded: []string{"expired_time"}},
+		// Malformed card number, currency, amount, result and expiry are
+		// shown as absent (the expiry defaulted); the request is delivered.
+		"auth_3ds_malformed.json": {want: hcEv("AUTH_3DS", otpbot.KindApproval, otpbot.Event{
+			Group: "hypercard:AUTH_3DS:285", CardID: "15723682800000053333", Country: "DE", AuthID: "285",
+			OccurredAt: sec(1699865734), ExpiresAt: received.Add(5 * time.Minute),
+		}), degraded: []string{"card_no", "txn_currency", "txn_amount", "card_acceptor_merchant_name", "auth_result", "expired_time"}},
+		"auth_3ds_missing_auth_id.json": {want: hcEv("AUTH_3DS", otpbot.KindRejected, auth(otpbot.Event{
+			Country: "DE", AuthResult: 2, OccurredAt: sec(1699865734), Reason: "missing required field auth_id",
 		}))},
 		"opt_code.json": {want: hcEv("OPT_CODE", otpbot.KindCode, otpbot.Event{
 			CardID: "1085185460000094505", Code: "888666", CodeLabel: "One-time code",
@@ -236,8 +263,13 @@ func TestParseHyperCard(t *testing.T) {
 			CardID: "1085185460000094505", OccurredAt: sec(1710412477), Reason: "missing required field code",
 		})},
 		"opt_code_null_card.json": {want: hcEv("OPT_CODE", otpbot.KindRejected, otpbot.Event{
-			OccurredAt: sec(1710412477), Reason: "missing required field card_id",
+			OccurredAt: sec(1710412477), Reason: "missing routing key (card_id)",
 		})},
+		// Without create_time the code lives the codes' TTL from receipt.
+		"opt_code_no_create_time.json": {want: hcEv("OPT_CODE", otpbot.KindCode, otpbot.Event{
+			CardID: "1085185460000094505", Code: "777111", CodeLabel: "One-time code",
+			ExpiresAt: received.Add(3 * time.Minute),
+		}), degraded: []string{"create_time"}},
 		"card_config_change.json": {want: hcEv("CARD_CONFIG_CHANGE", otpbot.KindInfo, otpbot.Event{
 			OccurredAt: sec(1710412477),
 		})},
@@ -250,19 +282,24 @@ func TestParseHyperCard(t *testing.T) {
 		"malformed_empty.json":              {wantErr: true},
 		"malformed_string.json":             {wantErr: true},
 	}
-	runParserTable(t, "hypercard", testParser.ParseHyperCard, tests)
+	runParserTable(t, "hypercard", testParser.parseHyperCard, tests)
 }
 
-type parser func([]byte, time.Time) (otpbot.Event, error)
+type parser func([]byte, time.Time) (parsed, error)
+
+// parseCase is what parsing one test body gives: an event and the fields
+// it is delivered without (degraded), or an error.
+type parseCase struct {
+	want     otpbot.Event
+	degraded []string
+	wantErr  bool
+}
 
 var hashID = regexp.MustCompile(`^hypercard:[0-9a-f]{32}$`)
 
 // runParserTable runs a parser over every file of testdata/<dir> and checks
 // that the table and the folder hold the same files.
-func runParserTable(t *testing.T, dir string, parse parser, tests map[string]struct {
-	want    otpbot.Event
-	wantErr bool
-}) {
+func runParserTable(t *testing.T, dir string, parse parser, tests map[string]parseCase) {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("testdata", dir, "*.json"))
 	if err != nil {
@@ -286,7 +323,8 @@ func runParserTable(t *testing.T, dir string, parse parser, tests map[string]str
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := parse(body, received)
+			r, err := parse(body, received)
+			got := r.ev
 			if tt.wantErr {
 				if !errors.Is(err, ErrMalformed) {
 					t.Fatalf("err = %v, want ErrMalformed", err)
@@ -310,6 +348,12 @@ func runParserTable(t *testing.T, dir string, parse parser, tests map[string]str
 			}
 			if got != want {
 				t.Errorf("event differs\n got: %+v\nwant: %+v", got, want)
+			}
+			if !slices.Equal(r.degraded, tt.degraded) {
+				t.Errorf("degraded fields = %q, want %q", r.degraded, tt.degraded)
+			}
+			if len(r.degraded) > 0 && !got.Kind.Pushed() {
+				t.Errorf("a %s event lists degraded fields %q: only delivered ones may", got.Kind, r.degraded)
 			}
 			assertNoFullCard(t, body, got)
 		})
@@ -405,62 +449,3 @@ func TestCodeTTL(t *testing.T) {
 		})
 	}
 }
-
-func TestScalar(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    Scalar
-		wantInt int64
-		intOK   bool
-	}{
-		{`"1"`, "1", 1, true},
-		{`1`, "1", 1, true},
-		{`12.50`, "12.50", 0, false},
-		{`"12.50"`, "12.50", 0, false},
-		{`1e3`, "1e3", 1000, true},
-		{`1085185460000094505`, "1085185460000094505", 1085185460000094505, true},
-		{`null`, "", 0, false},
-		{`{"a":1}`, "", 0, false},
-		{`[1]`, "", 0, false},
-		{`true`, "true", 0, false},
-		{`"\u0041BC"`, "ABC", 0, false},
-		{"\"a\xffb\"", "a\ufffdb", 0, false}, // invalid UTF-8 is repaired, as encoding/json does
-	}
-	for _, tt := range tests {
-		var s Scalar
-		if err := json.Unmarshal([]byte(tt.in), &s); err != nil {
-			t.Errorf("Unmarshal(%s): %v", tt.in, err)
-			continue
-		}
-		if s != tt.want {
-			t.Errorf("Unmarshal(%s) = %q, want %q", tt.in, s, tt.want)
-		}
-		if n, ok := s.Int(); ok != tt.intOK || n != tt.wantInt {
-			t.Errorf("Scalar(%s).Int() = %d, %v; want %d, %v", tt.in, n, ok, tt.wantInt, tt.intOK)
-		}
-	}
-}
-
-func TestScalarRejectsBrokenLiteral(t *testing.T) {
-	var s Scalar
-	if err := s.UnmarshalJSON([]byte(`"`)); err == nil {
-		t.Error("a lone quote was accepted")
-	}
-}
-
-func TestSecretsDoNotPrint(t *testing.T) {
-	var d UPay3DSOTP
-	if err := json.Unmarshal([]byte(`{"cardNumber":"5235560000001234","3dsCode":"004711"}`), &d); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []string{fmtV(d), fmtV(&d)} {
-		if strings.Contains(s, "5235560000001234") || strings.Contains(s, "004711") {
-			t.Errorf("printing a push struct shows a secret: %s", s)
-		}
-		if !strings.Contains(s, "1234") {
-			t.Errorf("printing a push struct lost the last four digits: %s", s)
-		}
-	}
-}
-
-func fmtV(v any) string { return fmt.Sprintf("%v %+v", v, v) }

@@ -22,14 +22,28 @@ import (
 // false give "true" and "false"; an object or array gives "" as well, because
 // no scalar field can carry one and treating it as missing lets the
 // required-field check name it instead of failing the whole push.
+//
+// A string is cleaned as it is decoded (cleanText: no control or
+// bidirectional formatting character survives), so that no provider string
+// reaches a message, a log line or the store with them.
 type Scalar string
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (s *Scalar) UnmarshalJSON(b []byte) error {
+	v, str, err := decodeScalar(b)
+	if str {
+		v = cleanText(v)
+	}
+	*s = Scalar(v)
+	return err
+}
+
+// decodeScalar reads a JSON scalar as Scalar describes, without cleaning;
+// str says whether it was a JSON string.
+func decodeScalar(b []byte) (v string, str bool, err error) {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {
-		*s = ""
-		return nil
+		return "", false, nil
 	}
 	switch b[0] {
 	case '"':
@@ -38,21 +52,26 @@ func (s *Scalar) UnmarshalJSON(b []byte) error {
 		// are the value, and re-entering the decoder is what costs.
 		if len(b) >= 2 && b[len(b)-1] == '"' {
 			if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-				*s = Scalar(inner)
-				return nil
+				return string(inner), true, nil
 			}
 		}
-		var str string
-		if err := json.Unmarshal(b, &str); err != nil {
-			return err
-		}
-		*s = Scalar(str)
+		err := json.Unmarshal(b, &v)
+		return v, true, err
 	case '{', '[', 'n':
-		*s = ""
-	default: // a number literal, true or false: already valid JSON text
-		*s = Scalar(b)
+		return "", false, nil
 	}
-	return nil
+	return string(b), false, nil // a number literal, true or false: already valid JSON text
+}
+
+// signedScalar is a Scalar as sent, not cleaned: the value a signature
+// covers (the UPay event name in X-UPA-SIGN's string).
+type signedScalar string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *signedScalar) UnmarshalJSON(b []byte) error {
+	v, _, err := decodeScalar(b)
+	*s = signedScalar(v)
+	return err
 }
 
 // String returns the value as written.
@@ -106,7 +125,7 @@ func (c CardNumber) LogValue() slog.Value { return slog.StringValue(c.String()) 
 
 // Secret is a one-time code or link as a push carries it. It parses like
 // Scalar and prints as "[secret]" through fmt and slog: codes are never
-// written to logs (CONTRACT §5).
+// written to logs.
 type Secret Scalar
 
 // UnmarshalJSON implements json.Unmarshaler.
