@@ -74,6 +74,7 @@ const (
 	opsBroken
 	opsFailing
 	opsRefused
+	opsDegraded
 )
 
 type opsBucket struct {
@@ -127,6 +128,21 @@ func (o *Ops) Report(_ context.Context, ev otpbot.Event, res otpbot.IngestResult
 		key = k.String()
 	}
 	o.add(fmt.Sprintf("%d|%s|%s|%s", cat, ev.Provider, ev.Name, key), opsBucket{cat: cat, ev: ev, reason: ev.Reason})
+}
+
+// Degraded records a code or approval request that was delivered without
+// some of its display fields (missing or malformed in the push): the
+// cardholder got the code, but the platform sends something otpbot cannot
+// show. ev is redacted; it never blocks on Telegram. The webhooks call it
+// at most once a minute per provider, event and fields.
+func (o *Ops) Degraded(_ context.Context, ev otpbot.Event, fields []string) {
+	if o == nil {
+		return
+	}
+	ev = ev.Redacted()
+	list := strings.Join(fields, ", ")
+	o.add(fmt.Sprintf("%d|%s|%s|%s", opsDegraded, ev.Provider, ev.Name, list),
+		opsBucket{cat: opsDegraded, ev: ev, reason: "delivered without " + list})
 }
 
 // Broken records that Telegram refused target for good.
@@ -347,6 +363,8 @@ func (b *opsBucket) plain() string {
 		s = "⏳ <b>Telegram keeps failing</b> for " + e(b.target.String())
 	case opsRefused:
 		s = "❗ <b>Telegram refused a message</b> for " + e(b.target.String())
+	case opsDegraded:
+		s = "🩹 <b>Delivered " + what + " without some fields</b>"
 	}
 	if len(keys) > 0 {
 		s += "\n" + strings.Join(keys, ", ")
@@ -370,7 +388,7 @@ func keyText(k otpbot.Key) string {
 }
 
 func (b *opsBucket) logAttrs() []any {
-	cat := [...]string{"unrouted", "rejected", "unknown", "broken", "failing", "refused"}[b.cat]
+	cat := [...]string{"unrouted", "rejected", "unknown", "broken", "failing", "refused", "degraded"}[b.cat]
 	attrs := []any{"report", cat, "count", b.count}
 	if b.ev.Name != "" {
 		attrs = append(attrs, "provider", string(b.ev.Provider), "event", b.ev.Name)

@@ -192,3 +192,32 @@ func TestOpsMaskCardsOneWay(t *testing.T) {
 		})
 	}
 }
+
+// A code delivered without some of its display fields is reported to ops
+// (which fields, which event), never with the code; Ops implements the
+// webhooks' DegradedReporter.
+func TestOpsHearOfDegradedCodes(t *testing.T) {
+	for _, tc := range opsRenderers(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			q := &noticeRecorder{}
+			ops := NewOps(OpsOptions{Queue: q, Chat: otpbot.Target{ChatID: dlOps}, Renderer: tc.renderer, Now: (&dlClock{now: dlStart}).Now})
+			ctx := context.Background()
+			ops.Degraded(ctx, opsEvent("3DS_OTP", otpbot.KindCode, "C9"), []string{"trace", "detail.cardNumber"})
+			if err := ops.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			tasks := q.all()
+			if len(tasks) != 1 {
+				t.Fatalf("%d notices", len(tasks))
+			}
+			for _, want := range []string{"3DS_OTP", "without", "trace", "detail.cardNumber"} {
+				if !strings.Contains(tasks[0].Text, want) {
+					t.Errorf("notice lacks %q:\n%s", want, tasks[0].Text)
+				}
+			}
+			if strings.Contains(tasks[0].Text, dlCode) {
+				t.Errorf("the code leaked:\n%s", tasks[0].Text)
+			}
+		})
+	}
+}

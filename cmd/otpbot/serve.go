@@ -46,6 +46,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 // serve is the whole server. The HTTP side starts first, so that pushes
 // are stored and acknowledged even while Telegram cannot be reached at
 // start; the bot side follows once getMe succeeds.
+// The ops chat hears of codes delivered without some display fields.
+var _ webhooks.DegradedReporter = (*bot.Ops)(nil)
+
 func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	bi := buildInfo()
 	logger.Info("otpbot starting", "version", bi.Version, "store", cfg.Store.Driver, "updates", cfg.Telegram.Updates)
