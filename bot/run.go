@@ -83,27 +83,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		d.probeLoop(ctx, s.storeBase)
 	}()
 
-	wake := d.store.Wake()
-	errBackoff := 100 * time.Millisecond
-	// want says a claim may find work this process has not claimed yet:
-	// at the start, after a wake-up (the store's or Poke), when the timer
-	// fires, and after a claim that came back full. A claim that came back
-	// short leased everything due at its time, so a freed worker claims
-	// nothing until one of those happens: on Redis a claim is a script on
-	// the shared server, and one per delivered code doubled its load.
-	want := true
-	// nextAt/nextOK is the last NextDue answer. It goes stale when a claim
-	// leased tasks (their lease ends count) or a wake-up said work may be
-	// due sooner; until then every sleep reuses it rather than asking.
-	var nextAt time.Time
-	nextOK, stale := false, true
-	// probe is set by a store wake-up that came while the loop was caught
-	// up (want false) after a worker wrote to the outbox (ownWrites moved
-	// past seenWrites): most likely that write's own wake-up, for a
-	// countdown tick due later. NextDue answers it alone when nothing is
-	// due; a claim would come back empty and need NextDue after it.
-	probe := false
-	var seenWrites uint64
+	l := &loop{d: d, s: s, wake: d.store.Wake(), errBackoff: minErrBackoff, want: true, stale: true}
 	for {
 		s.reap()
 		if ctx.Err() != nil {
@@ -113,111 +93,173 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		}
 		s.prune()
 		s.startReady(ctx)
+		if l.want && l.probe {
+			l.answerOwnWake(ctx)
+		}
+		if l.want && l.claim(ctx) {
+			continue
+		}
+		l.sleep(ctx)
+	}
+}
 
-		if want && probe {
-			probe = false
-			seenWrites = d.ownWrites.Load()
-			// What was signalled before this is committed: NextDue sees it.
-			d.takeWakes(wake)
-			at, ok, err := d.store.NextDue(ctx)
-			if err == nil {
-				nextAt, nextOK, stale = at, ok, false
-				if !ok || at.After(d.now()) {
-					want = false // nothing due: no claim
-				}
-			} // else claim, as for any wake-up
-		}
-		if want {
-			if k, peek := s.claimSize(ctx); k > 0 {
-				// The wake-ups already pending are answered by this claim:
-				// their tasks were written before they were signalled.
-				d.takeWakes(wake)
-				seenWrites = d.ownWrites.Load()
-				d.busy.Add(1)
-				jobs, err := d.store.Claim(ctx, d.now(), d.lease, k)
-				d.busy.Add(int32(len(jobs)) - 1)
-				if err != nil {
-					if ctx.Err() != nil {
-						continue // released on the next turn
-					}
-					d.log.Error("outbox claim failed", "err", err, "retry_in", errBackoff)
-					if !sleepCtx(ctx, errBackoff) {
-						continue
-					}
-					errBackoff = min(errBackoff*2, 5*time.Second)
-					continue
-				}
-				errBackoff = 100 * time.Millisecond
-				stale = true
-				s.add(jobs)
-				s.startReady(ctx)
-				full := len(jobs) == k
-				if full && (!peek || !low(jobs[0].Task.Priority)) {
-					// More may be due: claim again at once.
-					continue
-				}
-				// A short claim found all there was. A full peek that
-				// found countdown work stops here (it waits for a worker
-				// it may take) but more may be due when one is free.
-				want = full
-			}
-		}
+// The back-off of a failing claim or NextDue.
+const (
+	minErrBackoff = 100 * time.Millisecond
+	maxErrBackoff = 5 * time.Second
+)
 
-		// Sleep until the next task is due, the store signals new work, or
-		// a worker is free. There is no polling interval in a code's path:
-		// a new code wakes the loop through the store.
-		var timer <-chan time.Time
-		var t *time.Timer
-		if free := s.free(); free > 0 {
-			if stale {
-				if d.takeWakes(wake) {
-					// NextDue's answer would be old before it is used.
-					probe = !want && d.ownWrites.Load() != seenWrites
-					want = true
-					continue
-				}
-				at, ok, err := d.store.NextDue(ctx)
-				if err != nil {
-					if ctx.Err() != nil {
-						continue
-					}
-					d.log.Error("outbox next-due failed", "err", err, "retry_in", errBackoff)
-					at, ok = d.now().Add(errBackoff), true
-					errBackoff = min(errBackoff*2, 5*time.Second)
-				} else {
-					stale = false
-				}
-				nextAt, nextOK = at, ok
-			}
-			if nextOK {
-				// A task due already but not claimed raced with another
-				// claimer (look again shortly rather than spin), or is
-				// countdown work waiting for a worker it may take (look
-				// for codes now and then: the wake-up covers new ones).
-				floor := 10 * time.Millisecond
-				if len(s.ready) > 0 || free <= d.reserve {
-					floor = peekEvery
-				}
-				t = time.NewTimer(max(nextAt.Sub(d.now()), floor))
-				timer = t.C
+// loop is Run's knowledge of the outbox between two looks at it.
+type loop struct {
+	d    *Deliverer
+	s    *scheduler
+	wake <-chan struct{}
+	// want says a claim may find work this process has not claimed yet:
+	// at the start, after a wake-up (the store's or Poke), when the timer
+	// fires, and after a claim that came back full. A claim that came back
+	// short leased everything due at its time, so a freed worker claims
+	// nothing until one of those happens: on Redis a claim is a script on
+	// the shared server, and one per delivered code doubled its load.
+	want bool
+	// nextAt/nextOK is the last NextDue answer. It goes stale when a claim
+	// leased tasks (their lease ends count) or a wake-up said work may be
+	// due sooner; until then every sleep reuses it rather than asking.
+	nextAt        time.Time
+	nextOK, stale bool
+	// probe is set by a store wake-up that came while the loop was caught
+	// up (want false) after a worker wrote to the outbox (ownWrites moved
+	// past seenWrites): most likely that write's own wake-up, for a
+	// countdown tick due later. NextDue answers it alone when nothing is
+	// due; a claim would come back empty and need NextDue after it.
+	probe      bool
+	seenWrites uint64
+	errBackoff time.Duration
+}
+
+// woken records a wake-up from the store: work may be due sooner than the
+// last NextDue said, perhaps only this process's own write.
+func (l *loop) woken() {
+	l.probe = !l.want && l.d.ownWrites.Load() != l.seenWrites
+	l.want, l.stale = true, true
+}
+
+// answerOwnWake answers a wake-up that most likely followed a worker's
+// own write with NextDue alone: when nothing is due, no claim.
+func (l *loop) answerOwnWake(ctx context.Context) {
+	d := l.d
+	l.probe = false
+	l.seenWrites = d.ownWrites.Load()
+	// What was signalled before this is committed: NextDue sees it.
+	d.takeWakes(l.wake)
+	at, ok, err := d.store.NextDue(ctx)
+	if err != nil {
+		return // claim, as for any wake-up
+	}
+	l.nextAt, l.nextOK, l.stale = at, ok, false
+	if !ok || at.After(d.now()) {
+		l.want = false // nothing due: no claim
+	}
+}
+
+// claim leases as much work as may start now and starts it. It returns
+// true when the loop should look again at once: the claim came back full,
+// or failed (after its back-off).
+func (l *loop) claim(ctx context.Context) bool {
+	d, s := l.d, l.s
+	k, peek := s.claimSize(ctx)
+	if k == 0 {
+		return false
+	}
+	// The wake-ups already pending are answered by this claim: their
+	// tasks were written before they were signalled.
+	d.takeWakes(l.wake)
+	l.seenWrites = d.ownWrites.Load()
+	d.busy.Add(1)
+	jobs, err := d.store.Claim(ctx, d.now(), d.lease, k)
+	d.busy.Add(int32(len(jobs)) - 1)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Error("outbox claim failed", "err", err, "retry_in", l.errBackoff)
+			if sleepCtx(ctx, l.errBackoff) {
+				l.errBackoff = min(l.errBackoff*2, maxErrBackoff)
 			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-wake:
-			probe = !want && d.ownWrites.Load() != seenWrites
-			want, stale = true, true
-		case <-d.poke:
-			want, stale = true, true
-		case <-timer:
-			want, stale = true, true
-		case p := <-s.freed:
-			s.done(p)
+		return true // released on the next turn when ctx ended
+	}
+	l.errBackoff = minErrBackoff
+	l.stale = true
+	s.add(jobs)
+	s.startReady(ctx)
+	full := len(jobs) == k
+	if full && (!peek || !low(jobs[0].Task.Priority)) {
+		return true // more may be due: claim again at once
+	}
+	// A short claim found all there was. A full peek that found countdown
+	// work stops here (it waits for a worker it may take) but more may be
+	// due when one is free.
+	l.want = full
+	return false
+}
+
+// sleep waits until the next task is due, the store signals new work, a
+// worker is free, or ctx ends. There is no polling interval in a code's
+// path: a new code wakes the loop through the store.
+func (l *loop) sleep(ctx context.Context) {
+	d, s := l.d, l.s
+	var timer <-chan time.Time
+	if free := s.free(); free > 0 {
+		if l.stale && d.takeWakes(l.wake) {
+			// NextDue's answer would be old before it is used.
+			l.woken()
+			return
 		}
-		if t != nil {
-			t.Stop()
+		if l.stale && !l.refreshNextDue(ctx) {
+			return
+		}
+		if l.nextOK {
+			// A task due already but not claimed raced with another
+			// claimer (look again shortly rather than spin), or is
+			// countdown work waiting for a worker it may take (look for
+			// codes now and then: the wake-up covers new ones).
+			floor := 10 * time.Millisecond
+			if len(s.ready) > 0 || free <= d.reserve {
+				floor = peekEvery
+			}
+			t := time.NewTimer(max(l.nextAt.Sub(d.now()), floor))
+			defer t.Stop()
+			timer = t.C
 		}
 	}
+	select {
+	case <-ctx.Done():
+	case <-l.wake:
+		l.woken()
+	case <-d.poke:
+		l.want, l.stale = true, true
+	case <-timer:
+		l.want, l.stale = true, true
+	case p := <-s.freed:
+		s.done(p)
+	}
+}
+
+// refreshNextDue asks the store when the next task is due; false when ctx
+// ended meanwhile. A failure is taken as "due after the back-off".
+func (l *loop) refreshNextDue(ctx context.Context) bool {
+	d := l.d
+	at, ok, err := d.store.NextDue(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false
+		}
+		d.log.Error("outbox next-due failed", "err", err, "retry_in", l.errBackoff)
+		at, ok = d.now().Add(l.errBackoff), true
+		l.errBackoff = min(l.errBackoff*2, maxErrBackoff)
+	} else {
+		l.stale = false
+	}
+	l.nextAt, l.nextOK = at, ok
+	return true
 }
 
 // takeWakes consumes the wake-ups pending from the store and from Poke,
