@@ -5,6 +5,7 @@
 #   make lint         gofmt, go vet, staticcheck; govulncheck when a database is given
 #   make bench        benchmarks
 #   make docker       the container image (needs a container engine)
+#   make bot-api-schema  refresh the Bot API schema bot/bottest checks requests against (needs GitHub)
 #
 # Tools are pinned in go.mod (`tool` directives) and run with `go tool`, so
 # lint works offline once the module cache is filled (`go mod download`).
@@ -23,7 +24,7 @@ BENCHTIME ?= 1s
 # file:///srv/govulndb (a mirror laid out as vuln.go.dev serves it).
 VULNDB  ?=
 
-.PHONY: all build test lint fmt-check vet staticcheck vulncheck bench docker clean
+.PHONY: all build test lint fmt-check vet staticcheck vulncheck bench docker bot-api-schema clean
 
 all: lint test build
 
@@ -66,6 +67,11 @@ bench:
 
 docker:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+# The Telegram Bot API schema the fake Bot API (bot/bottest) checks every
+# request against; see bot/bottest/testdata/README.md.
+bot-api-schema:
+	$(GO) generate ./bot/bottest
 
 clean:
 	rm -rf bin

@@ -55,9 +55,14 @@ type ClientOptions struct {
 //   - every error is an *APIError with the token scrubbed out (the library's
 //     transport errors embed the request URL, token included) and a class the
 //     delivery loop acts on;
-//   - what the library predates (message_thread_id, protect_content,
-//     copy_text buttons, secret_token) is sent as raw parameters through
-//     MakeRequest.
+//   - requests are built here as today's Bot API defines them, never by
+//     the library's configs: what it predates (message_thread_id,
+//     protect_content, copy_text buttons, secret_token) and what replaced
+//     the parameters it still sends (link_preview_options for
+//     disable_web_page_preview, reply_parameters for reply_to_message_id
+//     and allow_sending_without_reply, both since Bot API 7.0) go as raw
+//     parameters through MakeRequest; bottest checks every one against
+//     the published schema.
 //
 // A Client is safe for concurrent use.
 type Client struct {
@@ -212,10 +217,10 @@ func (c *Client) Me(ctx context.Context) (tgbotapi.User, error) {
 // returns its Telegram message id.
 func (c *Client) Send(ctx context.Context, m OutMessage) (int, error) {
 	p := tgbotapi.Params{
-		"chat_id":                  strconv.FormatInt(m.Target.ChatID, 10),
-		"text":                     m.Text,
-		"parse_mode":               tgbotapi.ModeHTML,
-		"disable_web_page_preview": "true",
+		"chat_id":              strconv.FormatInt(m.Target.ChatID, 10),
+		"text":                 m.Text,
+		"parse_mode":           tgbotapi.ModeHTML,
+		"link_preview_options": noLinkPreview,
 	}
 	if m.Plain {
 		delete(p, "parse_mode")
@@ -227,9 +232,7 @@ func (c *Client) Send(ctx context.Context, m OutMessage) (int, error) {
 		p["protect_content"] = "true"
 	}
 	if m.ReplyTo != 0 {
-		p["reply_to_message_id"] = strconv.Itoa(m.ReplyTo)
-		// A reply whose original was deleted still goes out.
-		p["allow_sending_without_reply"] = "true"
+		p["reply_parameters"] = replyParameters(m.ReplyTo)
 	}
 	if len(m.Buttons) > 0 {
 		kb, err := keyboardJSON(m.Buttons)
@@ -260,11 +263,11 @@ func (c *Client) Edit(ctx context.Context, messageID int, m OutMessage) error {
 		return err
 	}
 	p := tgbotapi.Params{
-		"chat_id":                  strconv.FormatInt(m.Target.ChatID, 10),
-		"message_id":               strconv.Itoa(messageID),
-		"text":                     m.Text,
-		"parse_mode":               tgbotapi.ModeHTML,
-		"disable_web_page_preview": "true",
+		"chat_id":              strconv.FormatInt(m.Target.ChatID, 10),
+		"message_id":           strconv.Itoa(messageID),
+		"text":                 m.Text,
+		"parse_mode":           tgbotapi.ModeHTML,
+		"link_preview_options": noLinkPreview,
 		// Always sent, so that an edit without buttons removes them
 		// explicitly rather than relying on Telegram's default.
 		"reply_markup": kb,
@@ -473,54 +476,6 @@ func (c *Client) call(ctx context.Context, method string, p tgbotapi.Params, ext
 	}
 	c.calls.WithLabelValues(method, "ok").Inc()
 	return resp.Result, nil
-}
-
-// keyboardJSON renders an inline keyboard; an empty one removes the
-// keyboard on an edit.
-func keyboardJSON(rows [][]Button) (string, error) {
-	type copyText struct {
-		Text string `json:"text"`
-	}
-	type button struct {
-		Text         string    `json:"text"`
-		CallbackData string    `json:"callback_data,omitempty"`
-		URL          string    `json:"url,omitempty"`
-		CopyText     *copyText `json:"copy_text,omitempty"`
-	}
-	kb := struct {
-		InlineKeyboard [][]button `json:"inline_keyboard"`
-	}{InlineKeyboard: [][]button{}}
-	for _, row := range rows {
-		if len(row) == 0 {
-			continue
-		}
-		out := make([]button, 0, len(row))
-		for _, b := range row {
-			nb := button{Text: b.Text, CallbackData: b.Data, URL: b.URL}
-			if b.CopyText != "" {
-				nb.CopyText = &copyText{Text: b.CopyText}
-			}
-			set := 0
-			for _, v := range []string{b.Data, b.URL, b.CopyText} {
-				if v != "" {
-					set++
-				}
-			}
-			if set != 1 || b.Text == "" {
-				return "", &APIError{Class: ClassBadRequest, Description: "button needs a text and exactly one of data, url, copy_text"}
-			}
-			if len(b.Data) > 64 {
-				return "", &APIError{Class: ClassBadRequest, Description: "button data longer than 64 bytes"}
-			}
-			out = append(out, nb)
-		}
-		kb.InlineKeyboard = append(kb.InlineKeyboard, out)
-	}
-	data, err := json.Marshal(kb)
-	if err != nil {
-		return "", fmt.Errorf("keyboard: %w", err)
-	}
-	return string(data), nil
 }
 
 // jitter returns d ± up to a fifth, so that many retries do not align.

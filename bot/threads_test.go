@@ -1,7 +1,7 @@
 package bot
 
 import (
-	"fmt"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -217,13 +217,18 @@ func TestThreadRepliesPerTopic(t *testing.T) {
 	}
 	// Sent so that it still goes out should the code message be deleted.
 	var params map[string]string
+	allow := false
 	for _, c := range e.tg.Calls("sendMessage") {
-		if c.Params["reply_to_message_id"] == fmt.Sprint(codes[topic]) {
-			params = c.Params
+		var rp struct {
+			MessageID int  `json:"message_id"`
+			Allow     bool `json:"allow_sending_without_reply"`
+		}
+		if json.Unmarshal([]byte(c.Params["reply_parameters"]), &rp) == nil && rp.MessageID == codes[topic] {
+			params, allow = c.Params, rp.Allow
 		}
 	}
-	if params["allow_sending_without_reply"] != "true" {
-		t.Errorf("reply sent with %v: want allow_sending_without_reply", params)
+	if params == nil || !allow {
+		t.Errorf("reply sent with %v: want reply_parameters allowing sending without reply", params)
 	}
 }
 

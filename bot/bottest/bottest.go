@@ -9,6 +9,12 @@
 // POSTed to it) and faults (failures of the next calls, an outage, a blocked
 // chat).
 //
+// Every request is checked against the Bot API's published schema (see
+// schema.go and testdata/README.md) and refused, as a strict Telegram
+// would, when it uses a method, parameter or field the current Bot API
+// does not define, or leaves out a required one; a refusal the test does
+// not take (TakeRefused) fails the test.
+//
 // By default it answers at once and limits nothing, so that a test sees
 // only what it asks for. Opt in to behave like the real Telegram:
 // WithRoundTrip (a network round trip, acted on half way),
@@ -44,6 +50,9 @@ type Call struct {
 	Time   time.Time
 	// Code is the error_code answered, 0 for success.
 	Code int
+	// Refusal is why the Bot API schema check refused the call (the
+	// description answered), "" when the call passed it (see schema.go).
+	Refusal string
 }
 
 // Button is an inline keyboard button as Telegram stored it.
@@ -115,6 +124,11 @@ type Server struct {
 	// counted are the times of the accepted calls that count against the
 	// limits, oldest first (MaxCallsPerWindow).
 	counted []time.Time
+	// schema is the published Bot API the calls are checked against;
+	// refused are the calls it refused that no test has taken yet
+	// (TakeRefused), kept through ForgetCalls.
+	schema  *schema
+	refused []Call
 }
 
 type chat struct {
@@ -147,12 +161,18 @@ func New(t testing.TB, opts ...Option) *Server {
 		held:        map[string]int{},
 		updateID:    100,
 	}
+	sc, err := loadSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.schema = sc
 	for _, o := range opts {
 		o(s)
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	go s.pushWebhooks()
 	t.Cleanup(s.Close)
+	t.Cleanup(func() { s.reportRefused(t) })
 	return s
 }
 

@@ -32,8 +32,14 @@ func (s *Server) sendMessage(p map[string]string) (any, *apiError) {
 		}
 	}
 	m.Protect = p["protect_content"] == "true"
-	if v := p["reply_to_message_id"]; v != "" {
-		m.ReplyTo, _ = strconv.Atoi(v)
+	if v := p["reply_parameters"]; v != "" {
+		var rp struct {
+			MessageID int `json:"message_id"`
+		}
+		if json.Unmarshal([]byte(v), &rp) != nil {
+			return nil, &apiError{code: 400, desc: "Bad Request: can't parse reply parameters JSON object"}
+		}
+		m.ReplyTo = rp.MessageID
 	}
 	if aerr := s.flood(c); aerr != nil {
 		return nil, aerr

@@ -129,7 +129,9 @@ func (s *Server) act(ctx context.Context, token, method string, params map[strin
 	case s.downSet:
 		a.aerr = outage(s.down)
 	default:
-		a.aerr = s.takeFault(method)
+		if a.aerr = s.checkSchema(idx, method, params); a.aerr == nil {
+			a.aerr = s.takeFault(method)
+		}
 	}
 	if a.aerr == nil && !a.drop {
 		if method == "getUpdates" {
