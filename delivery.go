@@ -15,6 +15,10 @@ const (
 	PriorityOther   Priority = 3 // ops reports and everything else
 )
 
+// Low reports whether p is countdown work or worse: it takes a call's slot
+// only when codes and updates keep theirs, and never waits for one.
+func (p Priority) Low() bool { return p > PriorityUpdate }
+
 // TaskKind says what a task does to its message.
 type TaskKind string
 

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/internal/promreg"
 	"github.com/otpbot/otpbot/templates"
 )
 
@@ -156,7 +157,7 @@ func NewApprovals(opts ApprovalOptions) (*Approvals, error) {
 		approve: opts.ApproveResult, decline: opts.DeclineResult,
 		timeout: opts.Timeout, confirmTTL: opts.ConfirmTTL, allowed: map[int64]bool{},
 		retryable: opts.Retryable, now: opts.Now, log: opts.Logger,
-		decisions: register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+		decisions: promreg.Register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "otpbot_approval_decisions_total",
 			Help: "Confirmed answers to HyperCard approval requests, by answer (approve, decline) and outcome (ok, unreachable, refused, busy).",
 		}, []string{"answer", "outcome"})),

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/internal/promreg"
 	"github.com/otpbot/otpbot/templates"
 )
 
@@ -155,7 +156,7 @@ func NewCommands(opts CommandsOptions) (*Commands, error) {
 		inviteTTL: opts.InviteTTL,
 		username:  opts.Username,
 		approvals: opts.Approvals,
-		handled: register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+		handled: promreg.Register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "otpbot_bot_commands_total",
 			Help: "Bot commands and button presses handled, by name and outcome (ok, refused, usage, error).",
 		}, []string{"command", "outcome"})),

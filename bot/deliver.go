@@ -320,15 +320,3 @@ func (k *keyedMutex) lock(key string) (unlock func(), waited bool) {
 		k.mu.Unlock()
 	}, waited
 }
-
-// sleepCtx sleeps d or until ctx ends; false when ctx ended.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}

@@ -64,12 +64,12 @@ func (w *jobRun) failed(err error, msg *otpbot.Message) {
 		}
 		w.finish(msg, "failed")
 	default: // retryable
-		wait := w.backoff()
-		d.log.Warn("telegram call failed, retrying", w.logAttrs("err", err, "retry_in", wait)...)
+		pause := w.backoff()
+		d.log.Warn("telegram call failed, retrying", w.logAttrs("err", err, "retry_in", pause)...)
 		if t.Attempts+1 == d.failRep {
 			d.ops.Failing(t.Target, t.Attempts+1, err)
 		}
-		at := d.now().Add(wait)
+		at := d.now().Add(pause)
 		if w.retry(at, err.Error()) {
 			d.recover.failed(t, at, err.Error())
 		}

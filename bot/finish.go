@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/internal/wait"
 )
 
 // complete finishes the job, logging a lost lease (another worker owns the
@@ -181,10 +182,10 @@ func (w *jobRun) deferTo(at time.Time, reason string) {
 func (w *jobRun) backoff() time.Duration {
 	n := min(w.job.Task.Attempts, 16)
 	limit := w.d.maxBack
-	if !low(w.job.Task.Priority) {
+	if !w.job.Task.Priority.Low() {
 		limit = min(limit, urgentMaxBackoff)
 	}
-	return jitter(min(time.Second<<n, limit))
+	return wait.Jitter(min(time.Second<<n, limit))
 }
 
 // slot waits for the rate limiter. It returns false (after handing the job
@@ -197,31 +198,31 @@ func (w *jobRun) slot(p otpbot.Priority) bool {
 	t := w.job.Task
 	maxWait := w.d.maxWait
 	switch {
-	case low(p):
+	case p.Low():
 		maxWait = 0
 	case p == otpbot.PriorityUpdate:
 		maxWait /= 8
 	}
 	var waited time.Duration
 	for {
-		wait := w.d.limiter.Take(w.sctx, t.Target, p)
-		if wait == 0 {
+		pause := w.d.limiter.Take(w.sctx, t.Target, p)
+		if pause == 0 {
 			return true
 		}
 		if until := w.d.limiter.PausedUntil(w.sctx, t.Target); !until.IsZero() {
 			w.deferTo(until, "paused by telegram flood control")
 			return false
 		}
-		if waited+wait > maxWait {
-			w.deferTo(w.d.now().Add(wait), "rate limited")
+		if waited+pause > maxWait {
+			w.deferTo(w.d.now().Add(pause), "rate limited")
 			return false
 		}
-		if !sleepCtx(w.runCtx, wait) {
+		if !wait.Sleep(w.runCtx, pause) {
 			// Shutting down: release the job at once rather than leaving
 			// it leased until the lease runs out.
 			w.deferTo(w.d.now(), "shutdown")
 			return false
 		}
-		waited += wait
+		waited += pause
 	}
 }

@@ -103,7 +103,7 @@ func (o LimiterOptions) withDefaults() LimiterOptions {
 // need is how many tokens a call at priority p needs in a bucket of burst
 // tokens for it to take one: low-priority work leaves reserve of them.
 func need(p otpbot.Priority, burst, reserve int) float64 {
-	if !low(p) || burst <= 1 {
+	if !p.Low() || burst <= 1 {
 		return 1
 	}
 	return float64(1 + min(reserve, burst-1))
@@ -231,24 +231,24 @@ func (l *Limiter) Take(_ context.Context, target otpbot.Target, p otpbot.Priorit
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	if wait := l.globalUntil.Sub(now); wait > 0 {
-		return wait
+	if pause := l.globalUntil.Sub(now); pause > 0 {
+		return pause
 	}
-	wait := l.global.need(now, need(p, l.opts.GlobalBurst, l.opts.GlobalReserve))
+	pause := l.global.need(now, need(p, l.opts.GlobalBurst, l.opts.GlobalReserve))
 	var c *chatLimit
 	if target.ChatID != 0 {
 		c = l.chat(target.ChatID, now)
 		if pause := c.until.Sub(now); pause > 0 {
 			return pause
 		}
-		wait = max(wait, c.chat.need(now, need(p, l.opts.ChatBurst, 1)))
+		pause = max(pause, c.chat.need(now, need(p, l.opts.ChatBurst, 1)))
 		if c.group != nil {
-			wait = max(wait, c.group.need(now, need(p, l.opts.GroupBurst, 1)))
+			pause = max(pause, c.group.need(now, need(p, l.opts.GroupBurst, 1)))
 		}
 	}
-	if wait > 0 {
+	if pause > 0 {
 		// A bucket short by a hair (float rounding) must not return 0.
-		return max(wait, time.Millisecond)
+		return max(pause, time.Millisecond)
 	}
 	l.global.take(now)
 	if c != nil {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/internal/promreg"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -86,28 +87,28 @@ func priorityLabel(p otpbot.Priority) string {
 
 // registerMetrics creates the Deliverer's metrics on reg (none when nil).
 func (d *Deliverer) registerMetrics(reg prometheus.Registerer) {
-	d.latency = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	d.latency = promreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "otpbot_delivery_seconds",
 		Help:    "Time from a task's creation (a push's receipt, for a send) to Telegram's acceptance, by task kind.",
 		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300},
 	}, []string{"kind"}))
-	d.depth = register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	d.depth = promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "otpbot_queue_depth",
 		Help: "Pending outbox tasks by priority (0 codes, 1 updates, 2 refreshes, 3 other).",
 	}, []string{"priority"}))
-	d.oldest = register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	d.oldest = promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "otpbot_queue_oldest_seconds",
 		Help: "Age of the oldest pending outbox task by priority.",
 	}, []string{"priority"}))
-	d.liveGauge = register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+	d.liveGauge = promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "otpbot_live_countdowns",
 		Help: "Code and approval messages with a running countdown, as seen by this process.",
 	}))
-	d.broken = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+	d.broken = promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "otpbot_broken_links_total",
 		Help: "Targets Telegram refused for good (chat not found, bot blocked or kicked).",
 	}))
-	d.deliveries = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	d.deliveries = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "otpbot_deliveries_total",
 		Help: "Finished outbox tasks by kind and result (sent, edited, deleted, skipped, retried, deferred, postponed, duplicate, migrated, gone, failed).",
 	}, []string{"kind", "result"}))

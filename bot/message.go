@@ -135,8 +135,8 @@ func (w *jobRun) admit(msg otpbot.Message, next []otpbot.Task, now time.Time) bo
 		}
 		return w.slot(prio)
 	}
-	wait := d.limiter.Take(w.sctx, t.Target, t.Priority)
-	if wait == 0 {
+	pause := d.limiter.Take(w.sctx, t.Target, t.Priority)
+	if pause == 0 {
 		return true
 	}
 	if len(next) == 1 && next[0].Kind == otpbot.TaskRefresh {
@@ -144,7 +144,7 @@ func (w *jobRun) admit(msg otpbot.Message, next []otpbot.Task, now time.Time) bo
 		w.complete(nil, "skipped", next...)
 		return false
 	}
-	w.deferTo(now.Add(wait), "refresh deferred by rate limit")
+	w.deferTo(now.Add(pause), "refresh deferred by rate limit")
 	return false
 }
 

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/internal/wait"
 	"github.com/otpbot/otpbot/templates"
 )
 
@@ -214,12 +215,12 @@ func (o *Ops) Run(ctx context.Context) error {
 		case <-o.kick:
 		}
 		o.mu.Lock()
-		wait := o.opts.Gather
-		if next := o.lastFlush.Add(o.opts.Interval); next.Sub(o.now()) > wait {
-			wait = next.Sub(o.now())
+		pause := o.opts.Gather
+		if next := o.lastFlush.Add(o.opts.Interval); next.Sub(o.now()) > pause {
+			pause = next.Sub(o.now())
 		}
 		o.mu.Unlock()
-		if !sleepCtx(ctx, wait) {
+		if !wait.Sleep(ctx, pause) {
 			continue // the ctx case above flushes
 		}
 		if err := o.Flush(ctx); err != nil {

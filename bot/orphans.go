@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/internal/wait"
 )
 
 // orphanWindow is how many message ids below a resent code's own are
@@ -138,11 +139,11 @@ func (w *jobRun) dropCopy(msg otpbot.Message, id int) {
 func (w *jobRun) waitBudget(target otpbot.Target, p otpbot.Priority) bool {
 	deadline := w.d.now().Add(time.Minute)
 	for w.d.now().Before(deadline) {
-		wait := w.d.limiter.Take(w.sctx, target, p)
-		if wait == 0 {
+		pause := w.d.limiter.Take(w.sctx, target, p)
+		if pause == 0 {
 			return true
 		}
-		if !sleepCtx(w.runCtx, wait) {
+		if !wait.Sleep(w.runCtx, pause) {
 			return false
 		}
 	}

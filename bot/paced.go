@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/internal/wait"
 )
 
 // How long the conversation keeps trying one call.
@@ -86,34 +87,34 @@ func (p *Paced) do(ctx context.Context, target otpbot.Target, method string, cal
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		if p.budget != nil {
-			if wait := p.budget.Take(ctx, target, otpbot.PriorityUpdate); wait > 0 {
-				if !sleepCtx(ctx, wait) {
+			if pause := p.budget.Take(ctx, target, otpbot.PriorityUpdate); pause > 0 {
+				if !wait.Sleep(ctx, pause) {
 					return fmt.Errorf("telegram %s: no slot in the rate budget: %w", method, ctx.Err())
 				}
 				continue
 			}
 		}
 		err := call(ctx)
-		var wait time.Duration
+		var pause time.Duration
 		switch ClassOf(err) {
 		case 0, ClassNotModified:
 			return err
 		case ClassRateLimited:
-			wait = RetryAfterOf(err)
+			pause = RetryAfterOf(err)
 			if p.budget != nil {
-				wait = p.budget.Pause(ctx, target, wait)
+				pause = p.budget.Pause(ctx, target, pause)
 			}
 		case ClassRetryable:
 			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 				return err
 			}
-			wait = jitter(backoff)
+			pause = wait.Jitter(backoff)
 			backoff = min(backoff*2, 5*time.Second)
 		default:
 			return err
 		}
-		p.log.Warn("telegram call failed, retrying", "method", method, "chat", target.ChatID, "attempt", attempt, "retry_in", wait, "err", err)
-		if !sleepCtx(ctx, wait) {
+		p.log.Warn("telegram call failed, retrying", "method", method, "chat", target.ChatID, "attempt", attempt, "retry_in", pause, "err", err)
+		if !wait.Sleep(ctx, pause) {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/internal/wait"
 )
 
 // How the Deliverer shares its workers (see Run).
@@ -21,10 +22,6 @@ const (
 	// claimed afresh.
 	minCall = time.Second
 )
-
-// low reports whether p is countdown work or worse: it never runs in the
-// workers kept for codes and updates.
-func low(p otpbot.Priority) bool { return p > otpbot.PriorityUpdate }
 
 // Run delivers until ctx ends. Then it claims nothing more, hands the
 // jobs it holds but has not started back to the outbox, lets the Telegram
@@ -180,7 +177,7 @@ func (l *loop) claim(ctx context.Context) bool {
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Error("outbox claim failed", "err", err, "retry_in", l.errBackoff)
-			if sleepCtx(ctx, l.errBackoff) {
+			if wait.Sleep(ctx, l.errBackoff) {
 				l.errBackoff = min(l.errBackoff*2, maxErrBackoff)
 			}
 		}
@@ -191,7 +188,7 @@ func (l *loop) claim(ctx context.Context) bool {
 	s.add(jobs)
 	s.startReady(ctx)
 	full := len(jobs) == k
-	if full && (!peek || !low(jobs[0].Task.Priority)) {
+	if full && (!peek || !jobs[0].Task.Priority.Low()) {
 		return true // more may be due: claim again at once
 	}
 	// A short claim found all there was. A full peek that found countdown
@@ -338,7 +335,7 @@ func (s *scheduler) claimSize(ctx context.Context) (k int, peek bool) {
 	if room := free - s.d.reserve; room > 0 && len(s.ready) == 0 {
 		return room, false
 	}
-	if len(s.ready) > 0 && !low(s.ready[0].Task.Priority) {
+	if len(s.ready) > 0 && !s.ready[0].Task.Priority.Low() {
 		return 0, false // an update waits for a worker already
 	}
 	if !s.urgentMaybeDue(ctx) {
@@ -370,7 +367,7 @@ func (s *scheduler) urgentMaybeDue(ctx context.Context) bool {
 // code would expire before that.
 func (s *scheduler) add(jobs []otpbot.Job) {
 	for _, job := range jobs {
-		if low(job.Task.Priority) && len(s.ready) >= s.d.workers && s.canDrop(job) {
+		if job.Task.Priority.Low() && len(s.ready) >= s.d.workers && s.canDrop(job) {
 			s.d.log.Debug("countdown work left to a later claim: every worker is taken", "task", job.Task.ID)
 			s.d.deliveries.WithLabelValues(string(job.Task.Kind), "postponed").Inc()
 			s.d.busy.Add(-1)

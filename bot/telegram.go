@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/internal/promreg"
 )
 
 // ClientOptions configure a Client.
@@ -149,11 +149,11 @@ func NewClient(ctx context.Context, opts ClientOptions) (*Client, error) {
 		http:        hc,
 		log:         log,
 		callTimeout: opts.CallTimeout,
-		calls: register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+		calls: promreg.Register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "otpbot_telegram_calls_total",
 			Help: "Telegram Bot API calls by method and outcome (ok or the error class).",
 		}, []string{"method", "outcome"})),
-		rateLimited: register(opts.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
+		rateLimited: promreg.Register(opts.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "otpbot_telegram_rate_limited_total",
 			Help: "Telegram answers 429 Too Many Requests.",
 		})),
@@ -175,12 +175,12 @@ func NewClient(ctx context.Context, opts ClientOptions) (*Client, error) {
 		if errors.As(err, &ae) && (ae.Code == 401 || ae.Code == 404) {
 			return nil, fmt.Errorf("telegram client: token rejected: %w", err)
 		}
-		wait := backoff
-		if ra := RetryAfterOf(err); ra > wait {
-			wait = ra
+		pause := backoff
+		if ra := RetryAfterOf(err); ra > pause {
+			pause = ra
 		}
-		log.Warn("telegram getMe failed, retrying", "attempt", attempt, "wait", wait, "err", err)
-		t := time.NewTimer(wait)
+		log.Warn("telegram getMe failed, retrying", "attempt", attempt, "wait", pause, "err", err)
+		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -476,12 +476,4 @@ func (c *Client) call(ctx context.Context, method string, p tgbotapi.Params, ext
 	}
 	c.calls.WithLabelValues(method, "ok").Inc()
 	return resp.Result, nil
-}
-
-// jitter returns d ± up to a fifth, so that many retries do not align.
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return d
-	}
-	return d - d/5 + time.Duration(rand.Int64N(int64(d)*2/5+1))
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/internal/promreg"
 	"github.com/otpbot/otpbot/templates"
 )
 
@@ -90,7 +91,7 @@ func NewThreads(opts ThreadsOptions) (*Threads, error) {
 		log:     opts.Logger,
 		now:     opts.Now,
 		timeout: opts.Timeout,
-		replies: register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+		replies: promreg.Register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "otpbot_thread_replies_total",
 			Help: "Events of a code's transaction for chats that opted in to replies, by outcome: queued (a reply to the code message), no_message (no code message of that transaction in the chat to answer), error (the reply was lost; the event is in history).",
 		}, []string{"outcome"})),

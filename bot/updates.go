@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/otpbot/otpbot/internal/promreg"
+	"github.com/otpbot/otpbot/internal/wait"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -57,7 +59,7 @@ func updateKey(id int) string { return "update:" + strconv.Itoa(id) }
 
 // updateMetrics counts updates by source and outcome.
 func updateMetrics(reg prometheus.Registerer) *prometheus.CounterVec {
-	return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	return promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "otpbot_bot_updates_total",
 		Help: "Telegram updates received, by source (polling, webhook) and outcome (handled, duplicate, failed, rejected).",
 	}, []string{"source", "outcome"}))
@@ -194,7 +196,7 @@ func (p *Poller) Run(ctx context.Context) error {
 		}
 		// Standby: try again soon, so a dead holder is replaced within
 		// about a lease lifetime.
-		if !sleepCtx(ctx, jitter(renew)) {
+		if !wait.Sleep(ctx, wait.Jitter(renew)) {
 			return nil
 		}
 	}
@@ -268,7 +270,7 @@ func (p *Poller) poll(ctx context.Context) {
 		}
 		backoff = nextBackoff(backoff, err)
 		p.log.Warn("getUpdates failed", "err", err, "retry_in", backoff)
-		if !sleepCtx(ctx, backoff) {
+		if !wait.Sleep(ctx, backoff) {
 			return
 		}
 	}
@@ -283,9 +285,9 @@ func nextBackoff(prev time.Duration, err error) time.Duration {
 	}
 	const first, max = 500 * time.Millisecond, 30 * time.Second
 	if prev <= 0 {
-		return jitter(first)
+		return wait.Jitter(first)
 	}
-	return jitter(min(prev*2, max))
+	return wait.Jitter(min(prev*2, max))
 }
 
 // WebhookHandler serves the Telegram updates Telegram POSTs to the webhook

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/internal/wait"
 )
 
 // work runs one job. ctx is Run's context: it ends the wait for the rate
@@ -97,7 +98,7 @@ func (w *jobRun) storeDo(op func(ctx context.Context) error) error {
 		if err == nil || !errors.Is(err, otpbot.ErrUnavailable) {
 			return err
 		}
-		if !sleepCtx(w.sctx, jitter(backoff)) {
+		if !wait.Sleep(w.sctx, wait.Jitter(backoff)) {
 			return err
 		}
 		backoff = min(backoff*2, 500*time.Millisecond)

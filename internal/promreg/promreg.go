@@ -1,4 +1,7 @@
-package bot
+// Package promreg registers Prometheus collectors the way every otpbot
+// component wants it: idempotently, so that two components built on one
+// registry share a metric instead of failing.
+package promreg
 
 import (
 	"errors"
@@ -6,11 +9,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// register registers c on reg and returns the collector that is in use: c,
+// Register registers c on reg and returns the collector that is in use: c,
 // or the identical one registered earlier (a second Client on the same
 // registry shares the first one's counters instead of failing). A nil reg
 // leaves c unregistered, which is how metrics are switched off.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+func Register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	if reg == nil {
 		return c
 	}
