@@ -30,14 +30,13 @@ import (
 // buttons back: only the user's next tap (and its confirmation) tries
 // again. The accepted answer is recorded in the card's history.
 
-// Callback data of the approval buttons: "approve" or "decline" asks for
-// confirmation; ":confirm:NONCE" sends the answer; ":cancel:NONCE" goes
-// back. NONCE names the first tap's confirmation.
+// The arguments of the approval buttons (CallbackApprove,
+// CallbackDecline): the name alone asks for confirmation;
+// ":confirm:NONCE" sends the answer; ":cancel:NONCE" goes back. NONCE
+// names the first tap's confirmation.
 const (
-	CallbackApprove = "approve"
-	CallbackDecline = "decline"
-	argConfirm      = "confirm"
-	argCancel       = "cancel"
+	argConfirm = "confirm"
+	argCancel  = "cancel"
 )
 
 // decisionLeasePrefix + a message group names the lease held while one
@@ -186,15 +185,12 @@ func NewApprovals(opts ApprovalOptions) (*Approvals, error) {
 	return a, nil
 }
 
-// Buttons is the keyboard of a live message for DelivererOptions.Buttons:
-// Approve and Decline under an unanswered HyperCard approval request,
-// DefaultButtons for everything else. The Deliverer asks only for live
+// Buttons is the keyboard of a live message for
+// DelivererOptions.ExtraButtons: Approve and Decline under an unanswered
+// HyperCard approval request, nothing for everything else. The Deliverer asks only for live
 // messages that have not expired, so a decided or expired request is shown
 // without buttons wherever it was sent.
 func (a *Approvals) Buttons(msg otpbot.Message) [][]Button {
-	if msg.Event.Kind != otpbot.KindApproval {
-		return DefaultButtons(msg)
-	}
 	if !answerable(msg) {
 		return nil
 	}

@@ -98,7 +98,7 @@ func newApprovalEnv(t *testing.T, cfg approvalConfig) *approvalEnv {
 	}
 	limiter := NewLimiter(LimiterOptions{ChatPerSec: 100, ChatBurst: 100, GroupPerMin: 6000, GroupBurst: 100})
 	e.deliverer, err = NewDeliverer(DelivererOptions{Store: e.store, Client: e.client, Renderer: tmpl, Now: e.clock.Now,
-		Limiter: limiter, Buttons: e.approvals.Buttons, Registerer: prometheus.NewRegistry()})
+		Limiter: limiter, ExtraButtons: e.approvals.Buttons, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -665,7 +665,7 @@ func TestApprovalButtons(t *testing.T) {
 		{"open request", open, []string{CallbackApprove, CallbackDecline}},
 		{"decided", decided, nil},
 		{"no auth id", noAuth, nil},
-		{"a code keeps the default", code, []string{CallbackHide}},
+		{"a code gets no extra rows (the default keyboard is the deliverer's)", code, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,10 +12,6 @@ import (
 	"github.com/otpbot/otpbot"
 )
 
-// CallbackHide is the callback_data of the "Used it" button under a live
-// code: pressing it hides the code in that chat at once.
-const CallbackHide = "hide"
-
 // Callback data is "name" or "name:arg" (at most 64 bytes, Telegram's
 // limit); name picks the handler. The approval buttons ("approve",
 // "decline", with ":confirm:NONCE" or ":cancel:NONCE") are routed only

@@ -192,22 +192,6 @@ func NewCommands(opts CommandsOptions) (*Commands, error) {
 	return c, nil
 }
 
-// threadKey carries the forum topic of an update through the context:
-// tgbotapi.Update (Bot API 5.5) has no field for it.
-type threadKey struct{}
-
-// WithThread returns ctx carrying the forum topic (message_thread_id) of the
-// update about to be handled; the poll loop and the webhook set it from
-// Update.ThreadID.
-func WithThread(ctx context.Context, threadID int) context.Context {
-	return context.WithValue(ctx, threadKey{}, threadID)
-}
-
-func threadFrom(ctx context.Context) int {
-	id, _ := ctx.Value(threadKey{}).(int)
-	return id
-}
-
 // HandleUpdate handles one command or button press. Other updates (plain
 // messages, edits, channel posts) are ignored. An error means the update
 // could not be fully handled; the user has already been told when possible.
@@ -235,7 +219,7 @@ func (c *Commands) handleMessage(ctx context.Context, m *tgbotapi.Message) error
 	r := &request{
 		name:   strings.ToLower(name),
 		msg:    m,
-		target: otpbot.Target{ChatID: m.Chat.ID, ThreadID: threadFrom(ctx)},
+		target: otpbot.Target{ChatID: m.Chat.ID, ThreadID: ThreadFrom(ctx)},
 		user:   m.From.ID,
 		admin:  c.admins[m.From.ID],
 		args:   strings.Fields(m.CommandArguments()),

@@ -79,12 +79,12 @@ type DelivererOptions struct {
 	Lease time.Duration
 	// Ops is told about broken links and prolonged failures; nil logs only.
 	Ops *Ops
-	// Buttons builds the inline keyboard of a live, unexpired message; nil
-	// means DefaultButtons. Approvals.Buttons adds Approve and Decline
+	// ExtraButtons adds rows under the DefaultButtons of a live, unexpired
+	// message; nil adds none. Approvals.Buttons adds Approve and Decline
 	// under HyperCard approval requests. A message in a final state is
 	// always shown without buttons, so they go away everywhere once a
 	// request is answered or expires.
-	Buttons func(msg otpbot.Message) [][]Button
+	ExtraButtons func(msg otpbot.Message) [][]Button
 	// MaxBackoff caps the wait between retries of a failing call; default
 	// 30s (a code is worthless a minute late).
 	MaxBackoff time.Duration
@@ -116,9 +116,10 @@ const DrainGrace = 2 * time.Second
 // DefaultButtons is the keyboard of a live code: copy the code with one tap
 // (copy_text), open the confirmation link if the push has one (a URL
 // button only for an http(s) link, which is all Telegram accepts; any
-// other link is copied like a code), and hide the code ("Used it"). Approval requests get none here: without
-// providers.hypercard.api nothing could answer a tap, and with it
-// Approvals.Buttons adds Approve and Decline.
+// other link is copied like a code), and hide the code ("Used it").
+// Approval requests get none here: without providers.hypercard.api
+// nothing could answer a tap, and with it Approvals.Buttons adds Approve
+// and Decline (DelivererOptions.ExtraButtons).
 func DefaultButtons(msg otpbot.Message) [][]Button {
 	ev := msg.Event
 	if ev.Kind != otpbot.KindCode {
@@ -165,7 +166,7 @@ type Deliverer struct {
 	// refreshTimeout bounds a refresh's Telegram call.
 	refreshTimeout time.Duration
 	ops            *Ops
-	buttons        func(otpbot.Message) [][]Button
+	extra          func(otpbot.Message) [][]Button
 	maxBack        time.Duration
 	maxWait        time.Duration
 	failRep        int
@@ -219,7 +220,7 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 		lease:          opts.Lease,
 		refreshTimeout: opts.RefreshTimeout,
 		ops:            opts.Ops,
-		buttons:        opts.Buttons,
+		extra:          opts.ExtraButtons,
 		maxBack:        opts.MaxBackoff,
 		maxWait:        opts.MaxInlineWait,
 		failRep:        opts.FailureReportAfter,
@@ -256,9 +257,6 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 	}
 	if d.lease <= 0 {
 		d.lease = 30 * time.Second
-	}
-	if d.buttons == nil {
-		d.buttons = DefaultButtons
 	}
 	if d.maxBack <= 0 {
 		d.maxBack = 30 * time.Second
@@ -319,4 +317,14 @@ func (k *keyedMutex) lock(key string) (unlock func(), waited bool) {
 		}
 		k.mu.Unlock()
 	}, waited
+}
+
+// buttons is the keyboard of a live, unexpired message: the default rows
+// and any extra ones.
+func (d *Deliverer) buttons(msg otpbot.Message) [][]Button {
+	rows := DefaultButtons(msg)
+	if d.extra != nil {
+		rows = append(rows, d.extra(msg)...)
+	}
+	return rows
 }

@@ -30,16 +30,25 @@ const (
 // connection is retried with a short backoff; until the call's context
 // ends. A refusal (400, 403) is returned at once.
 type Paced struct {
-	next   replier
+	next   Replier
 	budget Budget
 	log    *slog.Logger
 }
 
-var _ replier = (*Paced)(nil)
+var _ Replier = (*Paced)(nil)
+
+// Replier is what the conversation calls on Telegram: the Client, or a
+// Paced around it.
+type Replier interface {
+	Send(ctx context.Context, m OutMessage) (int, error)
+	Edit(ctx context.Context, messageID int, m OutMessage) error
+	Delete(ctx context.Context, target otpbot.Target, messageID int) error
+	AnswerCallback(ctx context.Context, callbackID, text string, alert bool) error
+}
 
 // NewPaced wraps client; budget nil means unlimited (tests), though 429s
 // are still obeyed.
-func NewPaced(client replier, budget Budget, logger *slog.Logger) *Paced {
+func NewPaced(client Replier, budget Budget, logger *slog.Logger) *Paced {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

@@ -367,3 +367,20 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 }
+
+// threadKey carries the forum topic of an update through the context:
+// tgbotapi.Update (Bot API 5.5) has no field for it.
+type threadKey struct{}
+
+// WithThread returns ctx carrying the forum topic (message_thread_id) of the
+// update about to be handled; the poll loop and the webhook set it from
+// Update.ThreadID.
+func WithThread(ctx context.Context, threadID int) context.Context {
+	return context.WithValue(ctx, threadKey{}, threadID)
+}
+
+// ThreadFrom is the forum topic WithThread put in ctx (0 for none).
+func ThreadFrom(ctx context.Context) int {
+	id, _ := ctx.Value(threadKey{}).(int)
+	return id
+}

@@ -257,7 +257,7 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 	limiter := newBudget(cfg, store, logger)
 	dopts := delivererOptions(cfg)
 	dopts.Store, dopts.Client, dopts.Renderer, dopts.Limiter = store, client, tmpl, limiter
-	dopts.Logger, dopts.Registerer, dopts.Ops, dopts.Buttons = logger.With("component", "deliver"), reg, ops, buttons
+	dopts.Logger, dopts.Registerer, dopts.Ops, dopts.ExtraButtons = logger.With("component", "deliver"), reg, ops, buttons
 	deliverer, err := bot.NewDeliverer(dopts)
 	if err != nil {
 		return err
