@@ -19,7 +19,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/otpbot/otpbot"
-	"github.com/otpbot/otpbot/bot"
+	"github.com/otpbot/otpbot/bot/deliver"
+	"github.com/otpbot/otpbot/bot/telegram"
 	"github.com/otpbot/otpbot/logs"
 	"github.com/otpbot/otpbot/store/bolt"
 	"github.com/otpbot/otpbot/store/redis"
@@ -36,7 +37,7 @@ type pipeline struct {
 	fake  *fakeAPI
 	srv   *httptest.Server
 	p     *pusher
-	d     *bot.Deliverer
+	d     *deliver.Deliverer
 }
 
 // newPipeline starts the pipeline on a fresh store of driver, with chats
@@ -101,13 +102,13 @@ func newPipeline(tb testing.TB, driver string, chats int, global float64, countd
 		tb.Fatal(err)
 	}
 	tb.Cleanup(fake.Close)
-	client, err := bot.NewClient(ctx, bot.ClientOptions{Token: benchToken, Endpoint: fake.Endpoint(), Logger: logger, Registerer: reg})
+	client, err := telegram.NewClient(ctx, telegram.ClientOptions{Token: benchToken, Endpoint: fake.Endpoint(), Logger: logger, Registerer: reg})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	d, err := bot.NewDeliverer(bot.DelivererOptions{
+	d, err := deliver.NewDeliverer(deliver.DelivererOptions{
 		Store: timed, Client: client, Renderer: tmpl, Logger: logger, Registerer: reg,
-		Limiter: bot.NewLimiter(bot.LimiterOptions{GlobalPerSec: global, GlobalBurst: max(1, int(global/6)),
+		Limiter: telegram.NewLimiter(telegram.LimiterOptions{GlobalPerSec: global, GlobalBurst: max(1, int(global/6)),
 			ChatPerSec: 1, ChatBurst: 1, Logger: logger}),
 		CountdownInterval: countdown, Workers: 4,
 	})

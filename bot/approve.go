@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/bot/telegram"
 	"github.com/otpbot/otpbot/internal/promreg"
 	"github.com/otpbot/otpbot/templates"
 )
@@ -190,7 +191,7 @@ func NewApprovals(opts ApprovalOptions) (*Approvals, error) {
 // HyperCard approval request, nothing for everything else. The Deliverer asks only for live
 // messages that have not expired, so a decided or expired request is shown
 // without buttons wherever it was sent.
-func (a *Approvals) Buttons(msg otpbot.Message) [][]Button {
+func (a *Approvals) Buttons(msg otpbot.Message) [][]telegram.Button {
 	if !answerable(msg) {
 		return nil
 	}
@@ -205,21 +206,21 @@ func answerable(msg otpbot.Message) bool {
 		ev.AuthID != "" && ev.CardID != "" && msg.State == otpbot.StateLive && msg.Decision == ""
 }
 
-func approvalKeyboard() [][]Button {
-	return [][]Button{{
-		{Text: "✅ Approve", Data: CallbackApprove},
-		{Text: "❌ Decline", Data: CallbackDecline},
+func approvalKeyboard() [][]telegram.Button {
+	return [][]telegram.Button{{
+		{Text: "✅ Approve", Data: telegram.CallbackApprove},
+		{Text: "❌ Decline", Data: telegram.CallbackDecline},
 	}}
 }
 
 // confirmKeyboard is the confirmation step of a first tap: its buttons
 // carry the confirmation's nonce.
-func confirmKeyboard(approve bool, nonce string) [][]Button {
-	name, text := CallbackApprove, "✅ Confirm approve"
+func confirmKeyboard(approve bool, nonce string) [][]telegram.Button {
+	name, text := telegram.CallbackApprove, "✅ Confirm approve"
 	if !approve {
-		name, text = CallbackDecline, "❌ Confirm decline"
+		name, text = telegram.CallbackDecline, "❌ Confirm decline"
 	}
-	return [][]Button{
+	return [][]telegram.Button{
 		{{Text: text, Data: name + ":" + argConfirm + ":" + nonce}},
 		{{Text: "↩️ Cancel", Data: name + ":" + argCancel + ":" + nonce}},
 	}
@@ -387,7 +388,7 @@ func (a *Approvals) linked(ctx context.Context, m otpbot.Message) (bool, error) 
 // within codes.countdown_interval; the user taps again).
 // If the request was answered or expired meanwhile, the stored message is
 // re-rendered over the step, so a step is never left on a finished request.
-func (c *Commands) showStep(ctx context.Context, q *callbackRequest, m otpbot.Message, step templates.ApprovalStep, kb [][]Button) error {
+func (c *Commands) showStep(ctx context.Context, q *callbackRequest, m otpbot.Message, step templates.ApprovalStep, kb [][]telegram.Button) error {
 	a := c.approvals
 	now := a.now()
 	var text string
@@ -400,7 +401,7 @@ func (c *Commands) showStep(ctx context.Context, q *callbackRequest, m otpbot.Me
 	if err != nil {
 		return fmt.Errorf("render approval step: %w", err)
 	}
-	if err := c.client.Edit(ctx, q.messageID, OutMessage{Target: m.Target, Text: text, Buttons: kb}); err != nil {
+	if err := c.client.Edit(ctx, q.messageID, telegram.OutMessage{Target: m.Target, Text: text, Buttons: kb}); err != nil {
 		return fmt.Errorf("edit approval step: %w", err)
 	}
 	fresh, ok, err := a.store.Message(ctx, m.ID)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/bot/telegram"
 )
 
 // buttonData returns the callback data of m's button whose data starts
@@ -28,7 +29,7 @@ func buttonData(m bottest.Message, prefix string) string {
 func (e *approvalEnv) firstTap(chat, user int64, id int, button string) (confirm, cancel string) {
 	e.t.Helper()
 	want := answerAskApprove
-	if button == CallbackDecline {
+	if button == telegram.CallbackDecline {
 		want = answerAskDecline
 	}
 	if got := e.pressAndWait(chat, user, id, button); got != want {
@@ -67,16 +68,16 @@ func TestApprovalConfirmationIsBound(t *testing.T) {
 			return other, confirm
 		}},
 		{"another allowed user forges the opposite confirmation", func(e *approvalEnv, in bottest.Message, confirm, cancel string) (int64, string) {
-			return other, CallbackDecline + strings.TrimPrefix(confirm, CallbackApprove)
+			return other, telegram.CallbackDecline + strings.TrimPrefix(confirm, telegram.CallbackApprove)
 		}},
 		{"confirmation without any first tap", func(e *approvalEnv, in bottest.Message, confirm, cancel string) (int64, string) {
-			return other, CallbackDecline + ":confirm"
+			return other, telegram.CallbackDecline + ":confirm"
 		}},
 		{"confirmation with a made-up nonce", func(e *approvalEnv, in bottest.Message, confirm, cancel string) (int64, string) {
-			return member, CallbackApprove + ":confirm:AAAAAAAAAAAAAAAAAAAAAAAAAA"
+			return member, telegram.CallbackApprove + ":confirm:AAAAAAAAAAAAAAAAAAAAAAAAAA"
 		}},
 		{"direction swapped by the user who tapped", func(e *approvalEnv, in bottest.Message, confirm, cancel string) (int64, string) {
-			return member, CallbackDecline + strings.TrimPrefix(confirm, CallbackApprove)
+			return member, telegram.CallbackDecline + strings.TrimPrefix(confirm, telegram.CallbackApprove)
 		}},
 		{"nonce expired", func(e *approvalEnv, in bottest.Message, confirm, cancel string) (int64, string) {
 			e.clock.Advance(DefaultConfirmTTL + time.Second)
@@ -106,7 +107,7 @@ func TestApprovalConfirmationIsBound(t *testing.T) {
 			e.link(cardKey(authCard), chat(chatA))
 			ev := e.pushAuth("400", 1, 10*time.Minute)
 			in := e.request(chatA, ev)
-			confirm, cancel := e.firstTap(chatA, member, in.ID, CallbackApprove)
+			confirm, cancel := e.firstTap(chatA, member, in.ID, telegram.CallbackApprove)
 			user, data := tt.forge(e, in, confirm, cancel)
 			calls := len(e.decisions())
 			if got := e.pressAndWait(chatA, user, in.ID, data); got != answerBroken {
@@ -128,7 +129,7 @@ func TestApprovalConfirmationIsBound(t *testing.T) {
 // TestApprovalDecisionInHistory: the legitimate two taps make exactly one
 // call, and /history tells who answered, how and when (never a code).
 func TestApprovalDecisionInHistory(t *testing.T) {
-	for _, button := range []string{CallbackApprove, CallbackDecline} {
+	for _, button := range []string{telegram.CallbackApprove, telegram.CallbackDecline} {
 		t.Run(button, func(t *testing.T) {
 			e := newApprovalEnv(t, approvalConfig{allowed: []int64{member, allowed}})
 			e.link(cardKey(authCard), chat(chatA))
@@ -137,11 +138,11 @@ func TestApprovalDecisionInHistory(t *testing.T) {
 
 			// Another allowed user's first tap does not disturb member's.
 			mine, _ := e.firstTap(chatA, member, in.ID, button)
-			e.firstTap(chatA, allowed, in.ID, CallbackApprove)
+			e.firstTap(chatA, allowed, in.ID, telegram.CallbackApprove)
 			e.clock.Advance(time.Minute)
 			got := e.pressAndWait(chatA, member, in.ID, mine)
 			want, word, result := answerApproved, "approved", 2
-			if button == CallbackDecline {
+			if button == telegram.CallbackDecline {
 				want, word, result = answerDeclined, "declined", 3
 			}
 			if got != want {

@@ -8,12 +8,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/bot/deliver"
+	"github.com/otpbot/otpbot/bot/telegram"
 	"github.com/otpbot/otpbot/hyperpay"
 	"github.com/otpbot/otpbot/hyperpay/hptest"
 	redisstore "github.com/otpbot/otpbot/store/redis"
+	"github.com/otpbot/otpbot/store/redis/redistest"
 	"github.com/otpbot/otpbot/templates"
 )
 
@@ -27,7 +31,7 @@ func TestApprovalTwoProcessesOnRedisMakeOneCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := redisPrefix(t)
+	prefix := redistest.Prefix(t)
 	storeA, _ := newRedisDeliverer(t, tg, prefix, tmpl)
 	storeB, _ := newRedisDeliverer(t, tg, prefix, tmpl)
 	key := merchantKey()
@@ -87,8 +91,8 @@ func TestApprovalTwoProcessesOnRedisMakeOneCall(t *testing.T) {
 		}
 		return data
 	}
-	confirmA := confirmation(procB, "a0", chatA, member, CallbackApprove)
-	confirmB := confirmation(procA, "b0", chatB, stranger, CallbackDecline)
+	confirmA := confirmation(procB, "a0", chatA, member, telegram.CallbackApprove)
+	confirmB := confirmation(procA, "b0", chatB, stranger, telegram.CallbackDecline)
 
 	release := hc.Hold()
 	first := make(chan error, 1)
@@ -119,4 +123,29 @@ func TestApprovalTwoProcessesOnRedisMakeOneCall(t *testing.T) {
 			return strings.Contains(m.Text, "Approved by @user9003") && len(m.Buttons) == 0
 		})
 	}
+}
+
+// newRedisDeliverer opens a store on prefix of the shared Redis and runs a
+// Deliverer on it, as one otpbot process would, until the test ends.
+func newRedisDeliverer(t *testing.T, tg *bottest.Server, prefix string, tmpl *templates.Set) (*redisstore.Store, func()) {
+	t.Helper()
+	rc := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", DialTimeout: 2 * time.Second})
+	t.Cleanup(func() { rc.Close() })
+	store, err := redisstore.New(context.Background(), rc, prefix, otpbot.StoreOptions{DedupeWindow: time.Hour,
+		HistoryPerKey: 10, HistoryRetention: time.Hour, InviteTTL: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	d, err := deliver.NewDeliverer(deliver.DelivererOptions{Store: store, Client: newClient(t, tg), Renderer: tmpl,
+		Registerer: prometheus.NewRegistry(), Lease: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.Run(ctx) }()
+	halt := func() { stop(); <-done }
+	t.Cleanup(halt)
+	return store, halt
 }

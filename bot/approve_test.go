@@ -16,6 +16,8 @@ import (
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/bot/deliver"
+	"github.com/otpbot/otpbot/bot/telegram"
 	"github.com/otpbot/otpbot/hyperpay"
 	"github.com/otpbot/otpbot/hyperpay/hptest"
 	"github.com/otpbot/otpbot/store/storetest"
@@ -48,7 +50,7 @@ type approvalEnv struct {
 	*env
 	hc        *hptest.Server
 	approvals *Approvals
-	deliverer *Deliverer
+	deliverer *deliver.Deliverer
 }
 
 type approvalConfig struct {
@@ -91,13 +93,13 @@ func newApprovalEnv(t *testing.T, cfg approvalConfig) *approvalEnv {
 		t.Fatal(err)
 	}
 	e.cmds = e.newCommands()
-	p, err := NewPoller(PollerOptions{Client: e.client, Handler: e.cmds, Coord: e.store, Owner: "test",
+	p, err := telegram.NewPoller(telegram.PollerOptions{Client: e.client, Handler: e.cmds, Coord: e.store, Owner: "test",
 		LeaseTTL: 3 * time.Second, PollTimeout: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	limiter := NewLimiter(LimiterOptions{ChatPerSec: 100, ChatBurst: 100, GroupPerMin: 6000, GroupBurst: 100})
-	e.deliverer, err = NewDeliverer(DelivererOptions{Store: e.store, Client: e.client, Renderer: tmpl, Now: e.clock.Now,
+	limiter := telegram.NewLimiter(telegram.LimiterOptions{ChatPerSec: 100, ChatBurst: 100, GroupPerMin: 6000, GroupBurst: 100})
+	e.deliverer, err = deliver.NewDeliverer(deliver.DelivererOptions{Store: e.store, Client: e.client, Renderer: tmpl, Now: e.clock.Now,
 		Limiter: limiter, ExtraButtons: e.approvals.Buttons, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +151,7 @@ func (e *approvalEnv) request(chat int64, ev otpbot.Event) bottest.Message {
 	e.tg.WaitFor(e.t, func() bool {
 		m, _ = e.tg.Message(chat, m.ID)
 		st, ok, err := e.store.Message(e.ctx, otpbot.MessageKey(ev.Group, otpbot.Target{ChatID: chat}))
-		return hasButton(m, CallbackApprove) && hasButton(m, CallbackDecline) && err == nil && ok && st.TelegramID == m.ID
+		return hasButton(m, telegram.CallbackApprove) && hasButton(m, telegram.CallbackDecline) && err == nil && ok && st.TelegramID == m.ID
 	})
 	return m
 }
@@ -188,12 +190,12 @@ func TestApproveOrDeclineFromLinkedChat(t *testing.T) {
 		wantDecision     string
 		wantShown        string
 	}{
-		{"approve", 2, 3, CallbackApprove, 2, answerAskApprove, answerApproved,
+		{"approve", 2, 3, telegram.CallbackApprove, 2, answerAskApprove, answerApproved,
 			"Approved by @user9003 at 12:00 UTC", "✅ <b>Approved by @user9003 at 12:00 UTC</b>"},
-		{"decline", 2, 3, CallbackDecline, 3, answerAskDecline, answerDeclined,
+		{"decline", 2, 3, telegram.CallbackDecline, 3, answerAskDecline, answerDeclined,
 			"Declined by @user9003 at 12:00 UTC", "❌ <b>Declined by @user9003 at 12:00 UTC</b>"},
 		// Which value approves is configuration, not an assumption.
-		{"approve with the values swapped", 3, 2, CallbackApprove, 3, answerAskApprove, answerApproved,
+		{"approve with the values swapped", 3, 2, telegram.CallbackApprove, 3, answerAskApprove, answerApproved,
 			"Approved by @user9003 at 12:00 UTC", "✅ <b>Approved by @user9003 at 12:00 UTC</b>"},
 	}
 	for _, tt := range tests {
@@ -254,7 +256,7 @@ func TestApproveOrDeclineFromLinkedChat(t *testing.T) {
 			// A later tap anywhere finds the request answered: no call.
 			// Even under a stale keyboard (a confirmation step that raced
 			// the decision), which the tap has taken away.
-			if err := e.client.Edit(e.ctx, inB.ID, OutMessage{Target: chat(chatB), Text: "stale", Buttons: confirmKeyboard(true, "stale")}); err != nil {
+			if err := e.client.Edit(e.ctx, inB.ID, telegram.OutMessage{Target: chat(chatB), Text: "stale", Buttons: confirmKeyboard(true, "stale")}); err != nil {
 				t.Fatal(err)
 			}
 			got := e.pressAndWait(chatB, member, inB.ID, tt.button+":confirm:stale")
@@ -277,13 +279,13 @@ func TestApprovalCancel(t *testing.T) {
 	e.link(cardKey(authCard), chat(chatA))
 	ev := e.pushAuth("290", 1, 10*time.Minute)
 	in := e.request(chatA, ev)
-	_, cancel := e.firstTap(chatA, member, in.ID, CallbackDecline)
+	_, cancel := e.firstTap(chatA, member, in.ID, telegram.CallbackDecline)
 	e.waitShown(chatA, in.ID, "Decline this purchase?")
 	if got := e.pressAndWait(chatA, member, in.ID, cancel); got != answerCancelled {
 		t.Errorf("cancel answered %q", got)
 	}
 	back := e.waitShown(chatA, in.ID, "Purchase waiting for approval")
-	if !hasButton(back, CallbackApprove) || !hasButton(back, CallbackDecline) {
+	if !hasButton(back, telegram.CallbackApprove) || !hasButton(back, telegram.CallbackDecline) {
 		t.Errorf("after cancel: buttons %+v", back.Buttons)
 	}
 	if n := len(e.decisions()); n != 0 {
@@ -330,7 +332,7 @@ func TestApprovalRefusedWithoutCall(t *testing.T) {
 			ev := e.pushAuth("300", 1, 10*time.Minute)
 			inA := e.request(chatA, ev)
 			chatID, user, id := tt.setup(e, ev, inA)
-			for _, data := range []string{CallbackApprove, CallbackApprove + ":confirm", CallbackDecline + ":confirm"} {
+			for _, data := range []string{telegram.CallbackApprove, telegram.CallbackApprove + ":confirm", telegram.CallbackDecline + ":confirm"} {
 				if got := e.pressAndWait(chatID, user, id, data); got != tt.want {
 					t.Errorf("%s answered %q, want %q", data, got, tt.want)
 				}
@@ -353,11 +355,11 @@ func TestApprovalAllowedUsers(t *testing.T) {
 	inA, inP := e.request(chatA, ev), e.request(private, ev)
 
 	// In a private chat the list does not apply: the chat is its owner's.
-	if got := e.pressAndWait(private, member, inP.ID, CallbackApprove); got != answerAskApprove {
+	if got := e.pressAndWait(private, member, inP.ID, telegram.CallbackApprove); got != answerAskApprove {
 		t.Errorf("private chat owner: %q", got)
 	}
 	// In the group, a listed user decides.
-	if got := e.answer(chatA, allowed, inA.ID, CallbackApprove); got != answerApproved {
+	if got := e.answer(chatA, allowed, inA.ID, telegram.CallbackApprove); got != answerApproved {
 		t.Errorf("allowed user: %q", got)
 	}
 	if n := len(e.decisions()); n != 1 {
@@ -403,7 +405,7 @@ func TestApprovalAPIFailureThenRetry(t *testing.T) {
 			inA, inB := e.request(chatA, ev), e.request(chatB, ev)
 
 			tt.fail(e.hc)
-			if got := e.answer(chatA, member, inA.ID, CallbackApprove); got != tt.answer {
+			if got := e.answer(chatA, member, inA.ID, telegram.CallbackApprove); got != tt.answer {
 				t.Errorf("failed call answered %q, want %q", got, tt.answer)
 			}
 			alert := false
@@ -416,7 +418,7 @@ func TestApprovalAPIFailureThenRetry(t *testing.T) {
 				t.Error("the failure is not shown as an alert")
 			}
 			failed := e.waitShown(chatA, inA.ID, tt.shown)
-			if !hasButton(failed, CallbackApprove) || !hasButton(failed, CallbackDecline) {
+			if !hasButton(failed, telegram.CallbackApprove) || !hasButton(failed, telegram.CallbackDecline) {
 				t.Errorf("after a failure the buttons must be back: %+v", failed.Buttons)
 			}
 			if st := e.stored(ev.Group, chatA); st.State != otpbot.StateLive || st.Decision != "" {
@@ -428,7 +430,7 @@ func TestApprovalAPIFailureThenRetry(t *testing.T) {
 
 			// Nothing is retried on its own; the user's next tap (and its
 			// confirmation) is.
-			if got := e.answer(chatA, member, failed.ID, CallbackApprove); got != answerApproved {
+			if got := e.answer(chatA, member, failed.ID, telegram.CallbackApprove); got != answerApproved {
 				t.Errorf("second tap answered %q", got)
 			}
 			calls := e.decisions()
@@ -461,8 +463,8 @@ func TestApprovalRaceMakesOneCall(t *testing.T) {
 	ev := e.pushAuth("340", 1, 10*time.Minute)
 	inA, inB := e.request(chatA, ev), e.request(chatB, ev)
 	other := e.newCommands() // another process on the same store
-	confirmA, _ := e.firstTap(chatA, member, inA.ID, CallbackApprove)
-	confirmB, _ := e.firstTap(chatB, stranger, inB.ID, CallbackDecline)
+	confirmA, _ := e.firstTap(chatA, member, inA.ID, telegram.CallbackApprove)
+	confirmB, _ := e.firstTap(chatB, stranger, inB.ID, telegram.CallbackDecline)
 
 	// Chat A confirms first; its call is held at HyperCard.
 	release := e.hc.Hold()
@@ -542,11 +544,11 @@ func TestApprovalLaterPushUpdatesMessage(t *testing.T) {
 	e.clock.Advance(time.Second)
 	e.pushAuth("350", 4, 10*time.Minute)
 	upd := e.waitShown(chatA, in.ID, "Status: result 4")
-	if !hasButton(upd, CallbackApprove) {
+	if !hasButton(upd, telegram.CallbackApprove) {
 		t.Errorf("an open request lost its buttons: %+v", upd.Buttons)
 	}
 
-	e.answer(chatA, member, in.ID, CallbackDecline)
+	e.answer(chatA, member, in.ID, telegram.CallbackDecline)
 	e.waitShown(chatA, in.ID, "Declined by @user9003")
 
 	// The final push after the decision edits the message in place and
@@ -557,7 +559,7 @@ func TestApprovalLaterPushUpdatesMessage(t *testing.T) {
 		st := e.stored(ev.Group, chatA)
 		return st.Event.AuthResult == 3
 	})
-	e.tg.WaitFor(t, func() bool { return e.deliverer.busy.Load() == 0 })
+	e.tg.WaitFor(t, func() bool { return e.deliverer.Idle() })
 	final, _ := e.tg.Message(chatA, in.ID)
 	if len(final.Buttons) != 0 || !strings.Contains(final.Text, "Declined by @user9003") {
 		t.Errorf("after the final push: %q %+v", final.Text, final.Buttons)
@@ -583,7 +585,7 @@ func TestCodesListsPendingApprovals(t *testing.T) {
 	mustContain(t, got, "Purchase approval", "Shop 360", "25.00 EUR", "awaiting an answer", "expires in 10:00", "Shop c1",
 		"<code>135790</code>")
 
-	e.answer(chatA, member, in.ID, CallbackApprove)
+	e.answer(chatA, member, in.ID, telegram.CallbackApprove)
 	e.waitShown(chatA, in.ID, "Approved by")
 	got = e.reply(chatA, member, "/codes")
 	mustNotContain(t, got, "Shop 360")
@@ -605,7 +607,7 @@ func TestApprovalsOff(t *testing.T) {
 	if len(m.Buttons) != 0 {
 		t.Errorf("buttons without approvals: %+v", m.Buttons)
 	}
-	if got := e.pressAndWait(chatA, member, m.ID, CallbackApprove+":confirm"); got != answerBroken {
+	if got := e.pressAndWait(chatA, member, m.ID, telegram.CallbackApprove+":confirm"); got != answerBroken {
 		t.Errorf("tap answered %q", got)
 	}
 }
@@ -662,7 +664,7 @@ func TestApprovalButtons(t *testing.T) {
 		msg  otpbot.Message
 		want []string // callback data of the buttons
 	}{
-		{"open request", open, []string{CallbackApprove, CallbackDecline}},
+		{"open request", open, []string{telegram.CallbackApprove, telegram.CallbackDecline}},
 		{"decided", decided, nil},
 		{"no auth id", noAuth, nil},
 		{"a code gets no extra rows (the default keyboard is the deliverer's)", code, nil},

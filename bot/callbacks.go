@@ -10,6 +10,7 @@ import (
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/bot/telegram"
 )
 
 // Callback data is "name" or "name:arg" (at most 64 bytes, Telegram's
@@ -45,11 +46,11 @@ const (
 
 func (c *Commands) callbackRoutes() map[string]callbackFunc {
 	routes := map[string]callbackFunc{
-		CallbackHide: c.hide,
+		telegram.CallbackHide: c.hide,
 	}
 	if c.approvals != nil {
-		routes[CallbackApprove] = c.approvalTap(true)
-		routes[CallbackDecline] = c.approvalTap(false)
+		routes[telegram.CallbackApprove] = c.approvalTap(true)
+		routes[telegram.CallbackDecline] = c.approvalTap(false)
 	}
 	return routes
 }

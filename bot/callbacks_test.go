@@ -6,6 +6,7 @@ import (
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/bot/telegram"
 )
 
 // pressAndWait presses a button and returns the text the bot answered the
@@ -45,7 +46,7 @@ func TestHideButton(t *testing.T) {
 	inA, inB := e.codeMessage(chatA, ev), e.codeMessage(chatB, ev)
 	for _, m := range []bottest.Message{inA, inB} {
 		mustContain(t, m.Text, "<code>765432</code>")
-		if !hasButton(m, CallbackHide) {
+		if !hasButton(m, telegram.CallbackHide) {
 			t.Fatalf("code message without a hide button: %+v", m.Buttons)
 		}
 	}
@@ -54,11 +55,11 @@ func TestHideButton(t *testing.T) {
 	// the chat holding a message can hide it. (Telegram message ids are per
 	// chat; chat B holds no message with this id besides its own.)
 	foreign := inA.ID + 1000
-	if got := e.pressAndWait(chatB, stranger, foreign, CallbackHide); got != answerGone {
+	if got := e.pressAndWait(chatB, stranger, foreign, telegram.CallbackHide); got != answerGone {
 		t.Errorf("press on a message chat B does not hold: answered %q", got)
 	}
 
-	if got := e.pressAndWait(chatA, member, inA.ID, CallbackHide); got != answerHidden {
+	if got := e.pressAndWait(chatA, member, inA.ID, telegram.CallbackHide); got != answerHidden {
 		t.Errorf("hide answered %q", got)
 	}
 	msgA, ok, err := e.store.Message(e.ctx, otpbot.MessageKey("h1", chat(chatA)))
@@ -89,7 +90,7 @@ func TestHideButton(t *testing.T) {
 	}
 
 	// A second press on the hidden message changes nothing.
-	if got := e.pressAndWait(chatA, member, inA.ID, CallbackHide); got != answerAlready {
+	if got := e.pressAndWait(chatA, member, inA.ID, telegram.CallbackHide); got != answerAlready {
 		t.Errorf("second hide answered %q", got)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/bot/telegram"
 	"github.com/otpbot/otpbot/internal/promreg"
 	"github.com/otpbot/otpbot/templates"
 )
@@ -41,8 +42,8 @@ type CommandStore interface {
 
 // replier is the part of the Telegram client that answers users.
 type replier interface {
-	Send(ctx context.Context, m OutMessage) (int, error)
-	Edit(ctx context.Context, messageID int, m OutMessage) error
+	Send(ctx context.Context, m telegram.OutMessage) (int, error)
+	Edit(ctx context.Context, messageID int, m telegram.OutMessage) error
 	Delete(ctx context.Context, target otpbot.Target, messageID int) error
 	AnswerCallback(ctx context.Context, callbackID, text string, alert bool) error
 }
@@ -84,7 +85,7 @@ type CommandsOptions struct {
 	// Budget is the bot's rate budget, shared with the Deliverer: every
 	// reply, edit and callback answer takes its slot there. nil means no
 	// pacing (429s are still obeyed).
-	Budget Budget
+	Budget telegram.Budget
 }
 
 // access says who may run a command.
@@ -134,7 +135,7 @@ type Commands struct {
 	outq *replyQueue
 }
 
-var _ UpdateHandler = (*Commands)(nil)
+var _ telegram.UpdateHandler = (*Commands)(nil)
 
 // NewCommands checks opts and builds the command handler.
 func NewCommands(opts CommandsOptions) (*Commands, error) {
@@ -148,7 +149,7 @@ func NewCommands(opts CommandsOptions) (*Commands, error) {
 	}
 	c := &Commands{
 		store:     opts.Store,
-		client:    NewPaced(opts.Client, opts.Budget, opts.Logger),
+		client:    telegram.NewPaced(opts.Client, opts.Budget, opts.Logger),
 		tmpl:      opts.Templates,
 		admins:    map[int64]bool{},
 		now:       opts.Now,
@@ -219,7 +220,7 @@ func (c *Commands) handleMessage(ctx context.Context, m *tgbotapi.Message) error
 	r := &request{
 		name:   strings.ToLower(name),
 		msg:    m,
-		target: otpbot.Target{ChatID: m.Chat.ID, ThreadID: ThreadFrom(ctx)},
+		target: otpbot.Target{ChatID: m.Chat.ID, ThreadID: telegram.ThreadFrom(ctx)},
 		user:   m.From.ID,
 		admin:  c.admins[m.From.ID],
 		args:   strings.Fields(m.CommandArguments()),
@@ -293,7 +294,7 @@ func (c *Commands) reply(ctx context.Context, r *request, name string, data any)
 // a reply Telegram refuses, or cannot take for ReplyMaxAge, is logged and
 // never turns the command into a failure.
 func (c *Commands) send(_ context.Context, r *request, text string) error {
-	m := OutMessage{Target: r.target, Text: text, ReplyTo: r.msg.MessageID}
+	m := telegram.OutMessage{Target: r.target, Text: text, ReplyTo: r.msg.MessageID}
 	name := r.name
 	c.outq.push(r.target.ChatID, func(ctx context.Context) {
 		if _, err := c.client.Send(ctx, m); err != nil {
@@ -789,7 +790,7 @@ func (c *Commands) codes(ctx context.Context, r *request) error {
 func (c *Commands) sendCodes(ctx context.Context, target otpbot.Target, replyTo int, protect bool, pages []string, first time.Time) error {
 	var tasks []otpbot.Task
 	for _, p := range pages {
-		id, err := c.client.Send(ctx, OutMessage{Target: target, Text: p, ReplyTo: replyTo, Protect: protect})
+		id, err := c.client.Send(ctx, telegram.OutMessage{Target: target, Text: p, ReplyTo: replyTo, Protect: protect})
 		if err != nil {
 			err = fmt.Errorf("reply: %w", err)
 			return errors.Join(err, c.dropCodes(ctx, target, tasks))

@@ -12,6 +12,8 @@ import (
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/bot/deliver"
+	"github.com/otpbot/otpbot/bot/telegram"
 	"github.com/otpbot/otpbot/store/bolt"
 	"github.com/otpbot/otpbot/store/storetest"
 	"github.com/otpbot/otpbot/templates"
@@ -34,14 +36,14 @@ type env struct {
 	t      *testing.T
 	ctx    context.Context
 	tg     *bottest.Server
-	client *Client
+	client *telegram.Client
 	store  *bolt.Store
 	clock  *storetest.Clock
 	tmpl   *templates.Set
 	cmds   *Commands
 	// d is the running Deliverer; a test that moves the clock past a due
 	// time pokes it (its timers run on real time).
-	d *Deliverer
+	d *deliver.Deliverer
 }
 
 // openStore opens the store a test runs against. Leases and Once use real
@@ -67,11 +69,11 @@ func openStoreAt(t *testing.T, path string, now func() time.Time) *bolt.Store {
 	return s
 }
 
-func newClient(t *testing.T, tg *bottest.Server) *Client {
+func newClient(t *testing.T, tg *bottest.Server) *telegram.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := NewClient(ctx, ClientOptions{Token: "123456:TEST", Endpoint: tg.Endpoint(), Registerer: prometheus.NewRegistry()})
+	c, err := telegram.NewClient(ctx, telegram.ClientOptions{Token: "123456:TEST", Endpoint: tg.Endpoint(), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,14 +85,14 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	// The rate limiter runs on real time (a frozen test clock would hold
 	// every chat's second message forever), with room for a test's bursts.
-	return newEnvLimited(t, func(func() time.Time) *Limiter {
-		return NewLimiter(LimiterOptions{ChatPerSec: 100, ChatBurst: 100, GroupPerMin: 6000, GroupBurst: 100})
+	return newEnvLimited(t, func(func() time.Time) *telegram.Limiter {
+		return telegram.NewLimiter(telegram.LimiterOptions{ChatPerSec: 100, ChatBurst: 100, GroupPerMin: 6000, GroupBurst: 100})
 	})
 }
 
 // newEnvLimited is newEnv with the Deliverer's limiter built by limiter,
 // which is given the test clock.
-func newEnvLimited(t *testing.T, limiter func(now func() time.Time) *Limiter) *env {
+func newEnvLimited(t *testing.T, limiter func(now func() time.Time) *telegram.Limiter) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	clock := storetest.NewClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
@@ -110,7 +112,7 @@ func newEnvLimited(t *testing.T, limiter func(now func() time.Time) *Limiter) *e
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.cmds.Close(context.Background()) })
-	p, err := NewPoller(PollerOptions{Client: e.client, Handler: e.cmds, Coord: e.store, Owner: "test",
+	p, err := telegram.NewPoller(telegram.PollerOptions{Client: e.client, Handler: e.cmds, Coord: e.store, Owner: "test",
 		LeaseTTL: time.Second, PollTimeout: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +120,7 @@ func newEnvLimited(t *testing.T, limiter func(now func() time.Time) *Limiter) *e
 	// The real deliverer sends the code messages and applies a hide; its
 	// countdown ticks are due on the test clock, so they wait until a test
 	// moves it.
-	d, err := NewDeliverer(DelivererOptions{Store: e.store, Client: e.client, Renderer: tmpl, Now: clock.Now,
+	d, err := deliver.NewDeliverer(deliver.DelivererOptions{Store: e.store, Client: e.client, Renderer: tmpl, Now: clock.Now,
 		Limiter: limiter(clock.Now), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/bot/telegram"
 	"github.com/otpbot/otpbot/templates"
 )
 
@@ -441,7 +442,7 @@ func TestParseHistory(t *testing.T) {
 
 func TestNewCommandsNeedsItsParts(t *testing.T) {
 	tmpl, _ := templates.New("")
-	var c replier = (*Client)(nil)
+	var c replier = (*telegram.Client)(nil)
 	for _, o := range []CommandsOptions{{Client: c, Templates: tmpl}, {Store: openStore(t, time.Now), Templates: tmpl}, {Store: openStore(t, time.Now), Client: c}} {
 		if _, err := NewCommands(o); err == nil {
 			t.Errorf("NewCommands(%+v) accepted missing parts", o)

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/otpbot/otpbot/bot/telegram"
 )
 
 // replyQueue sends the conversation's answers in the background, in order
@@ -69,7 +71,7 @@ func (q *replyQueue) drain(chat int64) {
 		q.chats[chat] = jobs[1:]
 		q.mu.Unlock()
 
-		ctx, cancel := context.WithTimeout(q.base, ReplyMaxAge-q.now().Sub(job.queued))
+		ctx, cancel := context.WithTimeout(q.base, telegram.ReplyMaxAge-q.now().Sub(job.queued))
 		job.run(ctx)
 		cancel()
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/bot/telegram"
 )
 
 // The thread tests run the real chain of the command tests (fake Bot API,
@@ -30,8 +31,8 @@ const (
 // moves when a test moves it.
 func newThreadEnv(t *testing.T) (*env, *Threads) {
 	t.Helper()
-	e := newEnvLimited(t, func(now func() time.Time) *Limiter {
-		return NewLimiter(LimiterOptions{GlobalPerSec: 1e6, GlobalBurst: 1e6, ChatPerSec: 1e6, ChatBurst: 1e6,
+	e := newEnvLimited(t, func(now func() time.Time) *telegram.Limiter {
+		return telegram.NewLimiter(telegram.LimiterOptions{GlobalPerSec: 1e6, GlobalBurst: 1e6, ChatPerSec: 1e6, ChatBurst: 1e6,
 			GroupPerMin: 1e8, GroupBurst: 1e6, Now: now})
 	})
 	th, err := NewThreads(ThreadsOptions{Store: e.store, Renderer: e.tmpl, Now: e.clock.Now, Registerer: prometheus.NewRegistry()})
@@ -105,7 +106,7 @@ func (e *env) deliverPush(th *Threads, ev otpbot.Event) {
 func (e *env) settle() {
 	e.t.Helper()
 	e.tg.WaitFor(e.t, func() bool {
-		if e.d.busy.Load() != 0 {
+		if !e.d.Idle() {
 			return false
 		}
 		at, ok, err := e.store.NextDue(e.ctx)

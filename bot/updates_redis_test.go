@@ -3,8 +3,6 @@ package bot
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -14,33 +12,15 @@ import (
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/bot/telegram"
 	redisstore "github.com/otpbot/otpbot/store/redis"
+	"github.com/otpbot/otpbot/store/redis/redistest"
 	"github.com/otpbot/otpbot/templates"
 )
 
 // Several otpbot processes on one Redis: each "process" below has its own
 // Redis connection, store, Telegram client and commands, and they share
 // nothing but the Redis key prefix and the (fake) Telegram.
-
-// redisPrefix returns a key prefix of its own for a test, whose keys are
-// deleted when it ends (never FLUSHALL: the server is shared).
-func redisPrefix(t testing.TB) string {
-	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "otpbot-bot-test:" + hex.EncodeToString(b[:]) + ":"
-	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
-	t.Cleanup(func() {
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-	})
-	return prefix
-}
 
 type process struct {
 	store *redisstore.Store
@@ -73,7 +53,7 @@ func newProcess(t *testing.T, tg *bottest.Server, prefix string) *process {
 
 func TestProcessesOnRedisShareOnePoller(t *testing.T) {
 	tg := bottest.New(t)
-	prefix := redisPrefix(t)
+	prefix := redistest.Prefix(t)
 	a, b := newProcess(t, tg, prefix), newProcess(t, tg, prefix)
 	e := &pollerEnv{env: &env{t: t, ctx: context.Background(), tg: tg}}
 
@@ -109,11 +89,11 @@ func TestProcessesOnRedisShareOnePoller(t *testing.T) {
 
 func TestWebhookOnTwoProcessesHandlesAnUpdateOnce(t *testing.T) {
 	tg := bottest.New(t)
-	prefix := redisPrefix(t)
+	prefix := redistest.Prefix(t)
 	const secret = "shared-secret"
 	var urls []string
 	for _, p := range []*process{newProcess(t, tg, prefix), newProcess(t, tg, prefix)} {
-		srv := httptest.NewServer(WebhookHandler(secret, p.cmds, p.store, nil))
+		srv := httptest.NewServer(telegram.WebhookHandler(secret, p.cmds, p.store, nil))
 		t.Cleanup(srv.Close)
 		urls = append(urls, srv.URL)
 	}

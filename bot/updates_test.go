@@ -18,30 +18,31 @@ import (
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
 	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/bot/telegram"
 	"github.com/otpbot/otpbot/templates"
 )
 
 // countingSource counts one poller's getUpdates calls, so a test can tell
 // which of two pollers on the same fake Bot API polled.
 type countingSource struct {
-	src   updateSource
+	src   telegram.UpdateSource
 	calls atomic.Int64
 }
 
-func (c *countingSource) GetTopicUpdates(ctx context.Context, offset, timeout int) ([]Update, error) {
+func (c *countingSource) GetTopicUpdates(ctx context.Context, offset, timeout int) ([]telegram.Update, error) {
 	c.calls.Add(1)
 	return c.src.GetTopicUpdates(ctx, offset, timeout)
 }
 
 // crashCoord is a coordinator whose ReleaseLease does nothing, as when a
 // process is killed: its lease stays until it runs out.
-type crashCoord struct{ leaser }
+type crashCoord struct{ telegram.Leaser }
 
 func (crashCoord) ReleaseLease(context.Context, string, string) error { return nil }
 
 // afterHandler calls after once the first update was handled.
 type afterHandler struct {
-	h     UpdateHandler
+	h     telegram.UpdateHandler
 	once  sync.Once
 	after func()
 }
@@ -53,7 +54,7 @@ func (a *afterHandler) HandleUpdate(ctx context.Context, u tgbotapi.Update) erro
 }
 
 // panicky panics on /boom and hands everything else on.
-type panicky struct{ h UpdateHandler }
+type panicky struct{ h telegram.UpdateHandler }
 
 func (p panicky) HandleUpdate(ctx context.Context, u tgbotapi.Update) error {
 	if u.Message != nil && u.Message.Text == "/boom" {
@@ -87,7 +88,7 @@ func (r *runner) stop() {
 // pollerEnv is the bot without a poller: tests start their own.
 type pollerEnv struct {
 	*env
-	coord leaser
+	coord telegram.Leaser
 }
 
 // newPollerEnv builds commands on a store with a real clock: leases and
@@ -109,12 +110,12 @@ func newPollerEnv(t *testing.T) *pollerEnv {
 }
 
 // start runs a poller named owner with its own client on the shared store.
-func (e *pollerEnv) start(owner string, h UpdateHandler, coord leaser) *runner {
+func (e *pollerEnv) start(owner string, h telegram.UpdateHandler, coord telegram.Leaser) *runner {
 	e.t.Helper()
 	r := &runner{src: &countingSource{src: newClient(e.t, e.tg)}, done: make(chan struct{})}
 	// A lease of 3s renewed every second: a loaded machine may delay a
 	// renewal a lot before the standby could take a lease still held.
-	p, err := NewPoller(PollerOptions{Client: r.src, Handler: h, Coord: coord, Owner: owner, LeaseTTL: 3 * time.Second, PollTimeout: 1})
+	p, err := telegram.NewPoller(telegram.PollerOptions{Client: r.src, Handler: h, Coord: coord, Owner: owner, LeaseTTL: 3 * time.Second, PollTimeout: 1})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -230,7 +231,7 @@ func TestPollerRecoversFromErrors(t *testing.T) {
 func TestPollerStopsAtOnce(t *testing.T) {
 	e := newPollerEnv(t)
 	src := &countingSource{src: newClient(t, e.tg)}
-	p, err := NewPoller(PollerOptions{Client: src, Handler: e.cmds, Coord: e.coord, Owner: "p1", LeaseTTL: time.Minute, PollTimeout: 50})
+	p, err := telegram.NewPoller(telegram.PollerOptions{Client: src, Handler: e.cmds, Coord: e.coord, Owner: "p1", LeaseTTL: time.Minute, PollTimeout: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +249,7 @@ func TestPollerStopsAtOnce(t *testing.T) {
 		t.Fatal("Run still polling 5s after cancel (the long poll is 50s)")
 	}
 	// The lease was given up: another process can take it at once.
-	if ok, err := e.coord.AcquireLease(context.Background(), PollerLease, "p2", time.Minute); err != nil || !ok {
+	if ok, err := e.coord.AcquireLease(context.Background(), telegram.PollerLease, "p2", time.Minute); err != nil || !ok {
 		t.Errorf("lease after a clean stop: %v %v", ok, err)
 	}
 }
@@ -279,7 +280,7 @@ func TestWebhookHandler(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mux := http.NewServeMux()
 	const path = "/tg/very-secret-path-123"
-	mux.Handle(path, WebhookHandler(secret, e.cmds, e.coord, log))
+	mux.Handle(path, telegram.WebhookHandler(secret, e.cmds, e.coord, log))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
@@ -350,7 +351,7 @@ func TestWebhookHandler(t *testing.T) {
 	}
 
 	t.Run("an empty configured secret rejects everything", func(t *testing.T) {
-		h := WebhookHandler("", e.cmds, e.coord, nil)
+		h := telegram.WebhookHandler("", e.cmds, e.coord, nil)
 		for _, hdr := range []*string{nil, str("")} {
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(commandUpdate(t, 6001, chatB, stranger, 1, "/start")))
@@ -370,7 +371,7 @@ func TestWebhookHandler(t *testing.T) {
 func TestWebhookThroughTelegram(t *testing.T) {
 	e := newPollerEnv(t)
 	const secret = "another-secret"
-	srv := httptest.NewServer(WebhookHandler(secret, e.cmds, e.coord, nil))
+	srv := httptest.NewServer(telegram.WebhookHandler(secret, e.cmds, e.coord, nil))
 	t.Cleanup(srv.Close)
 	if err := e.client.SetWebhook(context.Background(), srv.URL+"/hook", secret); err != nil {
 		t.Fatal(err)
@@ -402,7 +403,7 @@ func TestWebhookSecretCompare(t *testing.T) {
 		{"right secret, wrong method", "s3cr3t", "s3cr3t", http.StatusMethodNotAllowed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := WebhookHandler(tc.secret, nil, nil, nil)
+			h := telegram.WebhookHandler(tc.secret, nil, nil, nil)
 			req := httptest.NewRequest(http.MethodGet, "/tg", nil)
 			if tc.header != "" {
 				req.Header.Set("X-Telegram-Bot-Api-Secret-Token", tc.header)

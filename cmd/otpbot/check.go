@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/otpbot/otpbot/bot"
+	"github.com/otpbot/otpbot/bot/telegram"
 	"github.com/otpbot/otpbot/logs"
 	"github.com/otpbot/otpbot/templates"
 )
@@ -60,7 +60,7 @@ func cmdCheck(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	tctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	client, err := bot.NewClient(tctx, bot.ClientOptions{Token: cfg.Telegram.Token, Endpoint: cfg.Telegram.APIEndpoint, Logger: logger})
+	client, err := telegram.NewClient(tctx, telegram.ClientOptions{Token: cfg.Telegram.Token, Endpoint: cfg.Telegram.APIEndpoint, Logger: logger})
 	if err != nil {
 		return &checkError{fmt.Errorf("telegram: %w", err)}
 	}

@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/otpbot/otpbot"
-	"github.com/otpbot/otpbot/bot"
+	"github.com/otpbot/otpbot/bot/deliver"
+	"github.com/otpbot/otpbot/bot/telegram"
 	"github.com/otpbot/otpbot/templates"
 	"github.com/otpbot/otpbot/webhooks"
 )
@@ -167,15 +168,15 @@ func renderEvent(w io.Writer, tmpl *templates.Set, ev otpbot.Event, now time.Tim
 // none once its state is final. (Approve / Decline under an approval
 // request need providers.hypercard.api and the running bot; render shows
 // the keyboard without them.)
-func sentButtons(msg otpbot.Message) [][]bot.Button {
+func sentButtons(msg otpbot.Message) [][]telegram.Button {
 	if msg.State != otpbot.StateLive {
 		return nil
 	}
-	return bot.DefaultButtons(msg)
+	return deliver.DefaultButtons(msg)
 }
 
 // printMessage prints a message and its buttons.
-func printMessage(w io.Writer, text string, buttons [][]bot.Button, asHTML bool) {
+func printMessage(w io.Writer, text string, buttons [][]telegram.Button, asHTML bool) {
 	if asHTML {
 		fmt.Fprintln(w, text)
 	} else {

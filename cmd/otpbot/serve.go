@@ -22,6 +22,8 @@ import (
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot"
+	"github.com/otpbot/otpbot/bot/deliver"
+	"github.com/otpbot/otpbot/bot/telegram"
 	"github.com/otpbot/otpbot/hyperpay"
 	"github.com/otpbot/otpbot/store/redis"
 	"github.com/otpbot/otpbot/templates"
@@ -47,7 +49,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 // are stored and acknowledged even while Telegram cannot be reached at
 // start; the bot side follows once getMe succeeds.
 // The ops chat hears of codes delivered without some display fields.
-var _ webhooks.DegradedReporter = (*bot.Ops)(nil)
+var _ webhooks.DegradedReporter = (*deliver.Ops)(nil)
 
 func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	bi := buildInfo()
@@ -77,7 +79,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		warnDurability(ctx, store.redis, logger)
 	}
 
-	ops := bot.NewOps(bot.OpsOptions{
+	ops := deliver.NewOps(deliver.OpsOptions{
 		Queue:    store,
 		Chat:     otpbot.Target{ChatID: cfg.Telegram.OpsChat},
 		Renderer: tmpl,
@@ -174,7 +176,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	stopping := time.Now()
 	err = shutdown(cfg, logger, srv, &wg, runErr, stopRun)
-	waitDeliverer(delivererDone, stopping.Add(drainTimeout(cfg.ShutdownTimeout)+bot.DrainGrace+time.Second), logger)
+	waitDeliverer(delivererDone, stopping.Add(drainTimeout(cfg.ShutdownTimeout)+deliver.DrainGrace+time.Second), logger)
 	return err
 }
 
@@ -224,7 +226,7 @@ func shutdown(cfg *Config, logger *slog.Logger, srv *httpServers, wg *sync.WaitG
 // when the deliverer's Run returns, or at once when startBot returns
 // without having started it.
 func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, reg prometheus.Registerer,
-	store *openedStore, tmpl *templates.Set, ops *bot.Ops, updates *atomic.Pointer[http.Handler],
+	store *openedStore, tmpl *templates.Set, ops *deliver.Ops, updates *atomic.Pointer[http.Handler],
 	goRun func(string, func(context.Context) error), delivererDone chan<- struct{}) error {
 	started := false
 	defer func() {
@@ -232,7 +234,7 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 			close(delivererDone)
 		}
 	}()
-	client, err := bot.NewClient(ctx, bot.ClientOptions{
+	client, err := telegram.NewClient(ctx, telegram.ClientOptions{
 		Token:      cfg.Telegram.Token,
 		Endpoint:   cfg.Telegram.APIEndpoint,
 		Logger:     logger.With("component", "telegram"),
@@ -250,7 +252,7 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 	if err != nil {
 		return err
 	}
-	var buttons func(otpbot.Message) [][]bot.Button
+	var buttons func(otpbot.Message) [][]telegram.Button
 	if approvals != nil {
 		buttons = approvals.Buttons
 	}
@@ -258,7 +260,7 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 	dopts := delivererOptions(cfg)
 	dopts.Store, dopts.Client, dopts.Renderer, dopts.Limiter = store, client, tmpl, limiter
 	dopts.Logger, dopts.Registerer, dopts.Ops, dopts.ExtraButtons = logger.With("component", "deliver"), reg, ops, buttons
-	deliverer, err := bot.NewDeliverer(dopts)
+	deliverer, err := deliver.NewDeliverer(dopts)
 	if err != nil {
 		return err
 	}
@@ -293,7 +295,7 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 
 	switch cfg.Telegram.Updates {
 	case "webhook":
-		h := bot.NewWebhookHandler(cfg.Telegram.WebhookSecret, commands, store, logger.With("component", "updates"), reg)
+		h := telegram.NewWebhookHandler(cfg.Telegram.WebhookSecret, commands, store, logger.With("component", "updates"), reg)
 		updates.Store(&h)
 		if err := setWebhook(ctx, client, cfg, logger); err != nil {
 			if ctx.Err() != nil {
@@ -307,7 +309,7 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 			// logs that and keeps trying, so this is only worth a warning.
 			logger.Warn("deleteWebhook failed", "err", err)
 		}
-		poller, err := bot.NewPoller(bot.PollerOptions{
+		poller, err := telegram.NewPoller(telegram.PollerOptions{
 			Client:     client,
 			Handler:    commands,
 			Coord:      store,
@@ -325,8 +327,8 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 
 // delivererOptions maps the configuration to the deliverer's settings;
 // startBot adds the dependencies.
-func delivererOptions(cfg *Config) bot.DelivererOptions {
-	return bot.DelivererOptions{
+func delivererOptions(cfg *Config) deliver.DelivererOptions {
+	return deliver.DelivererOptions{
 		CountdownInterval: cfg.Codes.CountdownInterval,
 		Workers:           workers(cfg),
 		Lease:             cfg.Delivery.Lease,
@@ -343,7 +345,7 @@ func delivererOptions(cfg *Config) bot.DelivererOptions {
 // leaves its job due at once, so the next start sends it without waiting
 // for the lease to run out.
 func drainTimeout(shutdown time.Duration) time.Duration {
-	return max(shutdown-bot.DrainGrace-time.Second, shutdown/2)
+	return max(shutdown-deliver.DrainGrace-time.Second, shutdown/2)
 }
 
 // newApprovals builds the answering of HyperCard approval requests when
@@ -381,7 +383,7 @@ func newApprovals(cfg *Config, keys Keys, store *openedStore, logger *slog.Logge
 // setWebhook registers the webhook URL with Telegram, retrying while
 // Telegram is unreachable. Neither the URL (its path is a secret) nor the
 // secret is logged.
-func setWebhook(ctx context.Context, client *bot.Client, cfg *Config, logger *slog.Logger) error {
+func setWebhook(ctx context.Context, client *telegram.Client, cfg *Config, logger *slog.Logger) error {
 	backoff := 500 * time.Millisecond
 	for {
 		err := client.SetWebhook(ctx, cfg.Telegram.WebhookURL, cfg.Telegram.WebhookSecret)
@@ -389,7 +391,7 @@ func setWebhook(ctx context.Context, client *bot.Client, cfg *Config, logger *sl
 			logger.Info("telegram webhook set")
 			return nil
 		}
-		if c := bot.ClassOf(err); c == bot.ClassBadRequest || c == bot.ClassGone {
+		if c := telegram.ClassOf(err); c == telegram.ClassBadRequest || c == telegram.ClassGone {
 			return fmt.Errorf("setWebhook: %w", err)
 		}
 		logger.Warn("setWebhook failed, retrying", "err", err, "retry_in", backoff)
@@ -407,9 +409,9 @@ func setWebhook(ctx context.Context, client *bot.Client, cfg *Config, logger *sl
 // limiterOptions maps telegram.rate to the rate budget. The rates are
 // sustained exactly; the global burst (a sixth of the rate) is what goes at
 // once after a quiet spell, well within what Telegram tolerates.
-func limiterOptions(cfg *Config, logger *slog.Logger) bot.LimiterOptions {
+func limiterOptions(cfg *Config, logger *slog.Logger) telegram.LimiterOptions {
 	r := cfg.Telegram.Rate
-	return bot.LimiterOptions{
+	return telegram.LimiterOptions{
 		GlobalPerSec:  r.GlobalPerSecond,
 		GlobalBurst:   max(1, int(r.GlobalPerSecond/6)),
 		ChatPerSec:    r.PerChatPerSecond,
@@ -423,12 +425,12 @@ func limiterOptions(cfg *Config, logger *slog.Logger) bot.LimiterOptions {
 // newBudget is the bot's one rate budget: in Redis when the store is, so
 // that every process on it keeps to the bot's limits together; in this
 // process otherwise.
-func newBudget(cfg *Config, store *openedStore, logger *slog.Logger) bot.Budget {
+func newBudget(cfg *Config, store *openedStore, logger *slog.Logger) telegram.Budget {
 	opts := limiterOptions(cfg, logger)
 	if store.client != nil {
-		return bot.NewRedisLimiter(store.client, redis.Base(cfg.Store.Redis.Prefix), opts)
+		return telegram.NewRedisLimiter(store.client, redis.Base(cfg.Store.Redis.Prefix), opts)
 	}
-	return bot.NewLimiter(opts)
+	return telegram.NewLimiter(opts)
 }
 
 // workers is delivery.workers, or, when 0, two seconds' worth of the global

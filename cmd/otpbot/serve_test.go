@@ -9,8 +9,9 @@ import (
 	"time"
 
 	"github.com/otpbot/otpbot"
-	"github.com/otpbot/otpbot/bot"
 	"github.com/otpbot/otpbot/bot/bottest"
+	"github.com/otpbot/otpbot/bot/deliver"
+	"github.com/otpbot/otpbot/bot/telegram"
 	"github.com/otpbot/otpbot/logs"
 	"github.com/otpbot/otpbot/store/bolt"
 )
@@ -32,8 +33,8 @@ func TestDrainTimeout(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("drainTimeout(%s) = %s, want %s", tt.shutdown, got, tt.want)
 		}
-		if got+bot.DrainGrace >= tt.shutdown {
-			t.Errorf("shutdown_timeout %s: drain %s + grace %s does not end before it", tt.shutdown, got, bot.DrainGrace)
+		if got+deliver.DrainGrace >= tt.shutdown {
+			t.Errorf("shutdown_timeout %s: drain %s + grace %s does not end before it", tt.shutdown, got, deliver.DrainGrace)
 		}
 	}
 }
@@ -106,7 +107,7 @@ func TestRateIsSustainedExactly(t *testing.T) {
 		now := time.Unix(1_700_000_000, 0)
 		opts := limiterOptions(&cfg, logs.Discard())
 		opts.Now = func() time.Time { return now }
-		lim := bot.NewLimiter(opts)
+		lim := telegram.NewLimiter(opts)
 		// Ten seconds of sends to ever new chats (no per-chat limit in
 		// the way), asking every 10ms.
 		sent := 0

@@ -1,0 +1,92 @@
+package deliver
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpbot/otpbot"
+	"github.com/otpbot/otpbot/bot/telegram"
+)
+
+// A send interrupted by a crash (Telegram showed the code; the process died
+// before it recorded the message id) leaves a copy nobody could hide. The
+// resend finds it just below its own id and removes it, touching neither
+// the cardholder's messages nor the bot's other replies in between.
+func TestDeliverRemovesTheCopyOfAnInterruptedSend(t *testing.T) {
+	e := newDlEnv(t)
+	e.link("C1", otpbot.Target{ChatID: dlChat})
+	ctx := context.Background()
+	ev := e.codeEvent("ev1", "C1", 5*time.Minute)
+	e.push(ev)
+
+	// The crashed process: it marked the send as started, and Telegram
+	// took the message, but its answer never came back.
+	msgID := otpbot.MessageKey(ev.Group, otpbot.Target{ChatID: dlChat})
+	m := e.message(msgID)
+	cur := m
+	cur.SendStarted, cur.UpdatedAt = e.clock.Now(), m.UpdatedAt.Add(time.Millisecond)
+	if err := e.store.UpdateMessage(ctx, m.UpdatedAt, cur); err != nil {
+		t.Fatal(err)
+	}
+	text, err := e.tmpl.RenderMessage(cur, e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan, err := e.client.Send(ctx, telegram.OutMessage{Target: cur.Target, Text: text, Buttons: DefaultButtons(cur), Protect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Then the chat goes on: the cardholder writes, the bot answers
+	// something without buttons.
+	e.tg.SendCommand(dlChat, 777, "hello?")
+	reply, err := e.client.Send(ctx, telegram.OutMessage{Target: cur.Target, Text: "a reply"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e.start()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(e.logs.String())
+		}
+	})
+	e.tg.WaitFor(t, func() bool {
+		_, stillThere := e.tg.Message(dlChat, orphan)
+		return !stillThere
+	})
+	e.settle()
+	var codes []int
+	for _, msg := range e.tg.Messages(dlChat) {
+		if strings.Contains(msg.Text, dlCode) {
+			codes = append(codes, msg.ID)
+		}
+	}
+	if len(codes) != 1 || codes[0] == orphan {
+		t.Fatalf("messages showing the code: %v (orphan was %d), want the resent one only", codes, orphan)
+	}
+	if r, ok := e.tg.Message(dlChat, reply); !ok || r.Text != "a reply" || r.Edits != 0 {
+		t.Fatalf("the bot's other reply was touched: %+v (there: %v)", r, ok)
+	}
+	if got := e.message(msgID); got.TelegramID != codes[0] || !got.SendStarted.IsZero() {
+		t.Fatalf("stored message: id %d, send started %v", got.TelegramID, got.SendStarted)
+	}
+	if !strings.Contains(e.logs.String(), "copy of a code left by an interrupted send deleted") {
+		t.Errorf("no log line for the removed copy:\n%s", e.logs.String())
+	}
+}
+
+// A send that nothing interrupted probes nothing: the bracket costs one
+// store write, no calls.
+func TestDeliverUninterruptedSendProbesNothing(t *testing.T) {
+	e := newDlEnv(t)
+	e.link("C1", otpbot.Target{ChatID: dlChat})
+	e.start()
+	e.push(e.codeEvent("ev1", "C1", 5*time.Minute))
+	e.waitMessages(dlChat, 1)
+	e.settle()
+	if n := len(e.tg.Calls("editMessageReplyMarkup")); n != 0 {
+		t.Fatalf("%d probes after a send nothing interrupted", n)
+	}
+}
