@@ -148,6 +148,9 @@ Baselines, measured in the same run and quoted as ratios:
   redis     one round trip: PING.
   e2e floor two bare HTTP round trips at -rate (push, sendMessage) + one
             store round trip: what push -> Telegram cannot beat.
+  RTT       a getMe through a fake with the -rtt round trip, 32 calls over
+            8 connections, three rounds; the median of the least disturbed
+            round is the RTT the Telegram scenarios are quoted against.
 
 Flags:
 `

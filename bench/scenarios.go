@@ -51,7 +51,7 @@ func (b *bench) baselines(ctx context.Context, r *Report) error {
 		return err
 	}
 	b.logf("baseline: Telegram round trip (fake)")
-	if r.Baseline.TelegramRTT, err = fakeRoundTrip(ctx, b.o.RTT, b.o.RTTJitter, 64); err != nil {
+	if r.Baseline.TelegramRTT, err = fakeRoundTrip(ctx, b.o.RTT, b.o.RTTJitter, 32); err != nil {
 		return err
 	}
 	b.base = r.Baseline
