@@ -127,7 +127,7 @@ func TestPusherRefusedIsFailure(t *testing.T) {
 // The standalone fake reports each call to the observer, with the 429s
 // of the limits set while it runs.
 func TestStandaloneObservesAndLimits(t *testing.T) {
-	fake, err := startFake(0, 0)
+	fake, err := startFake()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,8 +169,17 @@ func TestParseFlags(t *testing.T) {
 		check   func(options) bool
 	}{
 		{nil, "", func(o options) bool {
-			return len(o.Stores) == 2 && len(o.Scenarios) == 4 && o.Rate == 200 && o.Conns == 32
+			return len(o.Stores) == 2 && len(o.Scenarios) == 8 && o.Rate == 200 && o.Conns == 32 &&
+				o.RTT == 80*time.Millisecond && o.RTTJitter == 20*time.Millisecond && o.RTTRate == 28 && o.RTTChats == 420 &&
+				o.Commands == 120 && o.Outage == 30*time.Second && o.BusyChats == 20
 		}},
+		{[]string{"-scenario", "recovery,rtt,busy-chats,commands", "-rtt", "0", "-rtt-jitter", "0"}, "", func(o options) bool {
+			return strings.Join(o.Scenarios, ",") == "recovery,rtt,busy-chats,commands" && o.RTT == 0
+		}},
+		{[]string{"-rtt", "10ms", "-rtt-jitter", "20ms"}, "jitter not above the round trip", nil},
+		{[]string{"-rtt", "-1s"}, "must not be negative", nil},
+		{[]string{"-outage", "1s"}, "-outage must be at least 3s", nil},
+		{[]string{"-commands", "0"}, "-commands and -commands-rate must be positive", nil},
 		{[]string{"-store", "redis", "-scenario", "e2e,ingest,e2e"}, "", func(o options) bool {
 			return strings.Join(o.Stores, ",") == "redis" && strings.Join(o.Scenarios, ",") == "e2e,ingest"
 		}},

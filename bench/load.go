@@ -64,6 +64,17 @@ func pushBody(run string, seq int64, card, code string, now time.Time) []byte {
 	return b.Bytes()
 }
 
+// confirmBody is one 3DS_CONFIRM push (a confirmation code for a named
+// purchase) for card with code.
+func confirmBody(run string, seq int64, card, code string, now time.Time) []byte {
+	ord := run + "-" + strconv.FormatInt(seq, 10)
+	ms := strconv.FormatInt(now.UnixMilli(), 10)
+	return []byte(`{"event":"3DS_CONFIRM","trace":"TR` + ord + `","orderNo":"PN` + ord + `","timestamp":` + ms +
+		`,"detail":{"cardId":"` + card + `","cardNumber":"5235560000001234","customerNo":"CU` + card +
+		`","validateCode":"` + code + `","merchants":"Bench Shop","transactionTime":` + ms +
+		`,"amount":12.5,"transactionCurrency":"EUR"}}`)
+}
+
 // codeFor is the code of push seq: unique within a run, digits only, like
 // a real code, so a sendMessage is matched to its push by the code in it.
 func codeFor(seq int64) string { return strconv.FormatInt(10_000_000+seq, 10) }
@@ -71,14 +82,22 @@ func codeFor(seq int64) string { return strconv.FormatInt(10_000_000+seq, 10) }
 // errNotAcked is a push answered with something else than UPay's ack.
 var errNotAcked = errors.New("not acknowledged")
 
-// send pushes one code to card. onSend runs right before the request is
-// written (the start of both the ack and the end-to-end latency); it
-// returns the ack latency.
+// send pushes one 3DS_OTP code to card. onSend runs right before the
+// request is written (the start of both the ack and the end-to-end
+// latency); it returns the ack latency.
 func (p *pusher) send(ctx context.Context, card string, onSend func(code string, at time.Time)) (time.Duration, error) {
+	return p.push(ctx, "3DS_OTP", card, onSend)
+}
+
+// push pushes one code event (3DS_OTP or 3DS_CONFIRM) to card, as send.
+func (p *pusher) push(ctx context.Context, event, card string, onSend func(code string, at time.Time)) (time.Duration, error) {
 	seq := p.seq.Add(1)
 	code := codeFor(seq)
 	now := time.Now()
 	body := pushBody(p.run, seq, card, code, now)
+	if event == "3DS_CONFIRM" {
+		body = confirmBody(p.run, seq, card, code, now)
+	}
 	ts := strconv.FormatInt(now.UnixMilli(), 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {
@@ -86,7 +105,7 @@ func (p *pusher) send(ctx context.Context, card string, onSend func(code string,
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(webhooks.UPayHeaderTimestamp, ts)
-	req.Header.Set(webhooks.UPayHeaderSign, webhooks.SignUPay(p.secret, "3DS_OTP", ts, body))
+	req.Header.Set(webhooks.UPayHeaderSign, webhooks.SignUPay(p.secret, event, ts, body))
 	start := time.Now()
 	if onSend != nil {
 		onSend(code, start)

@@ -53,9 +53,27 @@ type options struct {
 
 	LiveCodes int
 	LiveTick  time.Duration
+
+	// RTT and RTTJitter are the fake's Telegram round trip.
+	RTT       time.Duration
+	RTTJitter time.Duration
+
+	RTTRate     float64
+	RTTChats    int
+	RTTDuration time.Duration
+
+	BusyChats int
+	BusyTick  time.Duration
+
+	Commands     int
+	CommandsRate float64
+
+	Outage         time.Duration
+	OutageCodes    int
+	OutageExpiring int
 }
 
-var allScenarios = []string{"ingest", "e2e", "pressure", "live10k"}
+var allScenarios = []string{"ingest", "e2e", "pressure", "live10k", "rtt", "busy-chats", "commands", "recovery"}
 
 const usageText = `usage: go run ./bench [flags]
 
@@ -86,6 +104,41 @@ Scenarios (-scenario, comma-separated, or all):
             the e2e load (-rate for -duration) to other chats: otpbot's RSS
             and the new-code latency with that many countdowns running.
 
+Scenarios against Telegram's behaviour: the fake answers every call after
+a round trip of -rtt ± -rtt-jitter (it acts half way: a message exists from
+then), enforces Telegram's limits with bursts (30/s with a burst of 30,
+1/s per chat with a burst of 3, 20/min per group with a burst of 3; sends,
+edits and deletes count, callback answers count globally) with real 429s,
+and answers outages with nginx's HTML 502. otpbot runs with telegram.rate
+30/s, 1/s per chat, 20/min per group. Latencies end when the message
+appears (the fake acted on the sendMessage) and are quoted against the
+round trip measured in the same run (RTT):
+  rtt        -rtt-rate codes/s for -rtt-duration into -rtt-chats chats:
+             p50/p99 push -> message appears (target p99 <= RTT + 150 ms),
+             backlog growth (codes not yet sent, end of the load vs its
+             start; target 0 %), share of counted calls answered 429
+             (target <= 1 %).
+  busy-chats -busy-chats chats, each receiving a code every second for
+             -duration while its earlier codes count down every -busy-tick:
+             p99 push -> message appears (<= RTT + 150 ms), 429s (0).
+  commands   -commands "/link card ..." commands injected at once by an
+             admin, one in each of as many group chats, while codes flow
+             at -commands-rate/s to other chats: replies delivered (all),
+             the slowest (<= 6 s), lost (0).
+  recovery   the fake answers HTML 502 for -outage; -outage-codes codes
+             (ttl 10m) are pushed during it, and -outage-expiring codes
+             (3DS_CONFIRM, ttl a third of the outage) at its start; then it
+             comes back: every live code sent within 2 s of recovery, each
+             exactly once, and what became of the expired ones (sent live:
+             a failure; sent in expired form, or not at all: reported).
+
+Every fake has the round trip (the warm-ups of pressure and live10k run
+without it: they set the scene and measure nothing). ingest, pressure and
+the four above enforce Telegram's limits; e2e and live10k measure otpbot
+beyond one bot's limits, so their fake limits nothing, and their
+push -> send latency ends when otpbot's sendMessage reaches the fake (it
+left otpbot), not when the fake acts on it.
+
 Baselines, measured in the same run and quoted as ratios:
   bare      a bare net/http handler in its own process that reads the body
             and answers SUCCESS (no auth, parsing or store), driven by the
@@ -95,6 +148,9 @@ Baselines, measured in the same run and quoted as ratios:
   redis     one round trip: PING.
   e2e floor two bare HTTP round trips at -rate (push, sendMessage) + one
             store round trip: what push -> Telegram cannot beat.
+  RTT       a getMe through a fake with the -rtt round trip, 32 calls over
+            8 connections, three rounds; the median of the least disturbed
+            round is the RTT the Telegram scenarios are quoted against.
 
 Flags:
 `
@@ -108,7 +164,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fs.PrintDefaults()
 	}
 	stores := fs.String("store", "embedded,redis", "store drivers to run, comma-separated: embedded, redis")
-	scenarios := fs.String("scenario", "all", "scenarios to run, comma-separated: all, ingest, e2e, pressure, live10k")
+	scenarios := fs.String("scenario", "all", "scenarios to run, comma-separated: all, "+strings.Join(allScenarios, ", "))
 	fs.IntVar(&o.Conns, "c", 32, "ingest: concurrent connections")
 	fs.IntVar(&o.N, "n", 20000, "ingest: at most this many pushes (and e2e/live10k: at most rate x duration)")
 	fs.Float64Var(&o.Rate, "rate", 200, "e2e and live10k: pushes per second")
@@ -130,19 +186,45 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.PressureTick, "pressure-tick", 2*time.Second, "pressure: codes.countdown_interval")
 	fs.IntVar(&o.LiveCodes, "live", 10000, "live10k: live codes (4 per chat)")
 	fs.DurationVar(&o.LiveTick, "live-tick", 30*time.Second, "live10k: codes.countdown_interval")
+	telegramFlags(fs, &o)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	for _, s := range splitList(*stores) {
+	if err := o.choose(*stores, *scenarios); err != nil {
+		return o, err
+	}
+	return o, o.check()
+}
+
+// telegramFlags are the flags of the fake's round trip and of the
+// scenarios against Telegram's behaviour.
+func telegramFlags(fs *flag.FlagSet, o *options) {
+	fs.DurationVar(&o.RTT, "rtt", 80*time.Millisecond, "the fake's Telegram round trip, mean (0: it answers at once)")
+	fs.DurationVar(&o.RTTJitter, "rtt-jitter", 20*time.Millisecond, "the fake's Telegram round trip: ± this much, uniformly")
+	fs.Float64Var(&o.RTTRate, "rtt-rate", 28, "rtt: codes per second")
+	fs.IntVar(&o.RTTChats, "rtt-chats", 420, "rtt: chats the codes go to, round robin")
+	fs.DurationVar(&o.RTTDuration, "rtt-duration", 15*time.Second, "rtt: how long codes are pushed")
+	fs.IntVar(&o.BusyChats, "busy-chats", 20, "busy-chats: chats, each receiving a code every second")
+	fs.DurationVar(&o.BusyTick, "busy-tick", 2*time.Second, "busy-chats: codes.countdown_interval")
+	fs.IntVar(&o.Commands, "commands", 120, "commands: /link commands injected at once")
+	fs.Float64Var(&o.CommandsRate, "commands-rate", 5, "commands: codes per second flowing meanwhile")
+	fs.DurationVar(&o.Outage, "outage", 30*time.Second, "recovery: how long the fake answers HTML 502")
+	fs.IntVar(&o.OutageCodes, "outage-codes", 30, "recovery: codes pushed during the outage, each to its own chat")
+	fs.IntVar(&o.OutageExpiring, "outage-expiring", 5, "recovery: codes with a ttl of a third of the outage, pushed at its start")
+}
+
+// choose sets the stores and scenarios named by -store and -scenario.
+func (o *options) choose(stores, scenarios string) error {
+	for _, s := range splitList(stores) {
 		if s != "embedded" && s != "redis" {
-			return o, fmt.Errorf("-store: unknown driver %q (embedded, redis)", s)
+			return fmt.Errorf("-store: unknown driver %q (embedded, redis)", s)
 		}
 		o.Stores = append(o.Stores, s)
 	}
-	for _, s := range splitList(*scenarios) {
+	for _, s := range splitList(scenarios) {
 		switch {
 		case s == "all":
 			o.Scenarios = allScenarios
@@ -151,22 +233,35 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 				o.Scenarios = append(o.Scenarios, s)
 			}
 		default:
-			return o, fmt.Errorf("-scenario: unknown scenario %q (%s, all)", s, strings.Join(allScenarios, ", "))
+			return fmt.Errorf("-scenario: unknown scenario %q (%s, all)", s, strings.Join(allScenarios, ", "))
 		}
 	}
+	return nil
+}
+
+// check refuses options no scenario can run with.
+func (o options) check() error {
 	switch {
 	case len(o.Stores) == 0:
-		return o, errors.New("-store: none given")
+		return errors.New("-store: none given")
 	case len(o.Scenarios) == 0:
-		return o, errors.New("-scenario: none given")
+		return errors.New("-scenario: none given")
 	case o.Conns < 1 || o.N < 1 || o.Chats < 1 || o.Rate <= 0 || o.Duration <= 0:
-		return o, errors.New("-c, -n, -chats, -rate and -duration must be positive")
+		return errors.New("-c, -n, -chats, -rate and -duration must be positive")
 	case o.PressureLive < 1 || o.PressureChats < 1 || o.PressureEvery <= 0 || o.PressureTick <= 0:
-		return o, errors.New("-pressure-* must be positive")
+		return errors.New("-pressure-* must be positive")
 	case o.LiveCodes < 4 || o.LiveTick <= 0:
-		return o, errors.New("-live must be at least 4 and -live-tick positive")
+		return errors.New("-live must be at least 4 and -live-tick positive")
+	case o.RTT < 0 || o.RTTJitter < 0 || o.RTTJitter > o.RTT:
+		return errors.New("-rtt and -rtt-jitter must not be negative, and the jitter not above the round trip")
+	case o.RTTRate <= 0 || o.RTTChats < 1 || o.RTTDuration <= 0 || o.BusyChats < 1 || o.BusyTick <= 0:
+		return errors.New("-rtt-rate, -rtt-chats, -rtt-duration, -busy-chats and -busy-tick must be positive")
+	case o.Commands < 1 || o.CommandsRate <= 0:
+		return errors.New("-commands and -commands-rate must be positive")
+	case o.Outage < 3*time.Second || o.OutageCodes < 1 || o.OutageExpiring < 0:
+		return errors.New("-outage must be at least 3s and -outage-codes positive")
 	}
-	return o, nil
+	return nil
 }
 
 func splitList(s string) []string {
@@ -227,12 +322,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	bin := o.Bin
-	if bin == "" {
-		logf("building otpbot")
-		if bin, err = buildOtpbot(ctx, root, dir); err != nil {
-			return err
-		}
+	bin, burstKey, err := otpbotBinary(ctx, o.Bin, root, dir, logf)
+	if err != nil {
+		return err
 	}
 	if o.Pprof != "" {
 		if err := os.MkdirAll(o.Pprof, 0o755); err != nil {
@@ -249,8 +341,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		},
 		Stores: map[string]*StoreResult{},
 	}
-	b := &bench{o: o, bin: bin, dir: dir, logf: logf, run: fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffffff)}
+	b := &bench{o: o, bin: bin, dir: dir, logf: logf, run: fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffffff), burstKey: burstKey}
 	r.Meta.Run = b.run
+	r.Meta.PerChatBurst = burstKey
 	if err := b.baselines(ctx, r); err != nil {
 		return err
 	}
@@ -273,14 +366,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	r.Meta.LoadEnd = loadavg()
 	r.Targets = checkTargets(r)
 	printReport(stdout, r)
-	if o.JSON != "" {
-		data, err := json.MarshalIndent(r, "", "  ")
-		if err != nil {
-			return err
+	if o.JSON == "" {
+		return nil
+	}
+	return writeReportJSON(o.JSON, r)
+}
+
+// otpbotBinary builds otpbot into dir unless bin names one, and finds out
+// whether it knows telegram.rate.per_chat_burst.
+func otpbotBinary(ctx context.Context, bin, root, dir string, logf func(string, ...any)) (string, bool, error) {
+	if bin == "" {
+		logf("building otpbot")
+		var err error
+		if bin, err = buildOtpbot(ctx, root, dir); err != nil {
+			return "", false, err
 		}
-		if err := os.WriteFile(o.JSON, append(data, '\n'), 0o644); err != nil {
-			return err
-		}
+	}
+	burstKey, err := knowsBurstKey(ctx, bin, dir)
+	if err != nil {
+		return "", false, err
+	}
+	if !burstKey {
+		logf("this otpbot does not know telegram.rate.per_chat_burst: its per-chat limit has no burst")
+	}
+	return bin, burstKey, nil
+}
+
+// writeReportJSON writes every figure of r to path.
+func writeReportJSON(path string, r *Report) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("json report: %w", err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("json report: %w", err)
 	}
 	return nil
 }

@@ -1,28 +1,22 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
-
-	"github.com/otpbot/otpbot"
-	"github.com/otpbot/otpbot/store/bolt"
-	"github.com/otpbot/otpbot/store/redis"
 )
 
 // The bot token and UPay SecretKey the instances are configured with.
@@ -77,11 +71,16 @@ type instanceConfig struct {
 	// GlobalPerSec and PerChatPerSec are telegram.rate.
 	GlobalPerSec  float64
 	PerChatPerSec float64
-	TTL           time.Duration // codes.ttl
-	Countdown     time.Duration // codes.countdown_interval
-	Workers       int           // delivery.workers (0 = otpbot's default)
-	LogLevel      string
-	Pprof         bool // http.pprof: otpbot serves /debug/pprof/ on its address (with -pprof)
+	// PerChatBurst is telegram.rate.per_chat_burst, written only when
+	// positive (an otpbot that predates the key refuses it).
+	PerChatBurst int
+	Admins       []int64                  // telegram.admins
+	TTL          time.Duration            // codes.ttl
+	TTLByEvent   map[string]time.Duration // codes.ttl_by_event
+	Countdown    time.Duration            // codes.countdown_interval
+	Workers      int                      // delivery.workers (0 = otpbot's default)
+	LogLevel     string
+	Pprof        bool // http.pprof: otpbot serves /debug/pprof/ on its address (with -pprof)
 }
 
 // configYAML renders the configuration file of an instance listening on
@@ -93,6 +92,19 @@ func configYAML(c instanceConfig, addr string) string {
 	fmt.Fprintf(&b, "telegram:\n  token: %q\n  api_endpoint: %q\n  updates: polling\n", benchToken, c.Endpoint)
 	fmt.Fprintf(&b, "  rate:\n    global_per_second: %g\n    per_chat_per_second: %g\n    group_per_minute: 20\n",
 		c.GlobalPerSec, c.PerChatPerSec)
+	if c.PerChatBurst > 0 {
+		fmt.Fprintf(&b, "    per_chat_burst: %d\n", c.PerChatBurst)
+	}
+	if len(c.Admins) > 0 {
+		b.WriteString("  admins: [")
+		for i, a := range c.Admins {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%d", a)
+		}
+		b.WriteString("]\n")
+	}
 	fmt.Fprintf(&b, "http:\n  listen: %q\n  admin_backup: false\n", addr)
 	if c.Pprof {
 		b.WriteString("  pprof: true\n")
@@ -105,11 +117,38 @@ func configYAML(c instanceConfig, addr string) string {
 	}
 	fmt.Fprintf(&b, "providers:\n  upay:\n    enabled: true\n    secret_key: %q\n  hypercard:\n    enabled: false\n", benchSecret)
 	fmt.Fprintf(&b, "codes:\n  ttl: %s\n  countdown_interval: %s\n", c.TTL, c.Countdown)
+	if len(c.TTLByEvent) > 0 {
+		b.WriteString("  ttl_by_event:\n")
+		for _, ev := range slices.Sorted(maps.Keys(c.TTLByEvent)) {
+			fmt.Fprintf(&b, "    %q: %s\n", ev, c.TTLByEvent[ev])
+		}
+	}
 	if c.Workers > 0 {
 		fmt.Fprintf(&b, "delivery:\n  workers: %d\n", c.Workers)
 	}
 	b.WriteString("shutdown_timeout: 10s\n")
 	return b.String()
+}
+
+// knowsBurstKey reports whether bin accepts telegram.rate.per_chat_burst
+// (otpbot check -offline on a configuration with it): an otpbot that
+// predates the key refuses every configuration naming it.
+func knowsBurstKey(ctx context.Context, bin, dir string) (bool, error) {
+	c := instanceConfig{Store: storeSpec{Driver: "embedded", Path: filepath.Join(dir, "probe.db")},
+		Endpoint: "http://127.0.0.1:1/bot%s/%s", GlobalPerSec: 30, PerChatPerSec: 1, PerChatBurst: 3,
+		TTL: time.Minute, Countdown: 30 * time.Second, LogLevel: "info"}
+	path := filepath.Join(dir, "probe.yaml")
+	if err := os.WriteFile(path, []byte(configYAML(c, "127.0.0.1:1")), 0o600); err != nil {
+		return false, fmt.Errorf("probe otpbot: %w", err)
+	}
+	out, err := exec.CommandContext(ctx, bin, "check", "-offline", "-config", path).CombinedOutput()
+	switch {
+	case err == nil:
+		return true, nil
+	case bytes.Contains(out, []byte("per_chat_burst is not a known key")):
+		return false, nil
+	}
+	return false, fmt.Errorf("probe otpbot: check -offline: %w\n%s", err, out)
 }
 
 // instance is one running otpbot process.
@@ -131,83 +170,6 @@ type instance struct {
 	// redis store.
 	cpuStart, redisCPUStart, writtenStart float64
 	redisAddr                             string
-}
-
-// procPeak is the highest resident memory and goroutine count seen.
-type procPeak struct {
-	RSSBytes   float64 `json:"rss_peak_bytes"`
-	Goroutines float64 `json:"goroutines_peak"`
-	// HWMBytes is the kernel's peak resident set (VmHWM), read at the end.
-	HWMBytes float64 `json:"vm_hwm_bytes,omitempty"`
-	// CPUSeconds is the CPU time otpbot used in the phase (user + system):
-	// unlike a rate or a latency, it hardly moves with other work on the
-	// machine, so it is what to compare between two builds.
-	CPUSeconds float64 `json:"cpu_seconds"`
-	// RedisCPUSeconds is the CPU time the Redis server used meanwhile
-	// (its INFO; other clients of the same server count too).
-	RedisCPUSeconds float64 `json:"redis_cpu_seconds,omitempty"`
-	// WriteBytes is what otpbot sent to storage in the phase (write_bytes
-	// of /proc/PID/io) less what its log grew by: for the embedded store,
-	// the bbolt pages of its commits.
-	WriteBytes float64 `json:"store_write_bytes,omitempty"`
-}
-
-// ioWritten is the bytes pid caused to be written to storage
-// (write_bytes of /proc/PID/io; sockets do not count).
-func ioWritten(pid int) float64 {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "write_bytes:"); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return f
-		}
-	}
-	return 0
-}
-
-// cpuSeconds is the user + system CPU time of pid (0 if unknown).
-func cpuSeconds(pid int) float64 {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) may hold spaces: count from its ')'.
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / clockTicks
-}
-
-// clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on Linux.
-const clockTicks = 100
-
-// redisCPUSeconds is the Redis server's used_cpu_user + used_cpu_sys.
-func redisCPUSeconds(addr string) float64 {
-	client := goredis.NewClient(&goredis.Options{Addr: addr})
-	defer client.Close()
-	info, err := client.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		return 0
-	}
-	total := 0.0
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
-	}
-	return total
 }
 
 // freeAddr picks a free loopback port.
@@ -287,7 +249,6 @@ func startInstance(ctx context.Context, bin, dir, name string, c instanceConfig,
 	go in.scrape(sctx)
 	return in, nil
 }
-
 func ready(addr string) bool {
 	resp, err := http.Get("http://" + addr + "/readyz")
 	if err != nil {
@@ -296,107 +257,6 @@ func ready(addr string) bool {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
-}
-
-// scrape reads /metrics every 200ms for the peak RSS and goroutines.
-func (in *instance) scrape(ctx context.Context) {
-	defer close(in.scrapeDone)
-	client := &http.Client{Timeout: 2 * time.Second}
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		rss, gor, err := scrapeOnce(client, in.addr)
-		if err == nil {
-			in.peakMu.Lock()
-			in.peak.RSSBytes = max(in.peak.RSSBytes, rss)
-			in.peak.Goroutines = max(in.peak.Goroutines, gor)
-			in.peakMu.Unlock()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-// scrapeOnce reads process_resident_memory_bytes and go_goroutines.
-func scrapeOnce(client *http.Client, addr string) (rss, goroutines float64, err error) {
-	resp, err := client.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		name, val, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		switch name {
-		case "process_resident_memory_bytes":
-			rss, _ = strconv.ParseFloat(val, 64)
-		case "go_goroutines":
-			goroutines, _ = strconv.ParseFloat(val, 64)
-		}
-	}
-	return rss, goroutines, sc.Err()
-}
-
-// resetPeak starts a new peak window (a scenario's measured phase).
-func (in *instance) resetPeak() {
-	cpu := cpuSeconds(in.cmd.Process.Pid)
-	written := ioWritten(in.cmd.Process.Pid) - fileSize(in.logPath)
-	var rcpu float64
-	if in.redisAddr != "" {
-		rcpu = redisCPUSeconds(in.redisAddr)
-	}
-	in.peakMu.Lock()
-	in.peak = procPeak{}
-	in.cpuStart, in.redisCPUStart, in.writtenStart = cpu, rcpu, written
-	in.peakMu.Unlock()
-}
-
-// peakNow returns the peaks seen so far and the kernel's high-water mark.
-func (in *instance) peakNow() procPeak {
-	// One sample now, so that a phase shorter than the scrape interval
-	// has one too.
-	if rss, gor, err := scrapeOnce(&http.Client{Timeout: 2 * time.Second}, in.addr); err == nil {
-		in.peakMu.Lock()
-		in.peak.RSSBytes = max(in.peak.RSSBytes, rss)
-		in.peak.Goroutines = max(in.peak.Goroutines, gor)
-		in.peakMu.Unlock()
-	}
-	in.peakMu.Lock()
-	p := in.peak
-	cpuStart, redisStart, writtenStart := in.cpuStart, in.redisCPUStart, in.writtenStart
-	in.peakMu.Unlock()
-	p.WriteBytes = max(0, ioWritten(in.cmd.Process.Pid)-fileSize(in.logPath)-writtenStart)
-	p.HWMBytes = vmHWM(in.cmd.Process.Pid)
-	p.CPUSeconds = cpuSeconds(in.cmd.Process.Pid) - cpuStart
-	if in.redisAddr != "" {
-		p.RedisCPUSeconds = redisCPUSeconds(in.redisAddr) - redisStart
-	}
-	return p
-}
-
-// vmHWM reads the peak resident set of pid from /proc (0 if unknown).
-func vmHWM(pid int) float64 {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			if err == nil {
-				return kb * 1024
-			}
-		}
-	}
-	return 0
 }
 
 // stop ends the instance with SIGTERM (a graceful shutdown, as in
@@ -423,15 +283,6 @@ func (in *instance) stop() error {
 	}
 }
 
-// fileSize is the size of path in bytes (0 if unknown).
-func fileSize(path string) float64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return float64(fi.Size())
-}
-
 // tail returns the last n lines of a log file, for error messages.
 func tail(path string, n int) string {
 	data, err := os.ReadFile(path)
@@ -443,149 +294,4 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return string(bytes.Join(lines, []byte("\n")))
-}
-
-// benchStoreOptions mirror what serve passes to the store.
-func benchStoreOptions() otpbot.StoreOptions {
-	return otpbot.StoreOptions{DedupeWindow: 72 * time.Hour, HistoryPerKey: 1000, HistoryRetention: 720 * time.Hour}
-}
-
-// chatOf is the chat a bench card is linked to.
-type linkPlan struct {
-	Card string
-	Chat int64
-}
-
-// prepopulate links the planned cards to their chats before otpbot starts,
-// through the store packages themselves (what /link card ID would write),
-// since linking thousands of chats through bot commands would measure the
-// command path instead.
-func prepopulate(ctx context.Context, spec storeSpec, plan []linkPlan) error {
-	now := time.Now()
-	links := make([]otpbot.Link, len(plan))
-	for i, p := range plan {
-		links[i] = otpbot.Link{Key: otpbot.Key{Type: otpbot.KeyCard, ID: p.Card},
-			Target: otpbot.Target{ChatID: p.Chat}, CreatedAt: now, CreatedBy: 1}
-	}
-	switch spec.Driver {
-	case "embedded":
-		s, err := bolt.Open(spec.Path, benchStoreOptions(), nil)
-		if err != nil {
-			return fmt.Errorf("prepopulate: %w", err)
-		}
-		recs := make([]otpbot.Record, len(links))
-		for i := range links {
-			recs[i] = otpbot.Record{Link: &links[i]}
-		}
-		err = s.Import(ctx, recs)
-		return errors.Join(err, s.Close())
-	case "redis":
-		client := goredis.NewClient(&goredis.Options{Addr: spec.Addr, PoolSize: 32})
-		defer client.Close()
-		s, err := redis.New(ctx, client, spec.Prefix, benchStoreOptions(), nil)
-		if err != nil {
-			return fmt.Errorf("prepopulate: %w", err)
-		}
-		defer s.Close()
-		// One link per call, many at once: a round trip each, overlapped.
-		var wg sync.WaitGroup
-		errs := make(chan error, 32)
-		next := make(chan otpbot.Link)
-		for range 32 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for l := range next {
-					if err := s.Link(ctx, l); err != nil {
-						select {
-						case errs <- err:
-						default:
-						}
-					}
-				}
-			}()
-		}
-		for _, l := range links {
-			next <- l
-		}
-		close(next)
-		wg.Wait()
-		select {
-		case err := <-errs:
-			return fmt.Errorf("prepopulate: %w", err)
-		default:
-		}
-		return nil
-	}
-	return fmt.Errorf("prepopulate: unknown driver %q", spec.Driver)
-}
-
-// cleanRedis deletes every key under prefix (never anything else: no
-// FLUSHDB), returning how many went.
-func cleanRedis(ctx context.Context, addr, prefix string) (int, error) {
-	client := goredis.NewClient(&goredis.Options{Addr: addr})
-	defer client.Close()
-	deleted := 0
-	var cursor uint64
-	for {
-		keys, next, err := client.Scan(ctx, cursor, prefix+"*", 1000).Result()
-		if err != nil {
-			return deleted, fmt.Errorf("clean redis: %w", err)
-		}
-		if len(keys) > 0 {
-			if err := client.Unlink(ctx, keys...).Err(); err != nil {
-				return deleted, fmt.Errorf("clean redis: %w", err)
-			}
-			deleted += len(keys)
-		}
-		if cursor = next; cursor == 0 {
-			return deleted, nil
-		}
-	}
-}
-
-// profile fetches a CPU profile of the next d into path, in the
-// background; the returned function waits for it. It does nothing unless
-// the binary serves pprof.
-func (in *instance) profile(path string, d time.Duration) (wait func() error) {
-	if in.pprofAddr == "" || path == "" {
-		return func() error { return nil }
-	}
-	errc := make(chan error, 1)
-	go func() {
-		secs := max(1, int(d.Round(time.Second)/time.Second))
-		client := &http.Client{Timeout: d + 30*time.Second}
-		resp, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", in.pprofAddr, secs))
-		if err != nil {
-			errc <- fmt.Errorf("profile: %w", err)
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(path)
-		if err != nil {
-			errc <- fmt.Errorf("profile: %w", err)
-			return
-		}
-		_, err = io.Copy(f, resp.Body)
-		errc <- errors.Join(err, f.Close())
-	}()
-	return func() error { return <-errc }
-}
-
-// heapProfile writes the otpbot's heap profile to path (with -pprof).
-func (in *instance) heapProfile(path string) error {
-	if in.pprofAddr == "" || path == "" {
-		return nil
-	}
-	resp, err := http.Get("http://" + in.pprofAddr + "/debug/pprof/heap")
-	if err != nil {
-		return fmt.Errorf("heap profile: %w", err)
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("heap profile: %w", err)
-	}
-	_, err = io.Copy(f, resp.Body)
-	return errors.Join(err, f.Close())
 }

@@ -97,7 +97,7 @@ func newPipeline(tb testing.TB, driver string, chats int, global float64, countd
 	srv := httptest.NewServer(r)
 	tb.Cleanup(srv.Close)
 
-	fake, err := startFake(0, 0)
+	fake, err := startFake()
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -3,117 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/otpbot/otpbot/bot/bottest"
 )
-
-// Report is everything a run measured (the -json output).
-type Report struct {
-	Meta     Meta                    `json:"meta"`
-	Baseline Baseline                `json:"baseline"`
-	Stores   map[string]*StoreResult `json:"stores"`
-	Targets  []Target                `json:"targets"`
-}
-
-// Meta says where and how the run happened.
-type Meta struct {
-	Started  string `json:"started"`
-	Finished string `json:"finished"`
-	CPUs     int    `json:"cpus"`
-	Go       string `json:"go"`
-	OS       string `json:"os"`
-	Command  string `json:"command"`
-	// Run is the run's id: its Redis prefixes are "otpbench:RUN:".
-	Run     string  `json:"run"`
-	Options options `json:"options"`
-	// LoadStart and LoadEnd are /proc/loadavg at the start and the end:
-	// other work on the machine skews every figure, the ceilings included.
-	LoadStart string `json:"loadavg_start"`
-	LoadEnd   string `json:"loadavg_end"`
-}
-
-// loadavg is the 1, 5 and 15 minute load averages ("" where unknown).
-func loadavg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// Baseline holds the ceilings measured in the same run.
-type Baseline struct {
-	// BareIngest is the bare handler driven like the ingest scenario.
-	BareIngest loadResult `json:"bare_ingest"`
-	// BareRate is the bare handler at the e2e rate: an unloaded round trip.
-	BareRate   loadResult `json:"bare_rate"`
-	BareRSS    float64    `json:"bare_rss_peak_bytes"`
-	BoltCommit Latency    `json:"bolt_commit"`
-	RedisPing  Latency    `json:"redis_ping"`
-}
-
-// StoreResult holds the scenarios of one store driver.
-type StoreResult struct {
-	Ingest   *IngestResult   `json:"ingest,omitempty"`
-	E2E      *E2EResult      `json:"e2e,omitempty"`
-	Pressure *PressureResult `json:"pressure,omitempty"`
-	Live     *LiveResult     `json:"live10k,omitempty"`
-	Errors   []string        `json:"errors,omitempty"`
-}
-
-// IngestResult is the ingest scenario.
-type IngestResult struct {
-	Load loadResult `json:"load"`
-	Proc procPeak   `json:"process"`
-	// OfBare is acks/s as a fraction of the bare handler's.
-	OfBare float64 `json:"acks_of_bare"`
-}
-
-// E2EResult is the e2e scenario (and the measured phase of live10k).
-type E2EResult struct {
-	Load      loadResult `json:"load"`
-	E2E       Latency    `json:"push_to_send"`
-	Delivered int        `json:"delivered"`
-	Missing   int        `json:"missing"`
-	Proc      procPeak   `json:"process"`
-	// FloorMS is two bare round trips at the rate plus one store round trip.
-	FloorMS float64 `json:"floor_ms"`
-}
-
-// PressureResult is the pressure scenario (issue 5).
-type PressureResult struct {
-	Live         int           `json:"live_codes"`
-	Chats        int           `json:"chats"`
-	WarmUp       time.Duration `json:"warm_up_ns"`
-	NewCodes     Latency       `json:"new_code_push_to_send"`
-	NewSent      int           `json:"new_codes_acked"`
-	NewDelivered int           `json:"new_codes_delivered"`
-	// WithinSecond is the fraction of acknowledged new codes sent within 1s.
-	WithinSecond float64  `json:"within_1s"`
-	Count429     int      `json:"telegram_429s"`
-	Sends429     int      `json:"send_429s"`
-	Edits429     int      `json:"edit_429s"`
-	EditsPerSec  float64  `json:"edits_per_sec"`
-	SendsPerSec  float64  `json:"sends_per_sec"`
-	Proc         procPeak `json:"process"`
-}
-
-// LiveResult is the live10k scenario.
-type LiveResult struct {
-	Live   int           `json:"live_codes"`
-	WarmUp time.Duration `json:"warm_up_ns"`
-	E2E    E2EResult     `json:"new_codes"`
-	// EditsPerSec is the countdown edits the fake accepted during the
-	// measured phase.
-	EditsPerSec float64 `json:"edits_per_sec"`
-}
 
 // bench runs the scenarios of one invocation.
 type bench struct {
@@ -124,6 +19,8 @@ type bench struct {
 	logf func(string, ...any)
 	seq  int
 	base Baseline
+	// burstKey: the otpbot binary knows telegram.rate.per_chat_burst.
+	burstKey bool
 }
 
 // baselines measures the ceilings.
@@ -151,6 +48,10 @@ func (b *bench) baselines(ctx context.Context, r *Report) error {
 	}
 	b.logf("baseline: redis PING")
 	if r.Baseline.RedisPing, err = redisPing(ctx, b.o.Redis, 2000); err != nil {
+		return err
+	}
+	b.logf("baseline: Telegram round trip (fake)")
+	if r.Baseline.TelegramRTT, err = fakeRoundTrip(ctx, b.o.RTT, b.o.RTTJitter, 32); err != nil {
 		return err
 	}
 	b.base = r.Baseline
@@ -221,6 +122,22 @@ func (b *bench) scenario(ctx context.Context, driver, name string, sr *StoreResu
 		res, err := b.live(ctx, spec)
 		sr.Live = res
 		return err
+	case "rtt":
+		res, err := b.rtt(ctx, spec)
+		sr.RTT = res
+		return err
+	case "busy-chats":
+		res, err := b.busy(ctx, spec)
+		sr.Busy = res
+		return err
+	case "commands":
+		res, err := b.commands(ctx, spec)
+		sr.Commands = res
+		return err
+	case "recovery":
+		res, err := b.recovery(ctx, spec)
+		sr.Recovery = res
+		return err
 	}
 	return fmt.Errorf("unknown scenario %q", name)
 }
@@ -262,13 +179,31 @@ func (b *bench) start(ctx context.Context, s *session, name string, cfg instance
 	return nil
 }
 
-// newSession links plan in a fresh store, starts a fake Bot API with the
-// given limits, and starts otpbot.
-func (b *bench) newSession(ctx context.Context, name string, spec storeSpec, links []linkPlan, global, perChat int, cfg func(*instanceConfig)) (*session, error) {
+// fakeOpts are a scenario fake's options: the round trip, and
+// Telegram's limits when limited.
+func (b *bench) fakeOpts(limited bool) []bottest.Option {
+	opts := []bottest.Option{bottest.WithRoundTrip(b.o.RTT, b.o.RTTJitter)}
+	if limited {
+		opts = append(opts, bottest.WithTelegramLimits(bottest.RealLimits()))
+	}
+	return opts
+}
+
+// telegramRates gives otpbot Telegram's limits as telegram.rate.
+func (b *bench) telegramRates(c *instanceConfig) {
+	c.GlobalPerSec, c.PerChatPerSec = 30, 1
+	if b.burstKey {
+		c.PerChatBurst = bottest.RealLimits().ChatBurst
+	}
+}
+
+// newSession links plan in a fresh store, starts a fake Bot API with
+// opts, and starts otpbot.
+func (b *bench) newSession(ctx context.Context, name string, spec storeSpec, links []linkPlan, opts []bottest.Option, cfg func(*instanceConfig)) (*session, error) {
 	if err := prepopulate(ctx, spec, links); err != nil {
 		return nil, err
 	}
-	fake, err := startFake(global, perChat)
+	fake, err := startFake(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -286,9 +221,7 @@ func (b *bench) newSession(ctx context.Context, name string, spec storeSpec, lin
 
 // ingest: acknowledged pushes per second over -c connections.
 func (b *bench) ingest(ctx context.Context, spec storeSpec) (*IngestResult, error) {
-	s, err := b.newSession(ctx, "ingest", spec, plan("I", b.o.Chats, 1_000_000), 0, 0, func(c *instanceConfig) {
-		c.GlobalPerSec, c.PerChatPerSec = 30, 1 // Telegram's real limits
-	})
+	s, err := b.newSession(ctx, "ingest", spec, plan("I", b.o.Chats, 1_000_000), b.fakeOpts(true), b.telegramRates)
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +271,7 @@ func (b *bench) e2eLoad(ctx context.Context, s *session, prefix string, chats in
 
 // e2e: push sent -> sendMessage received, at -rate.
 func (b *bench) e2e(ctx context.Context, spec storeSpec) (*E2EResult, error) {
-	s, err := b.newSession(ctx, "e2e", spec, plan("E", b.o.Chats, 2_000_000), 0, 0, nil)
+	s, err := b.newSession(ctx, "e2e", spec, plan("E", b.o.Chats, 2_000_000), b.fakeOpts(false), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -385,7 +318,8 @@ func (b *bench) pressure(ctx context.Context, spec storeSpec) (*PressureResult, 
 		c.TTL, c.Countdown = time.Hour, o.PressureTick
 		c.GlobalPerSec, c.PerChatPerSec = 1000, 100
 	}
-	s, err := b.newSession(ctx, "pressure", spec, links, 0, 0, long)
+	// The warm-up sets the scene at full speed: no round trip, no limits.
+	s, err := b.newSession(ctx, "pressure", spec, links, nil, long)
 	if err != nil {
 		return nil, err
 	}
@@ -402,10 +336,11 @@ func (b *bench) pressure(ctx context.Context, spec storeSpec) (*PressureResult, 
 	}
 	s.in = nil
 	s.fake.ForgetCalls()
-	s.fake.SetLimits(30, 1)
+	s.fake.SetTelegramLimits(bottest.RealLimits())
+	s.fake.SetRoundTrip(o.RTT, o.RTTJitter)
 	cfg := b.instanceFor(spec, s.fake)
 	long(&cfg)
-	cfg.GlobalPerSec, cfg.PerChatPerSec = 30, 1
+	b.telegramRates(&cfg)
 	if err := b.start(ctx, s, "pressure-limited", cfg); err != nil {
 		return res, err
 	}
@@ -424,16 +359,16 @@ func (b *bench) pressure(ctx context.Context, spec storeSpec) (*PressureResult, 
 	}
 	edits, sends := tr.editsOK.Load(), tr.sendsOK.Load()
 	waitFor(o.Drain, func() bool { return tr.matched.Load() >= int64(load.Acked) })
-	res.NewCodes = tr.e2e.summary()
+	res.NewCodes = tr.appear.summary()
 	res.NewSent, res.NewDelivered = load.Acked, int(tr.matched.Load())
 	within := 0
-	tr.e2e.mu.Lock()
-	for _, d := range tr.e2e.d {
+	tr.appear.mu.Lock()
+	for _, d := range tr.appear.d {
 		if d <= time.Second {
 			within++
 		}
 	}
-	tr.e2e.mu.Unlock()
+	tr.appear.mu.Unlock()
 	res.WithinSecond = ratio(float64(within), float64(load.Acked))
 	res.Count429 = s.fake.Count429() - base429
 	res.Sends429, res.Edits429 = int(tr.sends429.Load()), int(tr.edits429.Load())
@@ -454,7 +389,8 @@ func (b *bench) live(ctx context.Context, spec storeSpec) (*LiveResult, error) {
 	o := b.o
 	chats := (o.LiveCodes + 3) / 4
 	links := append(plan("L", chats, 5_000_000), plan("N", o.Chats, 6_000_000)...)
-	s, err := b.newSession(ctx, "live", spec, links, 0, 0, func(c *instanceConfig) {
+	// The warm-up sets the scene at full speed, without the round trip.
+	s, err := b.newSession(ctx, "live", spec, links, nil, func(c *instanceConfig) {
 		c.TTL, c.Countdown = time.Hour, o.LiveTick
 	})
 	if err != nil {
@@ -467,6 +403,7 @@ func (b *bench) live(ctx context.Context, spec storeSpec) (*LiveResult, error) {
 		return res, err
 	}
 	s.fake.ForgetCalls()
+	s.fake.SetRoundTrip(o.RTT, o.RTTJitter)
 	// Measure while the countdowns run: the first refreshes come one
 	// countdown step after each send.
 	tr := s.fake.track()

@@ -17,10 +17,10 @@ type fakeAPI struct {
 	cur            atomic.Pointer[tracker]
 }
 
-// startFake starts a fake Bot API accepting the bench token; limits (0 =
-// none) are Telegram's flood limits, enforced with real 429s.
-func startFake(globalPerSec, perChatPerSec int) (*fakeAPI, error) {
-	st, err := bottest.Start(bottest.WithToken(benchToken), bottest.WithLimits(globalPerSec, perChatPerSec))
+// startFake starts a fake Bot API accepting the bench token, with opts
+// (its round trip, Telegram's limits).
+func startFake(opts ...bottest.Option) (*fakeAPI, error) {
+	st, err := bottest.Start(append([]bottest.Option{bottest.WithToken(benchToken)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -45,18 +45,51 @@ func (f *fakeAPI) track() *tracker {
 	return t
 }
 
+// keep makes the tracker keep every accepted sendMessage (sentMessages).
+func (t *tracker) keep() {
+	t.mu.Lock()
+	t.keepSent = true
+	t.mu.Unlock()
+}
+
 // tracker matches the sendMessage calls the fake receives to the pushes
-// that caused them, by the code in the message, and counts the calls.
+// that caused them, by the code in the message, and to the commands
+// injected, by chat; it counts the calls.
 type tracker struct {
 	mu      sync.Mutex
 	pending map[string]time.Time // code → when its push was sent
-	e2e     samples
-	matched atomic.Int64
+	// e2e ends when otpbot's sendMessage reached the fake (it left
+	// otpbot), appear when the fake acted on it (the message exists).
+	e2e, appear samples
+	matched     atomic.Int64
+	expected    atomic.Int64
+	// commands maps a chat to when a command was injected there; replies
+	// are the command → reply-appears latencies.
+	commands map[int64]time.Time
+	replies  samples
+	replied  atomic.Int64
+	// sent, when keepSent is set, is every accepted sendMessage.
+	keepSent bool
+	sent     []sentMessage
 
 	sendsOK, sends429, editsOK, edits429, other atomic.Int64
+	// counted are the calls that count against Telegram's limits (see
+	// bottest.Limits), counted429 those answered 429; down the calls of
+	// any method answered 5xx (an outage).
+	counted, counted429, down atomic.Int64
 }
 
-func newTracker() *tracker { return &tracker{pending: map[string]time.Time{}} }
+// sentMessage is one accepted sendMessage: its chat, the code it shows
+// ("" for none) and when the fake acted on it.
+type sentMessage struct {
+	Chat  int64
+	Code  string
+	Acted time.Time
+}
+
+func newTracker() *tracker {
+	return &tracker{pending: map[string]time.Time{}, commands: map[int64]time.Time{}}
+}
 
 // expect registers a push of code sent at `at`: its first accepted
 // sendMessage ends its end-to-end latency.
@@ -64,9 +97,36 @@ func (t *tracker) expect(code string, at time.Time) {
 	t.mu.Lock()
 	t.pending[code] = at
 	t.mu.Unlock()
+	t.expected.Add(1)
+}
+
+// expectReply registers a command injected in chat at `at`: the first
+// sendMessage the fake accepts in that chat is its reply.
+func (t *tracker) expectReply(chat int64, at time.Time) {
+	t.mu.Lock()
+	t.commands[chat] = at
+	t.mu.Unlock()
+}
+
+// backlog is how many expected codes were not sent yet.
+func (t *tracker) backlog() int64 { return t.expected.Load() - t.matched.Load() }
+
+// countedMethods are the methods Telegram's limits count (bottest.Limits).
+var countedMethods = map[string]bool{
+	"sendMessage": true, "editMessageText": true, "editMessageReplyMarkup": true,
+	"deleteMessage": true, "answerCallbackQuery": true,
 }
 
 func (t *tracker) observe(o bottest.Observation) {
+	if o.Status >= 500 {
+		t.down.Add(1)
+	}
+	if countedMethods[o.Method] {
+		t.counted.Add(1)
+		if o.Status == 429 {
+			t.counted429.Add(1)
+		}
+	}
 	switch o.Method {
 	case "sendMessage":
 		switch o.Status {
@@ -93,19 +153,35 @@ func (t *tracker) observe(o bottest.Observation) {
 		return
 	}
 	code := codeIn(o.Text)
-	if code == "" {
-		return
-	}
 	t.mu.Lock()
+	if t.keepSent {
+		t.sent = append(t.sent, sentMessage{Chat: o.ChatID, Code: code, Acted: o.Acted})
+	}
+	cmdAt, isReply := t.commands[o.ChatID]
+	if isReply {
+		delete(t.commands, o.ChatID)
+	}
 	at, ok := t.pending[code]
-	if ok {
+	if ok && code != "" {
 		delete(t.pending, code)
 	}
 	t.mu.Unlock()
-	if ok {
+	if isReply {
+		t.replies.add(o.Acted.Sub(cmdAt))
+		t.replied.Add(1)
+	}
+	if ok && code != "" {
 		t.e2e.add(o.Received.Sub(at))
+		t.appear.add(o.Acted.Sub(at))
 		t.matched.Add(1)
 	}
+}
+
+// sentMessages returns the accepted sendMessage calls kept (keepSent).
+func (t *tracker) sentMessages() []sentMessage {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]sentMessage(nil), t.sent...)
 }
 
 // codeIn returns the code a code message shows in its <code> element.

@@ -18,8 +18,9 @@ type roundTrip struct {
 // limits count the call at that moment); the answer arrives after the
 // other half. A client that gives up or dies in between leaves what the
 // fake did in place without hearing about it, as with the real Telegram.
-// Long polls (getUpdates) take the round trip too. It adds to SetLatency
-// and Hold, which still hold a call before it leaves. 0 is no delay.
+// Long polls (getUpdates) take the round trip too; updates POSTed to a
+// webhook do not. It adds to SetLatency and Hold, which still hold a call
+// before it leaves. 0 is no delay.
 func WithRoundTrip(mean, jitter time.Duration) Option {
 	return func(s *Server) { s.trip = roundTrip{mean: mean, jitter: jitter} }
 }
