@@ -118,6 +118,9 @@ type MessageStore interface {
 	Message(ctx context.Context, id string) (msg Message, ok bool, err error)
 	// MessagesForChat lists a chat's messages, every topic included.
 	MessagesForChat(ctx context.Context, chatID int64) ([]Message, error)
+	// LiveMessages lists the messages still in StateLive, in every chat:
+	// a starting deliverer resumes their countdowns from them.
+	LiveMessages(ctx context.Context) ([]Message, error)
 	// UpdateMessage changes a message and enqueues follow-up work in one
 	// transaction, provided the stored message still has the UpdatedAt of
 	// msg's previous version (prev); ErrConflict otherwise.

@@ -561,6 +561,30 @@ func (s *Store) MessagesForChat(ctx context.Context, chatID int64) ([]otpbot.Mes
 	return out, nil
 }
 
+// LiveMessages lists the messages in StateLive.
+func (s *Store) LiveMessages(ctx context.Context) ([]otpbot.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: live messages: %w", err)
+	}
+	var out []otpbot.Message
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bMessages).ForEach(func(_, v []byte) error {
+			var m otpbot.Message
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("decode message: %w", err)
+			}
+			if m.State == otpbot.StateLive {
+				out = append(out, m)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, wrap("live messages", err)
+	}
+	return out, nil
+}
+
 // UpdateMessage stores msg if the stored version is still prev, and
 // enqueues next with it.
 func (s *Store) UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error {

@@ -87,6 +87,22 @@ func (s *Store) MessagesForChat(ctx context.Context, chatID int64) ([]otpbot.Mes
 	return s.messagesIn(ctx, s.k.chatMessages(chatID))
 }
 
+// LiveMessages lists the messages in StateLive, from the index of every
+// message.
+func (s *Store) LiveMessages(ctx context.Context) ([]otpbot.Message, error) {
+	all, err := s.messagesIn(ctx, s.k.messages())
+	if err != nil {
+		return nil, err
+	}
+	live := all[:0]
+	for _, m := range all {
+		if m.State == otpbot.StateLive {
+			live = append(live, m)
+		}
+	}
+	return live, nil
+}
+
 // messagesIn reads the messages listed in the index zk. Index entries
 // whose message Redis already forgot are skipped.
 func (s *Store) messagesIn(ctx context.Context, zk string) ([]otpbot.Message, error) {

@@ -11,6 +11,7 @@ import (
 var messageTests = []subtest{
 	{"unknown message", testMessageUnknown},
 	{"messages for chat", testMessagesForChat},
+	{"live messages", testLiveMessages},
 	{"update message", testUpdateMessage},
 	{"update to a final state drops the code", testUpdateMessageFinal},
 	{"a message that becomes final drops the hash of its live text", testRenderedClearedWhenFinal},
@@ -56,6 +57,35 @@ func testMessagesForChat(t *testing.T, newStore NewStoreFunc) {
 		sort.Strings(tc.want)
 		equal(t, "messages of the chat", ids, tc.want)
 	}
+}
+
+// testLiveMessages: the live messages of every chat are listed, and a
+// message leaves the list once its state is final.
+func testLiveMessages(t *testing.T, newStore NewStoreFunc) {
+	e := newEnv(t, newStore)
+	e.link(cardC1, chatA)
+	e.link(cardC1, chatB)
+	e.ingest(codeEvent("e1", "C1", e.clock.Now()))
+	e.ingest(codeEvent("e2", "C1", e.clock.Advance(time.Second)))
+	done := e.message(otpbot.MessageKey("e1", chatB))
+	final := done
+	final.State, final.UpdatedAt = otpbot.StateExpired, e.clock.Advance(time.Second)
+	if err := e.s.UpdateMessage(e.ctx, done.UpdatedAt, final); err != nil {
+		t.Fatalf("UpdateMessage: %v", err)
+	}
+	ms, err := e.s.LiveMessages(e.ctx)
+	if err != nil {
+		t.Fatalf("LiveMessages: %v", err)
+	}
+	ids := []string{}
+	for _, m := range ms {
+		ids = append(ids, m.ID)
+		equal(t, "listed message", normMessage(m), normMessage(e.message(m.ID)))
+	}
+	sort.Strings(ids)
+	want := []string{otpbot.MessageKey("e1", chatA), otpbot.MessageKey("e2", chatA), otpbot.MessageKey("e2", chatB)}
+	sort.Strings(want)
+	equal(t, "live messages", ids, want)
 }
 
 func testUpdateMessage(t *testing.T, newStore NewStoreFunc) {
