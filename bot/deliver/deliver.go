@@ -99,6 +99,10 @@ type DelivererOptions struct {
 	FailureReportAfter int
 	// MetricsInterval is how often queue depth is sampled; default 5s.
 	MetricsInterval time.Duration
+	// RefreshClaims claims each countdown step for one process when
+	// several share the store (the Redis store's Once); nil when this
+	// process delivers alone.
+	RefreshClaims RefreshClaimer
 	// DrainTimeout is how long, once Run's context ends, the Telegram
 	// calls in flight may go on. Then they are cut off and their jobs
 	// handed back to the outbox (due at once, no attempt counted); Run
@@ -177,6 +181,16 @@ type Deliverer struct {
 	renderKey []byte
 
 	poke chan struct{}
+	// tickPoke wakes the countdown loop as poke wakes Run.
+	tickPoke chan struct{}
+	// countdown schedules the refreshes of live messages, in memory; it
+	// starts once firstClaim is closed (see Run), and yields while urgent
+	// (code and update jobs under way) is above zero.
+	countdown   *countdown
+	firstClaim  chan struct{}
+	claimedOnce sync.Once
+	urgent      atomic.Int32
+	claims      RefreshClaimer
 	// ownWrites counts the workers' store calls: a wake-up that follows
 	// one may be that call's own (see Run).
 	ownWrites atomic.Uint64
@@ -227,6 +241,10 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 		failRep:        opts.FailureReportAfter,
 		metEvery:       opts.MetricsInterval,
 		poke:           make(chan struct{}, 1),
+		tickPoke:       make(chan struct{}, 1),
+		countdown:      newCountdown(),
+		firstClaim:     make(chan struct{}),
+		claims:         opts.RefreshClaims,
 		live:           map[string]time.Time{},
 	}
 	d.client = watched{Sender: opts.Client, d: d}
@@ -282,9 +300,11 @@ func (d *Deliverer) Idle() bool { return d.busy.Load() == 0 }
 // Poke wakes the loop as if the store had signalled new work; tests that
 // move an injected clock call it, since timers run on real time.
 func (d *Deliverer) Poke() {
-	select {
-	case d.poke <- struct{}{}:
-	default:
+	for _, c := range []chan struct{}{d.poke, d.tickPoke} {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
 	}
 }
 

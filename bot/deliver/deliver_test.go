@@ -311,10 +311,14 @@ func TestDeliverSendsTheCodeWithButtons(t *testing.T) {
 	if stored.TelegramID != m.ID || stored.SentAt.IsZero() || stored.Rendered == "" || stored.State != otpbot.StateLive {
 		t.Fatalf("stored %+v", stored)
 	}
-	// The first countdown step is due one interval later.
+	// The first countdown step is due one interval later, in memory; the
+	// outbox holds only the edit at expiry.
+	if at := e.nextStep(stored.ID); !at.Equal(dlStart.Add(dlTicker)) {
+		t.Fatalf("next step %v, want %v", at, dlStart.Add(dlTicker))
+	}
 	at, ok, _ := e.store.NextDue(context.Background())
-	if !ok || !at.Equal(dlStart.Add(dlTicker)) {
-		t.Fatalf("next due %v %v, want %v", at, ok, dlStart.Add(dlTicker))
+	if !ok || !at.Equal(dlStart.Add(5*time.Minute)) {
+		t.Fatalf("next due in the outbox %v %v, want the expiry %v", at, ok, dlStart.Add(5*time.Minute))
 	}
 	if n := e.calls("sendMessage", dlChat); n != 1 {
 		t.Fatalf("%d sends", n)
@@ -519,9 +523,8 @@ func TestDeliverNotModifiedIsSuccess(t *testing.T) {
 	e.tg.WaitFor(t, func() bool { return len(e.tg.Calls("editMessageText")) == 1 })
 	e.settle()
 	// Not retried: the next step is the following refresh, not a retry now.
-	at, ok, _ := e.store.NextDue(context.Background())
-	if !ok || !at.Equal(dlStart.Add(2*dlTicker)) {
-		t.Fatalf("next due %v, want the next step %v", at, dlStart.Add(2*dlTicker))
+	if at := e.nextStep(otpbot.MessageKey("ev1", otpbot.Target{ChatID: dlChat})); !at.Equal(dlStart.Add(2 * dlTicker)) {
+		t.Fatalf("next step %v, want %v", at, dlStart.Add(2*dlTicker))
 	}
 	e.advance(dlTicker)
 	e.waitText(dlChat, id, "expires in 1:00")
@@ -567,8 +570,7 @@ func TestDeliverRestartResumesCountdownAndCoalesces(t *testing.T) {
 		t.Fatalf("%d edits after the restart, want 1", m.Edits)
 	}
 	// Steps stay aligned on the expiry.
-	at, _, _ := e.store.NextDue(context.Background())
-	if want := dlStart.Add(4 * dlTicker); !at.Equal(want) {
+	if at, want := e.nextStep(otpbot.MessageKey("ev1", otpbot.Target{ChatID: dlChat})), dlStart.Add(4*dlTicker); !at.Equal(want) {
 		t.Fatalf("next step %v, want %v", at, want)
 	}
 
@@ -646,7 +648,7 @@ func TestDeliverHideWinsOverARefreshInFlight(t *testing.T) {
 	if st := e.message(key); st.State != otpbot.StateHidden || st.Event.Code != "" {
 		t.Fatalf("stored %+v", st)
 	}
-	if _, pending, _ := e.store.NextDue(context.Background()); pending {
+	if e.d.countdown.knows(key) {
 		t.Fatal("countdown still scheduled for a hidden code")
 	}
 }
@@ -678,7 +680,8 @@ func TestDeliverMetrics(t *testing.T) {
 	e.push(e.codeEvent("ev1", "C1", 5*time.Minute))
 	e.waitMessages(dlChat, 1)
 	e.settle()
-	e.tg.WaitFor(t, func() bool { return testutil.ToFloat64(e.d.depth.WithLabelValues("refresh")) == 1 })
+	// The edit at expiry waits in the outbox (the refreshes in memory).
+	e.tg.WaitFor(t, func() bool { return testutil.ToFloat64(e.d.depth.WithLabelValues("update")) == 1 })
 	if g := testutil.ToFloat64(e.d.liveGauge); g != 1 {
 		t.Fatalf("live countdowns %v", g)
 	}
@@ -814,4 +817,13 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no counter %s", name)
 	return 0
+}
+
+// nextStep is when the running Deliverer will next refresh message id
+// (zero when it will not).
+func (e *dlEnv) nextStep(id string) time.Time {
+	e.t.Helper()
+	e.d.countdown.mu.Lock()
+	defer e.d.countdown.mu.Unlock()
+	return e.d.countdown.at[id]
 }

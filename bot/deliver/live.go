@@ -21,6 +21,7 @@ func (d *Deliverer) track(msg otpbot.Message) {
 }
 
 func (d *Deliverer) forget(id string) {
+	d.countdown.drop(id)
 	d.liveMu.Lock()
 	delete(d.live, id)
 	d.liveGauge.Set(float64(len(d.live)))

@@ -27,10 +27,11 @@ func (w *jobRun) message() {
 	if !ok {
 		return
 	}
-	next := d.nextTick(msg, now)
+	next := expiryTask(msg)
 	if msg.TelegramID != 0 && hash == msg.Rendered {
 		// The cardholder already sees exactly this: no call.
 		d.track(msg)
+		d.countdown.schedule(msg.ID, d.nextStep(msg, now), hash)
 		if msg.State != w.job.Message.State {
 			msg.UpdatedAt = now
 			w.finish(&msg, "skipped", next...)
@@ -121,9 +122,10 @@ func (w *jobRun) render(msg *otpbot.Message, now time.Time) (telegram.OutMessage
 }
 
 // admit takes the call's slot from the rate budget, or hands the job back
-// and returns false. A countdown refresh never waits for one: without
-// budget to spare it is skipped for the next tick (or, when the next tick
-// is the expiry edit, only delayed).
+// and returns false. A countdown refresh still in the outbox (the
+// countdown lives in memory now; one queued by an earlier version) never
+// waits for one: without budget to spare it leaves the countdown to the
+// in-memory schedule.
 func (w *jobRun) admit(msg otpbot.Message, next []otpbot.Task, now time.Time) bool {
 	d := w.d
 	t := w.job.Task
@@ -136,16 +138,12 @@ func (w *jobRun) admit(msg otpbot.Message, next []otpbot.Task, now time.Time) bo
 		}
 		return w.slot(prio)
 	}
-	pause := d.limiter.Take(w.sctx, t.Target, t.Priority)
-	if pause == 0 {
+	if d.limiter.Take(w.sctx, t.Target, t.Priority) == 0 {
 		return true
 	}
-	if len(next) == 1 && next[0].Kind == otpbot.TaskRefresh {
-		d.track(msg)
-		w.complete(nil, "skipped", next...)
-		return false
-	}
-	w.deferTo(now.Add(pause), "refresh deferred by rate limit")
+	d.track(msg)
+	d.countdown.schedule(msg.ID, d.nextStep(msg, now), "")
+	w.complete(nil, "skipped", next...)
 	return false
 }
 
@@ -195,6 +193,7 @@ func (w *jobRun) record(msg otpbot.Message, hash, result string, start time.Time
 	d.latency.WithLabelValues(string(t.Kind)).Observe(done.Sub(since).Seconds())
 	if msg.State == otpbot.StateLive {
 		d.track(msg)
+		d.countdown.schedule(msg.ID, d.nextStep(msg, done), hash)
 	} else {
 		d.forget(msg.ID)
 	}
@@ -206,34 +205,6 @@ func (w *jobRun) record(msg otpbot.Message, hash, result string, start time.Time
 	if inDoubt && result == "sent" {
 		w.removeOrphans(msg)
 	}
-}
-
-// nextTick is the countdown task after showing msg at now: a refresh at the
-// next step of the countdown (steps are aligned on the expiry, so the time
-// left reads 4:30, 4:00... whenever the refresh runs), or the expiry edit.
-// Nothing for a message in a final state or without expiry.
-func (d *Deliverer) nextTick(msg otpbot.Message, now time.Time) []otpbot.Task {
-	exp := msg.Event.ExpiresAt
-	if msg.State != otpbot.StateLive || exp.IsZero() {
-		return nil
-	}
-	base := otpbot.Task{MessageID: msg.ID, Target: msg.Target}
-	left := exp.Sub(now)
-	k := (left - 1) / d.interval // whole steps strictly before the expiry
-	at := exp.Add(-k * d.interval)
-	if at.Sub(now) < d.interval/2 && k > 0 {
-		// Too close to now to show anything new: the step after.
-		k--
-		at = exp.Add(-k * d.interval)
-	}
-	if k <= 0 {
-		base.Kind, base.Priority, base.Due = otpbot.TaskExpire, otpbot.PriorityUpdate, exp
-	} else {
-		base.Kind, base.Priority, base.Due = otpbot.TaskRefresh, otpbot.PriorityRefresh, at
-	}
-	base.ID = otpbot.TaskID(msg.ID, base.Kind)
-	base.Created = base.Due
-	return []otpbot.Task{base}
 }
 
 // renderHash identifies what the cardholder sees: text, keyboard and

@@ -73,6 +73,12 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		defer close(metricsDone)
 		d.sampleLoop(ctx)
 	}()
+	countdownDone := make(chan struct{})
+	defer func() { <-countdownDone }()
+	go func() {
+		defer close(countdownDone)
+		d.countdownLoop(ctx, s.callBase)
+	}()
 	probeDone := make(chan struct{})
 	defer func() { <-probeDone }()
 	go func() {
@@ -96,6 +102,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		if l.want && l.claim(ctx) {
 			continue
 		}
+		d.claimedOnce.Do(func() { close(d.firstClaim) })
 		l.sleep(ctx)
 	}
 }

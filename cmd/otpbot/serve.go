@@ -259,6 +259,10 @@ func startBot(ctx context.Context, cfg *Config, keys Keys, logger *slog.Logger, 
 	limiter := newBudget(cfg, store, logger)
 	dopts := delivererOptions(cfg)
 	dopts.Store, dopts.Client, dopts.Renderer, dopts.Limiter = store, client, tmpl, limiter
+	if store.client != nil {
+		// Processes sharing Redis claim each countdown step there.
+		dopts.RefreshClaims = store
+	}
 	dopts.Logger, dopts.Registerer, dopts.Ops, dopts.ExtraButtons = logger.With("component", "deliver"), reg, ops, buttons
 	deliverer, err := deliver.NewDeliverer(dopts)
 	if err != nil {
