@@ -383,7 +383,7 @@ func (d *Deliverer) work(ctx, callBase, storeBase context.Context, job otpbot.Jo
 			fresh, ok, err := d.store.Message(storeCtx, id)
 			switch {
 			case err != nil:
-				d.log.Warn("reload message failed", "message", id, "err", err)
+				d.log.Warn("reload message failed", "message", otpbot.Ref(id), "err", err)
 			case !ok:
 				job.Message = nil
 			default:
@@ -407,7 +407,7 @@ func (d *Deliverer) work(ctx, callBase, storeBase context.Context, job otpbot.Jo
 	case otpbot.TaskSend, otpbot.TaskUpdate, otpbot.TaskRefresh, otpbot.TaskExpire:
 		w.message()
 	default:
-		d.log.Error("outbox task of unknown kind dropped", "task", job.Task.ID, "kind", job.Task.Kind)
+		d.log.Error("outbox task of unknown kind dropped", "task", otpbot.Ref(job.Task.ID), "kind", job.Task.Kind)
 		w.complete(nil, "failed")
 	}
 }
@@ -460,11 +460,11 @@ func (w *jobRun) storeDo(op func(ctx context.Context) error) error {
 
 func (w *jobRun) logAttrs(extra ...any) []any {
 	t := w.job.Task
-	attrs := []any{"task", t.ID, "kind", t.Kind, "priority", int(t.Priority), "target", t.Target.String(), "attempts", t.Attempts}
+	attrs := []any{"task", otpbot.Ref(t.ID), "kind", t.Kind, "priority", int(t.Priority), "target", t.Target, "attempts", t.Attempts}
 	if m := w.job.Message; m != nil {
-		attrs = append(attrs, "message", m.ID, "event", m.Event.Name, "provider", string(m.Event.Provider))
+		attrs = append(attrs, "message", otpbot.Ref(m.ID), "event", m.Event.Name, "provider", string(m.Event.Provider))
 		if m.Event.CardLast4 != "" {
-			attrs = append(attrs, "card", "••••"+m.Event.CardLast4)
+			attrs = append(attrs, "card", otpbot.CardNumber(m.Event.CardLast4))
 		}
 	}
 	return append(attrs, extra...)
@@ -812,11 +812,11 @@ func (w *jobRun) migrated(err error, msg *otpbot.Message) {
 	errors.As(err, &ae)
 	to := otpbot.Target{ChatID: ae.MigrateTo, ThreadID: t.Target.ThreadID}
 	if merr := w.moveLinks(t.Target.ChatID, ae.MigrateTo); merr != nil {
-		d.log.Error("moving the links of an upgraded group failed", w.logAttrs("to", to.String(), "err", merr)...)
+		d.log.Error("moving the links of an upgraded group failed", w.logAttrs("to", to, "err", merr)...)
 		w.retry(d.now().Add(w.backoff()), "move links: "+merr.Error())
 		return
 	}
-	d.log.Warn("group upgraded to a supergroup: links moved", w.logAttrs("to", to.String())...)
+	d.log.Warn("group upgraded to a supergroup: links moved", w.logAttrs("to", to)...)
 	next := t
 	next.Target, next.Due = to, d.now()
 	switch {
