@@ -304,9 +304,9 @@ func (c *Commands) askConfirmation(ctx context.Context, q *callbackRequest, m ot
 // confirmation of its user and direction (another user's button, a forged
 // or stale one): it changes nothing.
 func (a *Approvals) refused(m otpbot.Message, q *callbackRequest, f confirmation, step string) {
-	a.log.Info("approval tap without its confirmation refused", "auth_id", m.Event.AuthID,
-		"card", otpbot.MaskID(m.Event.CardID), "answer", answerWord(f.approve), "step", step,
-		"by", q.user, "target", m.Target.String())
+	a.log.Info("approval tap without its confirmation refused", "auth_id", otpbot.Ref(m.Event.AuthID),
+		"card", otpbot.CardID(m.Event.CardID), "answer", answerWord(f.approve), "step", step,
+		"by", q.user, "target", m.Target)
 }
 
 // messageUnder finds the message under the tapped button: by the chat the

@@ -33,7 +33,7 @@ func (c *Commands) decide(ctx context.Context, q *callbackRequest, m otpbot.Mess
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := a.store.ReleaseLease(rctx, lease, owner); err != nil {
-			a.log.Warn("decision lease not released", "auth_id", m.Event.AuthID, "err", err)
+			a.log.Warn("decision lease not released", "auth_id", otpbot.Ref(m.Event.AuthID), "err", err)
 		}
 	}
 	// The lease is ours: whoever held it before has finished, and may
@@ -88,7 +88,7 @@ func (c *Commands) sendAnswer(ctx context.Context, q *callbackRequest, fresh otp
 		result = a.decline
 	}
 	ev := fresh.Event
-	card := otpbot.MaskID(ev.CardID)
+	card, authID := otpbot.CardID(ev.CardID), otpbot.Ref(ev.AuthID)
 	// The call runs to its own bound even if the update's handling is cut
 	// short: once sent, its outcome must be recorded.
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
@@ -102,10 +102,10 @@ func (c *Commands) sendAnswer(ctx context.Context, q *callbackRequest, fresh otp
 			problem, answer, outcome = templates.ProblemRefused, answerAPIRefused, "refused"
 		}
 		a.decisions.WithLabelValues(word, outcome).Inc()
-		a.log.Warn("approval answer not accepted by hypercard", "auth_id", ev.AuthID, "card", card,
-			"answer", word, "auth_result", result, "by", q.user, "target", fresh.Target.String(), "err", err)
+		a.log.Warn("approval answer not accepted by hypercard", "auth_id", authID, "card", card,
+			"answer", word, "auth_result", result, "by", q.user, "target", fresh.Target, "err", err)
 		if serr := c.showStep(ctx, q, fresh, templates.ApprovalStep{Problem: problem}, approvalKeyboard()); serr != nil {
-			a.log.Warn("approval problem not shown", "auth_id", ev.AuthID, "err", serr)
+			a.log.Warn("approval problem not shown", "auth_id", authID, "err", serr)
 		}
 		return answer, true, false
 	}
@@ -116,17 +116,17 @@ func (c *Commands) sendAnswer(ctx context.Context, q *callbackRequest, fresh otp
 	mctx, mcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer mcancel()
 	if err := a.recordDecision(mctx, ev, q, f, result); err != nil {
-		a.log.Error("approval answered but not in history", "auth_id", ev.AuthID, "card", card,
+		a.log.Error("approval answered but not in history", "auth_id", authID, "card", card,
 			"answer", word, "by", q.user, "err", err)
 	}
 	shown, err := a.markDecided(mctx, fresh, templates.DecisionText(f.approve, userLabel(q), a.now()))
 	if err != nil {
-		a.log.Error("approval answered but not recorded", "auth_id", ev.AuthID, "card", card,
+		a.log.Error("approval answered but not recorded", "auth_id", authID, "card", card,
 			"answer", word, "by", q.user, "err", err)
 		return answerNotDisplayed, true, true
 	}
-	a.log.Info("approval answered", "auth_id", ev.AuthID, "card", card, "answer", word,
-		"auth_result", result, "by", q.user, "target", fresh.Target.String(), "chats", shown)
+	a.log.Info("approval answered", "auth_id", authID, "card", card, "answer", word,
+		"auth_result", result, "by", q.user, "target", fresh.Target, "chats", shown)
 	if f.approve {
 		return answerApproved, false, false
 	}
@@ -185,7 +185,7 @@ func (a *Approvals) repair(ctx context.Context, m otpbot.Message) {
 		return true
 	})
 	if err != nil {
-		a.log.Warn("approval message not re-rendered", "message", m.ID, "err", err)
+		a.log.Warn("approval message not re-rendered", "message", otpbot.Ref(m.ID), "err", err)
 	}
 }
 

@@ -143,7 +143,7 @@ func (c *Commands) hide(ctx context.Context, q *callbackRequest) (string, bool, 
 		}
 		err = c.store.UpdateMessage(ctx, prev, m, task)
 		if err == nil {
-			c.log.Info("code hidden", "target", m.Target.String(), "message", m.TelegramID, "by", q.user)
+			c.log.Info("code hidden", "target", m.Target, "message", m.TelegramID, "by", q.user)
 			return answerHidden, false, nil
 		}
 		if !errors.Is(err, otpbot.ErrConflict) || attempt >= 4 {

@@ -399,7 +399,7 @@ func (c *Commands) link(ctx context.Context, r *request) error {
 	if err := c.store.Link(ctx, l); err != nil {
 		return fmt.Errorf("link: %w", err)
 	}
-	c.log.Info("linked", "key_type", key.Type, "key", otpbot.MaskID(key.ID), "target", r.target.String(), "by", r.user)
+	c.log.Info("linked", "key_type", key.Type, "key", otpbot.MaskedID(key.ID), "target", r.target, "by", r.user)
 	return c.ok(ctx, r, "link_ok", templates.LinkView{Key: key, Target: r.target})
 }
 
@@ -428,7 +428,7 @@ func (c *Commands) unlink(ctx context.Context, r *request) error {
 	if !removed {
 		return c.ok(ctx, r, "unlink_missing", view)
 	}
-	c.log.Info("unlinked", "key_type", key.Type, "key", otpbot.MaskID(key.ID), "target", r.target.String(), "by", r.user)
+	c.log.Info("unlinked", "key_type", key.Type, "key", otpbot.MaskedID(key.ID), "target", r.target, "by", r.user)
 	return c.ok(ctx, r, "unlink_ok", view)
 }
 
@@ -494,7 +494,7 @@ func (c *Commands) replies(ctx context.Context, r *request) error {
 		n++
 	}
 	if n > 0 {
-		c.log.Info("replies switched", "on", on, "target", r.target.String(), "links", n, "by", r.user)
+		c.log.Info("replies switched", "on", on, "target", r.target, "links", n, "by", r.user)
 	}
 	return c.ok(ctx, r, "replies", templates.RepliesView{On: on, Target: r.target, Links: n})
 }
@@ -519,7 +519,7 @@ func (c *Commands) invite(ctx context.Context, r *request) error {
 	if err := c.store.CreateInvite(ctx, inv); err != nil {
 		return fmt.Errorf("invite: %w", err)
 	}
-	c.log.Info("invite created", "key_type", key.Type, "key", otpbot.MaskID(key.ID), "by", r.user, "expires", inv.ExpiresAt)
+	c.log.Info("invite created", "key_type", key.Type, "key", otpbot.MaskedID(key.ID), "by", r.user, "expires", inv.ExpiresAt)
 	return c.ok(ctx, r, "invite", templates.InviteView{
 		Key: key, URL: "https://t.me/" + username + "?start=" + token, ExpiresAt: inv.ExpiresAt,
 	})
@@ -559,7 +559,7 @@ func (c *Commands) redeem(ctx context.Context, r *request, token string) error {
 	if err != nil {
 		return fmt.Errorf("redeem invite: %w", err)
 	}
-	c.log.Info("invite redeemed", "key_type", inv.Key.Type, "key", otpbot.MaskID(inv.Key.ID), "target", r.target.String(), "by", r.user)
+	c.log.Info("invite redeemed", "key_type", inv.Key.Type, "key", otpbot.MaskedID(inv.Key.ID), "target", r.target, "by", r.user)
 	return c.ok(ctx, r, "invite_redeemed", templates.LinkView{Key: inv.Key, Target: r.target})
 }
 

@@ -83,7 +83,7 @@ func looksLikePAN(s string) bool {
 // Neither the reply nor the log repeats the argument. confirm is the form
 // of the command that insists on it ("" when there is none).
 func (c *Commands) cardNumber(ctx context.Context, r *request, confirm string) error {
-	c.log.Info("argument refused: it looks like a card number", "command", r.name, "target", r.target.String(), "by", r.user)
+	c.log.Info("argument refused: it looks like a card number", "command", r.name, "target", r.target, "by", r.user)
 	c.count(r.name, "refused")
 	return c.reply(ctx, r, "card_number", templates.CardNumberView{Confirm: confirm})
 }

@@ -163,7 +163,7 @@ func (t *Threads) Thread(ctx context.Context, ev otpbot.Event) {
 		m, ok := codeMessage(chat, target, ev)
 		if !ok {
 			t.replies.WithLabelValues("no_message").Inc()
-			t.log.Debug("no code message to reply to", "event", ev.Name, "id", ev.ID, "target", target.String())
+			t.log.Debug("no code message to reply to", "event", ev.Name, "id", otpbot.Ref(ev.ID), "target", target)
 			continue
 		}
 		tasks = append(tasks, otpbot.Task{
@@ -180,9 +180,9 @@ func (t *Threads) Thread(ctx context.Context, ev otpbot.Event) {
 	}
 	t.replies.WithLabelValues("queued").Add(float64(len(tasks)))
 	for _, task := range tasks {
-		attrs := []any{"event", ev.Name, "id", ev.ID, "target", task.Target.String(), "reply_to", task.ReplyTo}
+		attrs := []any{"event", ev.Name, "id", otpbot.Ref(ev.ID), "target", task.Target, "reply_to", task.ReplyTo}
 		if ev.CardLast4 != "" {
-			attrs = append(attrs, "card", "••••"+ev.CardLast4)
+			attrs = append(attrs, "card", otpbot.CardNumber(ev.CardLast4))
 		}
 		t.log.Info("reply to a code message queued", attrs...)
 	}
@@ -231,5 +231,5 @@ func codeMessage(msgs []otpbot.Message, target otpbot.Target, ev otpbot.Event) (
 // is safe in history.
 func (t *Threads) fail(ev otpbot.Event, err error) {
 	t.replies.WithLabelValues("error").Inc()
-	t.log.Warn("reply to a code message not queued; the event is in history", "event", ev.Name, "id", ev.ID, "err", err)
+	t.log.Warn("reply to a code message not queued; the event is in history", "event", ev.Name, "id", otpbot.Ref(ev.ID), "err", err)
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // Redacted replaces a value the redaction handler hid.
-const Redacted = "[REDACTED]"
+const Redacted = otpbot.Redacted
 
 // minSecretLen is the shortest configured secret that is scrubbed from text:
 // replacing every "a" or "12" in every line would make logs unreadable and
@@ -36,17 +36,23 @@ var secretFragments = []string{"token", "secret", "password", "signature"}
 
 // Redactor is a slog.Handler that scrubs every record before handing it to
 // the handler it wraps:
-//   - attributes whose key suggests a secret (code, token, secret, password,
-//     signature, sign, key...) have their value replaced by [REDACTED],
-//     except otpbot's routing keys (key_type=card key=…RD-A, card ids
-//     masked by otpbot.MaskID), which ops must be able to read;
+//   - values of the root package's log types (otpbot.CardNumber, CardID,
+//     Secret, MaskedID, Key, KeyType, Target, Ref) mask themselves where
+//     they are logged and pass as they render: card numbers as "•••• 1234",
+//     secrets as [REDACTED], routing keys with their card id shortened,
+//     chat ids and task ids whole;
+//   - any other value whose attribute key suggests a secret (code, token,
+//     secret, password, signature, sign, key...) is replaced by
+//     [REDACTED];
 //   - every configured secret string is replaced by [REDACTED] in the
-//     message and in every string value;
-//   - every run of 12 to 19 digits (a card number, spaces or dashes between
-//     groups allowed) in the message and string values becomes ••••last4.
+//     message and in every other string value;
+//   - the last net, for free text (the message, errors, plain strings):
+//     every run of 12 to 19 digits (a card number, spaces or dashes between
+//     groups allowed; see MaskCardNumbers) becomes "•••• " and its last four.
 //
-// Values of other kinds (errors, structs, maps) are rendered and scrubbed
-// the same way, so a struct logged by mistake loses its secret fields.
+// Numbers, durations and times pass untouched. Values of other kinds
+// (errors, structs, maps) are rendered and scrubbed as text, so a struct
+// logged by mistake loses its secret fields.
 type Redactor struct {
 	inner   slog.Handler
 	secrets []string
@@ -143,11 +149,11 @@ func keyWords(key string) []string {
 
 // attr scrubs one attribute, recursing into groups.
 func (h *Redactor) attr(a slog.Attr) slog.Attr {
+	if v, ok := selfMasked(a.Value); ok {
+		return slog.Attr{Key: a.Key, Value: v}
+	}
 	v := a.Value.Resolve()
 	if SecretKey(a.Key) && v.Kind() != slog.KindGroup {
-		if shown, ok := routingKey(a.Key, v); ok {
-			return slog.String(a.Key, h.Scrub(shown))
-		}
 		if isEmpty(v) {
 			return slog.Attr{Key: a.Key, Value: v}
 		}
@@ -172,90 +178,28 @@ func (h *Redactor) attr(a slog.Attr) slog.Attr {
 	}
 }
 
-// routingKey returns how to show an attribute that looks secret only
-// because of the word "key" ("key", "key_type", "owner_key") but holds
-// otpbot's routing key, which ops need to read and which is not a secret:
-// an otpbot.Key or its type, "card:ID" / "customer:NO" (or with a space,
-// as ops reports write them), or, under the attribute "key" itself, a
-// card id as the bot logs it. A card id is shown masked by otpbot.MaskID
-// (some platforms use the card number as id), a customer number as it
-// is. ok is false for anything else, which stays redacted.
-func routingKey(name string, v slog.Value) (shown string, ok bool) {
-	if !routingName(name) {
-		return "", false
-	}
-	var s string
+// selfMasked returns the value of one of the root package's log types as
+// it renders itself, and ok; those types decide what a log may show of
+// them, whatever the attribute is called.
+func selfMasked(v slog.Value) (slog.Value, bool) {
+	var x any
 	switch v.Kind() {
-	case slog.KindString:
-		s = v.String()
+	case slog.KindLogValuer:
+		x = v.LogValuer()
 	case slog.KindAny:
-		switch x := v.Any().(type) {
-		case otpbot.Key:
-			return keyText(x.Type, ":", x.ID), x.ID != ""
-		case *otpbot.Key:
-			if x == nil || x.ID == "" {
-				return "", false
-			}
-			return keyText(x.Type, ":", x.ID), true
-		case otpbot.KeyType:
-			s = string(x)
-		default:
-			return "", false
-		}
+		x = v.Any()
 	default:
-		return "", false
+		return v, false
 	}
-	if s == string(otpbot.KeyCard) || s == string(otpbot.KeyCustomer) {
-		return s, true
+	switch t := x.(type) {
+	case otpbot.CardNumber, otpbot.CardID, otpbot.Secret, otpbot.MaskedID,
+		otpbot.Key, otpbot.Target, otpbot.Ref:
+		return v.Resolve(), true
+	case otpbot.KeyType:
+		// "card" or "customer": nothing to hide.
+		return slog.StringValue(string(t)), true
 	}
-	if i := strings.IndexAny(s, ": "); i > 0 && i < len(s)-1 {
-		t := otpbot.KeyType(s[:i])
-		if t == otpbot.KeyCard || t == otpbot.KeyCustomer {
-			return keyText(t, s[i:i+1], s[i+1:]), true
-		}
-	}
-	// The bot logs a key's type and its id apart ("key_type", "key"),
-	// the id already shortened by otpbot.MaskID; masking again keeps at
-	// most its last four characters, whatever it holds.
-	if strings.EqualFold(name, "key") && s != "" {
-		return otpbot.MaskID(s), true
-	}
-	return "", false
-}
-
-// cryptoWords make a "key" in an attribute name a cryptographic key
-// ("api_key", "signing_key"), never a routing key.
-var cryptoWords = map[string]bool{
-	"api": true, "private": true, "priv": true, "public": true, "pub": true,
-	"signing": true, "access": true, "session": true, "auth": true,
-	"encryption": true, "enc": true, "hmac": true, "master": true, "ssh": true,
-}
-
-// routingName reports whether an attribute name may hold a routing key:
-// "key" is the only word that makes it look secret, and nothing says it
-// is a cryptographic key ("key", "key_type", "owner_key"; not "api_key",
-// "signing_key" or "secret_key").
-func routingName(name string) bool {
-	lower := strings.ToLower(name)
-	for _, f := range secretFragments {
-		if strings.Contains(lower, f) {
-			return false
-		}
-	}
-	for _, w := range keyWords(name) {
-		if cryptoWords[w] || (secretWords[w] && w != "key" && w != lower) {
-			return false
-		}
-	}
-	return true
-}
-
-// keyText writes a routing key with its card id masked.
-func keyText(t otpbot.KeyType, sep, id string) string {
-	if t == otpbot.KeyCard {
-		id = otpbot.MaskID(id)
-	}
-	return string(t) + sep + id
+	return v, false
 }
 
 // isEmpty reports whether a value is empty, so "token=" can still show
@@ -346,7 +290,7 @@ func (h *Redactor) jsonValue(x any) slog.Value {
 }
 
 // Scrub replaces configured secrets in s with [REDACTED] and card numbers
-// with ••••last4.
+// with "•••• " and their last four digits (MaskCardNumbers).
 func (h *Redactor) Scrub(s string) string {
 	for _, sec := range h.secrets {
 		if strings.Contains(s, sec) {
@@ -355,102 +299,3 @@ func (h *Redactor) Scrub(s string) string {
 	}
 	return MaskCardNumbers(s)
 }
-
-// MaskCardNumbers replaces every run of 12 to 19 digits in s (single spaces
-// or dashes between digit groups allowed, as card numbers are written) with
-// "••••" and its last four digits. Longer or shorter runs are left alone:
-// they are ids, amounts or timestamps, not card numbers.
-func MaskCardNumbers(s string) string {
-	if !hasLongDigitRun(s) {
-		return s
-	}
-	var b strings.Builder
-	i := 0
-	for i < len(s) {
-		if !isDigit(s[i]) || (i > 0 && isDigit(s[i-1])) {
-			b.WriteByte(s[i])
-			i++
-			continue
-		}
-		end := cardRunEnd(s, i)
-		if end < 0 {
-			// Not a card number: copy this group of digits as it is.
-			k := i
-			for k < len(s) && isDigit(s[k]) {
-				k++
-			}
-			b.WriteString(s[i:k])
-			i = k
-			continue
-		}
-		b.WriteString("••••")
-		b.WriteString(lastDigits(s[i:end], 4))
-		i = end
-	}
-	return b.String()
-}
-
-// cardRunEnd returns where the card number starting at i ends, or -1 when
-// none starts there. A contiguous group of 12-19 digits is one; a shorter
-// group is joined with the groups after it (one space or dash apart) and the
-// longest join of 12-19 digits wins, so "4111 1111 1111 1111 2024" masks
-// the card and keeps the year.
-func cardRunEnd(s string, i int) int {
-	k := i
-	for k < len(s) && isDigit(s[k]) {
-		k++
-	}
-	n := k - i
-	if n >= 12 && n <= 19 {
-		return k
-	}
-	if n > 19 {
-		return -1
-	}
-	best, digits := -1, n
-	for k+1 < len(s) && (s[k] == ' ' || s[k] == '-') && isDigit(s[k+1]) {
-		j := k + 1
-		for j < len(s) && isDigit(s[j]) {
-			j++
-		}
-		digits += j - (k + 1)
-		if digits > 19 {
-			break
-		}
-		if digits >= 12 {
-			best = j
-		}
-		k = j
-	}
-	return best
-}
-
-func hasLongDigitRun(s string) bool {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if isDigit(s[i]) {
-			n++
-			if n >= 12 {
-				return true
-			}
-		} else if s[i] != ' ' && s[i] != '-' {
-			n = 0
-		}
-	}
-	return false
-}
-
-func lastDigits(s string, n int) string {
-	out := make([]byte, 0, n)
-	for i := len(s) - 1; i >= 0 && len(out) < n; i-- {
-		if isDigit(s[i]) {
-			out = append(out, s[i])
-		}
-	}
-	for l, r := 0, len(out)-1; l < r; l, r = l+1, r-1 {
-		out[l], out[r] = out[r], out[l]
-	}
-	return string(out)
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }

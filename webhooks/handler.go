@@ -410,9 +410,9 @@ func (h *Handler) logPush(ctx context.Context, p *provider, ps *push, code int, 
 	attrs := make([]slog.Attr, 0, 10)
 	attrs = append(attrs, slog.String("provider", string(p.name)))
 	if ps.parsed {
-		attrs = append(attrs, slog.String("event", ps.ev.Name), slog.String("id", ps.ev.ID))
+		attrs = append(attrs, slog.String("event", ps.ev.Name), slog.Any("id", otpbot.Ref(ps.ev.ID)))
 		if ps.ev.CardLast4 != "" {
-			attrs = append(attrs, slog.String("card", "••••"+ps.ev.CardLast4))
+			attrs = append(attrs, slog.Any("card", otpbot.CardNumber(ps.ev.CardLast4)))
 		}
 		if ps.ev.Kind == otpbot.KindRejected {
 			attrs = append(attrs, slog.String("reason", ps.ev.Reason))

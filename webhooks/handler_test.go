@@ -254,7 +254,7 @@ func TestLogLineKeepsSecretsOut(t *testing.T) {
 			t.Errorf("log shows %q:\n%s", secret, logs)
 		}
 	}
-	for _, want := range []string{"event=3DS_OTP", "id=upay:PN7", "card=••••1234", "outcome=queued", "outcome=unauthorized", "duration="} {
+	for _, want := range []string{"event=3DS_OTP", "id=upay:PN7", `card="•••• 1234"`, "outcome=queued", "outcome=unauthorized", "duration="} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}

@@ -109,30 +109,31 @@ func (s Scalar) Time() (time.Time, bool) {
 }
 
 // CardNumber is a card number (PAN) as a push carries it. It parses like
-// Scalar, but prints masked ("•••• 1234") through fmt and slog, so that a
-// push struct that ends up in a log line never shows the full number; only
-// its last four digits (otpbot.MaskCard) ever leave the parser.
+// Scalar, but prints masked as otpbot.CardNumber does ("•••• 1234") through
+// fmt and slog, so that a push struct that ends up in a log line never
+// shows the full number; only its last four digits (otpbot.MaskCard) ever
+// leave the parser.
 type CardNumber Scalar
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (c *CardNumber) UnmarshalJSON(b []byte) error { return (*Scalar)(c).UnmarshalJSON(b) }
 
 // String returns the masked number.
-func (c CardNumber) String() string { return "•••• " + otpbot.MaskCard(string(c)) }
+func (c CardNumber) String() string { return otpbot.CardNumber(c).String() }
 
 // LogValue implements slog.LogValuer with the masked number.
 func (c CardNumber) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // Secret is a one-time code or link as a push carries it. It parses like
-// Scalar and prints as "[secret]" through fmt and slog: codes are never
-// written to logs.
+// Scalar and prints as otpbot.Secret does ([REDACTED], or "" when absent)
+// through fmt and slog: codes are never written to logs.
 type Secret Scalar
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (s *Secret) UnmarshalJSON(b []byte) error { return (*Scalar)(s).UnmarshalJSON(b) }
 
 // String hides the value.
-func (s Secret) String() string { return "[secret]" }
+func (s Secret) String() string { return otpbot.Secret(s).String() }
 
 // LogValue implements slog.LogValuer, hiding the value.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }

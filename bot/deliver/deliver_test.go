@@ -668,7 +668,7 @@ func TestDeliverLogsNeverHoldTheCode(t *testing.T) {
 	if strings.Contains(logs, dlCode) || strings.Contains(logs, "DELIVER") {
 		t.Fatalf("logs hold a secret:\n%s", logs)
 	}
-	if !strings.Contains(logs, "msg=delivered") || !strings.Contains(logs, "card=••••1234") {
+	if !strings.Contains(logs, "msg=delivered") || !strings.Contains(logs, `card="•••• 1234"`) {
 		t.Fatalf("no delivery line with the masked card:\n%s", logs)
 	}
 }

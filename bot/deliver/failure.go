@@ -100,11 +100,11 @@ func (w *jobRun) migrated(err error, msg *otpbot.Message) {
 	errors.As(err, &ae)
 	to := otpbot.Target{ChatID: ae.MigrateTo, ThreadID: t.Target.ThreadID}
 	if merr := w.moveLinks(t.Target.ChatID, ae.MigrateTo); merr != nil {
-		d.log.Error("moving the links of an upgraded group failed", w.logAttrs("to", to.String(), "err", merr)...)
+		d.log.Error("moving the links of an upgraded group failed", w.logAttrs("to", to, "err", merr)...)
 		w.retry(d.now().Add(w.backoff()), "move links: "+merr.Error())
 		return
 	}
-	d.log.Warn("group upgraded to a supergroup: links moved", w.logAttrs("to", to.String())...)
+	d.log.Warn("group upgraded to a supergroup: links moved", w.logAttrs("to", to)...)
 	next := t
 	next.Target, next.Due = to, d.now()
 	switch {

@@ -395,13 +395,13 @@ func (b *opsBucket) logAttrs() []any {
 		attrs = append(attrs, "provider", string(b.ev.Provider), "event", b.ev.Name)
 	}
 	if k, ok := b.ev.RouteKey(); ok {
-		attrs = append(attrs, "key", keyText(k))
+		attrs = append(attrs, "key", k)
 	}
 	if b.ev.CardLast4 != "" {
-		attrs = append(attrs, "card", "••••"+b.ev.CardLast4)
+		attrs = append(attrs, "card", otpbot.CardNumber(b.ev.CardLast4))
 	}
 	if b.target.ChatID != 0 {
-		attrs = append(attrs, "target", b.target.String())
+		attrs = append(attrs, "target", b.target)
 	}
 	if b.reason != "" {
 		attrs = append(attrs, "reason", b.reason)

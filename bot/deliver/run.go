@@ -375,7 +375,7 @@ func (s *scheduler) urgentMaybeDue(ctx context.Context) bool {
 func (s *scheduler) add(jobs []otpbot.Job) {
 	for _, job := range jobs {
 		if job.Task.Priority.Low() && len(s.ready) >= s.d.workers && s.canDrop(job) {
-			s.d.log.Debug("countdown work left to a later claim: every worker is taken", "task", job.Task.ID)
+			s.d.log.Debug("countdown work left to a later claim: every worker is taken", "task", otpbot.Ref(job.Task.ID))
 			s.d.deliveries.WithLabelValues(string(job.Task.Kind), "postponed").Inc()
 			s.d.busy.Add(-1)
 			continue

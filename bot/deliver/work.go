@@ -30,7 +30,7 @@ func (d *Deliverer) work(ctx, callBase, storeBase context.Context, job otpbot.Jo
 			fresh, ok, err := d.store.Message(storeCtx, id)
 			switch {
 			case err != nil:
-				d.log.Warn("reload message failed", "message", id, "err", err)
+				d.log.Warn("reload message failed", "message", otpbot.Ref(id), "err", err)
 			case !ok:
 				job.Message = nil
 			default:
@@ -58,7 +58,7 @@ func (d *Deliverer) work(ctx, callBase, storeBase context.Context, job otpbot.Jo
 	case otpbot.TaskSend, otpbot.TaskUpdate, otpbot.TaskRefresh, otpbot.TaskExpire:
 		w.message()
 	default:
-		d.log.Error("outbox task of unknown kind dropped", "task", job.Task.ID, "kind", job.Task.Kind)
+		d.log.Error("outbox task of unknown kind dropped", "task", otpbot.Ref(job.Task.ID), "kind", job.Task.Kind)
 		w.complete(nil, "failed")
 	}
 }
@@ -111,11 +111,11 @@ func (w *jobRun) storeDo(op func(ctx context.Context) error) error {
 
 func (w *jobRun) logAttrs(extra ...any) []any {
 	t := w.job.Task
-	attrs := []any{"task", t.ID, "kind", t.Kind, "priority", int(t.Priority), "target", t.Target.String(), "attempts", t.Attempts}
+	attrs := []any{"task", otpbot.Ref(t.ID), "kind", t.Kind, "priority", int(t.Priority), "target", t.Target, "attempts", t.Attempts}
 	if m := w.job.Message; m != nil {
-		attrs = append(attrs, "message", m.ID, "event", m.Event.Name, "provider", string(m.Event.Provider))
+		attrs = append(attrs, "message", otpbot.Ref(m.ID), "event", m.Event.Name, "provider", string(m.Event.Provider))
 		if m.Event.CardLast4 != "" {
-			attrs = append(attrs, "card", "••••"+m.Event.CardLast4)
+			attrs = append(attrs, "card", otpbot.CardNumber(m.Event.CardLast4))
 		}
 	}
 	return append(attrs, extra...)

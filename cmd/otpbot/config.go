@@ -230,7 +230,7 @@ func Defaults() Config {
 // fails when a key has no entry here, so a new key cannot go undocumented.
 var keyDocs = map[string]string{
 	"log.level":  "Log level: `debug`, `info`, `warn` or `error`.",
-	"log.format": "Log format: `text` (logfmt) or `json`. Codes, tokens, secrets and card numbers are redacted in both.",
+	"log.format": "Log format: `text` (logfmt) or `json`. Codes, tokens, secrets and card numbers are redacted in both; JSON writes durations as whole milliseconds (`duration_ms`).",
 
 	"telegram.token":          "Bot token from @BotFather. Required (here, in `OTPBOT_TELEGRAM_TOKEN` or through `telegram.token_file`).",
 	"telegram.token_file":     "File holding the bot token (surrounding whitespace trimmed); set it or `telegram.token`, not both.",

@@ -7,20 +7,22 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // httpServers are serve's HTTP servers: routes on http.listen and, when
 // http.admin_listen is set, adminRoutes there.
 type httpServers struct {
 	servers []*http.Server
-	// errs receives what a server's Serve returned.
-	errs chan error
 }
 
-// startHTTP listens on every configured address, then serves: a port in
-// use fails the start before anything answers. The admin listener starts
-// first, so that once the "listening" line is logged both answer.
-func startHTTP(ctx context.Context, cfg *Config, deps routeDeps, logger *slog.Logger) (*httpServers, error) {
+// startHTTP listens on every configured address, then serves in group: a
+// port in use fails the start before anything answers, a server that
+// stops serving before Shutdown fails the group. The admin listener starts
+// first, so that once the "listening" line is logged both answer. Requests
+// run under ctx.
+func startHTTP(ctx context.Context, cfg *Config, deps routeDeps, logger *slog.Logger, group *errgroup.Group) (*httpServers, error) {
 	type listener struct {
 		addr    string
 		admin   bool
@@ -44,7 +46,7 @@ func startHTTP(ctx context.Context, cfg *Config, deps routeDeps, logger *slog.Lo
 		}
 		lns = append(lns, ln)
 	}
-	hs := &httpServers{errs: make(chan error, len(specs))}
+	hs := &httpServers{}
 	for i, s := range specs {
 		srv := &http.Server{
 			Handler:           s.handler,
@@ -54,10 +56,16 @@ func startHTTP(ctx context.Context, cfg *Config, deps routeDeps, logger *slog.Lo
 			IdleTimeout:       cfg.HTTP.IdleTimeout,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-			BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+			BaseContext:       func(net.Listener) context.Context { return ctx },
 		}
 		hs.servers = append(hs.servers, srv)
-		go func(ln net.Listener) { hs.errs <- srv.Serve(ln) }(lns[i])
+		ln := lns[i]
+		group.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve: http: %w", err)
+			}
+			return nil
+		})
 		if s.admin {
 			logger.Info("admin listening", "addr", lns[i].Addr().String())
 		} else {

@@ -53,8 +53,10 @@ func plant(v any, n int, card string, planted *[]string) {
 
 // TestLogsNeverShowSecrets pushes every event of both providers' test data
 // (every event type, valid and malformed) with planted codes and card
-// numbers, lets them be delivered, and scans the debug-level logs for any
-// code, card number, token or secret.
+// numbers, lets them be delivered to a supergroup, and scans the
+// debug-level JSON logs for any code, card number, token or secret. What
+// an operator greps for stays whole (the group's chat id, task ids), and
+// durations are in milliseconds.
 func TestLogsNeverShowSecrets(t *testing.T) {
 	fake := bottest.New(t)
 	dir := t.TempDir()
@@ -62,10 +64,11 @@ func TestLogsNeverShowSecrets(t *testing.T) {
 	in := startServe(t, cfg, map[string]string{
 		"OTPBOT_PROVIDERS_UPAY_SECRET_KEY": "upay-hmac-secret-value",
 		"OTPBOT_LOG_FORMAT":                "json",
-		// One chat receives every code: let it take them quickly.
+		// One group receives every code: let it take them quickly.
 		"OTPBOT_TELEGRAM_RATE_PER_CHAT_PER_SECOND": "100",
+		"OTPBOT_TELEGRAM_RATE_GROUP_PER_MINUTE":    "6000",
 	})
-	const chat = int64(5701)
+	const chat = int64(-1001234565701)
 	linkCard(t, fake, chat, "C1")
 
 	var planted []string
@@ -147,6 +150,14 @@ func TestLogsNeverShowSecrets(t *testing.T) {
 	logs := in.logs.String()
 	if !strings.Contains(logs, `"msg":"push"`) {
 		t.Fatalf("no push log lines; the scan would prove nothing:\n%s", logs)
+	}
+	for _, want := range []string{`"target":"-1001234565701"`, `"task":"upay:LOGSCAN-`, `"duration_ms":`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the logs lack %s", want)
+		}
+	}
+	if strings.Contains(logs, `"duration":`) {
+		t.Errorf("a JSON duration is not in milliseconds")
 	}
 	secrets := append([]string{testToken, upayToken, hcToken, "upay-hmac-secret-value", "Zm9yZ2Vk"}, planted...)
 	for _, s := range secrets {

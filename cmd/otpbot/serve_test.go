@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -156,4 +157,49 @@ func TestDelivererOptions(t *testing.T) {
 			t.Errorf("%q: reserve %d, refresh_timeout %s, drain %s; want %d, %s, %s", tt.yaml, o.Reserve, o.RefreshTimeout, o.DrainTimeout, tt.reserve, tt.refresh, tt.drain)
 		}
 	}
+}
+
+// TestServesPushesWhileTelegramIsAway: Telegram cannot be reached at
+// start (getMe fails and is retried). Pushes are stored and acknowledged
+// all the same, the Telegram update endpoint answers 503 (Telegram sends
+// the update again later), and once getMe succeeds the bot starts: the
+// webhook is set, updates are handled and codes delivered. A stop while
+// getMe still fails is an orderly stop, not a failure.
+func TestServesPushesWhileTelegramIsAway(t *testing.T) {
+	fake := bottest.New(t)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	const secretPath = "/tg/5a4b3c2d1e"
+	const secret = "webhook-secret-away"
+	fake.SetDown(502)
+	env := map[string]string{
+		"OTPBOT_HTTP_LISTEN":             addr,
+		"OTPBOT_TELEGRAM_UPDATES":        "webhook",
+		"OTPBOT_TELEGRAM_WEBHOOK_URL":    "http://" + addr + secretPath,
+		"OTPBOT_TELEGRAM_WEBHOOK_SECRET": secret,
+	}
+	in := startServe(t, testConfig(t, dir, fake, ""), env)
+	waitUntil(t, "a failed getMe", func() bool { return len(fake.Calls("getMe")) > 0 })
+
+	in.pushUPay(upayOTP("ORD-AWAY-1", "C1", "717171"))
+	update := fmt.Sprintf(`{"update_id":1,"message":{"message_id":1,"date":1,"chat":{"id":7101,"type":"private"},"from":{"id":%d,"is_bot":false,"first_name":"A"},"text":"/start"}}`, adminID)
+	if code, body := post(t, in.url+secretPath, update, map[string]string{"X-Telegram-Bot-Api-Secret-Token": secret}); code != http.StatusServiceUnavailable {
+		t.Errorf("a Telegram update before getMe answered %d %q, want 503", code, body)
+	}
+	if err := in.stop(); err != nil {
+		t.Fatalf("stopping while Telegram is away: %v", err)
+	}
+	if !strings.Contains(in.logs.String(), "msg=stopped") {
+		t.Errorf("no orderly stop:\n%s", in.logs)
+	}
+
+	// Started again, still away; then Telegram comes back.
+	in = startServe(t, testConfig(t, dir, fake, ""), env)
+	in.pushUPay(upayOTP("ORD-AWAY-2", "C1", "727272"))
+	fake.SetUp()
+	waitUntil(t, "setWebhook", func() bool { u, _ := fake.WebhookURL(); return u == "http://"+addr+secretPath })
+	const chat = int64(7101)
+	linkCard(t, fake, chat, "C1")
+	in.pushUPay(upayOTP("ORD-AWAY-3", "C1", "737373"))
+	waitUntil(t, "the code after Telegram came back", func() bool { return sentWith(fake, chat, "737373") == 1 })
 }

@@ -89,13 +89,13 @@ func (s *Store) redactExpired(ctx context.Context, m *otpbot.Message, now time.T
 	}
 	ev, err := json.Marshal(red.Event)
 	if err != nil {
-		s.log.Warn("expired code not dropped", "message", m.ID, "err", err)
+		s.log.Warn("expired code not dropped", "message", otpbot.Ref(m.ID), "err", err)
 		return
 	}
 	r, err := redactExpiredScript.Run(ctx, s.client, []string{s.k.message(m.ID)},
 		s.k.base, fmtTime(m.UpdatedAt), string(ev), fmtTime(red.UpdatedAt)).Int()
 	if err != nil {
-		s.log.Warn("expired code not dropped", "message", m.ID, "err", err)
+		s.log.Warn("expired code not dropped", "message", otpbot.Ref(m.ID), "err", err)
 		return
 	}
 	if r == 1 {
