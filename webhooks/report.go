@@ -10,9 +10,11 @@ import (
 )
 
 // Reporter is told about pushes ops should see: unrouted, rejected and
-// unknown ones. It is called before the provider gets its answer, so it
-// must only queue its report (never wait on Telegram). It receives the
-// event without its code or link.
+// unknown ones, codes that expired on arrival (Outcome expired, Reason
+// saying how old the code was), and events an operator must act on (see
+// NeedsOps: a failed card application). It is called before the provider
+// gets its answer, so it must only queue its report (never wait on
+// Telegram). It receives the event without its code or link.
 type Reporter interface {
 	Report(ctx context.Context, ev otpbot.Event, res otpbot.IngestResult)
 }
@@ -62,7 +64,8 @@ func (h *Handler) tell(ctx context.Context, p *provider, ps *push, now time.Time
 		return
 	}
 	if h.rep != nil && (res.Outcome == otpbot.OutcomeUnrouted || res.Outcome == otpbot.OutcomeRejected ||
-		ev.Kind == otpbot.KindRejected || ev.Kind == otpbot.KindUnknown) {
+		res.Outcome == otpbot.OutcomeExpired || ev.Kind == otpbot.KindRejected || ev.Kind == otpbot.KindUnknown ||
+		NeedsOps(ev)) {
 		h.rep.Report(ctx, ev.Redacted(), res)
 	}
 	if len(ps.degraded) > 0 && ev.Kind.Pushed() {
@@ -77,6 +80,14 @@ func (h *Handler) tell(ctx context.Context, p *provider, ps *push, now time.Time
 	if h.threads != nil && ev.Kind == otpbot.KindInfo && ev.Trace != "" {
 		h.threads.Thread(ctx, ev.Redacted())
 	}
+}
+
+// NeedsOps reports whether an accepted history event asks for an
+// operator: a card application that failed (HyperCard OPEN_CARD with
+// result 2), which no cardholder chat hears of since it names no card.
+func NeedsOps(ev otpbot.Event) bool {
+	return ev.Provider == otpbot.ProviderHyperCard && ev.Kind == otpbot.KindInfo &&
+		ev.Name == HyperCardOpenCardType && ev.Status == hyperCardResult(2)
 }
 
 // throttleKeys bounds the throttle's memory: past it, keys whose interval
