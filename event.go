@@ -115,6 +115,10 @@ type Event struct {
 	// number and company (UPay MF_MATERIAL_FLOW).
 	Tracking string `json:"tracking,omitempty"`
 	Carrier  string `json:"carrier,omitempty"`
+	// Alert says why an operator must hear of this history event, which
+	// no cardholder chat may see ("card application failed": a HyperCard
+	// OPEN_CARD names no card); empty for nearly every event.
+	Alert string `json:"alert,omitempty"`
 	// CardType is the card type id of an event about a kind of card
 	// rather than one card (HyperCard OPEN_CARD, CARD_CONFIG_CHANGE).
 	CardType string `json:"card_type,omitempty"`

@@ -138,11 +138,9 @@ func (t *Threads) Thread(ctx context.Context, ev otpbot.Event) {
 	if len(targets) == 0 {
 		return // the default: history only
 	}
-	text, err := t.render.Render("thread_reply", templates.ThreadView{Event: ev, Card: templates.CardOf(ev)})
-	if err != nil {
-		t.fail(ev, err)
-		return
-	}
+	// The reply names the card as the code message it answers does (the
+	// chat's name for it, Message.CardName): rendered once per name.
+	texts := map[string]string{}
 	now := t.now()
 	created := ev.ReceivedAt
 	if created.IsZero() {
@@ -164,6 +162,14 @@ func (t *Threads) Thread(ctx context.Context, ev otpbot.Event) {
 			t.replies.WithLabelValues("no_message").Inc()
 			t.log.Debug("no code message to reply to", "event", ev.Name, "id", ev.ID, "target", target.String())
 			continue
+		}
+		text, ok := texts[m.CardName]
+		if !ok {
+			if text, err = t.render.Render("thread_reply", templates.ThreadView{Event: ev, Card: templates.CardLabel(ev, m.CardName)}); err != nil {
+				t.fail(ev, err)
+				return
+			}
+			texts[m.CardName] = text
 		}
 		tasks = append(tasks, otpbot.Task{
 			ID: ThreadReplyID(ev.ID, target), Kind: otpbot.TaskNotice, Priority: otpbot.PriorityOther,

@@ -47,9 +47,14 @@ func (d *HyperCardOpenCard) fields() []field {
 	}
 }
 
+// fill: a failed application names no card, so no cardholder chat hears
+// of it; it carries an Alert for ops.
 func (d *HyperCardOpenCard) fill(ev *otpbot.Event) {
 	ev.Status = statusWord(d.Result, hyperCardResult)
 	ev.CardType, ev.Remark = d.CardTypeID.String(), d.Remark.String()
+	if n, ok := d.Result.Int(); ok && n == 2 {
+		ev.Alert = "card application failed"
+	}
 }
 
 // hasUniqueID: an application's mc_trade_no, when it has one.

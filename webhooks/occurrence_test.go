@@ -102,7 +102,7 @@ func TestFailedCardApplicationIsReported(t *testing.T) {
 		}
 	}
 	reports := e.rep.reported()
-	if len(reports) != 1 || reports[0].Name != HyperCardOpenCardType || reports[0].Status != "failed" ||
+	if len(reports) != 1 || reports[0].Name != HyperCardOpenCardType || reports[0].Status != "failed" || reports[0].Alert != "card application failed" ||
 		reports[0].Remark != "KYC data incomplete" {
 		t.Fatalf("ops heard %+v, want the failed application only", reports)
 	}

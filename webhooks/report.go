@@ -11,8 +11,8 @@ import (
 
 // Reporter is told about pushes ops should see: unrouted, rejected and
 // unknown ones, codes that expired on arrival (Outcome expired, Reason
-// saying how old the code was), and events an operator must act on (see
-// NeedsOps: a failed card application). It is called before the provider
+// saying how old the code was), and history events with an Alert (a
+// failed card application). It is called before the provider
 // gets its answer, so it must only queue its report (never wait on
 // Telegram). It receives the event without its code or link.
 type Reporter interface {
@@ -65,7 +65,7 @@ func (h *Handler) tell(ctx context.Context, p *provider, ps *push, now time.Time
 	}
 	if h.rep != nil && (res.Outcome == otpbot.OutcomeUnrouted || res.Outcome == otpbot.OutcomeRejected ||
 		res.Outcome == otpbot.OutcomeExpired || ev.Kind == otpbot.KindRejected || ev.Kind == otpbot.KindUnknown ||
-		NeedsOps(ev)) {
+		ev.Alert != "") {
 		h.rep.Report(ctx, ev.Redacted(), res)
 	}
 	if len(ps.degraded) > 0 && ev.Kind.Pushed() {
@@ -80,14 +80,6 @@ func (h *Handler) tell(ctx context.Context, p *provider, ps *push, now time.Time
 	if h.threads != nil && ev.Kind == otpbot.KindInfo && ev.Trace != "" {
 		h.threads.Thread(ctx, ev.Redacted())
 	}
-}
-
-// NeedsOps reports whether an accepted history event asks for an
-// operator: a card application that failed (HyperCard OPEN_CARD with
-// result 2), which no cardholder chat hears of since it names no card.
-func NeedsOps(ev otpbot.Event) bool {
-	return ev.Provider == otpbot.ProviderHyperCard && ev.Kind == otpbot.KindInfo &&
-		ev.Name == HyperCardOpenCardType && ev.Status == hyperCardResult(2)
 }
 
 // throttleKeys bounds the throttle's memory: past it, keys whose interval
