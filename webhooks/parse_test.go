@@ -244,6 +244,12 @@ func TestParseHyperCard(t *testing.T) {
 			Group: "hypercard:AUTH_3DS:283", Country: "1", AuthID: "283", AuthResult: 2, AuthState: otpbot.AuthApproved,
 			OccurredAt: sec(1699865734), ExpiresAt: sec(1706650873),
 		}))},
+		// A result the mapping does not list (1: neither 2 nor 3) is kept
+		// as a number, and the request waits for an answer.
+		"auth_3ds_pending.json": {want: hcEv("AUTH_3DS", otpbot.KindApproval, auth(otpbot.Event{
+			Group: "hypercard:AUTH_3DS:286", Country: "DE", AuthID: "286", AuthResult: 1, AuthState: otpbot.AuthUnknown,
+			OccurredAt: sec(1706650573), ExpiresAt: sec(1706650873),
+		}))},
 		"auth_3ds_result_changed.json": {want: hcEv("AUTH_3DS", otpbot.KindApproval, auth(otpbot.Event{
 			Group: "hypercard:AUTH_3DS:283", Country: "DE", AuthID: "283", AuthResult: 3, AuthState: otpbot.AuthDeclined,
 			OccurredAt: sec(1699865734), ExpiresAt: sec(1706650873),

@@ -466,9 +466,17 @@ func webhooksConfig(cfg *Config, keys Keys, idKey []byte) webhooks.Config {
 			SignatureTolerance: h.SignatureTolerance,
 			AllowIPs:           prefixes(h.AllowIPs),
 		},
-		Codes: codeConfig(cfg),
-		IDKey: idKey,
+		Codes:       codeConfig(cfg),
+		IDKey:       idKey,
+		AuthResults: validAuthResults(cfg),
 	}
+}
+
+// validAuthResults is authResults of a configuration that passed
+// validation (which refuses one it cannot read).
+func validAuthResults(cfg *Config) map[int]otpbot.AuthState {
+	m, _ := authResults(cfg.Providers.HyperCard)
+	return m
 }
 
 // installationKey reads (or, on a new store, creates) the store's secret
