@@ -146,7 +146,7 @@ func replayUPay(t *testing.T) map[string][]replayCase {
 		"CA_APPLY": {
 			up("status 1: paid (a card id only)", push("CA_APPLY", map[string]any{"cardNumber": nil, "orderNo": "AP", "amount": "10.00",
 				"status": 1, "subscribeAt": 1755248700}))},
-		"KS_KYC": {},
+		"KS_KYC":            {},
 		"CSC_STATUS_CHANGE": {},
 		"MF_MATERIAL_FLOW": {
 			up("dispatchTime as 2006-01-02 15:04:05", push("MF_MATERIAL_FLOW", map[string]any{"cardNumber": nil, "customerNo": nil,
