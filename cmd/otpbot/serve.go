@@ -472,13 +472,6 @@ func webhooksConfig(cfg *Config, keys Keys, idKey []byte) webhooks.Config {
 	}
 }
 
-// validAuthResults is authResults of a configuration that passed
-// validation (which refuses one it cannot read).
-func validAuthResults(cfg *Config) map[int]otpbot.AuthState {
-	m, _ := authResults(cfg.Providers.HyperCard)
-	return m
-}
-
 // installationKey reads (or, on a new store, creates) the store's secret
 // that keys push identities, retrying while the store cannot be reached:
 // a Redis that is still starting must not stop otpbot.
