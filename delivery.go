@@ -81,6 +81,10 @@ type Message struct {
 	Rendered string `json:"rendered,omitempty"`
 	// Decision records who answered an approval request and how.
 	Decision string `json:"decision,omitempty"`
+	// CardName is what the target's link calls the event's card
+	// (Link.Name), copied when the message is created so that every
+	// rendering of it names the card the chat's way; empty for none.
+	CardName string `json:"card_name,omitempty"`
 	// SentAt is when Telegram accepted the first send; zero until then.
 	SentAt time.Time `json:"sent_at,omitempty"`
 	// SendStarted is set, durably, just before a send is called and
@@ -90,6 +94,27 @@ type Message struct {
 	// nobody knows.
 	SendStarted time.Time `json:"send_started,omitzero"`
 	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// NextState is the state a group's message takes when ev arrives: cur for
+// an existing message ("" for a new one, which starts live). An approval
+// request whose push says it is decided is decided, live or expired
+// before (a decision is worth showing even after the countdown ran out);
+// an answered, hidden or failed message keeps its state. Both stores
+// apply this one rule at ingest.
+func NextState(cur MessageState, ev Event) MessageState {
+	switch {
+	case ev.Decided() && (cur == "" || cur == StateLive || cur == StateExpired):
+		return StateDecided
+	case cur == "":
+		return StateLive
+	}
+	return cur
+}
+
+// MessageStates lists every state a stored message can be in.
+func MessageStates() []MessageState {
+	return []MessageState{StateLive, StateHidden, StateExpired, StateDecided, StateFailed}
 }
 
 // MessageKey is the ID of a group's message in a target.

@@ -17,4 +17,7 @@ var (
 	// key differs from the target's own and the target holds dedupe marks
 	// made with its own (see Porter). Import into a fresh store instead.
 	ErrKeyConflict = errors.New("installation key conflict")
+	// ErrNotLinkable: a link or invite for a key no chat can be linked to
+	// (Key.Linkable: EventsKey, an empty id).
+	ErrNotLinkable = errors.New("key cannot be linked")
 )

@@ -66,10 +66,12 @@ type Event struct {
 	// CardLast4 is the last four digits of the card number, the only part of
 	// it otpbot ever keeps. Empty when the push has no card number.
 	CardLast4 string `json:"card_last4,omitempty"`
-	Amount    string `json:"amount,omitempty"` // decimal, as received
-	Currency  string `json:"currency,omitempty"`
-	Merchant  string `json:"merchant,omitempty"`
-	Country   string `json:"country,omitempty"`
+	// Amount is a decimal in the currency's minor units (NormalizeAmount:
+	// "12.50" for USD, "100" for JPY).
+	Amount   string `json:"amount,omitempty"`
+	Currency string `json:"currency,omitempty"`
+	Merchant string `json:"merchant,omitempty"`
+	Country  string `json:"country,omitempty"`
 	// Status is a short human-readable status or result ("successful",
 	// "failed", "frozen"...), already translated from the provider's codes.
 	Status string `json:"status,omitempty"`
@@ -83,12 +85,43 @@ type Event struct {
 	// Link is a URL the cardholder opens instead of typing a code (UPay
 	// NE_VERIFY of type 3DS_CONFIRM_LINK). Secret like a code.
 	Link string `json:"link,omitempty"`
-	// AuthID and AuthResult describe a HyperCard AUTH_3DS approval request.
-	AuthID     string `json:"auth_id,omitempty"`
-	AuthResult int    `json:"auth_result,omitempty"`
+	// AuthID and AuthResult describe a HyperCard AUTH_3DS approval request;
+	// AuthState is what AuthResult means, read through the one mapping of
+	// the configuration (providers.hypercard.auth_results): whether the
+	// request still waits for an answer or was decided.
+	AuthID     string    `json:"auth_id,omitempty"`
+	AuthResult int       `json:"auth_result,omitempty"`
+	AuthState  AuthState `json:"auth_state,omitempty"`
 	// Reason explains a KindRejected event (which field is missing or too
-	// long) or a provider's failure reason.
+	// long), a code that expired on arrival, or a provider's failure
+	// reason.
 	Reason string `json:"reason,omitempty"`
+	// Remark is a provider's free-text remark (HyperCard OPEN_CARD,
+	// RECHARGE).
+	Remark string `json:"remark,omitempty"`
+	// Type is the event's own kind of thing, as the provider codes it:
+	// the transaction type of a UPay card transaction ("6": management
+	// fee), the NE_VERIFY type ("TX_WDR_PWD_MODIFY"), the KYC document
+	// type ("2": passport). Templates put it in words.
+	Type string `json:"type,omitempty"`
+	// Direction is a UPay transaction's income / expenditure direction, as
+	// received (its codes are unpublished).
+	Direction string `json:"direction,omitempty"`
+	// OriginalAmount and OriginalCurrency are a transaction's amount in
+	// the currency it was made in, when that differs (UPay).
+	OriginalAmount   string `json:"original_amount,omitempty"`
+	OriginalCurrency string `json:"original_currency,omitempty"`
+	// Tracking and Carrier are a dispatched card's logistics tracking
+	// number and company (UPay MF_MATERIAL_FLOW).
+	Tracking string `json:"tracking,omitempty"`
+	Carrier  string `json:"carrier,omitempty"`
+	// Alert says why an operator must hear of this history event, which
+	// no cardholder chat may see ("card application failed": a HyperCard
+	// OPEN_CARD names no card); empty for nearly every event.
+	Alert string `json:"alert,omitempty"`
+	// CardType is the card type id of an event about a kind of card
+	// rather than one card (HyperCard OPEN_CARD, CARD_CONFIG_CHANGE).
+	CardType string `json:"card_type,omitempty"`
 	// OccurredAt is when the provider says the event happened (zero if the
 	// push does not say).
 	OccurredAt time.Time `json:"occurred_at,omitempty"`
@@ -98,6 +131,29 @@ type Event struct {
 	// for events that do not expire.
 	ExpiresAt time.Time `json:"expires_at,omitempty"`
 }
+
+// AuthState is what an approval request's auth_result says.
+type AuthState string
+
+// The states of an approval request.
+const (
+	// AuthPending: the request waits for the cardholder's answer.
+	AuthPending AuthState = "pending"
+	// AuthApproved and AuthDeclined: the request was decided.
+	AuthApproved AuthState = "approved"
+	AuthDeclined AuthState = "declined"
+	// AuthUnknown: a result the mapping does not know. It is treated as
+	// pending; history shows its number.
+	AuthUnknown AuthState = "unknown"
+)
+
+// Decided reports whether the request was answered (approved or
+// declined): it then shows its decision and asks nothing more.
+func (s AuthState) Decided() bool { return s == AuthApproved || s == AuthDeclined }
+
+// Decided reports whether ev is an approval request that its own push
+// says is decided.
+func (e Event) Decided() bool { return e.Kind == KindApproval && e.AuthState.Decided() }
 
 // Keys returns the routing keys of the event, most specific first: its card
 // id and its customer number, whichever it has (HyperCard events name only
@@ -113,6 +169,12 @@ func (e Event) Keys() []Key {
 	}
 	return keys
 }
+
+// HistoryKeys returns the keys the event is kept under in history: its
+// routing keys (Keys) and EventsKey, where every event is listed
+// whatever it names, so that events without a card or customer (HyperCard
+// OPEN_CARD, CARD_CONFIG_CHANGE) are visible to admins too.
+func (e Event) HistoryKeys() []Key { return append(e.Keys(), EventsKey) }
 
 // RouteKey returns the most specific key of the event, the one ops reports
 // and logs name it by: the card when the event names one, else the

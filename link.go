@@ -14,7 +14,20 @@ type KeyType string
 const (
 	KeyCard     KeyType = "card"
 	KeyCustomer KeyType = "customer"
+	// KeyEvents is a history key only: the stream of every event
+	// (EventsKey). No link, invite or command argument can name it
+	// (ParseKey refuses it, Key.Linkable is false).
+	KeyEvents KeyType = "events"
 )
+
+// EventsKey is the history key under which every event is kept, with or
+// without a card or customer (Event.HistoryKeys); admins read it with
+// /history events.
+var EventsKey = Key{Type: KeyEvents, ID: "all"}
+
+// Linkable reports whether a chat can be linked to k: a card id or a
+// customer number, never a history-only key.
+func (k Key) Linkable() bool { return (k.Type == KeyCard || k.Type == KeyCustomer) && k.ID != "" }
 
 // Key is what a chat is linked to: a card id or a customer number.
 type Key struct {
@@ -25,13 +38,15 @@ type Key struct {
 // String renders the key as "card:ID" or "customer:NO", the form stores use.
 func (k Key) String() string { return string(k.Type) + ":" + k.ID }
 
-// ParseKey is the inverse of Key.String.
+// ParseKey is the inverse of Key.String for the keys a chat can be
+// linked to (card:ID, customer:NO); it refuses EventsKey.
 func ParseKey(s string) (Key, error) {
 	t, id, ok := strings.Cut(s, ":")
-	if !ok || id == "" || (KeyType(t) != KeyCard && KeyType(t) != KeyCustomer) {
+	k := Key{Type: KeyType(t), ID: id}
+	if !ok || !k.Linkable() {
 		return Key{}, fmt.Errorf("parse key %q: want card:ID or customer:NO", s)
 	}
-	return Key{Type: KeyType(t), ID: id}, nil
+	return k, nil
 }
 
 // Target is where a message goes: a chat and, in a forum group, a topic.
@@ -80,6 +95,9 @@ type Link struct {
 	// trace) with a code message already in that chat is added to it as a
 	// reply. Off by default; a new link starts without it.
 	Replies bool `json:"replies,omitempty"`
+	// Name is what the chat calls the card ("Travel"), given with /link;
+	// messages and history lines of the card show it. Empty for none.
+	Name string `json:"name,omitempty"`
 }
 
 // Outcome says what became of a push, as history shows it.

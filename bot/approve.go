@@ -199,11 +199,12 @@ func (a *Approvals) Buttons(msg otpbot.Message) [][]telegram.Button {
 }
 
 // answerable reports whether msg is an approval request this bot can answer
-// (live, undecided, naming the request and its card), whatever the time.
+// (live, undecided here and by HyperCard's own result, naming the request
+// and its card), whatever the time.
 func answerable(msg otpbot.Message) bool {
 	ev := msg.Event
 	return ev.Kind == otpbot.KindApproval && ev.Provider == otpbot.ProviderHyperCard &&
-		ev.AuthID != "" && ev.CardID != "" && msg.State == otpbot.StateLive && msg.Decision == ""
+		ev.AuthID != "" && ev.CardID != "" && msg.State == otpbot.StateLive && msg.Decision == "" && !ev.Decided()
 }
 
 func approvalKeyboard() [][]telegram.Button {
@@ -332,7 +333,7 @@ func (c *Commands) messageUnder(ctx context.Context, q *callbackRequest) (otpbot
 func (a *Approvals) check(ctx context.Context, q *callbackRequest, m otpbot.Message) (text string, ok bool, err error) {
 	now := a.now()
 	switch {
-	case m.Decision != "" || m.State == otpbot.StateDecided:
+	case m.Decision != "" || m.State == otpbot.StateDecided || m.Event.Decided():
 		a.repair(ctx, m)
 		if m.Decision == "" {
 			return answerAnswered, false, nil

@@ -159,7 +159,7 @@ func TestApprovalDecisionInHistory(t *testing.T) {
 			}
 
 			hist := e.reply(chatA, member, "/history")
-			mustContain(t, hist, "2025-06-01 12:01", DecisionEvent, "•••• 3333", "Shop 410",
+			mustContain(t, hist, "2025-06-01 12:01", "Purchase answered", "•••• 3333", "Shop 410",
 				word+" by @user9003 (id 9003)")
 			mustNotContain(t, hist, authCard)
 			entries, err := e.store.History(e.ctx, cardKey(authCard), 10)

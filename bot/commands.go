@@ -372,7 +372,7 @@ func (c *Commands) help(ctx context.Context, r *request) error {
 // --- /link, /unlink, /links ---
 
 const (
-	linkUsage   = "/link card ID | /link customer NO"
+	linkUsage   = "/link card ID [NAME] | /link customer NO"
 	unlinkUsage = "/unlink card ID | /unlink customer NO"
 	inviteUsage = "/invite card ID | /invite customer NO"
 	historyHelp = "/history [ID] [N]"
@@ -380,13 +380,23 @@ const (
 )
 
 func (c *Commands) link(ctx context.Context, r *request) error {
-	key, ok, err := c.keyArg(ctx, r, linkUsage)
-	if !ok {
-		return err
+	key, name, err := parseLink(r.args)
+	switch {
+	case errors.Is(err, errCardName):
+		// A name with a card number in it is refused like a card number
+		// (and not repeated); any other bad name gets the usage.
+		if digitsIn(strings.Join(r.args[2:], "")) > 8 {
+			return c.cardNumber(ctx, r, "")
+		}
+		return c.usage(ctx, r, linkUsage)
+	case errors.Is(err, errCardNumber):
+		return c.cardNumber(ctx, r, "/"+r.name+" "+string(key.Type)+" ID "+confirmWord)
+	case err != nil:
+		return c.usage(ctx, r, linkUsage)
 	}
-	l := otpbot.Link{Key: key, Target: r.target, CreatedAt: c.now(), CreatedBy: r.user}
+	l := otpbot.Link{Key: key, Target: r.target, CreatedAt: c.now(), CreatedBy: r.user, Name: name}
 	// A new link starts with replies off; renewing one (after it broke,
-	// say) keeps the chat's choice.
+	// say) keeps the chat's choice, and its name unless a new one is given.
 	links, err := c.chatLinks(ctx, r)
 	if err != nil {
 		return err
@@ -394,13 +404,28 @@ func (c *Commands) link(ctx context.Context, r *request) error {
 	for _, old := range links {
 		if old.Key == key && old.Target == r.target {
 			l.Replies = old.Replies
+			if l.Name == "" {
+				l.Name = old.Name
+			}
 		}
 	}
 	if err := c.store.Link(ctx, l); err != nil {
 		return fmt.Errorf("link: %w", err)
 	}
-	c.log.Info("linked", "key_type", key.Type, "key", otpbot.MaskedID(key.ID), "target", r.target, "by", r.user)
-	return c.ok(ctx, r, "link_ok", templates.LinkView{Key: key, Target: r.target})
+	c.log.Info("linked", "key_type", key.Type, "key", otpbot.MaskedID(key.ID), "target", r.target, "by", r.user,
+		"named", l.Name != "")
+	return c.ok(ctx, r, "link_ok", templates.LinkView{Key: key, Target: r.target, Name: l.Name})
+}
+
+// digitsIn counts the decimal digits in s.
+func digitsIn(s string) int {
+	n := 0
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *Commands) unlink(ctx context.Context, r *request) error {
@@ -563,171 +588,6 @@ func (c *Commands) redeem(ctx context.Context, r *request, token string) error {
 	return c.ok(ctx, r, "invite_redeemed", templates.LinkView{Key: inv.Key, Target: r.target})
 }
 
-// --- /history ---
-
-// historyArgs is a parsed "/history [card|customer] [ID] [N]".
-type historyArgs struct {
-	id    string
-	types []otpbot.KeyType // the key types ID may name, most specific first
-	n     int
-}
-
-// parseHistory reads /history's arguments. A lone argument of at most three
-// digits is N (no card id or customer number is that short); anything else
-// is the ID. "card"/"customer" may precede the ID, as in /link.
-func parseHistory(args []string) (historyArgs, bool) {
-	h := historyArgs{types: []otpbot.KeyType{otpbot.KeyCard, otpbot.KeyCustomer}, n: historyDefault}
-	if len(args) > 0 {
-		if t := otpbot.KeyType(strings.ToLower(args[0])); t == otpbot.KeyCard || t == otpbot.KeyCustomer {
-			if len(args) < 2 {
-				return h, false
-			}
-			h.types, args = []otpbot.KeyType{t}, args[1:]
-		}
-	}
-	isN := func(s string) bool {
-		if len(s) > 3 {
-			return false
-		}
-		_, err := strconv.Atoi(s)
-		return err == nil
-	}
-	switch {
-	case len(args) == 0:
-	case len(args) == 1 && isN(args[0]) && len(h.types) == 2:
-		h.n, _ = strconv.Atoi(args[0])
-	case len(args) == 1:
-		h.id = args[0]
-	case len(args) == 2:
-		n, err := strconv.Atoi(args[1])
-		if err != nil {
-			return h, false
-		}
-		h.id, h.n = args[0], n
-	default:
-		return h, false
-	}
-	if h.n < 1 || (h.id != "" && !validID(h.id)) {
-		return h, false
-	}
-	h.n = min(h.n, historyMax)
-	return h, true
-}
-
-func (c *Commands) history(ctx context.Context, r *request) error {
-	h, ok := parseHistory(r.args)
-	if !ok {
-		return c.usage(ctx, r, historyHelp)
-	}
-	links, err := c.chatLinks(ctx, r)
-	if err != nil {
-		return err
-	}
-	var keys []otpbot.Key
-	switch {
-	case h.id == "":
-		// The keys of this chat; an admin in an unlinked chat must name one.
-		keys = linkedKeys(links, nil)
-		if len(keys) == 0 {
-			return c.usage(ctx, r, historyHelp)
-		}
-	default:
-		keys = linkedKeys(links, func(k otpbot.Key) bool { return k.ID == h.id && slices.Contains(h.types, k.Type) })
-		if len(keys) > 1 {
-			keys = keys[:1] // a card and a customer with the same id: the card
-		}
-		if len(keys) == 0 && !r.admin {
-			// Not this chat's key: say nothing about whether it exists.
-			if looksLikePAN(h.id) {
-				return c.cardNumber(ctx, r, "")
-			}
-			return c.refuse(ctx, r)
-		}
-	}
-	var entries []otpbot.HistoryEntry
-	var shown otpbot.Key
-	if len(keys) == 0 {
-		// An admin asking for any key: the card if it has history, else
-		// the customer.
-		for _, t := range h.types {
-			k := otpbot.Key{Type: t, ID: h.id}
-			if shown.ID == "" {
-				shown = k
-			}
-			if entries, err = c.store.History(ctx, k, h.n); err != nil {
-				return fmt.Errorf("history: %w", err)
-			}
-			if len(entries) > 0 {
-				shown = k
-				break
-			}
-		}
-		// A card number is no key; one of the platform's ids that merely
-		// looks like one has history, and is shown.
-		if len(entries) == 0 && looksLikePAN(h.id) {
-			return c.cardNumber(ctx, r, "")
-		}
-	} else {
-		if entries, err = c.mergedHistory(ctx, keys, h.n); err != nil {
-			return err
-		}
-		if len(keys) == 1 {
-			shown = keys[0]
-		}
-	}
-	for i := range entries {
-		entries[i].Event = entries[i].Event.Redacted() // never a code, whatever the store holds
-	}
-	return c.okPages(ctx, r, "history", len(entries), func(from, to, part, parts int) any {
-		return templates.HistoryView{Key: shown, Entries: entries[from:to], Part: part, Parts: parts}
-	})
-}
-
-// linkedKeys returns the distinct keys of links that keep accepts (all when
-// keep is nil), cards first.
-func linkedKeys(links []otpbot.Link, keep func(otpbot.Key) bool) []otpbot.Key {
-	var keys []otpbot.Key
-	for _, l := range links {
-		if (keep == nil || keep(l.Key)) && !slices.Contains(keys, l.Key) {
-			keys = append(keys, l.Key)
-		}
-	}
-	sort.SliceStable(keys, func(i, j int) bool {
-		if keys[i].Type != keys[j].Type {
-			return keys[i].Type == otpbot.KeyCard
-		}
-		return keys[i].ID < keys[j].ID
-	})
-	return keys
-}
-
-// mergedHistory returns the newest n entries over keys. An event filed
-// under both its card and its customer is listed once.
-func (c *Commands) mergedHistory(ctx context.Context, keys []otpbot.Key, n int) ([]otpbot.HistoryEntry, error) {
-	var all []otpbot.HistoryEntry
-	seen := map[string]bool{}
-	for _, k := range keys {
-		entries, err := c.store.History(ctx, k, n)
-		if err != nil {
-			return nil, fmt.Errorf("history: %w", err)
-		}
-		for _, e := range entries {
-			if e.Event.ID != "" && seen[e.Event.ID] {
-				continue
-			}
-			seen[e.Event.ID] = true
-			all = append(all, e)
-		}
-	}
-	if len(keys) > 1 {
-		sort.SliceStable(all, func(i, j int) bool { return all[i].Event.ReceivedAt.After(all[j].Event.ReceivedAt) })
-	}
-	if len(all) > n {
-		all = all[:n]
-	}
-	return all, nil
-}
-
 // --- /codes ---
 
 // codes lists the chat's live codes and approval requests, each code shown
@@ -744,10 +604,13 @@ func (c *Commands) codes(ctx context.Context, r *request) error {
 	var lines []templates.CodeLine
 	var first time.Time // the earliest expiry listed
 	for _, m := range msgs {
-		if m.State != otpbot.StateLive || !m.Event.Kind.Pushed() || m.Event.Expired(now) {
+		// A request its push decided asks nothing more (the store marks
+		// it decided; one stored before that rule is skipped all the same).
+		if m.State != otpbot.StateLive || !m.Event.Kind.Pushed() || m.Event.Expired(now) || m.Event.Decided() {
 			continue
 		}
-		line := templates.CodeLine{Event: m.Event.Redacted(), Code: m.Event.Code, Link: m.Event.Link, Card: templates.CardOf(m.Event)}
+		line := templates.CodeLine{Event: m.Event.Redacted(), Code: m.Event.Code, Link: m.Event.Link,
+			Card: templates.CardLabel(m.Event, m.CardName)}
 		if exp := m.Event.ExpiresAt; !exp.IsZero() {
 			line.Left = exp.Sub(now)
 			line.LeftText = templates.Remaining(line.Left)

@@ -258,7 +258,7 @@ func TestHistory(t *testing.T) {
 	})
 	t.Run("a linked chat sees its keys, newest first, default 10, never a code", func(t *testing.T) {
 		got := e.reply(chatA, member, "/history")
-		mustContain(t, got, "History of card …0001", "3DS_OTP", "•••• 0001", "Shop ev12", "Shop ev03")
+		mustContain(t, got, "History of card …0001", "3-D Secure code", "•••• 0001", "Shop ev12", "Shop ev03")
 		mustNotContain(t, got, "CODE", "Shop ev02", "Shop ev01", "Shop other")
 		if strings.Index(got, "Shop ev12") > strings.Index(got, "Shop ev11") {
 			t.Errorf("not newest first:\n%s", got)
@@ -268,7 +268,7 @@ func TestHistory(t *testing.T) {
 		got := e.reply(chatA, member, "/history CARD-0001 2")
 		mustContain(t, got, "Shop ev12", "Shop ev11")
 		mustNotContain(t, got, "Shop ev10")
-		if strings.Count(e.reply(chatA, member, "/history 3"), "3DS_OTP") != 3 {
+		if strings.Count(e.reply(chatA, member, "/history 3"), "3-D Secure code") != 3 {
 			t.Error("/history 3 did not list 3 events")
 		}
 	})
@@ -316,7 +316,7 @@ func TestHistorySplitsLongListings(t *testing.T) {
 		if n, _ := templates.VisibleLen(p); n > templates.MaxLen {
 			t.Errorf("part %d has %d characters", i+1, n)
 		}
-		total += strings.Count(p, "CC_CONSUME")
+		total += strings.Count(p, "Payment")
 	}
 	if total != 50 {
 		t.Errorf("the parts hold %d events, want 50", total)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/templates"
@@ -47,6 +49,66 @@ func parseKey(args []string) (otpbot.Key, error) {
 		return key, errCardNumber
 	}
 	return key, nil
+}
+
+// maxCardName bounds a card's name (/link card ID NAME), in characters: a
+// name is a word or two, shown on every message of the card.
+const maxCardName = 32
+
+// errCardName: the name /link was given for a card cannot be one
+// (too long, a control character, or a card number in it).
+var errCardName = errors.New("not a card name")
+
+// parseLink reads /link's arguments: parseKey's "card ID [confirm]" or
+// "customer NO [confirm]", and for a card an optional name in the words
+// after it ("/link card ID Travel", "/link card ID confirm Travel EU").
+// The name is checked by cardName.
+func parseLink(args []string) (otpbot.Key, string, error) {
+	if len(args) < 3 {
+		key, err := parseKey(args)
+		return key, "", err
+	}
+	rest := args[2:]
+	keyArgs := args[:2]
+	if strings.EqualFold(rest[0], confirmWord) {
+		keyArgs, rest = args[:3], rest[1:]
+	}
+	key, err := parseKey(keyArgs)
+	if len(rest) == 0 || (err != nil && !errors.Is(err, errCardNumber)) {
+		return key, "", err
+	}
+	if key.Type != otpbot.KeyCard {
+		return otpbot.Key{}, "", errKeyUsage // only a card is named
+	}
+	name, nerr := cardName(strings.Join(rest, " "))
+	if nerr != nil {
+		return key, "", nerr
+	}
+	return key, name, err
+}
+
+// cardName checks a card's name: printable, at most maxCardName
+// characters, and without anything shaped like a card number (a name is
+// shown on every message; a number in it would be a card number shown in
+// full). At most eight digits are allowed, enough for "Travel 2025".
+func cardName(s string) (string, error) {
+	s = strings.Join(strings.Fields(s), " ")
+	if s == "" || utf8.RuneCountInString(s) > maxCardName {
+		return "", errCardName
+	}
+	digits := 0
+	for _, r := range s {
+		switch {
+		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
+			return "", errCardName // bidi overrides and the like
+		case r >= '0' && r <= '9':
+			digits++
+		}
+	}
+	if digits > 8 {
+		return "", errCardName
+	}
+	return s, nil
 }
 
 // looksLikePAN reports whether s is shaped like a payment card number: 13

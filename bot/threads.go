@@ -139,11 +139,9 @@ func (t *Threads) Thread(ctx context.Context, ev otpbot.Event) {
 	if len(targets) == 0 {
 		return // the default: history only
 	}
-	text, err := t.render.Render("thread_reply", templates.ThreadView{Event: ev, Card: templates.CardOf(ev)})
-	if err != nil {
-		t.fail(ev, err)
-		return
-	}
+	// The reply names the card as the code message it answers does (the
+	// chat's name for it, Message.CardName): rendered once per name.
+	texts := map[string]string{}
 	now := t.now()
 	created := ev.ReceivedAt
 	if created.IsZero() {
@@ -165,6 +163,14 @@ func (t *Threads) Thread(ctx context.Context, ev otpbot.Event) {
 			t.replies.WithLabelValues("no_message").Inc()
 			t.log.Debug("no code message to reply to", "event", ev.Name, "id", otpbot.Ref(ev.ID), "target", target)
 			continue
+		}
+		text, ok := texts[m.CardName]
+		if !ok {
+			if text, err = t.render.Render("thread_reply", templates.ThreadView{Event: ev, Card: templates.CardLabel(ev, m.CardName)}); err != nil {
+				t.fail(ev, err)
+				return
+			}
+			texts[m.CardName] = text
 		}
 		tasks = append(tasks, otpbot.Task{
 			ID: ThreadReplyID(ev.ID, target), Kind: otpbot.TaskNotice, Priority: otpbot.PriorityOther,

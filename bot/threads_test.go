@@ -167,7 +167,7 @@ func TestThreadReplies(t *testing.T) {
 					t.Fatalf("a reply was sent: %q", got[0].Plain())
 				}
 				// The payment is in history all the same.
-				mustContain(t, e.reply(chatA, member, "/history"), "CC_CONSUME", "Amazon EU", "successful")
+				mustContain(t, e.reply(chatA, member, "/history"), "Payment", "Amazon EU", "successful")
 				return
 			}
 			if len(got) != 1 {
@@ -244,7 +244,7 @@ func TestThreadWithoutCodeMessage(t *testing.T) {
 	if got := e.paymentReplies(chatA); len(got) != 0 {
 		t.Fatalf("a payment without its code was sent: %q", got[0].Plain())
 	}
-	mustContain(t, e.reply(chatA, member, "/history"), "CC_CONSUME")
+	mustContain(t, e.reply(chatA, member, "/history"), "Payment")
 }
 
 func TestRepliesCommand(t *testing.T) {

@@ -17,7 +17,9 @@ func samples() map[string]any {
 		Kind: otpbot.KindCode, CardID: "card-1", CustomerNo: "C-1", CardLast4: "1234",
 		Amount: "1.00", Currency: "EUR", Merchant: "Shop", Country: "DE", Status: "pending",
 		Code: "123456", CodeLabel: "3-D Secure code", Link: "https://example.com/confirm",
-		AuthResult: 1, Reason: "missing field", ReceivedAt: now, ExpiresAt: now.Add(5 * time.Minute),
+		AuthResult: 1, AuthState: otpbot.AuthUnknown, Reason: "missing field", Remark: "remark",
+		Type: "2", Direction: "1", OriginalAmount: "1.10", OriginalCurrency: "USD", Tracking: "T1", Carrier: "DHL",
+		CardType: "4000", ReceivedAt: now, ExpiresAt: now.Add(5 * time.Minute),
 	}
 	msg := MessageView{Event: ev, State: otpbot.StateLive, Decision: "Approved", Card: CardOf(ev),
 		Left: 5 * time.Minute, LeftText: Remaining(5 * time.Minute), Now: now}
@@ -25,7 +27,7 @@ func samples() map[string]any {
 	confirm.Confirm, problem.Problem = ConfirmApprove, ProblemUnreachable
 	key := otpbot.Key{Type: otpbot.KeyCard, ID: "card-1"}
 	target := otpbot.Target{ChatID: -100123, ThreadID: 7}
-	link := LinkView{Key: key, Target: target}
+	link := LinkView{Key: key, Target: target, Name: "Travel"}
 	red := ev.Redacted()
 	ops := OpsView{Event: red, Keys: ev.Keys(), Target: target, Reason: "bot was blocked"}
 	return map[string]any{
@@ -47,11 +49,12 @@ func samples() map[string]any {
 		"link_ok":          link,
 		"unlink_ok":        link,
 		"unlink_missing":   link,
-		"links":            LinksView{ChatID: -100123, Links: []otpbot.Link{{Key: key, Target: target, Broken: true, BrokenReason: "blocked", Replies: true}}},
+		"links":            LinksView{ChatID: -100123, Links: []otpbot.Link{{Key: key, Target: target, Broken: true, BrokenReason: "blocked", Replies: true, Name: "Travel"}}},
 		"invite":           InviteView{Key: key, URL: "https://t.me/bot?start=abc", ExpiresAt: now},
 		"invite_redeemed":  link,
 		"invite_invalid":   nil,
-		"history":          HistoryView{Key: key, Entries: []otpbot.HistoryEntry{{Event: red, Outcome: otpbot.OutcomeUnrouted}}, Part: 1, Parts: 2},
+		"history": HistoryView{Key: key, Entries: []otpbot.HistoryEntry{{Event: red, Outcome: otpbot.OutcomeUnrouted}}, Part: 1, Parts: 2,
+			Names: map[string]string{ev.CardID: "Travel"}},
 		"codes": CodesView{Codes: []CodeLine{{Event: red, Code: ev.Code, Link: ev.Link, Card: "•••• 1234", Left: time.Minute, LeftText: "1:00"}},
 			Part: 1, Parts: 2, DeleteIn: "1:00"},
 		"codes_gone":   nil,

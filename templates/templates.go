@@ -167,8 +167,14 @@ func (s *Set) RenderMessage(msg otpbot.Message, now time.Time) (string, error) {
 	if state == otpbot.StateLive && ev.Expired(now) {
 		state = otpbot.StateExpired
 	}
-	view := MessageView{State: state, Decision: msg.Decision, Declined: strings.HasPrefix(msg.Decision, declinedPrefix),
-		Card: CardOf(ev), Now: now}
+	if ev.Decided() && (state == otpbot.StateLive || state == otpbot.StateExpired) {
+		// Its own push says the request was answered (the store decides
+		// the message at ingest; a message stored before that rule, or one
+		// rendered by otpbot render, shows it all the same).
+		state = otpbot.StateDecided
+	}
+	view := MessageView{State: state, Decision: msg.Decision, Declined: declined(msg),
+		Card: CardLabel(ev, msg.CardName), Now: now}
 	if state == otpbot.StateLive {
 		if !ev.ExpiresAt.IsZero() {
 			view.Left = ev.ExpiresAt.Sub(now)
@@ -214,11 +220,11 @@ func (s *Set) RenderApproval(msg otpbot.Message, now time.Time, step ApprovalSte
 		state = otpbot.StateLive
 	}
 	ev := msg.Event
-	if state != otpbot.StateLive || ev.Kind != otpbot.KindApproval || ev.Expired(now) || msg.Decision != "" ||
+	if state != otpbot.StateLive || ev.Kind != otpbot.KindApproval || ev.Expired(now) || msg.Decision != "" || ev.Decided() ||
 		(step.Confirm == "" && step.Problem == "") {
 		return s.RenderMessage(msg, now)
 	}
-	view := MessageView{Event: ev.Redacted(), State: state, Card: CardOf(ev), Now: now,
+	view := MessageView{Event: ev.Redacted(), State: state, Card: CardLabel(ev, msg.CardName), Now: now,
 		Confirm: step.Confirm, Problem: step.Problem}
 	if !ev.ExpiresAt.IsZero() {
 		view.Left = ev.ExpiresAt.Sub(now)
@@ -233,6 +239,15 @@ func (s *Set) RenderApproval(msg otpbot.Message, now time.Time, step ApprovalSte
 
 // declinedPrefix starts the Decision of a declined request.
 const declinedPrefix = "Declined"
+
+// declined reports whether msg's request was declined: by an answer given
+// here (its Decision), else by HyperCard's own result.
+func declined(msg otpbot.Message) bool {
+	if msg.Decision != "" {
+		return strings.HasPrefix(msg.Decision, declinedPrefix)
+	}
+	return msg.Event.AuthState == otpbot.AuthDeclined
+}
 
 // DecisionText is what otpbot stores as the Decision of an answered approval
 // request and message_decided shows: "Approved by @ann at 12:03 UTC" or
@@ -265,27 +280,35 @@ func Remaining(d time.Duration) string {
 	return fmt.Sprintf("%d:%02d", sec/60, sec%60)
 }
 
-// CardOf returns how a message names the card of ev to the cardholder:
-// "•••• 1234" from the card number's last four digits, else from the last
-// four characters of the card id (HyperCard pushes some events with only
-// the card id, which is then what the cardholder knows the card by), else
-// "". Ops reports and link keys name an id with KeyLabel instead.
+// CardOf returns how a message names the card of ev: "•••• 1234" from
+// the card number's last four digits; else, when only the card's id is
+// known (HyperCard OPT_CODE, UPay CA_APPLY...), the id's last four
+// characters as an id, "card …4505" (never with the card number's mask:
+// the tail of an id is not the tail of the number); else "".
 func CardOf(ev otpbot.Event) string {
 	if ev.CardLast4 != "" {
 		return "•••• " + ev.CardLast4
 	}
 	if ev.CardID != "" {
-		return "•••• " + last4(ev.CardID)
+		return "card " + otpbot.MaskID(ev.CardID)
 	}
 	return ""
 }
 
-func last4(s string) string {
-	r := []rune(s)
-	if len(r) <= 4 {
-		return s
+// CardLabel is CardOf with the name the chat gave the card (Link.Name):
+// "Travel •••• 1234", "Travel (card …4505)"; the name alone when the
+// event shows neither number nor id; CardOf when name is "".
+func CardLabel(ev otpbot.Event, name string) string {
+	card := CardOf(ev)
+	switch {
+	case name == "":
+		return card
+	case card == "":
+		return name
+	case ev.CardLast4 != "":
+		return name + " " + card
 	}
-	return string(r[len(r)-4:])
+	return name + " (" + card + ")"
 }
 
 // KeyLabel names a routing key in a chat: a card id masked to its last four
@@ -321,12 +344,7 @@ var funcs = template.FuncMap{
 	// be empty. Without an amount (a push may lack it, or carry one so
 	// malformed that it was dropped) it is "", so that no "Amount" line
 	// shows a bare currency.
-	"money": func(amount, currency string) string {
-		if amount == "" {
-			return ""
-		}
-		return strings.TrimSpace(amount + " " + currency)
-	},
+	"money": Money,
 	// when prints a time in UTC to the minute, the way history lists it.
 	"when": func(t time.Time) string {
 		if t.IsZero() {
@@ -355,6 +373,22 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("chat %d, topic %d", t.ChatID, t.ThreadID)
 	},
+}
+
+// Money joins an amount and its currency ("12.50 USD"), the amount in
+// the currency's minor units (otpbot.NormalizeAmount: history written
+// before amounts were normalised reads the same); the currency may be
+// empty. Without an amount (a push may lack it, or carry one so malformed
+// that it was dropped) it is "", so that no "Amount" line shows a bare
+// currency.
+func Money(amount, currency string) string {
+	if amount == "" {
+		return ""
+	}
+	if a, ok := otpbot.NormalizeAmount(amount, currency); ok {
+		amount = a
+	}
+	return strings.TrimSpace(amount + " " + currency)
 }
 
 // RenderPages renders n items (history entries, live codes) with the named

@@ -31,7 +31,9 @@ type MessageView struct {
 	// (no answer, a timeout, a 5xx: trying again may work) or
 	// ProblemRefused (HyperCard answered with an error).
 	Problem string
-	// Card is the masked card ("•••• 1234"), or "" when the event names none.
+	// Card names the card (CardLabel): "•••• 1234", "card …4505" when only
+	// its id is known, with the name the chat gave it ("Travel •••• 1234");
+	// "" when the event names none.
 	Card string
 	// Left is the time until the code or request expires (zero when it has
 	// no expiry or it is gone); LeftText is Left as the message shows it.
@@ -56,10 +58,11 @@ type HelpView struct {
 }
 
 // LinkView is the data of "link_ok", "unlink_ok", "unlink_missing" and
-// "invite_redeemed".
+// "invite_redeemed". Name is the name /link gave the card ("" for none).
 type LinkView struct {
 	Key    otpbot.Key
 	Target otpbot.Target
+	Name   string
 }
 
 // LinksView is the data of "links": the links of the chat the command came from.
@@ -90,13 +93,23 @@ type InviteView struct {
 
 // HistoryView is the data of "history": one page of /history. Entries hold
 // redacted events only. Part counts from 1; Parts > 1 when a long history
-// is split over several messages.
+// is split over several messages. Key is the key listed (zero for "the
+// keys of this chat"; otpbot.EventsKey for every event). Names are the
+// names this chat gave its cards, by card id.
 type HistoryView struct {
 	Key     otpbot.Key
 	Entries []otpbot.HistoryEntry
 	Part    int
 	Parts   int
+	Names   map[string]string
 }
+
+// Card names the card of ev as a history line shows it: CardLabel with
+// the name this chat gave the card.
+func (v HistoryView) Card(ev otpbot.Event) string { return CardLabel(ev, v.Names[ev.CardID]) }
+
+// Events reports whether the view lists every event (/history events).
+func (v HistoryView) Events() bool { return v.Key == otpbot.EventsKey }
 
 // CodesView is the data of "codes": the live messages of the chat. The
 // reply is deleted when the first code it lists expires, so that no code
@@ -117,7 +130,7 @@ type CodeLine struct {
 	// ("" for an approval request): shown like in the code message.
 	Code     string
 	Link     string
-	Card     string // "•••• 1234" or ""
+	Card     string // as MessageView.Card
 	Left     time.Duration
 	LeftText string
 }
@@ -127,7 +140,7 @@ type CodeLine struct {
 // chat that opted in with /replies on. Event is redacted (never a code).
 type ThreadView struct {
 	Event otpbot.Event
-	Card  string // "•••• 1234" or ""
+	Card  string // as MessageView.Card
 }
 
 // RepliesView is the data of "replies": /replies on or off in Target.

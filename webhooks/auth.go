@@ -180,56 +180,66 @@ func (c *UPayConfig) openUPay(body []byte) (plain []byte, encrypted bool, err er
 	return plain, true, nil
 }
 
+// signature is what a verified signature says of a push: the time it
+// covers, on the provider's clock, and HyperCard's nonce. Zero for a push
+// that is not signed.
+type signature struct {
+	at    time.Time
+	nonce string
+}
+
 // checkUPaySignature verifies X-UPA-SIGN over the raw body and, when the
 // body was encrypted, over the decrypted JSON (UPay leaves open which it
 // signs). The event name in the signed string comes from the push itself:
 // the one field read before the signature is checked.
-func (c *UPayConfig) checkUPaySignature(r *http.Request, raw, plain []byte, encrypted bool, now time.Time) error {
+func (c *UPayConfig) checkUPaySignature(r *http.Request, raw, plain []byte, encrypted bool, now time.Time) (signature, error) {
 	sig, ts := r.Header.Get(UPayHeaderSign), r.Header.Get(UPayHeaderTimestamp)
 	if sig == "" {
-		return authFailure("%s missing", UPayHeaderSign)
+		return signature{}, authFailure("%s missing", UPayHeaderSign)
 	}
 	ms, ok := parseDigits(ts)
 	if !ok || len(ts) != 13 {
-		return authFailure("%s missing or not 13-digit milliseconds", UPayHeaderTimestamp)
+		return signature{}, authFailure("%s missing or not 13-digit milliseconds", UPayHeaderTimestamp)
 	}
-	if err := checkFresh(UPayHeaderTimestamp, time.UnixMilli(ms), now, c.SignatureTolerance); err != nil {
-		return err
+	signed := signature{at: time.UnixMilli(ms).UTC()}
+	if err := checkFresh(UPayHeaderTimestamp, signed.at, now, c.SignatureTolerance); err != nil {
+		return signature{}, err
 	}
 	given, err := hyperpay.DecodeSignature(sig)
 	if err != nil {
-		return authFailure("%s is not Base64", UPayHeaderSign)
+		return signature{}, authFailure("%s is not Base64", UPayHeaderSign)
 	}
 	var ev struct {
 		Event signedScalar `json:"event"` // as UPay signed it: not cleaned
 	}
 	if json.Unmarshal(plain, &ev) != nil || ev.Event == "" {
-		return authFailure("no event to verify %s with", UPayHeaderSign)
+		return signature{}, authFailure("no event to verify %s with", UPayHeaderSign)
 	}
 	if hmac.Equal(given, upayMAC(c.SecretKey, string(ev.Event), ts, raw)) {
-		return nil
+		return signed, nil
 	}
 	if encrypted && hmac.Equal(given, upayMAC(c.SecretKey, string(ev.Event), ts, plain)) {
-		return nil
+		return signed, nil
 	}
-	return authFailure("%s does not match", UPayHeaderSign)
+	return signature{}, authFailure("%s does not match", UPayHeaderSign)
 }
 
 // checkHyperCardSignature verifies the signature header with HyperCard's
 // public key (hyperpay.Verify: SHA256withRSA over the sorted string of the
 // signed headers and the body), with the timestamp header (seconds) within
-// tolerance.
-func (c *HyperCardConfig) checkHyperCardSignature(r *http.Request, body []byte, now time.Time) error {
+// tolerance. It returns the signed timestamp and nonce.
+func (c *HyperCardConfig) checkHyperCardSignature(r *http.Request, body []byte, now time.Time) (signature, error) {
 	sig, ts := r.Header.Get(HyperCardHeaderSignature), r.Header.Get(HyperCardHeaderTimestamp)
 	if sig == "" {
-		return authFailure("%s header missing", HyperCardHeaderSignature)
+		return signature{}, authFailure("%s header missing", HyperCardHeaderSignature)
 	}
 	secs, ok := parseDigits(ts)
 	if !ok {
-		return authFailure("%s header missing or not Unix seconds", HyperCardHeaderTimestamp)
+		return signature{}, authFailure("%s header missing or not Unix seconds", HyperCardHeaderTimestamp)
 	}
-	if err := checkFresh(HyperCardHeaderTimestamp, time.Unix(secs, 0), now, c.SignatureTolerance); err != nil {
-		return err
+	signed := signature{at: time.Unix(secs, 0).UTC(), nonce: r.Header.Get(HyperCardHeaderNonce)}
+	if err := checkFresh(HyperCardHeaderTimestamp, signed.at, now, c.SignatureTolerance); err != nil {
+		return signature{}, err
 	}
 	names := hyperpay.SignedHeaders()
 	headers := make(map[string]string, len(names))
@@ -238,12 +248,12 @@ func (c *HyperCardConfig) checkHyperCardSignature(r *http.Request, body []byte, 
 	}
 	switch err := hyperpay.Verify(c.PublicKey, headers, body, sig); {
 	case err == nil:
-		return nil
+		return signed, nil
 	case errors.Is(err, hyperpay.ErrSignatureEncoding):
-		return authFailure("%s header is not Base64", HyperCardHeaderSignature)
+		return signature{}, authFailure("%s header is not Base64", HyperCardHeaderSignature)
 	case errors.Is(err, hyperpay.ErrSignString):
-		return authFailure("cannot build the signed string: body is not a JSON object")
+		return signature{}, authFailure("cannot build the signed string: body is not a JSON object")
 	default:
-		return authFailure("%s does not verify", HyperCardHeaderSignature)
+		return signature{}, authFailure("%s does not verify", HyperCardHeaderSignature)
 	}
 }

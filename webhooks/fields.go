@@ -111,14 +111,11 @@ func validInt(s Scalar) bool  { _, ok := s.Int(); return ok }
 // four.
 func validCard(s Scalar) bool { return otpbot.MaskCard(string(s)) != "" }
 
-var (
-	amountRE   = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
-	currencyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,15}$`)
-)
+var currencyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,15}$`)
 
-// validAmount: a decimal as written ("12.50", "-3", 100), nothing else, so
-// that no text can pose as an amount.
-func validAmount(s Scalar) bool { return amountRE.MatchString(string(s)) }
+// validAmount: a decimal ("12.50", "-3", 100, "1.2E+1"), nothing else, so
+// that no text can pose as an amount (otpbot.ValidAmount).
+func validAmount(s Scalar) bool { return otpbot.ValidAmount(string(s)) }
 
 // validCurrency: a code such as EUR, USDT or 978, not a phrase.
 func validCurrency(s Scalar) bool { return currencyRE.MatchString(string(s)) }

@@ -100,6 +100,9 @@ type Config struct {
 	// the store's installation key (otpbot.KeyStore). Required, at least
 	// MinIDKeyBytes, when a provider is enabled.
 	IDKey []byte
+	// AuthResults says what an AUTH_3DS auth_result means (see
+	// Parser.AuthResults); DefaultAuthResults when nil.
+	AuthResults map[int]otpbot.AuthState
 }
 
 // Options are the handler's dependencies.
@@ -134,9 +137,12 @@ type provider struct {
 	token string
 	allow []netip.Prefix
 	// verify runs the signature checks on the body and returns the push to
-	// parse (decrypted, for UPay).
-	verify func(r *http.Request, body []byte, now time.Time) ([]byte, error)
-	parse  func(p Parser, body []byte, received time.Time) (parsed, error)
+	// parse (decrypted, for UPay) and what a verified signature says of
+	// it (zero when the provider signs nothing here).
+	verify func(r *http.Request, body []byte, now time.Time) ([]byte, signature, error)
+	parse  func(p Parser, body []byte, rq request) (parsed, error)
+	// tolerance is the provider's signature_tolerance.
+	tolerance time.Duration
 	// ack and fail write the platform's acknowledgement and a non-ack.
 	ack  func(w http.ResponseWriter)
 	fail func(w http.ResponseWriter, status int, msg string)
@@ -164,8 +170,9 @@ func New(cfg Config, ing Ingester, opts Options) (*Handler, error) {
 	cfg.HyperCard.AllowIPs = slices.Clone(cfg.HyperCard.AllowIPs)
 	cfg.Codes.TTLByEvent = maps.Clone(cfg.Codes.TTLByEvent)
 	cfg.IDKey = slices.Clone(cfg.IDKey)
+	cfg.AuthResults = maps.Clone(cfg.AuthResults)
 	h := &Handler{cfg: cfg, ing: ing, log: opts.Logger, now: opts.Now, rep: opts.Reporter, threads: opts.Threads,
-		parser: Parser{IDKey: cfg.IDKey, Codes: cfg.Codes}}
+		parser: Parser{IDKey: cfg.IDKey, Codes: cfg.Codes, AuthResults: cfg.AuthResults}}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -223,18 +230,19 @@ func newUPay(c *UPayConfig) (*provider, error) {
 		c.SignatureTolerance = DefaultUPayTolerance
 	}
 	return &provider{
-		name: otpbot.ProviderUPay, path: c.Path, token: c.Token, allow: c.AllowIPs,
-		verify: func(r *http.Request, body []byte, now time.Time) ([]byte, error) {
+		name: otpbot.ProviderUPay, path: c.Path, token: c.Token, allow: c.AllowIPs, tolerance: c.SignatureTolerance,
+		verify: func(r *http.Request, body []byte, now time.Time) ([]byte, signature, error) {
 			plain, encrypted, err := c.openUPay(body)
 			if err != nil {
-				return nil, err
+				return nil, signature{}, err
 			}
+			var sig signature
 			if len(c.SecretKey) > 0 {
-				if err := c.checkUPaySignature(r, body, plain, encrypted, now); err != nil {
-					return nil, err
+				if sig, err = c.checkUPaySignature(r, body, plain, encrypted, now); err != nil {
+					return nil, signature{}, err
 				}
 			}
-			return plain, nil
+			return plain, sig, nil
 		},
 		parse: Parser.parseUPay,
 		ack: func(w http.ResponseWriter) {
@@ -257,14 +265,16 @@ func newHyperCard(c *HyperCardConfig) (*provider, error) {
 		c.SignatureTolerance = DefaultHyperCardTolerance
 	}
 	return &provider{
-		name: otpbot.ProviderHyperCard, path: c.Path, token: c.Token, allow: c.AllowIPs,
-		verify: func(r *http.Request, body []byte, now time.Time) ([]byte, error) {
+		name: otpbot.ProviderHyperCard, path: c.Path, token: c.Token, allow: c.AllowIPs, tolerance: c.SignatureTolerance,
+		verify: func(r *http.Request, body []byte, now time.Time) ([]byte, signature, error) {
+			var sig signature
 			if c.PublicKey != nil {
-				if err := c.checkHyperCardSignature(r, body, now); err != nil {
-					return nil, err
+				var err error
+				if sig, err = c.checkHyperCardSignature(r, body, now); err != nil {
+					return nil, signature{}, err
 				}
 			}
-			return body, nil
+			return body, sig, nil
 		},
 		parse: Parser.parseHyperCard,
 		ack: func(w http.ResponseWriter) {
@@ -383,11 +393,12 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request, p *provider, ps
 		}
 		return fmt.Errorf("%w: read body: %v", ErrMalformed, err)
 	}
-	plain, err := p.verify(r, body, now)
+	plain, sig, err := p.verify(r, body, now)
 	if err != nil {
 		return err
 	}
-	parsed, err := p.parse(h.parser, plain, now)
+	rq := request{received: now, signedAt: sig.at, nonce: sig.nonce, tolerance: p.tolerance}
+	parsed, err := p.parse(h.parser, plain, rq)
 	if err != nil {
 		return err
 	}

@@ -124,7 +124,19 @@ func TestHyperCardContract(t *testing.T) {
 	rows := contractRows("hypercard", "opt_code.json", "consume.json", "unknown_type.json", "opt_code_missing_code.json",
 		`{"notify_type":"OPT_CODE","card_id":"UNLINKED","code":"111222","create_time":1710412477}`,
 		"malformed_not_json.json", "malformed_no_notify_type.json", "OPT_CODE", "CONSUME", "OPT_CODE")
+	// HyperCard retries a push until it gets code 1, for ever: authentic
+	// JSON it can never process is acknowledged, recorded as rejected and
+	// reported to ops. Only a body that is not JSON (perhaps cut short on
+	// the way) is refused, so that a retry may bring it whole.
+	rows = slices.DeleteFunc(rows, func(r contractRow) bool { return r.name == "no event" })
+	for _, name := range []string{"malformed_no_notify_type.json", "malformed_notify_type_object.json", "malformed_string.json"} {
+		rows = append(rows, contractRow{name: "authentic JSON without a notify_type: " + name, body: mustRead("hypercard", name),
+			wantStatus: 200, wantAck: true, wantKind: otpbot.KindRejected, wantEvent: "unknown", wantOutcome: "rejected",
+			wantReport: true})
+	}
 	rows = append(rows,
+		contractRow{name: "empty body", body: mustRead("hypercard", "malformed_empty.json"), wantStatus: 400,
+			wantEvent: "unknown", wantOutcome: "malformed"},
 		contractRow{name: "code without create_time is delivered", body: mustRead("hypercard", "opt_code_no_create_time.json"),
 			wantStatus: 200, wantAck: true, wantKind: otpbot.KindCode, wantEvent: "OPT_CODE", wantOutcome: "queued",
 			wantDegraded: []string{"create_time"}},

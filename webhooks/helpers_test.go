@@ -23,8 +23,8 @@ import (
 var now = time.Date(2025, 8, 15, 9, 0, 0, 0, time.UTC)
 
 // fakeIngester stands in for the store: it remembers what it ingested and
-// answers like a store would (a repeated ID is a duplicate), or fails with
-// err when set.
+// answers like a store would (a repeated ID is a duplicate, a code expired
+// at its receipt is expired), or fails with err when set.
 type fakeIngester struct {
 	mu     sync.Mutex
 	events []otpbot.Event
@@ -48,6 +48,9 @@ func (f *fakeIngester) Ingest(_ context.Context, ev otpbot.Event) (otpbot.Ingest
 	f.seen[ev.ID] = true
 	switch ev.Kind {
 	case otpbot.KindCode, otpbot.KindApproval:
+		if ev.Expired(ev.ReceivedAt) {
+			return otpbot.IngestResult{Outcome: otpbot.OutcomeExpired}, nil
+		}
 		if ev.CardID == "UNLINKED" {
 			return otpbot.IngestResult{Outcome: otpbot.OutcomeUnrouted}, nil
 		}

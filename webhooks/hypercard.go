@@ -1,12 +1,6 @@
 package webhooks
 
-import (
-	"fmt"
-	"strings"
-	"time"
-
-	"github.com/otpbot/otpbot"
-)
+import "github.com/otpbot/otpbot"
 
 // The HyperCard common push document (section 2.2.4 of HyperCard's push API)
 // as Go types. Pushes are flat JSON objects told apart by notify_type; every
@@ -53,10 +47,18 @@ func (d *HyperCardOpenCard) fields() []field {
 	}
 }
 
+// fill: a failed application names no card, so no cardholder chat hears
+// of it; it carries an Alert for ops.
 func (d *HyperCardOpenCard) fill(ev *otpbot.Event) {
 	ev.Status = statusWord(d.Result, hyperCardResult)
-	ev.Reason = d.Remark.String()
+	ev.CardType, ev.Remark = d.CardTypeID.String(), d.Remark.String()
+	if n, ok := d.Result.Int(); ok && n == 2 {
+		ev.Alert = "card application failed"
+	}
 }
+
+// hasUniqueID: an application's mc_trade_no, when it has one.
+func (d *HyperCardOpenCard) hasUniqueID() bool { return d.MCTradeNo != "" }
 
 // HyperCardRecharge is RECHARGE: the result of a card recharge.
 type HyperCardRecharge struct {
@@ -76,8 +78,11 @@ func (d *HyperCardRecharge) fields() []field {
 func (d *HyperCardRecharge) fill(ev *otpbot.Event) {
 	ev.CardID = d.CardID.String()
 	ev.Status = statusWord(d.Result, hyperCardResult)
-	ev.Reason = d.Remark.String()
+	ev.Remark = d.Remark.String()
 }
+
+// hasUniqueID: the recharge's mc_trade_no.
+func (d *HyperCardRecharge) hasUniqueID() bool { return d.MCTradeNo != "" }
 
 // HyperCardOperation is OPERATION: the result of a card operation request.
 type HyperCardOperation struct {
@@ -99,6 +104,9 @@ func (d *HyperCardOperation) fill(ev *otpbot.Event) {
 	ev.CardID = d.CardID.String()
 	ev.Status = statusWord(d.OperateStatus, hyperCardOperateStatus)
 }
+
+// hasUniqueID: the operation's request_number.
+func (d *HyperCardOperation) hasUniqueID() bool { return d.RequestNumber != "" }
 
 // HyperCardConsume is CONSUME: a new card transaction exists (without its
 // amount; the merchant looks it up).
@@ -133,6 +141,9 @@ func (d *HyperCardBuyCoin) fill(ev *otpbot.Event) {
 	ev.Reason = d.Reason.String()
 }
 
+// hasUniqueID: the purchase's tx_id.
+func (d *HyperCardBuyCoin) hasUniqueID() bool { return d.TxID != "" }
+
 // HyperCardCancelCard is CANCEL_CARD: a card was cancelled and its balance
 // refunded.
 type HyperCardCancelCard struct {
@@ -144,8 +155,10 @@ func (d *HyperCardCancelCard) fields() []field {
 	return []field{idField("card_id", &d.CardID, routing), amountField("refund_amount", &d.RefundAmount, required)}
 }
 
+// fill: the refund has no currency in the push; its amount is shown with
+// the decimals it was written with.
 func (d *HyperCardCancelCard) fill(ev *otpbot.Event) {
-	ev.CardID, ev.Amount = d.CardID.String(), d.RefundAmount.String()
+	ev.CardID, ev.Amount = d.CardID.String(), amount(d.RefundAmount, "")
 	ev.Status = "cancelled"
 }
 
@@ -187,7 +200,7 @@ func (d *HyperCardAuth3DS) fields() []field {
 func (d *HyperCardAuth3DS) fill(ev *otpbot.Event) {
 	ev.CardID = d.CardID.String()
 	ev.CardLast4 = otpbot.MaskCard(string(d.CardNo))
-	ev.Amount, ev.Currency = d.TxnAmount.String(), d.TxnCurrency.String()
+	ev.Amount, ev.Currency = amount(d.TxnAmount, d.TxnCurrency), currency(d.TxnCurrency)
 	ev.Merchant, ev.Country = d.CardAcceptorMerchantName.String(), d.CardAcceptorLocationCountry.String()
 	ev.AuthID = d.AuthID.String()
 	if n, ok := d.AuthResult.Int(); ok {
@@ -235,6 +248,7 @@ func (d *HyperCardConfigChange) fields() []field {
 }
 
 func (d *HyperCardConfigChange) fill(ev *otpbot.Event) {
+	ev.CardType = d.CardTypeID.String()
 	ev.OccurredAt, _ = d.ModifyTime.Time()
 }
 
@@ -278,96 +292,6 @@ func hyperCardEvent(name string) (spec eventSpec, ok bool) {
 		return eventSpec{new(HyperCardConfigChange), otpbot.KindInfo, true}, true
 	}
 	return eventSpec{new(hyperCardUnknown), otpbot.KindUnknown, false}, false
-}
-
-// ParseHyperCard turns a HyperCard push body (already authenticated) into
-// an event received at received.
-//
-// It fails with ErrMalformed only when the body is not a JSON object or has
-// no notify_type (and with another error when p has no IDKey). An unknown
-// notify type gives KindUnknown. OPT_CODE and AUTH_3DS are rejected
-// (KindRejected, Reason naming the field) only without their code (resp.
-// auth_id) or card_id; any other field they lack or have malformed is left
-// out and the push delivered (a missing create_time or expired_time: the
-// codes' TTL from receipt). Any other known type missing a required field
-// is rejected. A value too long to be real (see MaxIDBytes) rejects any
-// push, and the event keeps only a marked prefix of it.
-//
-// HyperCard pushes carry no id, so the identity is "hypercard:" + the
-// keyed hash (see Parser.IDKey) of the string HyperCard's signature
-// covers, made of the fields this notify type is documented with
-// (hyperCardID): a retry of the same push is a repeat even when it gained
-// a field HyperCard added since, a replay the signature cannot tell from
-// the original (a number re-sent as a string) is a repeat too, and a
-// change to a known field (a new auth_result) is a new push. For an
-// unknown notify type no field is known and the whole body counts.
-// AUTH_3DS pushes share the group "hypercard:AUTH_3DS:<auth_id>"; OPT_CODE
-// codes expire the codes' TTL after create_time.
-func (p Parser) ParseHyperCard(body []byte, received time.Time) (otpbot.Event, error) {
-	r, err := p.parseHyperCard(body, received)
-	return r.ev, err
-}
-
-func (p Parser) parseHyperCard(body []byte, received time.Time) (parsed, error) {
-	if err := p.checkKey(); err != nil {
-		return parsed{}, err
-	}
-	var push HyperCardPush
-	if err := decodeBody(body, &push); err != nil {
-		return parsed{}, err
-	}
-	if strings.TrimSpace(push.NotifyType.String()) == "" {
-		return parsed{}, fmt.Errorf("%w: no notify_type", ErrMalformed)
-	}
-	spec, known := hyperCardEvent(otpbot.NormalizeName(strings.TrimSpace(push.NotifyType.String())))
-	var fields shape // unknown type: the whole body
-	if known {
-		fields = knownShape(&push, spec.detail)
-	}
-	sum, err := hyperCardID(p.IDKey, body, fields)
-	if err != nil {
-		return parsed{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if err := decodeObject(body, spec.detail); err != nil {
-		// Unreachable after decodeBody, but a parser must not trust that.
-		return parsed{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	env := vet([]field{idField("notify_type", &push.NotifyType, required)}, spec.kind, known)
-	det := vet(spec.detail.fields(), spec.kind, known)
-
-	name := strings.TrimSpace(push.NotifyType.String())
-	ev := otpbot.Event{
-		ID: "hypercard:" + sum, Provider: otpbot.ProviderHyperCard, Name: name, Kind: spec.kind,
-		ReceivedAt: received,
-	}
-	ev.Group = ev.ID
-	if known {
-		ev.Name = otpbot.NormalizeName(name)
-	}
-	spec.detail.fill(&ev)
-	switch spec.kind {
-	case otpbot.KindCode: // OPT_CODE: from create_time, else from receipt
-		from := ev.OccurredAt
-		if from.IsZero() {
-			from = received
-		}
-		ev.ExpiresAt = from.Add(p.Codes.ttl(ev.Name))
-	case otpbot.KindApproval: // AUTH_3DS: expired_time, else the codes' TTL from receipt
-		if ev.ExpiresAt.IsZero() {
-			ev.ExpiresAt = received.Add(p.Codes.ttl(ev.Name))
-		}
-	}
-	switch {
-	case env.reject != "":
-		reject(&ev, env.reject)
-	case det.reject != "":
-		reject(&ev, det.reject)
-	}
-	var degraded []string
-	if ev.Kind.Pushed() {
-		degraded = append(env.degraded, det.degraded...)
-	}
-	return parsed{ev: ev, known: known, degraded: degraded}, nil
 }
 
 // hyperCardResult reads OPEN_CARD's and RECHARGE's result.

@@ -132,7 +132,10 @@ func (sh shape) member(k string) (shape, bool) {
 // never covers are left out too: "signature" in any case, and members named
 // like a signed header (timestamp, nonce, api-key, version), whose header
 // value is signed in their place.
-func hyperCardID(key, body []byte, known shape) (string, error) {
+//
+// occurrence, when not empty, is appended to the signed string before it
+// is hashed (see request.occurrence).
+func hyperCardID(key, body []byte, known shape, occurrence string) (string, error) {
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(bytes.TrimSpace(body), &members); err != nil {
 		return "", fmt.Errorf("canonicalise body: %w", err)
@@ -158,7 +161,7 @@ func hyperCardID(key, body []byte, known shape) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("canonicalise body: %w", err)
 	}
-	return keyedID(key, []byte(signed)), nil
+	return keyedID(key, []byte(signed+occurrence)), nil
 }
 
 // keyedID is the hex HMAC-SHA256 of canon under key, bodyIDHexLen digits.

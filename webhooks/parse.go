@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/otpbot/otpbot"
@@ -40,7 +42,115 @@ type Parser struct {
 	IDKey []byte
 	// Codes says how long codes live.
 	Codes CodeConfig
+	// AuthResults says what an AUTH_3DS auth_result means (the
+	// configuration key providers.hypercard.auth_results): the one mapping
+	// the message, /codes, history and the approval buttons all follow. A
+	// result it does not list is otpbot.AuthUnknown (treated as pending).
+	// DefaultAuthResults when nil.
+	AuthResults map[int]otpbot.AuthState
 }
+
+// DefaultAuthResults is what auth_result means when nothing is configured:
+// the values otpbot's own answers send (providers.hypercard.api
+// approve_result 2 and decline_result 3).
+func DefaultAuthResults() map[int]otpbot.AuthState {
+	return map[int]otpbot.AuthState{2: otpbot.AuthApproved, 3: otpbot.AuthDeclined}
+}
+
+// authState reads an auth_result through p.AuthResults. A missing (or
+// malformed, so dropped) result is pending: the request is shown waiting.
+func (p Parser) authState(result Scalar) otpbot.AuthState {
+	n, ok := result.Int()
+	if !ok {
+		return otpbot.AuthPending
+	}
+	results := p.AuthResults
+	if results == nil {
+		results = DefaultAuthResults()
+	}
+	if st, ok := results[int(n)]; ok {
+		return st
+	}
+	return otpbot.AuthUnknown
+}
+
+// request is what the handler knows of a push besides its body.
+type request struct {
+	// received is when otpbot accepted it, by otpbot's clock.
+	received time.Time
+	// signedAt is the time the push's verified signature covers, on the
+	// provider's own clock (HyperCard's timestamp header, UPay's
+	// X-UPA-TIMESTAMP); zero when the push is not signed.
+	signedAt time.Time
+	// nonce is HyperCard's signed nonce header; "" when not signed.
+	nonce string
+	// tolerance is the provider's signature_tolerance: an unsigned push's
+	// time further from its receipt than this is taken as clock skew.
+	tolerance time.Duration
+}
+
+// signed reports whether the push carried a verified signature.
+func (r request) signed() bool { return !r.signedAt.IsZero() }
+
+// age is how old something the provider made at created (on its own
+// clock) was when the push arrived. A signed push says when it was sent
+// on that same clock, so the age is the signed time minus created,
+// however far the provider's clock is from otpbot's. Without a signature
+// the receipt time stands in for it, unless created is in the future or
+// older than the signature tolerance: that is clock skew, not age, and
+// the age is then taken as zero (as if created at receipt).
+func (r request) age(created time.Time) time.Duration {
+	if created.IsZero() {
+		return 0
+	}
+	if r.signed() {
+		return max(r.signedAt.Sub(created), 0)
+	}
+	if age := r.received.Sub(created); age >= 0 && age <= r.tolerance {
+		return age
+	}
+	return 0
+}
+
+// occurrence tells one push from a later one with the same contents, for
+// the identity of a history event whose body carries no unique id: a
+// retry re-sends the same signed nonce and timestamp, a new event does
+// not. An unsigned push has neither, so it is told apart by the minute it
+// arrived in: content-identical events are collapsed for at most a
+// minute.
+func (r request) occurrence() string {
+	if r.signed() {
+		return "&nonce=" + r.nonce + "&timestamp=" + strconv.FormatInt(r.signedAt.Unix(), 10)
+	}
+	return "&received_minute=" + strconv.FormatInt(r.received.Unix()/60, 10)
+}
+
+// setCodeExpiry sets when ev, a code the provider created at created (on
+// its clock), stops being valid: its lifetime (codes.ttl, ttl_by_event)
+// less its age when it arrived (request.age), counted from the receipt.
+// A code older than its lifetime expired on arrival: Reason says why, for
+// history and ops.
+func (p Parser) setCodeExpiry(ev *otpbot.Event, created time.Time, rq request) {
+	ttl := p.Codes.ttl(ev.Name)
+	age := rq.age(created)
+	ev.ExpiresAt = rq.received.Add(ttl - age)
+	if age >= ttl {
+		ev.Reason = fmt.Sprintf("%s old by the provider's clock when it arrived, longer than its lifetime of %s",
+			age.Round(time.Second), ttl)
+	}
+}
+
+// amount normalises an amount to its currency's minor units
+// (otpbot.NormalizeAmount); a value vet let through is a decimal.
+func amount(v, cur Scalar) string {
+	if a, ok := otpbot.NormalizeAmount(string(v), string(cur)); ok {
+		return a
+	}
+	return ""
+}
+
+// currency writes a currency code as ISO 4217 does, in capitals.
+func currency(v Scalar) string { return strings.ToUpper(string(v)) }
 
 // checkKey fails for a Parser without a usable IDKey. Every parse checks
 // it, so a wiring mistake shows at the first push rather than at the first

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,22 +58,25 @@ func card1(e otpbot.Event) otpbot.Event {
 func TestParseUPay(t *testing.T) {
 	tests := map[string]parseCase{
 		"cc_consume.json": {want: upayEv("PN202508150001", "CC_CONSUME", otpbot.KindInfo, card1(otpbot.Event{
-			Amount: "12.50", Currency: "EUR", Merchant: "Amazon EU", Status: "successful",
-			Trace: "TR202508150001", OccurredAt: ms(1755248900000),
+			Amount: "12.50", Currency: "EUR", Merchant: "Amazon EU", Status: "successful", Type: "2", Direction: "2",
+			OriginalAmount: "13.99", OriginalCurrency: "USD", Trace: "TR202508150001", OccurredAt: ms(1755248900000),
 		}))},
 		"cc_refund.json": {want: upayEv("PN2", "CC_REFUND", otpbot.KindInfo, card1(otpbot.Event{
-			Amount: "12.50", Currency: "EUR", Merchant: "Amazon EU", Status: "credited",
+			Amount: "12.50", Currency: "EUR", Merchant: "Amazon EU", Status: "credited", Type: "3", Direction: "1",
 			Trace: "TR2", OccurredAt: ms(1755248900000),
 		}))},
 		"cc_withdraw_cash.json": {want: upayEv("PN3", "CC_WITHDRAW_CASH", otpbot.KindInfo, card1(otpbot.Event{
-			Amount: "100", Currency: "USD", Status: "failed", Reason: "insufficient balance",
+			// 100 in US dollars is shown in cents.
+			Amount: "100.00", Currency: "USD", Status: "failed", Reason: "insufficient balance", Type: "4", Direction: "2",
 			Trace: "TR3", OccurredAt: ms(1755248900000),
 		}))},
 		"cc_redeem.json": {want: upayEv("PN4", "CC_REDEEM", otpbot.KindInfo, card1(otpbot.Event{
-			Amount: "50.00", Currency: "USDT", Status: "processing", Trace: "TR4", OccurredAt: ms(1755248900000),
+			Amount: "50.00", Currency: "USDT", Status: "processing", Type: "5", Direction: "1", Trace: "TR4",
+			OccurredAt: ms(1755248900000),
 		}))},
 		"cc_recharge.json": {want: upayEv("PN5", "CC_RECHARGE", otpbot.KindInfo, card1(otpbot.Event{
-			Amount: "200.00", Currency: "USD", Status: "not credited", Trace: "TR5", OccurredAt: ms(1755248900000),
+			Amount: "200.00", Currency: "USD", Status: "not credited", Type: "1", Direction: "1", Trace: "TR5",
+			OccurredAt: ms(1755248900000),
 		}))},
 		// Outside the push document: shaped like a transaction, nothing required.
 		"cc_authorization.json": {want: upayEv("PN6", "CC_AUTHORIZATION", otpbot.KindInfo, card1(otpbot.Event{
@@ -135,19 +139,20 @@ func TestParseUPay(t *testing.T) {
 			Trace: "TR17", OccurredAt: ms(1755248700000),
 		})},
 		"ne_verify_code.json": {want: upayEv("PN18", "NE_VERIFY", otpbot.KindCode, card1(otpbot.Event{
-			Code: "918273", CodeLabel: "3-D Secure verification code", Trace: "TR18",
+			Code: "918273", CodeLabel: "3-D Secure verification code", Type: "3DS_VERIFICATION_CODE", Trace: "TR18",
 			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
 		}))},
 		"ne_verify_link.json": {want: upayEv("PN19", "NE_VERIFY", otpbot.KindCode, card1(otpbot.Event{
-			Link: "https://3ds.example.com/confirm?t=abc", CodeLabel: "3-D Secure confirmation link", Trace: "TR19",
+			Link: "https://3ds.example.com/confirm?t=abc", CodeLabel: "3-D Secure confirmation link",
+			Type: "3DS_CONFIRM_LINK", Trace: "TR19",
 			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
 		}))},
 		"ne_verify_activation.json": {want: upayEv("PN20", "NE_VERIFY", otpbot.KindCode, card1(otpbot.Event{
-			Code: "5521", CodeLabel: "Card activation", Trace: "TR20",
+			Code: "5521", CodeLabel: "Card activation", Type: "CARD_ACTIVATION", Trace: "TR20",
 			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
 		}))},
 		"ne_verify_unknown_type.json": {want: upayEv("PN21", "NE_VERIFY", otpbot.KindCode, card1(otpbot.Event{
-			Code: "7777", CodeLabel: "Verification code", Trace: "TR21",
+			Code: "7777", CodeLabel: "Verification code", Type: "SOMETHING_NEW", Trace: "TR21",
 			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
 		}))},
 		// Without its type a code is still a code, labelled plainly.
@@ -156,17 +161,20 @@ func TestParseUPay(t *testing.T) {
 			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
 		})), degraded: []string{"detail.type"}},
 		"ne_verify_link_no_order.json": {want: upayEv("PN31", "NE_VERIFY", otpbot.KindCode, card1(otpbot.Event{
-			Link: "https://3ds.example.com/confirm?t=def", CodeLabel: "3-D Secure confirmation link", Trace: "TR31",
+			Link: "https://3ds.example.com/confirm?t=def", CodeLabel: "3-D Secure confirmation link",
+			Type: "3DS_CONFIRM_LINK", Trace: "TR31",
 			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
 		})), degraded: []string{"detail.orderNo"}},
 		"ks_kyc.json": {want: upayEv("PN23", "KS_KYC", otpbot.KindInfo, otpbot.Event{
-			CustomerNo: "CU1001", Status: "refused", Trace: "TR23", OccurredAt: pushTime,
+			CustomerNo: "CU1001", Status: "refused", Type: "2", Trace: "TR23", OccurredAt: pushTime,
 		})},
 		"csc_status_change.json": {want: upayEv("PN24", "CSC_STATUS_CHANGE", otpbot.KindInfo, card1(otpbot.Event{
 			Status: "frozen", Trace: "TR24", OccurredAt: pushTime,
 		}))},
 		"mf_material_flow.json": {want: upayEv("PN25", "MF_MATERIAL_FLOW", otpbot.KindInfo, otpbot.Event{
-			CardID: "C3", Status: "dispatched", Trace: "TR25", OccurredAt: pushTime,
+			// dispatchTime as the document's "2006-01-02 15:04:05".
+			CardID: "C3", Status: "dispatched", Tracking: "SF123456789", Carrier: "SF Express", Trace: "TR25",
+			OccurredAt: time.Date(2025, 8, 15, 10, 0, 0, 0, time.UTC),
 		})},
 		"cs_approved.json": {want: upayEv("PN26", "CS_APPROVED", otpbot.KindInfo, card1(otpbot.Event{
 			Status: "normal", Trace: "TR26", OccurredAt: pushTime,
@@ -208,7 +216,9 @@ func TestParseHyperCard(t *testing.T) {
 		return e
 	}
 	tests := map[string]parseCase{
-		"open_card.json": {want: hcEv("OPEN_CARD", otpbot.KindInfo, otpbot.Event{Status: "successful", Reason: "Remark"})},
+		"open_card.json": {want: hcEv("OPEN_CARD", otpbot.KindInfo, otpbot.Event{
+			Status: "successful", Remark: "Remark", CardType: "40000002",
+		})},
 		"recharge.json": {want: hcEv("RECHARGE", otpbot.KindInfo, otpbot.Event{
 			CardID: "00003454323400000028888", Status: "successful",
 		})},
@@ -217,9 +227,11 @@ func TestParseHyperCard(t *testing.T) {
 		})},
 		"consume.json": {want: hcEv("CONSUME", otpbot.KindInfo, otpbot.Event{
 			// The identity is the keyed hash of the string the signature
-			// covers: sorted key=value pairs, values as the signature
-			// renders them.
-			ID:     "hypercard:" + keyedHex(testIDKey, `card_id=6654358889900018888&notify_type=CONSUME`),
+			// covers (sorted key=value pairs, values as the signature
+			// renders them), then what tells this CONSUME from the next
+			// one of the card: the minute it arrived (it is unsigned).
+			ID: "hypercard:" + keyedHex(testIDKey, `card_id=6654358889900018888&notify_type=CONSUME`+
+				"&received_minute="+strconv.FormatInt(received.Unix()/60, 10)),
 			CardID: "6654358889900018888",
 		})},
 		"buy_coin.json": {want: hcEv("BUY_COIN", otpbot.KindInfo, otpbot.Event{
@@ -229,35 +241,46 @@ func TestParseHyperCard(t *testing.T) {
 			CardID: "20230413145817505390", Amount: "100.00", Status: "cancelled",
 		})},
 		"auth_3ds.json": {want: hcEv("AUTH_3DS", otpbot.KindApproval, auth(otpbot.Event{
-			Group: "hypercard:AUTH_3DS:283", Country: "1", AuthID: "283", AuthResult: 2,
+			Group: "hypercard:AUTH_3DS:283", Country: "1", AuthID: "283", AuthResult: 2, AuthState: otpbot.AuthApproved,
 			OccurredAt: sec(1699865734), ExpiresAt: sec(1706650873),
 		}))},
+		// A result the mapping does not list (1: neither 2 nor 3) is kept
+		// as a number, and the request waits for an answer.
+		"auth_3ds_pending.json": {want: hcEv("AUTH_3DS", otpbot.KindApproval, auth(otpbot.Event{
+			Group: "hypercard:AUTH_3DS:286", Country: "DE", AuthID: "286", AuthResult: 1, AuthState: otpbot.AuthUnknown,
+			OccurredAt: sec(1706650573), ExpiresAt: sec(1706650873),
+		}))},
 		"auth_3ds_result_changed.json": {want: hcEv("AUTH_3DS", otpbot.KindApproval, auth(otpbot.Event{
-			Group: "hypercard:AUTH_3DS:283", Country: "DE", AuthID: "283", AuthResult: 3,
+			Group: "hypercard:AUTH_3DS:283", Country: "DE", AuthID: "283", AuthResult: 3, AuthState: otpbot.AuthDeclined,
 			OccurredAt: sec(1699865734), ExpiresAt: sec(1706650873),
 		}))},
 		// Without expired_time the request lives the codes' TTL from receipt.
 		"auth_3ds_missing_expiry.json": {want: hcEv("AUTH_3DS", otpbot.KindApproval, auth(otpbot.Event{
-			Group: "hypercard:AUTH_3DS:284", Country: "1", AuthID: "284", AuthResult: 2,
+			Group: "hypercard:AUTH_3DS:284", Country: "1", AuthID: "284", AuthResult: 2, AuthState: otpbot.AuthApproved,
 			OccurredAt: sec(1699865734), ExpiresAt: received.Add(5 * time.Minute),
 		})), degraded: []string{"expired_time"}},
 		// Malformed card number, currency, amount, result and expiry are
 		// shown as absent (the expiry defaulted); the request is delivered.
 		"auth_3ds_malformed.json": {want: hcEv("AUTH_3DS", otpbot.KindApproval, otpbot.Event{
 			Group: "hypercard:AUTH_3DS:285", CardID: "15723682800000053333", Country: "DE", AuthID: "285",
+			AuthState:  otpbot.AuthPending,
 			OccurredAt: sec(1699865734), ExpiresAt: received.Add(5 * time.Minute),
 		}), degraded: []string{"card_no", "txn_currency", "txn_amount", "card_acceptor_merchant_name", "auth_result", "expired_time"}},
 		"auth_3ds_missing_auth_id.json": {want: hcEv("AUTH_3DS", otpbot.KindRejected, auth(otpbot.Event{
-			Country: "DE", AuthResult: 2, OccurredAt: sec(1699865734), Reason: "missing required field auth_id",
+			Country: "DE", AuthResult: 2, AuthState: otpbot.AuthApproved, OccurredAt: sec(1699865734),
+			Reason: "missing required field auth_id",
 		}))},
+		// A create_time older than the signature tolerance (here an
+		// hour) in an unsigned push is clock skew: the code lives its TTL
+		// from receipt.
 		"opt_code.json": {want: hcEv("OPT_CODE", otpbot.KindCode, otpbot.Event{
 			CardID: "1085185460000094505", Code: "888666", CodeLabel: "One-time code",
-			OccurredAt: sec(1710412477), ExpiresAt: sec(1710412477).Add(3 * time.Minute),
+			OccurredAt: sec(1710412477), ExpiresAt: received.Add(3 * time.Minute),
 		})},
 		// A card id sent as a JSON number keeps every digit.
 		"opt_code_strings_and_new_fields.json": {want: hcEv("OPT_CODE", otpbot.KindCode, otpbot.Event{
 			CardID: "1085185460000094505", Code: "012345", CodeLabel: "One-time code",
-			OccurredAt: sec(1710412477), ExpiresAt: sec(1710412477).Add(3 * time.Minute),
+			OccurredAt: sec(1710412477), ExpiresAt: received.Add(3 * time.Minute),
 		})},
 		"opt_code_missing_code.json": {want: hcEv("OPT_CODE", otpbot.KindRejected, otpbot.Event{
 			CardID: "1085185460000094505", OccurredAt: sec(1710412477), Reason: "missing required field code",
@@ -271,21 +294,30 @@ func TestParseHyperCard(t *testing.T) {
 			ExpiresAt: received.Add(3 * time.Minute),
 		}), degraded: []string{"create_time"}},
 		"card_config_change.json": {want: hcEv("CARD_CONFIG_CHANGE", otpbot.KindInfo, otpbot.Event{
-			OccurredAt: sec(1710412477),
+			CardType: "40000002", OccurredAt: sec(1710412477),
 		})},
 		"unknown_type.json": {want: hcEv("CARD_FROZEN", otpbot.KindUnknown, otpbot.Event{
 			CardID: "1085185460000094505", CardLast4: "4505",
 		})},
-		"malformed_not_json.json":           {wantErr: true},
-		"malformed_no_notify_type.json":     {wantErr: true},
-		"malformed_notify_type_object.json": {wantErr: true},
-		"malformed_empty.json":              {wantErr: true},
-		"malformed_string.json":             {wantErr: true},
+		"malformed_not_json.json": {wantErr: true},
+		"malformed_empty.json":    {wantErr: true},
+		// Authentic JSON that can never be processed: rejected (so
+		// acknowledged, and HyperCard stops retrying), routed by its
+		// card_id when it has one.
+		"malformed_no_notify_type.json": {want: hcEv("", otpbot.KindRejected, otpbot.Event{
+			CardID: "1085185460000094505", Reason: "no notify_type",
+		})},
+		"malformed_notify_type_object.json": {want: hcEv("", otpbot.KindRejected, otpbot.Event{
+			CardID: "1085185460000094505", Reason: "no notify_type",
+		})},
+		"malformed_string.json": {want: hcEv("", otpbot.KindRejected, otpbot.Event{
+			Reason: "the body is not a JSON object",
+		})},
 	}
 	runParserTable(t, "hypercard", testParser.parseHyperCard, tests)
 }
 
-type parser func([]byte, time.Time) (parsed, error)
+type parser func([]byte, request) (parsed, error)
 
 // parseCase is what parsing one test body gives: an event and the fields
 // it is delivered without (degraded), or an error.
@@ -323,7 +355,7 @@ func runParserTable(t *testing.T, dir string, parse parser, tests map[string]par
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := parse(body, received)
+			r, err := parse(body, request{received: received, tolerance: time.Hour})
 			got := r.ev
 			if tt.wantErr {
 				if !errors.Is(err, ErrMalformed) {

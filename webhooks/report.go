@@ -10,9 +10,11 @@ import (
 )
 
 // Reporter is told about pushes ops should see: unrouted, rejected and
-// unknown ones. It is called before the provider gets its answer, so it
-// must only queue its report (never wait on Telegram). It receives the
-// event without its code or link.
+// unknown ones, codes that expired on arrival (Outcome expired, Reason
+// saying how old the code was), and history events with an Alert (a
+// failed card application). It is called before the provider
+// gets its answer, so it must only queue its report (never wait on
+// Telegram). It receives the event without its code or link.
 type Reporter interface {
 	Report(ctx context.Context, ev otpbot.Event, res otpbot.IngestResult)
 }
@@ -62,7 +64,8 @@ func (h *Handler) tell(ctx context.Context, p *provider, ps *push, now time.Time
 		return
 	}
 	if h.rep != nil && (res.Outcome == otpbot.OutcomeUnrouted || res.Outcome == otpbot.OutcomeRejected ||
-		ev.Kind == otpbot.KindRejected || ev.Kind == otpbot.KindUnknown) {
+		res.Outcome == otpbot.OutcomeExpired || ev.Kind == otpbot.KindRejected || ev.Kind == otpbot.KindUnknown ||
+		ev.Alert != "") {
 		h.rep.Report(ctx, ev.Redacted(), res)
 	}
 	if len(ps.degraded) > 0 && ev.Kind.Pushed() {

@@ -186,7 +186,7 @@ func TestDegradedPushesRenderWithoutTheField(t *testing.T) {
 		want           []string
 		avoid          []string
 	}{
-		{"upay", "3ds_otp_missing_trace.json", []string{"<code>004711</code>", "Card •••• 1234", "expires in 5:00"}, nil},
+		{"upay", "3ds_otp_missing_trace.json", []string{"<code>004711</code>", "💳 •••• 1234", "expires in 5:00"}, nil},
 		{"upay", "3ds_otp_empty_card_number.json", []string{"<code>004711</code>", "expires in 5:00"}, []string{"1234"}},
 		{"upay", "3ds_confirm_degraded.json", []string{"<code>B8L3</code>", "expires in 5:00"},
 			[]string{"Card", "Merchant", "Amount", "12,50", "refund", "Euro", "n/a"}},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -93,19 +94,28 @@ func (s Scalar) Int() (int64, bool) {
 	return int64(f), true
 }
 
-// Time reads the value as a Unix time. Both documents use seconds in some
-// places and milliseconds in others ("Long", "int"), so any value above
-// 10^11 (which in seconds would be the year 5138) is taken as milliseconds.
-// ok is false when it is missing or not a number.
+// Time reads the value as a time, in each form the documents use: a Unix
+// time in seconds or in milliseconds ("Long", "int": any value above 10^11,
+// which in seconds would be the year 5138, is taken as milliseconds), or
+// the text "2006-01-02 15:04:05" (UPay's dispatchTime, a String without a
+// stated zone, read as UTC; a "T" between date and time is accepted too).
+// ok is false when it is missing or none of these.
 func (s Scalar) Time() (time.Time, bool) {
-	n, ok := s.Int()
-	if !ok || n <= 0 {
-		return time.Time{}, false
+	if n, ok := s.Int(); ok {
+		if n <= 0 {
+			return time.Time{}, false
+		}
+		if n > 1e11 {
+			return time.UnixMilli(n).UTC(), true
+		}
+		return time.Unix(n, 0).UTC(), true
 	}
-	if n > 1e11 {
-		return time.UnixMilli(n).UTC(), true
+	for _, layout := range [...]string{time.DateTime, "2006-01-02T15:04:05"} {
+		if t, err := time.Parse(layout, strings.TrimSpace(string(s))); err == nil {
+			return t.UTC(), true
+		}
 	}
-	return time.Unix(n, 0).UTC(), true
+	return time.Time{}, false
 }
 
 // CardNumber is a card number (PAN) as a push carries it. It parses like

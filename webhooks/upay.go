@@ -115,10 +115,12 @@ func upayEvent(name string) (spec eventSpec, ok bool) {
 // canonical form of the envelope fields and the event's documented detail
 // fields, so that a retry that gained a field is still a repeat (the whole
 // body for an unknown event, whose fields are not known).
-// Codes expire the codes' TTL after receipt. It fails with another error
-// than ErrMalformed when p has no IDKey.
+// A code lives the codes' TTL from the push's timestamp, counted on
+// UPay's clock (request.age): for this unsigned parse, from receipt
+// unless the timestamp is within DefaultUPayTolerance before it. It fails
+// with another error than ErrMalformed when p has no IDKey.
 func (p Parser) ParseUPay(body []byte, received time.Time) (otpbot.Event, error) {
-	r, err := p.parseUPay(body, received)
+	r, err := p.parseUPay(body, request{received: received, tolerance: DefaultUPayTolerance})
 	return r.ev, err
 }
 
@@ -131,7 +133,9 @@ type parsed struct {
 	degraded []string
 }
 
-func (p Parser) parseUPay(body []byte, received time.Time) (parsed, error) {
+// parseUPay is ParseUPay for a push that arrived as rq says: a signed
+// push's X-UPA-TIMESTAMP dates its code on UPay's clock.
+func (p Parser) parseUPay(body []byte, rq request) (parsed, error) {
 	if err := p.checkKey(); err != nil {
 		return parsed{}, err
 	}
@@ -162,7 +166,7 @@ func (p Parser) parseUPay(body []byte, received time.Time) (parsed, error) {
 	name := strings.TrimSpace(push.Event.String())
 	ev := otpbot.Event{
 		ID: id, Group: id, Provider: otpbot.ProviderUPay, Name: name, Kind: spec.kind,
-		Trace: push.Trace.String(), ReceivedAt: received,
+		Trace: push.Trace.String(), ReceivedAt: rq.received,
 	}
 	if known {
 		ev.Name = otpbot.NormalizeName(name)
@@ -170,11 +174,13 @@ func (p Parser) parseUPay(body []byte, received time.Time) (parsed, error) {
 	if detailErr == nil {
 		spec.detail.fill(&ev)
 	}
+	pushed, _ := push.Timestamp.Time()
 	if ev.OccurredAt.IsZero() {
-		ev.OccurredAt, _ = push.Timestamp.Time()
+		ev.OccurredAt = pushed
 	}
 	if spec.kind == otpbot.KindCode {
-		ev.ExpiresAt = received.Add(p.Codes.ttl(ev.Name))
+		// The push's timestamp is when UPay sent the code.
+		p.setCodeExpiry(&ev, pushed, rq)
 	}
 	switch {
 	case env.reject != "":

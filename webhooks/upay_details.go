@@ -49,8 +49,10 @@ func (d *UPayCardTransaction) fields() []field {
 func (d *UPayCardTransaction) fill(ev *otpbot.Event) {
 	ev.CardID, ev.CustomerNo = d.CardID.String(), d.CustomerNo.String()
 	ev.CardLast4 = otpbot.MaskCard(string(d.CardNumber))
-	ev.Amount, ev.Currency, ev.Merchant = d.Amount.String(), d.Currency.String(), d.MerchantName.String()
+	ev.Amount, ev.Currency, ev.Merchant = amount(d.Amount, d.Currency), currency(d.Currency), d.MerchantName.String()
 	ev.Status = statusWord(d.Status, upayTransactionStatus)
+	ev.Type, ev.Direction = d.Type.String(), d.Direction.String()
+	ev.OriginalAmount, ev.OriginalCurrency = amount(d.OriginalAmount, d.OriginalCurrency), currency(d.OriginalCurrency)
 	ev.Reason = d.Reason.String()
 	ev.OccurredAt, _ = d.TransactionAt.Time()
 }
@@ -108,7 +110,8 @@ func (d *UPay3DSConfirm) fill(ev *otpbot.Event) {
 	ev.CardID, ev.CustomerNo = d.CardID.String(), d.CustomerNo.String()
 	ev.CardLast4 = otpbot.MaskCard(string(d.CardNumber))
 	ev.Code, ev.CodeLabel = string(d.ValidateCode), "3-D Secure confirmation code"
-	ev.Merchant, ev.Amount, ev.Currency = d.Merchants.String(), d.Amount.String(), d.TransactionCurrency.String()
+	ev.Merchant, ev.Amount = d.Merchants.String(), amount(d.Amount, d.TransactionCurrency)
+	ev.Currency = currency(d.TransactionCurrency)
 	ev.OccurredAt, _ = d.TransactionTime.Time()
 }
 
@@ -131,8 +134,10 @@ func (d *UPayCardApply) fields() []field {
 	}
 }
 
+// fill: the amount has no currency in the push; it is shown with the
+// decimals it was written with.
 func (d *UPayCardApply) fill(ev *otpbot.Event) {
-	ev.CardID, ev.CustomerNo, ev.Amount = d.CardID.String(), d.CustomerNo.String(), d.Amount.String()
+	ev.CardID, ev.CustomerNo, ev.Amount = d.CardID.String(), d.CustomerNo.String(), amount(d.Amount, "")
 	ev.Status = statusWord(d.Status, upayPaymentStatus)
 	ev.OccurredAt, _ = d.SubscribeAt.Time()
 }
@@ -158,8 +163,10 @@ func (d *UPayRechargeApply) fields() []field {
 	}
 }
 
+// fill: the amount has no currency in the push; it is shown with the
+// decimals it was written with.
 func (d *UPayRechargeApply) fill(ev *otpbot.Event) {
-	ev.CardID, ev.CustomerNo, ev.Amount = d.CardID.String(), d.CustomerNo.String(), d.Amount.String()
+	ev.CardID, ev.CustomerNo, ev.Amount = d.CardID.String(), d.CustomerNo.String(), amount(d.Amount, "")
 	ev.CardLast4 = otpbot.MaskCard(string(d.CardNumber))
 	ev.Status = statusWord(d.Status, upayPaymentStatus)
 	ev.OccurredAt, _ = d.SubscribeAt.Time()
@@ -226,6 +233,7 @@ func (d *UPayVerification) fill(ev *otpbot.Event) {
 	ev.CardID, ev.CustomerNo = d.CardID.String(), d.CustomerNo.String()
 	ev.CardLast4 = otpbot.MaskCard(string(d.CardNumber))
 	ev.CodeLabel = upayVerificationLabel(d.Type.String())
+	ev.Type = otpbot.NormalizeName(d.Type.String())
 	if otpbot.NormalizeName(d.Type.String()) == UPayVerify3DSConfirmLink {
 		ev.Link = string(d.Code) // shown as a button, not as a code to copy
 	} else {
@@ -248,7 +256,7 @@ func (d *UPayKYC) fields() []field {
 }
 
 func (d *UPayKYC) fill(ev *otpbot.Event) {
-	ev.CustomerNo = d.CustomerNo.String()
+	ev.CustomerNo, ev.Type = d.CustomerNo.String(), d.DocumentType.String()
 	ev.Status = statusWord(d.Status, upayKYCStatus)
 }
 
@@ -298,11 +306,15 @@ func (d *UPayLogistics) fields() []field {
 	}
 }
 
+// fill keeps what a cardholder needs to follow the card (tracking number
+// and company), never the address or the photo.
 func (d *UPayLogistics) fill(ev *otpbot.Event) {
 	ev.CardID = d.CardID.String()
 	ev.Status = "dispatched"
+	ev.Tracking, ev.Carrier = d.LogisticsOrderNo.String(), d.LogisticsCompanyName.String()
 	// The document types dispatchTime as a String without a format: a Unix
-	// time is used when it is one, else the push timestamp stands.
+	// time or a "2006-01-02 15:04:05" is used when it is one, else the
+	// push timestamp stands.
 	ev.OccurredAt, _ = d.DispatchTime.Time()
 }
 
@@ -356,7 +368,7 @@ func (d *UPayCardEvent) fields() []field {
 func (d *UPayCardEvent) fill(ev *otpbot.Event) {
 	ev.CardID, ev.CustomerNo = d.CardID.String(), d.CustomerNo.String()
 	ev.CardLast4 = otpbot.MaskCard(string(d.CardNumber))
-	ev.Status, ev.Reason = d.Status.String(), d.Reason.String()
+	ev.Status, ev.Reason, ev.Type = d.Status.String(), d.Reason.String(), d.Type.String()
 }
 
 // upayUnknown reads the routing fields UPay details commonly carry, for an

@@ -72,7 +72,11 @@ func TestDeliverUpdateBeforeTheSendLandedSendsNothing(t *testing.T) {
 
 	other := e.second()
 	e.clock.Advance(time.Second)
-	e.push(e.authEvent("350", "A1", 4, 10*time.Minute))
+	// The latest push decides the request (auth_result 3, read as
+	// declined), which the message must show.
+	declined := e.authEvent("350", "A1", 3, 10*time.Minute)
+	declined.AuthState = otpbot.AuthDeclined
+	e.push(declined)
 	other.Poke()
 	// Either the update is done without a call, or (the bug) it is a
 	// second send, held like the first.
@@ -88,7 +92,7 @@ func TestDeliverUpdateBeforeTheSendLandedSendsNothing(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages for one approval request, want 1", len(msgs))
 	}
-	if !strings.Contains(msgs[0].Plain(), "result 4") {
+	if !strings.Contains(msgs[0].Plain(), "Purchase declined") {
 		t.Fatalf("the message does not show the latest result:\n%s", msgs[0].Plain())
 	}
 	if st := e.message(otpbot.MessageKey(first.Group, target)); st.TelegramID != e.tg.Messages(dlChat)[0].ID {

@@ -76,6 +76,8 @@ const (
 	opsFailing
 	opsRefused
 	opsDegraded
+	opsExpired // a code that expired on arrival
+	opsNotable // a history event an operator must act on (a failed card application)
 )
 
 type opsBucket struct {
@@ -106,20 +108,31 @@ func NewOps(opts OpsOptions) *Ops {
 }
 
 // Report records a push that needs an operator: unrouted (no chat linked),
-// rejected (authentic but invalid) or of an unknown event. Other pushes and
-// repeats are ignored. It never blocks on Telegram.
+// rejected (authentic but invalid), of an unknown event, a code that
+// expired on arrival (its Reason says how old it was), or a history event
+// with an Alert (a failed card application, which names no card so no
+// cardholder hears of it). Other pushes and repeats are ignored. It never
+// blocks on Telegram.
 func (o *Ops) Report(_ context.Context, ev otpbot.Event, res otpbot.IngestResult) {
 	if o == nil || res.Duplicate {
 		return
 	}
 	var cat opsCategory
+	reason := ev.Reason
 	switch {
 	case res.Outcome == otpbot.OutcomeUnrouted:
 		cat = opsUnrouted
 	case res.Outcome == otpbot.OutcomeRejected || ev.Kind == otpbot.KindRejected:
 		cat = opsRejected
+	case res.Outcome == otpbot.OutcomeExpired:
+		cat = opsExpired
 	case ev.Kind == otpbot.KindUnknown:
 		cat = opsUnknown
+	case ev.Alert != "":
+		cat = opsNotable
+		if reason == "" {
+			reason = ev.Remark
+		}
 	default:
 		return
 	}
@@ -128,7 +141,7 @@ func (o *Ops) Report(_ context.Context, ev otpbot.Event, res otpbot.IngestResult
 	if k, ok := ev.RouteKey(); ok {
 		key = k.String()
 	}
-	o.add(fmt.Sprintf("%d|%s|%s|%s", cat, ev.Provider, ev.Name, key), opsBucket{cat: cat, ev: ev, reason: ev.Reason})
+	o.add(fmt.Sprintf("%d|%s|%s|%s", cat, ev.Provider, ev.Name, key), opsBucket{cat: cat, ev: ev, reason: reason})
 }
 
 // Degraded records a code or approval request that was delivered without
@@ -366,12 +379,19 @@ func (b *opsBucket) plain() string {
 		s = "❗ <b>Telegram refused a message</b> for " + e(b.target.String())
 	case opsDegraded:
 		s = "🩹 <b>Delivered " + what + " without some fields</b>"
+	case opsExpired:
+		s = "⌛ <b>" + what + " expired on arrival</b>: not sent"
+	case opsNotable:
+		s = "📣 <b>" + what + ": " + e(ev.Alert) + "</b>"
+		if ev.CardType != "" {
+			s += "\nCard type " + e(ev.CardType)
+		}
 	}
 	if len(keys) > 0 {
 		s += "\n" + strings.Join(keys, ", ")
 	}
 	if ev.CardLast4 != "" {
-		s += "\nCard •••• " + e(ev.CardLast4)
+		s += "\n💳 •••• " + e(ev.CardLast4)
 	}
 	if b.reason != "" {
 		s += "\nReason: " + e(b.reason)
@@ -389,7 +409,7 @@ func keyText(k otpbot.Key) string {
 }
 
 func (b *opsBucket) logAttrs() []any {
-	cat := [...]string{"unrouted", "rejected", "unknown", "broken", "failing", "refused", "degraded"}[b.cat]
+	cat := [...]string{"unrouted", "rejected", "unknown", "broken", "failing", "refused", "degraded", "expired", "event"}[b.cat]
 	attrs := []any{"report", cat, "count", b.count}
 	if b.ev.Name != "" {
 		attrs = append(attrs, "provider", string(b.ev.Provider), "event", b.ev.Name)

@@ -157,13 +157,25 @@ func TestRender(t *testing.T) {
 		{"upay code as HTML", []string{"-provider", "upay", "-file", otp, "-html"}, "",
 			[]string{"<code>246810</code>"}, nil, 0},
 		{"hypercard from stdin", []string{"-provider", "hypercard", "-at", "1710412500"}, `{"notify_type":"OPT_CODE","card_id":"1085185460000094505","code":"888666","create_time":1710412477}`,
-			[]string{"hypercard OPT_CODE (code)", "888666", "•••• 4505", "expires in 4:37"}, nil, 0},
+			// A card known by its id is named as an id, never with the PAN mask.
+			[]string{"hypercard OPT_CODE (code)", "888666", "💳 card …4505", "expires in 4:37"}, []string{"•••• 4505"}, 0},
 		{"history-only event", []string{"-provider", "hypercard"}, `{"notify_type":"CONSUME","card_id":"66543"}`,
-			[]string{"Recorded in history, not sent to any chat."}, nil, 0},
+			[]string{"Recorded in the history of card …6543 and of every event (admins: /history events), not sent to any chat.",
+				"HyperCard · New transaction · card …6543"}, []string{"· CONSUME"}, 0},
+		{"event without a card", []string{"-provider", "hypercard"}, `{"notify_type":"OPEN_CARD","card_type_id":"40000002",` +
+			`"email":"example@gmail.com","mobile":"18301523750","mobile_code":"86","result":2,"remark":"KYC data incomplete"}`,
+			[]string{"Recorded in the history of every event (admins: /history events)", "Ops are told: card application failed.",
+				"HyperCard · Card application · card type 40000002 · failed · remark: KYC data incomplete"},
+			[]string{"example@gmail.com", "18301523750"}, 0},
+		{"approval decided by its push", []string{"-provider", "hypercard", "-at", "1699865740"}, `{"notify_type":"AUTH_3DS","auth_id":283,` +
+			`"card_id":"15723682800000053333","card_no":"103411******3333","txn_currency":"EUR","txn_amount":"1.00",` +
+			`"card_acceptor_merchant_name":"Amazon","card_acceptor_location_country":"DE","auth_result":3,"expired_time":1699866034,` +
+			`"created_Time":1699865734,"updated_Time":1699865734}`,
+			[]string{"❌ Purchase declined", "💳 •••• 3333", "Amazon"}, []string{"waiting", "expires in", "result", "at expiry"}, 0},
 		{"rejected event", []string{"-provider", "upay"}, `{"event":"3DS_OTP","trace":"T","orderNo":"O","timestamp":1,"detail":{"cardId":"C1"}}`,
 			[]string{"Rejected: missing required field"}, nil, 0},
 		{"code expired on arrival", []string{"-provider", "hypercard", "-at", "1710413000"}, `{"notify_type":"OPT_CODE","card_id":"1085185460000094505","code":"888666","create_time":1710412477}`,
-			[]string{"Not sent: it expired at 2024-03-14T10:39:37Z", "expired", "•••• 4505"},
+			[]string{"Not sent: it expired at 2024-03-14T10:39:37Z", "expired", "card …4505"},
 			[]string{"888666", "Copy code", "Used it", "expires in", "at expiry"}, 0},
 		{"malformed body", []string{"-provider", "upay"}, `[1,2]`, nil, nil, 1},
 		{"no provider", nil, "", nil, nil, 2},

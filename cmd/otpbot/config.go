@@ -110,7 +110,10 @@ type HyperCardConfig struct {
 	PublicKeyFile      string        `key:"public_key_file"`
 	SignatureTolerance time.Duration `key:"signature_tolerance"`
 	AllowIPs           []string      `key:"allow_ips"`
-	API                HyperCardAPI  `key:"api"`
+	// AuthResults says what an AUTH_3DS auth_result means, over what the
+	// api section's approve_result and decline_result already say.
+	AuthResults map[string]string `key:"auth_results"`
+	API         HyperCardAPI      `key:"api"`
 }
 
 // HyperCardAPI is providers.hypercard.api: HyperCard's merchant API, which
@@ -205,6 +208,7 @@ func Defaults() Config {
 				Path:               "/hc_sync/common",
 				SignatureTolerance: 25 * time.Hour,
 				AllowIPs:           []string{},
+				AuthResults:        map[string]string{},
 				API: HyperCardAPI{
 					Version:       "1.0",
 					Timeout:       10 * time.Second,
@@ -283,6 +287,7 @@ var keyDocs = map[string]string{
 	"providers.hypercard.public_key_file":     "HyperCard's RSA public key (PEM) that verifies the SHA256withRSA `signature` header.",
 	"providers.hypercard.signature_tolerance": "How far the `timestamp` header may be from now; HyperCard retries for 24 h and may resend the original request.",
 	"providers.hypercard.allow_ips":           "CIDRs HyperCard pushes may come from; empty allows any address.",
+	"providers.hypercard.auth_results":        "What an `AUTH_3DS` `auth_result` means: `approved`, `declined` or `pending`, per value, e.g. `{\"1\": pending, \"2\": approved, \"3\": declined}`. Over the defaults `api.approve_result` → approved and `api.decline_result` → declined (2 and 3); a value listed nowhere is pending and kept as a number in history. A decided request shows its decision, without buttons, and leaves `/codes`. In the environment: `1=pending,2=approved,3=declined` or JSON.",
 
 	"providers.hypercard.api.base_url":         "HyperCard API root (e.g. `https://api.hyperpay.example`). When set, approval requests (AUTH_3DS) get Approve / Decline buttons and otpbot sends the answer to HyperCard; empty leaves them informational.",
 	"providers.hypercard.api.api_key":          "Merchant `api-key` for HyperCard's API (never printed). Required with `base_url`.",

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otpbot/otpbot"
 )
 
 // envMap is a getenv backed by a map, so tests never touch the process
@@ -73,6 +75,8 @@ func envValue(t *testing.T, f field, def reflect.Value) (string, any) {
 		return "1, 2", []int64{1, 2}
 	case f.typ == reflect.TypeOf([]string{}):
 		return "10.0.0.0/8,192.168.1.1", []string{"10.0.0.0/8", "192.168.1.1"}
+	case f.typ == reflect.TypeOf(map[string]string{}):
+		return "1=pending, 4=declined", map[string]string{"1": "pending", "4": "declined"}
 	case f.typ == reflect.TypeOf(map[string]time.Duration{}):
 		return "3ds_otp=10m, OPT_CODE=5m", map[string]time.Duration{"3DS_OTP": 10 * time.Minute, "OPT_CODE": 5 * time.Minute}
 	}
@@ -334,6 +338,10 @@ func TestValidationErrors(t *testing.T) {
 		{"hypercard api result", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL": "https://api.example.com", "OTPBOT_PROVIDERS_HYPERCARD_API_API_KEY": "k", "OTPBOT_PROVIDERS_HYPERCARD_API_PRIVATE_KEY_FILE": "/x", "OTPBOT_PROVIDERS_HYPERCARD_API_APPROVE_RESULT": "1"}, "config: providers.hypercard.api.approve_result must be 2 or 3 (got 1)"},
 		{"hypercard api same results", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL": "https://api.example.com", "OTPBOT_PROVIDERS_HYPERCARD_API_API_KEY": "k", "OTPBOT_PROVIDERS_HYPERCARD_API_PRIVATE_KEY_FILE": "/x", "OTPBOT_PROVIDERS_HYPERCARD_API_DECLINE_RESULT": "2"}, "config: providers.hypercard.api.decline_result must differ from providers.hypercard.api.approve_result"},
 		{"hypercard api key unreadable", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL": "https://api.example.com", "OTPBOT_PROVIDERS_HYPERCARD_API_API_KEY": "k", "OTPBOT_PROVIDERS_HYPERCARD_API_PRIVATE_KEY_FILE": "/nonexistent.pem"}, "config: providers.hypercard.api.private_key_file cannot be read: no such file or directory"},
+		{"auth_results not a number", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_AUTH_RESULTS": "two=approved"}, `config: providers.hypercard.auth_results "two" is not a whole number (the auth_result)`},
+		{"auth_results not a state", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_AUTH_RESULTS": "4=maybe"}, `config: providers.hypercard.auth_results 4 must be approved, declined or pending (got "maybe")`},
+		{"auth_results against otpbot's own answers", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_API_BASE_URL": "https://api.example.com", "OTPBOT_PROVIDERS_HYPERCARD_API_API_KEY": "k", "OTPBOT_PROVIDERS_HYPERCARD_API_PRIVATE_KEY_FILE": "/x", "OTPBOT_PROVIDERS_HYPERCARD_AUTH_RESULTS": "2=declined"}, "config: providers.hypercard.auth_results 2 is declined, but otpbot sends it to answer approve (providers.hypercard.api)"},
+		{"auth_results without the api may read 2 otherwise", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_PROVIDERS_HYPERCARD_AUTH_RESULTS": "1=pending,2=declined,3=approved"}, ""},
 		{"bad bool", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_HTTP_ADMIN_BACKUP": "maybe"}, `config: http.admin_backup must be true or false (got "maybe")`},
 		{"admin listener not host:port", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_HTTP_ADMIN_LISTEN": "9090"}, `config: http.admin_listen must be host:port or empty (got "9090")`},
 		{"admin listener on the public address", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_HTTP_ADMIN_LISTEN": "127.0.0.1:8080"}, `config: http.admin_listen must differ from http.listen (got "127.0.0.1:8080" for both)`},
@@ -372,5 +380,28 @@ func TestValidationErrors(t *testing.T) {
 				t.Errorf("exit code %d, want 2", code)
 			}
 		})
+	}
+}
+
+// auth_result is read through one mapping: the api section's answers,
+// with providers.hypercard.auth_results over them.
+func TestAuthResults(t *testing.T) {
+	tests := []struct {
+		name string
+		h    HyperCardConfig
+		want map[int]otpbot.AuthState
+	}{
+		{"defaults", Defaults().Providers.HyperCard, map[int]otpbot.AuthState{2: otpbot.AuthApproved, 3: otpbot.AuthDeclined}},
+		{"answers swapped", HyperCardConfig{API: HyperCardAPI{ApproveResult: 3, DeclineResult: 2}},
+			map[int]otpbot.AuthState{3: otpbot.AuthApproved, 2: otpbot.AuthDeclined}},
+		{"more values", HyperCardConfig{API: HyperCardAPI{ApproveResult: 2, DeclineResult: 3},
+			AuthResults: map[string]string{"1": "pending", " 4 ": "Declined"}},
+			map[int]otpbot.AuthState{1: otpbot.AuthPending, 2: otpbot.AuthApproved, 3: otpbot.AuthDeclined, 4: otpbot.AuthDeclined}},
+	}
+	for _, tt := range tests {
+		got, err := authResults(tt.h)
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: authResults = %v, %v; want %v", tt.name, got, err, tt.want)
+		}
 	}
 }

@@ -103,14 +103,14 @@ func LoadConfig(path string, getenv func(string) string) (Config, error) {
 
 // loadRenderConfig reads the configuration for `otpbot render`, which
 // sends nothing and reaches nothing: it needs no token and no secret, so
-// only the keys that shape a message (codes, templates) are validated and
-// no *_file secret is read.
+// only the keys that shape a message (codes, templates, auth_results) are
+// validated and no *_file secret is read.
 func loadRenderConfig(path string, getenv func(string) string) (Config, error) {
 	cfg, err := decodeConfig(path, getenv)
 	if err != nil {
 		return Config{}, err
 	}
-	for _, check := range []func(*Config) error{validateCodes, validateTemplates} {
+	for _, check := range []func(*Config) error{validateCodes, validateTemplates, validateAuthResults} {
 		if err := check(&cfg); err != nil {
 			return Config{}, err
 		}

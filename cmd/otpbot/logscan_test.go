@@ -90,9 +90,12 @@ func TestLogsNeverShowSecrets(t *testing.T) {
 				var mine []string
 				plant(doc, n, "C1", &mine)
 				if _, isObj := doc.(map[string]any); isObj {
-					// A unique order number keeps dedupe from hiding pushes.
+					// A unique order number keeps dedupe from hiding pushes;
+					// the push time is the signature's, as UPay sends it (a
+					// code is dated by it).
 					if provider == "upay" {
 						doc.(map[string]any)["orderNo"] = fmt.Sprintf("LOGSCAN-%d", n)
+						doc.(map[string]any)["timestamp"] = time.Now().UnixMilli()
 					}
 					body, _ = json.Marshal(doc)
 				}

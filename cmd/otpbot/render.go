@@ -63,7 +63,8 @@ func cmdRender(_ context.Context, args []string, getenv func(string) string, std
 	}
 	// Render shows no identity, so a throwaway key stands in for the
 	// store's installation key.
-	parser := webhooks.Parser{IDKey: []byte(randomHex(webhooks.MinIDKeyBytes)), Codes: codeConfig(&cfg)}
+	parser := webhooks.Parser{IDKey: []byte(randomHex(webhooks.MinIDKeyBytes)), Codes: codeConfig(&cfg),
+		AuthResults: validAuthResults(&cfg)}
 	ev, err := parse(parser, body, now)
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
@@ -123,17 +124,24 @@ func renderEvent(w io.Writer, tmpl *templates.Set, ev otpbot.Event, now time.Tim
 	}
 	fmt.Fprintf(w, "%s %s (%s)\n", ev.Provider, ev.Name, ev.Kind)
 	if !ev.Kind.Pushed() {
+		where := "in the history of every event (admins: /history events)"
+		if k, ok := ev.RouteKey(); ok {
+			where = "in the history of " + templates.KeyLabel(k) + " and of every event (admins: /history events)"
+		}
 		switch ev.Kind {
 		case otpbot.KindRejected:
-			fmt.Fprintf(w, "Rejected: %s. Acknowledged, recorded in history for ops, not sent to any chat.\n", ev.Reason)
+			fmt.Fprintf(w, "Rejected: %s. Acknowledged, recorded %s for ops, not sent to any chat.\n", ev.Reason, where)
 		case otpbot.KindUnknown:
-			fmt.Fprintln(w, "Unknown event: acknowledged, recorded in history, not sent to any chat.")
+			fmt.Fprintf(w, "Unknown event: acknowledged, recorded %s, not sent to any chat.\n", where)
 		default:
-			fmt.Fprintln(w, "Recorded in history, not sent to any chat.")
+			fmt.Fprintf(w, "Recorded %s, not sent to any chat.\n", where)
 		}
-		return nil
+		if ev.Alert != "" {
+			fmt.Fprintf(w, "Ops are told: %s.\n", ev.Alert)
+		}
+		return renderHistoryLine(w, tmpl, ev, asHTML)
 	}
-	msg := otpbot.Message{Group: ev.Group, Event: ev, State: otpbot.StateLive, UpdatedAt: now}
+	msg := otpbot.Message{Group: ev.Group, Event: ev, State: otpbot.NextState("", ev), UpdatedAt: now}
 	expired := ev.Expired(now)
 	header := "\n--- the message ---"
 	if !expired {
@@ -152,7 +160,7 @@ func renderEvent(w io.Writer, tmpl *templates.Set, ev otpbot.Event, now time.Tim
 	}
 	fmt.Fprintln(w, header)
 	printMessage(w, text, sentButtons(msg), asHTML)
-	if !ev.ExpiresAt.IsZero() && !expired {
+	if !ev.ExpiresAt.IsZero() && !expired && !msg.State.Final() {
 		expired, err := tmpl.RenderMessage(msg, ev.ExpiresAt)
 		if err != nil {
 			return fmt.Errorf("render: %w", err)
@@ -160,6 +168,24 @@ func renderEvent(w io.Writer, tmpl *templates.Set, ev otpbot.Event, now time.Tim
 		fmt.Fprintf(w, "\n--- the same message at expiry (%s) ---\n", ev.ExpiresAt.UTC().Format(time.RFC3339))
 		printMessage(w, expired, nil, asHTML)
 	}
+	return nil
+}
+
+// renderHistoryLine prints the /history line of a history-only event.
+func renderHistoryLine(w io.Writer, tmpl *templates.Set, ev otpbot.Event, asHTML bool) error {
+	outcome := otpbot.OutcomeRecorded
+	if ev.Kind == otpbot.KindRejected {
+		outcome = otpbot.OutcomeRejected
+	}
+	view := templates.HistoryView{Key: otpbot.EventsKey, Part: 1, Parts: 1,
+		Entries: []otpbot.HistoryEntry{{Event: ev.Redacted(), Outcome: outcome}}}
+	text, err := tmpl.Render("history", view)
+	if err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	fmt.Fprintln(w, "\n--- its line in /history events ---")
+	_, line, _ := strings.Cut(text, "\n") // without the title
+	printMessage(w, line, nil, asHTML)
 	return nil
 }
 

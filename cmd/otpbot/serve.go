@@ -178,8 +178,9 @@ func webhooksConfig(cfg *Config, keys Keys, idKey []byte) webhooks.Config {
 			SignatureTolerance: h.SignatureTolerance,
 			AllowIPs:           prefixes(h.AllowIPs),
 		},
-		Codes: codeConfig(cfg),
-		IDKey: idKey,
+		Codes:       codeConfig(cfg),
+		IDKey:       idKey,
+		AuthResults: validAuthResults(cfg),
 	}
 }
 

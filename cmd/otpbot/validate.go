@@ -214,6 +214,9 @@ func validateProviders(cfg *Config) error {
 		if err := validateHyperCardAPI(h.API); err != nil {
 			return err
 		}
+		if err := validateAuthResults(cfg); err != nil {
+			return err
+		}
 	}
 	if cfg.Telegram.Updates == "webhook" {
 		if u, err := url.Parse(cfg.Telegram.WebhookURL); err == nil {

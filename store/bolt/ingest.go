@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -49,7 +48,7 @@ func (s *Store) ingestTx(tx *bbolt.Tx, ev, redacted otpbot.Event, res *otpbot.In
 		return err
 	}
 
-	var targets []otpbot.Target
+	var targets []routed
 	switch {
 	case ev.Kind == otpbot.KindRejected:
 		res.Outcome = otpbot.OutcomeRejected
@@ -71,11 +70,12 @@ func (s *Store) ingestTx(tx *bbolt.Tx, ev, redacted otpbot.Event, res *otpbot.In
 	if err != nil {
 		return fmt.Errorf("encode history entry: %w", err)
 	}
-	if err := s.addHistory(tx, ev.Keys(), ev.ReceivedAt, entry); err != nil {
+	if err := s.addHistory(tx, ev.HistoryKeys(), ev.ReceivedAt, entry); err != nil {
 		return err
 	}
 
-	for _, target := range targets {
+	for _, r := range targets {
+		target := r.target
 		id := otpbot.MessageKey(ev.Group, target)
 		m, ok, err := getMessage(tx, id)
 		if err != nil {
@@ -84,19 +84,20 @@ func (s *Store) ingestTx(tx *bbolt.Tx, ev, redacted otpbot.Event, res *otpbot.In
 		var t otpbot.Task
 		if ok {
 			// The group's message is already in this chat: show the new
-			// event in place (a changed AUTH_3DS result).
-			m.Event = ev
-			if m.State.Final() {
-				m.Event = redacted // a final message never holds a code again
-			}
+			// event in place (a changed AUTH_3DS result, which may decide
+			// the request).
+			m.Event, m.State = ev, otpbot.NextState(m.State, ev)
 			m.UpdatedAt = now
 			t = otpbot.Task{ID: otpbot.TaskID(id, otpbot.TaskUpdate), Kind: otpbot.TaskUpdate,
 				Priority: otpbot.PriorityUpdate}
 		} else {
 			m = otpbot.Message{ID: id, Group: ev.Group, Target: target, Event: ev,
-				State: otpbot.StateLive, UpdatedAt: now}
+				State: otpbot.NextState("", ev), CardName: r.cardName, UpdatedAt: now}
 			t = otpbot.Task{ID: otpbot.TaskID(id, otpbot.TaskSend), Kind: otpbot.TaskSend,
 				Priority: otpbot.PriorityCode}
+		}
+		if m.State.Final() {
+			m.Event = redacted // a final message never holds a code again
 		}
 		t.MessageID, t.Target, t.Due, t.Created = id, target, ev.ReceivedAt, ev.ReceivedAt
 		if err := putMessage(tx, m); err != nil {
@@ -110,23 +111,40 @@ func (s *Store) ingestTx(tx *bbolt.Tx, ev, redacted otpbot.Event, res *otpbot.In
 	return nil
 }
 
+// routed is a target of a pushed event, with the name its link gives the
+// event's card (Link.Name; "" for none, or when the target is linked to
+// the customer only).
+type routed struct {
+	target   otpbot.Target
+	cardName string
+}
+
 // routeTargets returns the targets of the unbroken links of every key, each
 // once, in key order (card first). A chat linked to both a card and its
 // customer gets one message; two topics of one chat are two targets; and a
 // target still receives when its link under one key broke but its link
 // under another did not (it was linked again since).
-func routeTargets(tx *bbolt.Tx, keys []otpbot.Key) ([]otpbot.Target, error) {
-	var out []otpbot.Target
+func routeTargets(tx *bbolt.Tx, keys []otpbot.Key) ([]routed, error) {
+	var out []routed
+	seen := map[otpbot.Target]bool{}
+	names := map[otpbot.Target]string{}
 	for _, key := range keys {
 		links, err := linksForKey(tx, key)
 		if err != nil {
 			return nil, err
 		}
 		for _, l := range links {
-			if !l.Broken && !slices.Contains(out, l.Target) {
-				out = append(out, l.Target)
+			if key.Type == otpbot.KeyCard && l.Name != "" {
+				names[l.Target] = l.Name // a broken card link still names the card
+			}
+			if !l.Broken && !seen[l.Target] {
+				seen[l.Target] = true
+				out = append(out, routed{target: l.Target})
 			}
 		}
+	}
+	for i := range out {
+		out[i].cardName = names[out[i].target]
 	}
 	return out, nil
 }

@@ -91,6 +91,9 @@ func (s *Store) Link(ctx context.Context, l otpbot.Link) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: link: %w", err)
 	}
+	if !l.Key.Linkable() {
+		return fmt.Errorf("store: link %s: %w", l.Key.Type, otpbot.ErrNotLinkable)
+	}
 	l.Broken, l.BrokenReason = false, ""
 	return wrap("link", s.db.Update(func(tx *bbolt.Tx) error { return putLink(tx, l) }))
 }
@@ -191,6 +194,9 @@ func putInvite(tx *bbolt.Tx, inv otpbot.Invite) error {
 func (s *Store) CreateInvite(ctx context.Context, inv otpbot.Invite) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: create invite: %w", err)
+	}
+	if !inv.Key.Linkable() {
+		return fmt.Errorf("store: create invite for %s: %w", inv.Key.Type, otpbot.ErrNotLinkable)
 	}
 	return wrap("create invite", s.db.Update(func(tx *bbolt.Tx) error { return putInvite(tx, inv) }))
 }

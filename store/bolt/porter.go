@@ -84,7 +84,7 @@ func (s *Store) Export(ctx context.Context, fn func(otpbot.Record) error) error 
 }
 
 // exportHistory emits each entry once: an entry under several keys is
-// emitted from the first of its event's keys that still holds it.
+// emitted from the first of its event's history keys that still holds it.
 func exportHistory(ctx context.Context, tx *bbolt.Tx, fn func(otpbot.Record) error) error {
 	root := tx.Bucket(bHistory)
 	return root.ForEachBucket(func(name []byte) error {
@@ -96,7 +96,7 @@ func exportHistory(ctx context.Context, tx *bbolt.Tx, fn func(otpbot.Record) err
 			if err := json.Unmarshal(v, &h); err != nil {
 				return fmt.Errorf("decode history entry: %w", err)
 			}
-			for _, key := range h.Event.Keys() {
+			for _, key := range h.Event.HistoryKeys() {
 				if key.String() == string(name) {
 					break
 				}
@@ -161,7 +161,7 @@ func (s *Store) importRecord(tx *bbolt.Tx, r otpbot.Record) error {
 		if err != nil {
 			return fmt.Errorf("encode history entry: %w", err)
 		}
-		return s.addHistory(tx, h.Event.Keys(), h.Event.ReceivedAt, v)
+		return s.addHistory(tx, h.Event.HistoryKeys(), h.Event.ReceivedAt, v)
 	case r.Message != nil:
 		return putMessage(tx, *r.Message)
 	case r.Task != nil:

@@ -285,7 +285,8 @@ func TestPrune(t *testing.T) {
 		{"too early for anything", 5 * time.Minute, PruneStats{}},
 		{"once key and invite expired", 31 * time.Minute, PruneStats{OnceKeys: 1, Invites: 1}},
 		{"dedupe mark and final message", 61 * time.Minute, PruneStats{DedupeMarks: 1, Messages: 1}},
-		{"history", 121 * time.Minute, PruneStats{History: 1}},
+		// The entry is under its card and the events key.
+		{"history", 121 * time.Minute, PruneStats{History: 2}},
 		{"nothing left", 200 * time.Minute, PruneStats{}},
 	}
 	for _, tc := range tests {

@@ -17,6 +17,9 @@ import (
 // CreateInvite stores an invite under its hash. A zero ExpiresAt means
 // InviteTTL from now.
 func (s *Store) CreateInvite(ctx context.Context, inv otpbot.Invite) error {
+	if !inv.Key.Linkable() {
+		return fmt.Errorf("store: create invite for %s: %w", inv.Key.Type, otpbot.ErrNotLinkable)
+	}
 	now := s.now()
 	if inv.ExpiresAt.IsZero() {
 		inv.ExpiresAt = now.Add(s.opts.InviteTTL)

@@ -37,8 +37,13 @@ const (
 // "updated_at" (stored in their own hash fields), and without "id",
 // "target" and "rendered" unless fields asks for them.
 func messageFragment(m otpbot.Message, fields msgFields) (string, error) {
-	b := make([]byte, 0, 96+len(m.ID)+len(m.Group)+len(m.Rendered)+len(m.Decision))
+	b := make([]byte, 0, 96+len(m.ID)+len(m.Group)+len(m.Rendered)+len(m.Decision)+len(m.CardName))
 	b = append(b, '{')
+	if m.CardName != "" {
+		b = append(b, `"card_name":`...)
+		b = appendJSONString(b, m.CardName)
+		b = append(b, ',')
+	}
 	if m.Decision != "" {
 		b = append(b, `"decision":`...)
 		b = appendJSONString(b, m.Decision)

@@ -77,6 +77,7 @@ func TestMessageFragmentMatchesReference(t *testing.T) {
 			Event:    otpbot.Event{ID: "e", Code: "123456"},
 			State:    []otpbot.MessageState{otpbot.StateLive, otpbot.StateExpired, otpbot.StateDecided}[r.IntN(3)],
 			Rendered: []string{"", strs[r.IntN(len(strs))]}[r.IntN(2)], Decision: []string{"", strs[r.IntN(len(strs))]}[r.IntN(2)],
+			CardName:   []string{"", strs[r.IntN(len(strs))]}[r.IntN(2)],
 			TelegramID: []int{0, 1, 987654, -5}[r.IntN(4)], SentAt: times[r.IntN(len(times))], UpdatedAt: times[r.IntN(len(times))],
 		}
 		for _, tc := range []struct {
@@ -177,9 +178,9 @@ func TestFragmentFieldsKnown(t *testing.T) {
 		v    any
 		want []string
 	}{
-		{otpbot.Message{}, []string{"id", "group", "target", "event", "state", "telegram_id", "rendered", "decision", "sent_at", "send_started", "updated_at"}},
+		{otpbot.Message{}, []string{"id", "group", "target", "event", "state", "telegram_id", "rendered", "decision", "card_name", "sent_at", "send_started", "updated_at"}},
 		{otpbot.Task{}, []string{"id", "kind", "priority", "message_id", "target", "due", "created", "attempts", "last_error", "text", "telegram_id", "reply_to"}},
-		{otpbot.Link{}, []string{"key", "target", "created_at", "created_by", "broken", "broken_reason", "replies"}},
+		{otpbot.Link{}, []string{"key", "target", "created_at", "created_by", "broken", "broken_reason", "replies", "name"}},
 		{otpbot.Target{}, []string{"chat_id", "thread_id"}},
 		{otpbot.HistoryEntry{}, []string{"event", "outcome"}},
 	} {

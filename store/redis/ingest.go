@@ -11,10 +11,10 @@ import (
 )
 
 // Ingest records ev in one script: the dedupe mark, a redacted history
-// entry under each of ev.Keys() and, for a pushed kind not yet expired, a
-// message and a send task (or the updated event and an update task when the
-// group's message exists) for every target of an unbroken link of any of
-// ev.Keys(), each target once. It returns after Redis answered and, when
+// entry under each of ev.HistoryKeys() and, for a pushed kind not yet
+// expired, a message and a send task (or the updated event and an update
+// task when the group's message exists) for every target of an unbroken
+// link of any of ev.Keys(), each target once. It returns after Redis answered and, when
 // the server has the append-only file on and knows WAITAOF (Redis 7.2+),
 // after the push was fsynced to it, so the push may then be acknowledged.
 func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResult, error) {
@@ -95,6 +95,23 @@ func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResul
 	}
 	for _, k := range keys {
 		args = append(args, k.String())
+	}
+	hkeys := ev.HistoryKeys()
+	args = append(args, len(hkeys))
+	for _, k := range hkeys {
+		args = append(args, k.String())
+	}
+	// The card key whose links name the card (Message.CardName), and the
+	// state a message takes, new or in each state it may be in
+	// (otpbot.NextState: the rule lives at the root, the script applies it).
+	cardKey := ""
+	if len(keys) > 0 && keys[0].Type == otpbot.KeyCard {
+		cardKey = keys[0].String()
+	}
+	states := otpbot.MessageStates()
+	args = append(args, cardKey, string(otpbot.NextState("", ev)), len(states))
+	for _, st := range states {
+		args = append(args, string(st), string(otpbot.NextState(st, ev)))
 	}
 	args = append(args, s.instance)
 	var v []any

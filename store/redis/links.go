@@ -16,6 +16,9 @@ import (
 
 // Link adds or renews a link, clearing Broken.
 func (s *Store) Link(ctx context.Context, l otpbot.Link) error {
+	if !l.Key.Linkable() {
+		return fmt.Errorf("store: link %s: %w", l.Key.Type, otpbot.ErrNotLinkable)
+	}
 	l.Broken, l.BrokenReason = false, ""
 	return s.putLink(ctx, l, false, "")
 }

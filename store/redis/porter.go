@@ -244,13 +244,11 @@ func (s *Store) Import(ctx context.Context, recs []otpbot.Record) error {
 	return s.Enqueue(ctx, tasks...)
 }
 
-// importHistory stores one history entry under each of its event's keys.
+// importHistory stores one history entry under each of its event's
+// history keys.
 func (s *Store) importHistory(ctx context.Context, h otpbot.HistoryEntry, now time.Time) error {
 	h.Event = h.Event.Redacted()
-	keys := h.Event.Keys()
-	if len(keys) == 0 {
-		return nil
-	}
+	keys := h.Event.HistoryKeys()
 	j, err := json.Marshal(h)
 	if err != nil {
 		return fmt.Errorf("encode history entry: %w", err)

@@ -59,6 +59,7 @@ func testPorterRoundTrip(t *testing.T, newStore NewStoreFunc) {
 	src.ingest(infoEvent("i1", "C1", src.clock.Advance(time.Second)))
 	src.ingest(approvalEvent("a1", "X9", "C1", 0, src.clock.Advance(time.Second)))
 	src.ingest(codeEvent("u1", "C2", src.clock.Advance(time.Second))) // unrouted: broken link
+	src.ingest(openCard("o1", src.clock.Advance(time.Second)))        // under the events key only
 
 	// A sent message with a pending tick, a leased task, a retried one and a notice.
 	now = src.clock.Advance(time.Second)
@@ -102,7 +103,7 @@ func testPorterRoundTrip(t *testing.T, newStore NewStoreFunc) {
 	}
 	equal(t, "export of the imported store", canonical(dst.export()), canonical(recs))
 
-	for _, key := range []otpbot.Key{cardC1, cardC2, custU1, {Type: otpbot.KeyCard, ID: "C9"}} {
+	for _, key := range []otpbot.Key{cardC1, cardC2, custU1, {Type: otpbot.KeyCard, ID: "C9"}, otpbot.EventsKey} {
 		equal(t, "links of "+key.String(), dst.links(key), src.links(key))
 		var want []otpbot.HistoryEntry
 		for _, h := range src.history(key, 100) {

@@ -33,8 +33,15 @@
 //   - UpdateMessage of an unknown message is ErrNotFound;
 //   - MarkBroken marks the exact target (chat and topic), not the whole chat;
 //   - Export emits one History record per stored entry event, and Import
-//     writes it under each of the event's keys, so a round trip through
-//     Export/Import neither loses nor duplicates history.
+//     writes it under each of the event's history keys, so a round trip
+//     through Export/Import neither loses nor duplicates history;
+//   - every event is kept under otpbot.EventsKey too (Event.HistoryKeys),
+//     events without a card or customer only there; that key is capped
+//     like any other and can never be linked (ErrNotLinkable);
+//   - a new message takes the name the target's link under the event's
+//     card gives it (Message.CardName), and keeps it through every write;
+//   - Ingest sets the state of a group's message by otpbot.NextState: an
+//     approval request that its push says is decided is decided.
 package storetest
 
 import (
@@ -65,6 +72,7 @@ func Run(t *testing.T, newStore NewStoreFunc) {
 	}{
 		{"Ingest", ingestTests},
 		{"History", historyTests},
+		{"Events", eventsTests},
 		{"Queue", queueTests},
 		{"CompleteMessage", completeMessageTests},
 		{"Messages", messageTests},
