@@ -92,7 +92,8 @@ func TestWebhookOnTwoProcessesHandlesAnUpdateOnce(t *testing.T) {
 	prefix := redistest.Prefix(t)
 	const secret = "shared-secret"
 	var urls []string
-	for _, p := range []*process{newProcess(t, tg, prefix), newProcess(t, tg, prefix)} {
+	procs := []*process{newProcess(t, tg, prefix), newProcess(t, tg, prefix)}
+	for _, p := range procs {
 		srv := httptest.NewServer(telegram.WebhookHandler(secret, p.cmds, p.store, nil))
 		t.Cleanup(srv.Close)
 		urls = append(urls, srv.URL)
@@ -110,6 +111,11 @@ func TestWebhookOnTwoProcessesHandlesAnUpdateOnce(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
+	}
+	// The replies go out in the background: wait until both processes
+	// sent everything they queued.
+	for _, p := range procs {
+		p.cmds.Close(context.Background())
 	}
 	n := 0
 	for _, m := range tg.Messages(chatB) {
