@@ -206,7 +206,7 @@ func (w *jobRun) slot(p otpbot.Priority) bool {
 	}
 	var waited time.Duration
 	for {
-		pause := w.d.limiter.Take(w.sctx, t.Target, p)
+		pause := w.d.limiter.Take(w.sctx, t.Target, telegram.ShareOf(p))
 		if pause == 0 {
 			return true
 		}

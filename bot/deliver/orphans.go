@@ -94,7 +94,7 @@ func (w *jobRun) removeOrphans(msg otpbot.Message) {
 		if known[id] {
 			continue
 		}
-		if !w.waitBudget(msg.Target, otpbot.PriorityRefresh) {
+		if !w.waitBudget(msg.Target, telegram.Spare) {
 			return
 		}
 		changed, err := p.ClearButtons(w.ctx, msg.Target, id)
@@ -137,10 +137,10 @@ func (w *jobRun) dropCopy(msg otpbot.Message, id int) {
 // waitBudget waits for a slot in the rate budget for work that is not a
 // job of the outbox (and so cannot be handed back to it); false when
 // shutdown began or the budget stayed shut for a minute.
-func (w *jobRun) waitBudget(target otpbot.Target, p otpbot.Priority) bool {
+func (w *jobRun) waitBudget(target otpbot.Target, share telegram.Share) bool {
 	deadline := w.d.now().Add(time.Minute)
 	for w.d.now().Before(deadline) {
-		pause := w.d.limiter.Take(w.sctx, target, p)
+		pause := w.d.limiter.Take(w.sctx, target, share)
 		if pause == 0 {
 			return true
 		}

@@ -18,11 +18,11 @@ import (
 // it in this process (the embedded store); RedisLimiter shares it between
 // every process on one Redis.
 type Budget interface {
-	// Take takes one call's slot for target at priority p and returns 0,
-	// or takes nothing and returns how long to wait before asking again.
-	// A target with ChatID 0 (a callback answer, getMe) takes only from
-	// the bot's global budget.
-	Take(ctx context.Context, target otpbot.Target, p otpbot.Priority) time.Duration
+	// Take takes one call's slot for target, with the share s of the
+	// budget, and returns 0, or takes nothing and returns how long to wait
+	// before asking again. A target with ChatID 0 (a callback answer,
+	// getMe) takes only from the bot's global budget.
+	Take(ctx context.Context, target otpbot.Target, s Share) time.Duration
 	// Pause obeys a 429 for target and returns the pause applied.
 	Pause(ctx context.Context, target otpbot.Target, retryAfter time.Duration) time.Duration
 	// PausedUntil reports when target may be called again after a 429;
@@ -100,13 +100,44 @@ func (o LimiterOptions) withDefaults() LimiterOptions {
 	return o
 }
 
-// need is how many tokens a call at priority p needs in a bucket of burst
-// tokens for it to take one: low-priority work leaves reserve of them.
-func need(p otpbot.Priority, burst, reserve int) float64 {
-	if !p.Low() || burst <= 1 {
-		return 1
+// Share is how much of the budget a call may take, by what it carries:
+// the later shares leave tokens to the earlier ones.
+type Share int
+
+const (
+	// Urgent is a code or approval request, and its updates and expiry
+	// edit: it may take the last token.
+	Urgent Share = iota
+	// Reply is a command reply or callback answer: it leaves one of the
+	// bot's tokens to codes.
+	Reply
+	// Spare is a countdown refresh, an ops report or a probe: it leaves
+	// the global reserve, and the last token of its chat and group, to
+	// codes and replies.
+	Spare
+)
+
+// ShareOf is the share of outbox work of priority p.
+func ShareOf(p otpbot.Priority) Share {
+	if p.Low() {
+		return Spare
 	}
-	return float64(1 + min(reserve, burst-1))
+	return Urgent
+}
+
+// need is how many tokens a call with share s needs in a bucket of burst
+// tokens for it to take one: it leaves keep of them (global says whether
+// the bucket is the bot's, with reserve kept for Spare work, or a chat's
+// or group's, whose last token only Spare work leaves).
+func need(s Share, burst, reserve int, global bool) float64 {
+	keep := 0
+	switch {
+	case s == Spare && global:
+		keep = reserve
+	case s == Spare, s == Reply && global:
+		keep = 1
+	}
+	return float64(1 + min(keep, max(burst-1, 0)))
 }
 
 // Limiter keeps otpbot under Telegram's flood limits in this process: a
@@ -227,23 +258,23 @@ func (l *Limiter) sweep(now time.Time) {
 // takes nothing and returns how long to wait before asking again. Work
 // below PriorityUpdate leaves GlobalReserve global tokens, and the last
 // token of its chat and group, to codes, updates and replies.
-func (l *Limiter) Take(_ context.Context, target otpbot.Target, p otpbot.Priority) time.Duration {
+func (l *Limiter) Take(_ context.Context, target otpbot.Target, s Share) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	if pause := l.globalUntil.Sub(now); pause > 0 {
 		return pause
 	}
-	pause := l.global.need(now, need(p, l.opts.GlobalBurst, l.opts.GlobalReserve))
+	pause := l.global.need(now, need(s, l.opts.GlobalBurst, l.opts.GlobalReserve, true))
 	var c *chatLimit
 	if target.ChatID != 0 {
 		c = l.chat(target.ChatID, now)
 		if pause := c.until.Sub(now); pause > 0 {
 			return pause
 		}
-		pause = max(pause, c.chat.need(now, need(p, l.opts.ChatBurst, 1)))
+		pause = max(pause, c.chat.need(now, need(s, l.opts.ChatBurst, 0, false)))
 		if c.group != nil {
-			pause = max(pause, c.group.need(now, need(p, l.opts.GroupBurst, 1)))
+			pause = max(pause, c.group.need(now, need(s, l.opts.GroupBurst, 0, false)))
 		}
 	}
 	if pause > 0 {

@@ -111,27 +111,27 @@ func (l *RedisLimiter) chatPause(id int64) string {
 
 // Take takes one call's slot for target at priority p from the shared
 // buckets; see Budget.
-func (l *RedisLimiter) Take(ctx context.Context, target otpbot.Target, p otpbot.Priority) time.Duration {
+func (l *RedisLimiter) Take(ctx context.Context, target otpbot.Target, s Share) time.Duration {
 	o := l.opts
 	keys := []string{l.globalPause()}
 	pauses := 1
 	cells := []string{l.base + "global"}
-	args := []any{0, 0, interval(o.GlobalPerSec), o.GlobalBurst, need(p, o.GlobalBurst, o.GlobalReserve)}
+	args := []any{0, 0, interval(o.GlobalPerSec), o.GlobalBurst, need(s, o.GlobalBurst, o.GlobalReserve, true)}
 	if id := target.ChatID; id != 0 {
 		keys = append(keys, l.chatPause(id))
 		pauses++
 		cells = append(cells, l.base+"chat:"+strconv.FormatInt(id, 10))
-		args = append(args, interval(o.ChatPerSec), o.ChatBurst, need(p, o.ChatBurst, 1))
+		args = append(args, interval(o.ChatPerSec), o.ChatBurst, need(s, o.ChatBurst, 0, false))
 		if id < 0 {
 			cells = append(cells, l.base+"group:"+strconv.FormatInt(id, 10))
-			args = append(args, interval(o.GroupPerMin/60), o.GroupBurst, need(p, o.GroupBurst, 1))
+			args = append(args, interval(o.GroupPerMin/60), o.GroupBurst, need(s, o.GroupBurst, 0, false))
 		}
 	}
 	args[0], args[1] = pauses, len(cells)
 	res, err := takeScript.Run(ctx, l.client, append(keys, cells...), args...).Int64Slice()
 	if err != nil || len(res) != 2 {
 		l.opts.Logger.Warn("shared rate budget unreachable; this process keeps the limits alone meanwhile", "err", fmt.Errorf("rate budget: %w", err))
-		return l.local.Take(ctx, target, p)
+		return l.local.Take(ctx, target, s)
 	}
 	if res[0] <= 0 {
 		return 0

@@ -29,57 +29,68 @@ func TestLimiterTake(t *testing.T) {
 			name: "one a second per chat",
 			opts: LimiterOptions{GlobalPerSec: 100, GlobalBurst: 100, ChatBurst: 1},
 			steps: []limStep{
-				{0, private, otpbot.PriorityCode, true},
-				{0, private, otpbot.PriorityCode, false},
-				{0, other, otpbot.PriorityCode, true},
-				{999 * time.Millisecond, private, otpbot.PriorityCode, false},
-				{time.Millisecond, private, otpbot.PriorityCode, true},
+				{0, private, Urgent, true},
+				{0, private, Urgent, false},
+				{0, other, Urgent, true},
+				{999 * time.Millisecond, private, Urgent, false},
+				{time.Millisecond, private, Urgent, true},
 			},
 		},
 		{
 			name: "global budget",
 			opts: LimiterOptions{GlobalPerSec: 2, GlobalBurst: 2, GlobalReserve: 1},
 			steps: []limStep{
-				{0, otpbot.Target{ChatID: 1}, otpbot.PriorityCode, true},
-				{0, otpbot.Target{ChatID: 2}, otpbot.PriorityCode, true},
-				{0, otpbot.Target{ChatID: 3}, otpbot.PriorityCode, false},
-				{500 * time.Millisecond, otpbot.Target{ChatID: 3}, otpbot.PriorityCode, true},
+				{0, otpbot.Target{ChatID: 1}, Urgent, true},
+				{0, otpbot.Target{ChatID: 2}, Urgent, true},
+				{0, otpbot.Target{ChatID: 3}, Urgent, false},
+				{500 * time.Millisecond, otpbot.Target{ChatID: 3}, Urgent, true},
 			},
 		},
 		{
 			name: "refreshes leave the reserve to codes",
 			opts: LimiterOptions{GlobalPerSec: 10, GlobalBurst: 4, GlobalReserve: 2},
 			steps: []limStep{
-				{0, otpbot.Target{ChatID: 1}, otpbot.PriorityRefresh, true},
-				{0, otpbot.Target{ChatID: 2}, otpbot.PriorityRefresh, true},
-				{0, otpbot.Target{ChatID: 3}, otpbot.PriorityRefresh, false}, // 2 left: the reserve
-				{0, otpbot.Target{ChatID: 3}, otpbot.PriorityOther, false},
-				{0, otpbot.Target{ChatID: 4}, otpbot.PriorityCode, true},
-				{0, otpbot.Target{ChatID: 5}, otpbot.PriorityUpdate, true},
-				{0, otpbot.Target{ChatID: 6}, otpbot.PriorityCode, false},
+				{0, otpbot.Target{ChatID: 1}, Spare, true},
+				{0, otpbot.Target{ChatID: 2}, Spare, true},
+				{0, otpbot.Target{ChatID: 3}, Spare, false}, // 2 left: the reserve
+				{0, otpbot.Target{ChatID: 3}, Spare, false},
+				{0, otpbot.Target{ChatID: 4}, Urgent, true},
+				{0, otpbot.Target{ChatID: 5}, Urgent, true},
+				{0, otpbot.Target{ChatID: 6}, Urgent, false},
 			},
 		},
 		{
 			name: "a chat's burst of three, the last kept for a code",
 			opts: LimiterOptions{GlobalPerSec: 100, GlobalBurst: 100},
 			steps: []limStep{
-				{0, private, otpbot.PriorityRefresh, true},
-				{0, private, otpbot.PriorityRefresh, true},
-				{0, private, otpbot.PriorityRefresh, false}, // one token left: the code's
-				{0, private, otpbot.PriorityCode, true},     // a code never waits for a refresh
-				{0, private, otpbot.PriorityCode, false},
-				{time.Second, private, otpbot.PriorityCode, true},
+				{0, private, Spare, true},
+				{0, private, Spare, true},
+				{0, private, Spare, false}, // one token left: the code's
+				{0, private, Urgent, true}, // a code never waits for a refresh
+				{0, private, Urgent, false},
+				{time.Second, private, Urgent, true},
+			},
+		},
+		{
+			name: "replies leave the bot's last token to a code",
+			opts: LimiterOptions{GlobalPerSec: 10, GlobalBurst: 3, GlobalReserve: 2, ChatPerSec: 100, ChatBurst: 100},
+			steps: []limStep{
+				{0, otpbot.Target{ChatID: 1}, Reply, true},
+				{0, otpbot.Target{ChatID: 2}, Reply, true},
+				{0, otpbot.Target{ChatID: 3}, Reply, false}, // one left: the code's
+				{0, otpbot.Target{ChatID: 4}, Urgent, true},
+				{0, otpbot.Target{ChatID: 5}, Urgent, false},
 			},
 		},
 		{
 			name: "callback answers take the global budget only",
 			opts: LimiterOptions{GlobalPerSec: 100, GlobalBurst: 3, GlobalReserve: 1, ChatBurst: 1},
 			steps: []limStep{
-				{0, otpbot.Target{}, otpbot.PriorityUpdate, true},
-				{0, otpbot.Target{}, otpbot.PriorityUpdate, true},
-				{0, otpbot.Target{}, otpbot.PriorityRefresh, false}, // the reserve
-				{0, otpbot.Target{}, otpbot.PriorityUpdate, true},
-				{0, otpbot.Target{}, otpbot.PriorityUpdate, false},
+				{0, otpbot.Target{}, Urgent, true},
+				{0, otpbot.Target{}, Urgent, true},
+				{0, otpbot.Target{}, Spare, false}, // the reserve
+				{0, otpbot.Target{}, Urgent, true},
+				{0, otpbot.Target{}, Urgent, false},
 			},
 		},
 		{
@@ -92,13 +103,13 @@ func TestLimiterTake(t *testing.T) {
 			name: "twenty a minute per group",
 			opts: LimiterOptions{GlobalPerSec: 100, GlobalBurst: 100, ChatPerSec: 100, ChatBurst: 100, GroupPerMin: 20, GroupBurst: 2},
 			steps: []limStep{
-				{0, group, otpbot.PriorityCode, true},
-				{0, group, otpbot.PriorityRefresh, false}, // the last group token is kept for a code
-				{0, group, otpbot.PriorityCode, true},
-				{0, group, otpbot.PriorityCode, false},
-				{2 * time.Second, group, otpbot.PriorityCode, false},
-				{time.Second, group, otpbot.PriorityCode, true},
-				{0, private, otpbot.PriorityRefresh, true}, // private chats have no group limit
+				{0, group, Urgent, true},
+				{0, group, Spare, false}, // the last group token is kept for a code
+				{0, group, Urgent, true},
+				{0, group, Urgent, false},
+				{2 * time.Second, group, Urgent, false},
+				{time.Second, group, Urgent, true},
+				{0, private, Spare, true}, // private chats have no group limit
 			},
 		},
 	}
@@ -123,16 +134,16 @@ func TestLimiterWaitIsAccurate(t *testing.T) {
 	clock := storetest.NewClock(limStart)
 	l := NewLimiter(LimiterOptions{ChatBurst: 1, Now: clock.Now})
 	chat := otpbot.Target{ChatID: 5}
-	if w := l.Take(ctx, chat, otpbot.PriorityCode); w != 0 {
+	if w := l.Take(ctx, chat, Urgent); w != 0 {
 		t.Fatal(w)
 	}
 	clock.Advance(300 * time.Millisecond)
-	w := l.Take(ctx, chat, otpbot.PriorityCode)
+	w := l.Take(ctx, chat, Urgent)
 	if w < 690*time.Millisecond || w > 710*time.Millisecond {
 		t.Fatalf("wait %v, want about 700ms", w)
 	}
 	clock.Advance(w)
-	if w := l.Take(ctx, chat, otpbot.PriorityCode); w != 0 {
+	if w := l.Take(ctx, chat, Urgent); w != 0 {
 		t.Fatalf("after the wait: %v", w)
 	}
 }
@@ -148,17 +159,17 @@ func TestLimiterPause(t *testing.T) {
 	if got := l.Pause(ctx, a, 5*time.Second); got != 5*time.Second {
 		t.Fatalf("pause %v", got)
 	}
-	if w := l.Take(ctx, a, otpbot.PriorityCode); w != 5*time.Second {
+	if w := l.Take(ctx, a, Urgent); w != 5*time.Second {
 		t.Fatalf("paused chat: wait %v", w)
 	}
-	if w := l.Take(ctx, b, otpbot.PriorityCode); w != 0 {
+	if w := l.Take(ctx, b, Urgent); w != 0 {
 		t.Fatalf("other chat waits %v: a chat's 429 must not pause it", w)
 	}
 	if until := l.PausedUntil(ctx, a); !until.Equal(limStart.Add(5 * time.Second)) {
 		t.Fatalf("PausedUntil %v", until)
 	}
 	clock.Advance(5 * time.Second)
-	if w := l.Take(ctx, a, otpbot.PriorityCode); w != 0 {
+	if w := l.Take(ctx, a, Urgent); w != 0 {
 		t.Fatalf("after the pause: %v", w)
 	}
 
@@ -176,11 +187,11 @@ func TestLimiterPause(t *testing.T) {
 	l.Pause(ctx, b, 3*time.Second)
 	l.Pause(ctx, c, 3*time.Second)
 	fresh := otpbot.Target{ChatID: 4}
-	if w := l.Take(ctx, fresh, otpbot.PriorityCode); w == 0 {
+	if w := l.Take(ctx, fresh, Urgent); w == 0 {
 		t.Fatal("global flood did not pause other chats")
 	}
 	clock.Advance(3 * time.Second)
-	if w := l.Take(ctx, fresh, otpbot.PriorityCode); w != 0 {
+	if w := l.Take(ctx, fresh, Urgent); w != 0 {
 		t.Fatalf("after the global pause: %v", w)
 	}
 }
@@ -190,7 +201,7 @@ func TestLimiterPause(t *testing.T) {
 type limStep struct {
 	advance time.Duration
 	target  otpbot.Target
-	prio    otpbot.Priority
+	prio    Share
 	wantOK  bool
 }
 
@@ -199,7 +210,7 @@ type limStep struct {
 func burst(n int, advance time.Duration) []limStep {
 	steps := make([]limStep, n)
 	for i := range steps {
-		steps[i] = limStep{target: otpbot.Target{ChatID: int64(100 + i)}, prio: otpbot.PriorityCode, wantOK: true}
+		steps[i] = limStep{target: otpbot.Target{ChatID: int64(100 + i)}, prio: Urgent, wantOK: true}
 	}
 	steps[0].advance = advance
 	return steps
@@ -234,7 +245,7 @@ func TestLimiterGlobalFloodOnlyWhenTelegramSaysSo(t *testing.T) {
 				l.Pause(ctx, otpbot.Target{}, tc.chatless)
 			}
 			fresh := otpbot.Target{ChatID: 99}
-			paused := l.Take(ctx, fresh, otpbot.PriorityCode) != 0
+			paused := l.Take(ctx, fresh, Urgent) != 0
 			if paused != tc.wantGlobal {
 				t.Fatalf("an unrefused chat paused=%v, want %v", paused, tc.wantGlobal)
 			}

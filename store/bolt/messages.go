@@ -160,7 +160,9 @@ func (s *Store) UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Me
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: update message: %w", err)
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	// Through the group commit: a deliverer marks every send as started
+	// here, so these writes are as frequent as pushes.
+	err := s.commits.Update(func(tx *bbolt.Tx) error {
 		stored, ok, err := getMessage(tx, msg.ID)
 		if err != nil {
 			return err

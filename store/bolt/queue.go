@@ -313,7 +313,9 @@ func (s *Store) finish(ctx context.Context, op string, job otpbot.Job, check fun
 	if err != nil {
 		return wrap(op, err)
 	}
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	// Through the group commit: a finished job shares its fsync with the
+	// pushes and the other jobs committing at the same time.
+	err = s.commits.Update(func(tx *bbolt.Tx) error {
 		if _, err := leasedTask(tx, job.Task.ID, gen); err != nil {
 			return err
 		}
