@@ -18,8 +18,8 @@ import (
 	"unicode"
 )
 
-// The 3-D Secure endpoints (HyperCard document 2.1.42 and 2.1.43), relative
-// to ClientConfig.BaseURL.
+// The 3-D Secure approval endpoints (docs/hypercard.md#approval-api),
+// relative to ClientConfig.BaseURL.
 const (
 	DecidePath = "/openapi/card/3ds/transaction/auth"
 	StatusPath = "/openapi/card/3ds/transaction/auth/status"
