@@ -186,8 +186,9 @@ type HyperCardAuth3DS struct {
 }
 
 func (d *HyperCardAuth3DS) fields() []field {
-	// The document's Required cell for card_id reads "string"; it is taken
-	// as required because the request cannot be routed without it.
+	// The document's Required cell for card_id reads "string"
+	// (docs/hypercard.md#auth_3ds); it is taken as required because the
+	// request cannot be routed without it.
 	return []field{
 		idField("auth_id", &d.AuthID, essential), idField("card_id", &d.CardID, routing),
 		cardField("card_no", &d.CardNo, required),

@@ -322,9 +322,10 @@ func (d *UPayLogistics) fill(ev *otpbot.Event) {
 	ev.CardID = d.CardID.String()
 	ev.Status = "dispatched"
 	ev.Tracking, ev.Carrier = d.LogisticsOrderNo.String(), d.LogisticsCompanyName.String()
-	// The document types dispatchTime as a String without a format: a Unix
-	// time or a "2006-01-02 15:04:05" is used when it is one, else the
-	// push timestamp stands.
+	// The document types dispatchTime as a String without a format
+	// (docs/upay.md#mf_material_flow): a Unix time or a
+	// "2006-01-02 15:04:05" is used when it is one, else the push
+	// timestamp stands.
 	ev.OccurredAt, _ = d.DispatchTime.Time()
 }
 
