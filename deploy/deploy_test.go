@@ -15,8 +15,9 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// contractShutdownTimeout is shutdown_timeout's default in CONTRACT.md §2,
-// used when config.example.yaml is not there to say otherwise.
+// contractShutdownTimeout is shutdown_timeout's default
+// (docs/configuration.md), used when config.example.yaml is not there to
+// say otherwise.
 const contractShutdownTimeout = 15 * time.Second
 
 // repoRoot is the repository root; go test runs in deploy/.
@@ -49,7 +50,7 @@ func shutdownTimeout(t *testing.T) time.Duration {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot(t), "config.example.yaml"))
 	if errors.Is(err, os.ErrNotExist) {
-		t.Logf("config.example.yaml not found; using CONTRACT.md's shutdown_timeout %v", contractShutdownTimeout)
+		t.Logf("config.example.yaml not found; using the documented default shutdown_timeout %v", contractShutdownTimeout)
 		return contractShutdownTimeout
 	}
 	if err != nil {
@@ -263,7 +264,8 @@ func TestCheckStaticCatchesDynamicBinaries(t *testing.T) {
 }
 
 // configEnvNames is every OTPBOT_ variable config.example.yaml's keys give
-// (CONTRACT.md §2: OTPBOT_ + the key path upper-cased, "." → "_").
+// (docs/contract.md#configuration: OTPBOT_ + the key path upper-cased,
+// "." → "_").
 func configEnvNames(t *testing.T) map[string]bool {
 	t.Helper()
 	var root yaml.Node

@@ -113,11 +113,12 @@ func parseSystemdDuration(s string) (time.Duration, error) {
 	return total, nil
 }
 
-// wantExecStart is the command line the README and CONTRACT.md §1 give.
+// wantExecStart is the command line the README and docs/contract.md#commands
+// give.
 const wantExecStart = "/usr/local/bin/otpbot serve -config /etc/otpbot/config.yaml"
 
-// checkUnit holds the unit to the list: a dedicated user, a state
-// directory to work in, restarts on failure, secrets from an environment
+// checkUnit holds the unit to what a hardened service needs: a dedicated
+// user, a state directory to work in, restarts on failure, secrets from an environment
 // file, a stop timeout that outlasts otpbot's drain, and the sandbox.
 func checkUnit(u unitFile, shutdown time.Duration) []error {
 	var errs []error

@@ -18,8 +18,8 @@ import (
 	"unicode"
 )
 
-// The 3-D Secure endpoints (HyperCard document 2.1.42 and 2.1.43), relative
-// to ClientConfig.BaseURL.
+// The 3-D Secure approval endpoints (docs/hypercard.md#approval-api),
+// relative to ClientConfig.BaseURL.
 const (
 	DecidePath = "/openapi/card/3ds/transaction/auth"
 	StatusPath = "/openapi/card/3ds/transaction/auth/status"
@@ -34,7 +34,7 @@ const SuccessCode = "00000"
 const (
 	// DefaultVersion is the version header. HyperCard's documents do not
 	// publish the value its API expects; "1.0" is what integrations report
-	// (unverified, hence ClientConfig.Version).
+	// (unverified, docs/hypercard.md#unverified; hence ClientConfig.Version).
 	DefaultVersion = "1.0"
 	// DefaultTimeout bounds one call, answer included. A cardholder is
 	// waiting on a tap, and HyperCard's approval window is short.
@@ -51,9 +51,10 @@ var ErrInvalidArgument = errors.New("invalid argument")
 
 // ValidResult reports whether HyperCard accepts result as an auth_result in
 // a decision: its document allows only 2 and 3. Which of the two approves
-// and which declines is not documented, so the caller takes both values
-// from configuration (providers.hypercard.api.approve_result and
-// decline_result); this package never assumes either meaning.
+// and which declines is not documented (docs/hypercard.md#approval-api),
+// so the caller takes both values from configuration
+// (providers.hypercard.api.approve_result and decline_result); this package
+// never assumes either meaning.
 func ValidResult(result int) bool { return result == 2 || result == 3 }
 
 // ClientConfig configures a Client. BaseURL, APIKey and PrivateKey are

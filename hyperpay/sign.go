@@ -14,8 +14,9 @@ import (
 	"strings"
 )
 
-// The headers HyperCard signs besides the body fields (document 1.5
-// "Signature"). Names are lower case, as HyperCard sends and signs them.
+// The headers HyperCard signs besides the body fields
+// (docs/hypercard.md#signature). Names are lower case, as HyperCard sends
+// and signs them.
 const (
 	HeaderTimestamp = "timestamp" // Unix seconds
 	HeaderNonce     = "nonce"     // 10 random characters

@@ -144,7 +144,7 @@ func TestSignRefusesWhatCannotBeSigned(t *testing.T) {
 	}
 }
 
-// TestImportsOnlyStandardLibrary keeps the layering of DESIGN.md: webhooks
+// TestImportsOnlyStandardLibrary keeps the layering of docs/architecture.md: webhooks
 // (which may import only otpbot) imports hyperpay, so hyperpay must not pull
 // in anything else of ours or any third-party module.
 func TestImportsOnlyStandardLibrary(t *testing.T) {

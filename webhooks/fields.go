@@ -30,7 +30,8 @@ const (
 // keeps, to tell one such push from another without carrying it.
 const cutBytes = 16
 
-// need says what a missing field means.
+// need says what a missing field means. "The document" is the provider's
+// push document, whose fields docs/upay.md and docs/hypercard.md tabulate.
 type need uint8
 
 const (

@@ -2,12 +2,13 @@ package webhooks
 
 import "github.com/otpbot/otpbot"
 
-// The HyperCard common push document (section 2.2.4 of HyperCard's push API)
+// HyperCard's common push event (the notify_type pushes, docs/hypercard.md)
 // as Go types. Pushes are flat JSON objects told apart by notify_type; every
 // field is a Scalar (or CardNumber / Secret) because HyperCard sends numbers
 // as strings in its own examples; fields HyperCard adds later are ignored.
 
-// HyperCard notify types (all nine of the document).
+// HyperCard notify types: all nine of HyperCard's push document
+// (docs/hypercard.md#notify-types).
 const (
 	HyperCardOpenCardType     = "OPEN_CARD"
 	HyperCardRechargeType     = "RECHARGE"
@@ -25,9 +26,9 @@ type HyperCardPush struct {
 	NotifyType Scalar `json:"notify_type"`
 }
 
-// HyperCardOpenCard is OPEN_CARD: the result of a card application. Its
-// contact fields are read so the document is whole, but never leave the
-// parser.
+// HyperCardOpenCard is OPEN_CARD (docs/hypercard.md#open_card): the result
+// of a card application. Its contact fields are read so that every field
+// HyperCard documents is checked, but never leave the parser.
 type HyperCardOpenCard struct {
 	CardTypeID Scalar `json:"card_type_id"`
 	Email      Scalar `json:"email"`
@@ -60,7 +61,8 @@ func (d *HyperCardOpenCard) fill(ev *otpbot.Event) {
 // hasUniqueID: an application's mc_trade_no, when it has one.
 func (d *HyperCardOpenCard) hasUniqueID() bool { return d.MCTradeNo != "" }
 
-// HyperCardRecharge is RECHARGE: the result of a card recharge.
+// HyperCardRecharge is RECHARGE (docs/hypercard.md#recharge): the result of
+// a card recharge.
 type HyperCardRecharge struct {
 	CardID    Scalar `json:"card_id"`
 	MCTradeNo Scalar `json:"mc_trade_no"`
@@ -84,7 +86,8 @@ func (d *HyperCardRecharge) fill(ev *otpbot.Event) {
 // hasUniqueID: the recharge's mc_trade_no.
 func (d *HyperCardRecharge) hasUniqueID() bool { return d.MCTradeNo != "" }
 
-// HyperCardOperation is OPERATION: the result of a card operation request.
+// HyperCardOperation is OPERATION (docs/hypercard.md#operation): the result
+// of a card operation request.
 type HyperCardOperation struct {
 	CardID        Scalar `json:"card_id"`
 	RequestNumber Scalar `json:"request_number"`
@@ -108,8 +111,8 @@ func (d *HyperCardOperation) fill(ev *otpbot.Event) {
 // hasUniqueID: the operation's request_number.
 func (d *HyperCardOperation) hasUniqueID() bool { return d.RequestNumber != "" }
 
-// HyperCardConsume is CONSUME: a new card transaction exists (without its
-// amount; the merchant looks it up).
+// HyperCardConsume is CONSUME (docs/hypercard.md#consume): a new card
+// transaction exists (without its amount; the merchant looks it up).
 type HyperCardConsume struct {
 	CardID Scalar `json:"card_id"`
 }
@@ -118,7 +121,8 @@ func (d *HyperCardConsume) fields() []field { return []field{idField("card_id", 
 
 func (d *HyperCardConsume) fill(ev *otpbot.Event) { ev.CardID = d.CardID.String() }
 
-// HyperCardBuyCoin is BUY_COIN: the result of a crypto coin purchase.
+// HyperCardBuyCoin is BUY_COIN (docs/hypercard.md#buy_coin): the result of a
+// crypto coin purchase.
 type HyperCardBuyCoin struct {
 	CardID    Scalar `json:"card_id"`
 	MCTradeNo Scalar `json:"mc_trade_no"`
@@ -144,8 +148,8 @@ func (d *HyperCardBuyCoin) fill(ev *otpbot.Event) {
 // hasUniqueID: the purchase's tx_id.
 func (d *HyperCardBuyCoin) hasUniqueID() bool { return d.TxID != "" }
 
-// HyperCardCancelCard is CANCEL_CARD: a card was cancelled and its balance
-// refunded.
+// HyperCardCancelCard is CANCEL_CARD (docs/hypercard.md#cancel_card): a card
+// was cancelled and its balance refunded.
 type HyperCardCancelCard struct {
 	CardID       Scalar `json:"card_id"`
 	RefundAmount Scalar `json:"refund_amount"`
@@ -162,8 +166,8 @@ func (d *HyperCardCancelCard) fill(ev *otpbot.Event) {
 	ev.Status = "cancelled"
 }
 
-// HyperCardAuth3DS is AUTH_3DS: a purchase waiting for the cardholder's
-// approval until ExpiredTime. A later push with the same AuthID carries a
+// HyperCardAuth3DS is AUTH_3DS (docs/hypercard.md#auth_3ds): a purchase
+// waiting for the cardholder's approval until ExpiredTime. A later push with the same AuthID carries a
 // changed AuthResult.
 type HyperCardAuth3DS struct {
 	AuthID                      Scalar     `json:"auth_id"`
@@ -173,7 +177,7 @@ type HyperCardAuth3DS struct {
 	TxnAmount                   Scalar     `json:"txn_amount"`
 	CardAcceptorMerchantName    Scalar     `json:"card_acceptor_merchant_name"`
 	CardAcceptorLocationCountry Scalar     `json:"card_acceptor_location_country"`
-	AuthResult                  Scalar     `json:"auth_result"` // codes unpublished ("see 3ds Auth status")
+	AuthResult                  Scalar     `json:"auth_result"` // codes unpublished (docs/hypercard.md#auth_result)
 	ExpiredTime                 Scalar     `json:"expired_time"`
 	CreatedTime                 Scalar     `json:"created_Time"`
 	UpdatedTime                 Scalar     `json:"updated_Time"`
@@ -182,8 +186,9 @@ type HyperCardAuth3DS struct {
 }
 
 func (d *HyperCardAuth3DS) fields() []field {
-	// The document's Required cell for card_id reads "string"; it is taken
-	// as required because the request cannot be routed without it.
+	// The document's Required cell for card_id reads "string"
+	// (docs/hypercard.md#auth_3ds); it is taken as required because the
+	// request cannot be routed without it.
 	return []field{
 		idField("auth_id", &d.AuthID, essential), idField("card_id", &d.CardID, routing),
 		cardField("card_no", &d.CardNo, required),
@@ -216,7 +221,8 @@ func (d *HyperCardAuth3DS) fill(ev *otpbot.Event) {
 	}
 }
 
-// HyperCardOptCode is OPT_CODE: a one-time code for the card.
+// HyperCardOptCode is OPT_CODE (docs/hypercard.md#opt_code): a one-time code
+// for the card.
 type HyperCardOptCode struct {
 	CardID     Scalar `json:"card_id"`
 	Code       Secret `json:"code"`
@@ -236,7 +242,8 @@ func (d *HyperCardOptCode) fill(ev *otpbot.Event) {
 	ev.OccurredAt, _ = d.CreateTime.Time()
 }
 
-// HyperCardConfigChange is CARD_CONFIG_CHANGE: a card type's configuration
+// HyperCardConfigChange is CARD_CONFIG_CHANGE
+// (docs/hypercard.md#card_config_change): a card type's configuration
 // changed.
 type HyperCardConfigChange struct {
 	CardTypeID Scalar `json:"card_type_id"`

@@ -10,12 +10,14 @@ import (
 	"github.com/otpbot/otpbot"
 )
 
-// UPay's push document as Go types (upay_details.go holds the details). Every
-// field of every event is here, as Scalar (or CardNumber / Secret), so that
-// numbers may arrive as JSON numbers or strings; unknown fields are ignored.
+// UPay's pushes as Go types (docs/upay.md; upay_details.go holds the
+// details). Every field of every event is here, as Scalar (or CardNumber /
+// Secret), so that numbers may arrive as JSON numbers or strings; unknown
+// fields are ignored.
 
-// UPay event names: the fourteen of the push document (§1) plus CE_EVENT and
-// CC_AUTHORIZATION, which UPay names in its other published pages.
+// UPay event names (docs/upay.md#events): the fourteen of UPay's push
+// document plus CE_EVENT and CC_AUTHORIZATION, which UPay names in its other
+// published pages.
 const (
 	UPayCardConsume       = "CC_CONSUME"
 	UPayCardRefund        = "CC_REFUND"
@@ -35,8 +37,8 @@ const (
 	UPayAuthorization     = "CC_AUTHORIZATION"
 )
 
-// UPayPush is the envelope of every UPay push (document §2). The document
-// requires all four scalar fields; a code event is still delivered without
+// UPayPush is the envelope of every UPay push (docs/upay.md#envelope). The
+// document requires all four scalar fields; a code event is still delivered without
 // trace, orderNo or timestamp (see vet).
 type UPayPush struct {
 	Event     Scalar `json:"event"`     // event name
@@ -227,7 +229,8 @@ func decodeBody(body []byte, v any) error {
 	return nil
 }
 
-// upayTransactionStatus reads §2.1's transaction status.
+// upayTransactionStatus reads a card transaction's status
+// (docs/upay.md#transaction-status).
 func upayTransactionStatus(n int64) string {
 	switch n {
 	case 1:
@@ -248,7 +251,8 @@ func upayTransactionStatus(n int64) string {
 	return ""
 }
 
-// upayPaymentStatus reads §2.4's and §2.5's payment status.
+// upayPaymentStatus reads CA_APPLY's and CR_RECHARGE's payment status
+// (docs/upay.md#ca_apply, docs/upay.md#cr_recharge).
 func upayPaymentStatus(n int64) string {
 	switch n {
 	case 1:
@@ -259,7 +263,7 @@ func upayPaymentStatus(n int64) string {
 	return ""
 }
 
-// upayKYCStatus reads §2.8's KYC status.
+// upayKYCStatus reads KS_KYC's status (docs/upay.md#ks_kyc).
 func upayKYCStatus(n int64) string {
 	switch n {
 	case 1:
@@ -274,7 +278,8 @@ func upayKYCStatus(n int64) string {
 	return ""
 }
 
-// upayCardStatus reads §2.9's card status.
+// upayCardStatus reads the card status of CSC_STATUS_CHANGE and CS_APPROVED
+// (docs/upay.md#card-status).
 func upayCardStatus(n int64) string {
 	switch n {
 	case 1:

@@ -5,9 +5,11 @@ import "github.com/otpbot/otpbot"
 // The detail objects of the UPay events, one type per event (see upay.go
 // for the envelope and the parser).
 
-// UPayCardTransaction is the detail of the card transaction events (§2.1):
+// UPayCardTransaction is the detail of the card transaction events
+// (docs/upay.md#card-transactions):
 // CC_CONSUME, CC_REFUND, CC_WITHDRAW_CASH, CC_REDEEM, CC_RECHARGE, and
-// CC_AUTHORIZATION, whose format UPay publishes elsewhere in this shape.
+// CC_AUTHORIZATION, whose fields are unpublished and read in this shape
+// (docs/upay.md#cc_authorization).
 type UPayCardTransaction struct {
 	CardID     Scalar     `json:"cardId"`
 	CardNumber CardNumber `json:"cardNumber"`
@@ -57,7 +59,8 @@ func (d *UPayCardTransaction) fill(ev *otpbot.Event) {
 	ev.OccurredAt, _ = d.TransactionAt.Time()
 }
 
-// UPay3DSOTP is the detail of 3DS_OTP (§2.2): a 3-D Secure code.
+// UPay3DSOTP is the detail of 3DS_OTP (docs/upay.md#3ds_otp): a 3-D Secure
+// code.
 type UPay3DSOTP struct {
 	CardID     Scalar     `json:"cardId"`
 	CardNumber CardNumber `json:"cardNumber"`
@@ -81,7 +84,8 @@ func (d *UPay3DSOTP) fill(ev *otpbot.Event) {
 	ev.Code, ev.CodeLabel = string(d.Code), "3-D Secure code"
 }
 
-// UPay3DSConfirm is the detail of 3DS_CONFIRM (§2.3): a confirmation code
+// UPay3DSConfirm is the detail of 3DS_CONFIRM (docs/upay.md#3ds_confirm): a
+// confirmation code
 // for a named purchase.
 type UPay3DSConfirm struct {
 	CardID              Scalar     `json:"cardId"`
@@ -115,7 +119,8 @@ func (d *UPay3DSConfirm) fill(ev *otpbot.Event) {
 	ev.OccurredAt, _ = d.TransactionTime.Time()
 }
 
-// UPayCardApply is the detail of CA_APPLY (§2.4): a card application was
+// UPayCardApply is the detail of CA_APPLY (docs/upay.md#ca_apply): a card
+// application was
 // submitted.
 type UPayCardApply struct {
 	CardID      Scalar `json:"cardId"`
@@ -142,7 +147,8 @@ func (d *UPayCardApply) fill(ev *otpbot.Event) {
 	ev.OccurredAt, _ = d.SubscribeAt.Time()
 }
 
-// UPayRechargeApply is the detail of CR_RECHARGE (§2.5): a card recharge
+// UPayRechargeApply is the detail of CR_RECHARGE (docs/upay.md#cr_recharge):
+// a card recharge
 // application was submitted.
 type UPayRechargeApply struct {
 	CardID      Scalar     `json:"cardId"`
@@ -172,9 +178,9 @@ func (d *UPayRechargeApply) fill(ev *otpbot.Event) {
 	ev.OccurredAt, _ = d.SubscribeAt.Time()
 }
 
-// UPayVerification is the detail of NE_VERIFY (§2.6): a verification code,
-// or for type 3DS_CONFIRM_LINK a confirmation link, for the purpose named
-// by Type (§2.7).
+// UPayVerification is the detail of NE_VERIFY (docs/upay.md#ne_verify): a
+// verification code, or for type 3DS_CONFIRM_LINK a confirmation link, for
+// the purpose named by Type (docs/upay.md#verification-types).
 type UPayVerification struct {
 	CardID     Scalar     `json:"cardId"`
 	OrderNo    Scalar     `json:"orderNo"`
@@ -197,7 +203,7 @@ func (d *UPayVerification) fields() []field {
 	}
 }
 
-// The verification types of §2.7.
+// The verification types (docs/upay.md#verification-types).
 const (
 	UPayVerify3DSConfirmLink = "3DS_CONFIRM_LINK"
 	UPayVerify3DSCode        = "3DS_VERIFICATION_CODE"
@@ -208,7 +214,8 @@ const (
 	UPayVerifyViewCard       = "CAT_CARD"
 )
 
-// upayVerificationLabel says what a NE_VERIFY code is for, per §2.7.
+// upayVerificationLabel says what a NE_VERIFY code is for
+// (docs/upay.md#verification-types).
 func upayVerificationLabel(typ string) string {
 	switch otpbot.NormalizeName(typ) {
 	case UPayVerify3DSConfirmLink:
@@ -241,7 +248,8 @@ func (d *UPayVerification) fill(ev *otpbot.Event) {
 	}
 }
 
-// UPayKYC is the detail of KS_KYC (§2.8): the final result of a KYC check.
+// UPayKYC is the detail of KS_KYC (docs/upay.md#ks_kyc): the final result of
+// a KYC check.
 type UPayKYC struct {
 	CustomerNo   Scalar `json:"customerNo"`
 	DocumentType Scalar `json:"documentType"` // 1 id card, 2 passport, 3 living
@@ -260,7 +268,8 @@ func (d *UPayKYC) fill(ev *otpbot.Event) {
 	ev.Status = statusWord(d.Status, upayKYCStatus)
 }
 
-// UPayCardStatusChange is the detail of CSC_STATUS_CHANGE (§2.9).
+// UPayCardStatusChange is the detail of CSC_STATUS_CHANGE
+// (docs/upay.md#csc_status_change).
 type UPayCardStatusChange struct {
 	CardID     Scalar     `json:"cardId"`
 	CardNumber CardNumber `json:"cardNumber"`
@@ -283,7 +292,8 @@ func (d *UPayCardStatusChange) fill(ev *otpbot.Event) {
 	ev.Status = statusWord(d.Status, upayCardStatus)
 }
 
-// UPayLogistics is the detail of MF_MATERIAL_FLOW (§2.10): a physical card
+// UPayLogistics is the detail of MF_MATERIAL_FLOW
+// (docs/upay.md#mf_material_flow): a physical card
 // was dispatched.
 type UPayLogistics struct {
 	DispatchTime         Scalar `json:"dispatchTime"`
@@ -312,20 +322,22 @@ func (d *UPayLogistics) fill(ev *otpbot.Event) {
 	ev.CardID = d.CardID.String()
 	ev.Status = "dispatched"
 	ev.Tracking, ev.Carrier = d.LogisticsOrderNo.String(), d.LogisticsCompanyName.String()
-	// The document types dispatchTime as a String without a format: a Unix
-	// time or a "2006-01-02 15:04:05" is used when it is one, else the
-	// push timestamp stands.
+	// The document types dispatchTime as a String without a format
+	// (docs/upay.md#mf_material_flow): a Unix time or a
+	// "2006-01-02 15:04:05" is used when it is one, else the push
+	// timestamp stands.
 	ev.OccurredAt, _ = d.DispatchTime.Time()
 }
 
-// UPayCardActivated is the detail of CS_APPROVED (§2.11): a card was
+// UPayCardActivated is the detail of CS_APPROVED (docs/upay.md#cs_approved):
+// a card was
 // activated.
 type UPayCardActivated struct {
 	OrderNo    Scalar     `json:"orderNo"`
 	CardID     Scalar     `json:"cardId"`
 	CardNumber CardNumber `json:"cardNumber"`
 	CustomerNo Scalar     `json:"customerNo"`
-	CardStatus Scalar     `json:"cardStatus"` // read with the §2.9 card status codes
+	CardStatus Scalar     `json:"cardStatus"` // read with the card status codes (docs/upay.md#card-status)
 }
 
 func (d *UPayCardActivated) fields() []field {
@@ -342,9 +354,10 @@ func (d *UPayCardActivated) fill(ev *otpbot.Event) {
 	ev.Status = statusWord(d.CardStatus, upayCardStatus)
 }
 
-// UPayCardEvent is the detail of CE_EVENT (card frozen / unfrozen), which
-// UPay names outside the push document without publishing its fields: the
-// usual card fields are read when present and none is required.
+// UPayCardEvent is the detail of CE_EVENT (card frozen / unfrozen,
+// docs/upay.md#ce_event), which UPay names outside its push document
+// without publishing its fields: the usual card fields are read when
+// present and none is required.
 type UPayCardEvent struct {
 	CardID     Scalar     `json:"cardId"`
 	CardNumber CardNumber `json:"cardNumber"`

@@ -144,7 +144,7 @@ func TestBinaryVersionIsStamped(t *testing.T) {
 }
 
 // TestBinaryExitCodes drives the built binary through every exit status
-// of the contract: 0 on success, 2 with one line naming the key on a
+// of docs/contract.md#commands: 0 on success, 2 with one line naming the key on a
 // configuration error (and on usage errors), 1 when serving fails.
 func TestBinaryExitCodes(t *testing.T) {
 	fake := bottest.New(t)

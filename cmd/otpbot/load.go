@@ -28,7 +28,8 @@ type ConfigError struct {
 	Msg string // what is wrong, phrased to follow the key
 }
 
-// Error renders "config: KEY MSG", the one line the contract promises.
+// Error renders "config: KEY MSG", the one line docs/contract.md#commands
+// promises.
 func (e *ConfigError) Error() string {
 	if e.Key == "" {
 		return "config: " + e.Msg

@@ -53,7 +53,7 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
-// checkError is a failed `otpbot check`: exit 2, as the contract says.
+// checkError is a failed `otpbot check`: exit 2 (docs/contract.md#commands).
 type checkError struct{ err error }
 
 func (e *checkError) Error() string { return "check: " + e.err.Error() }

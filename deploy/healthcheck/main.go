@@ -2,9 +2,10 @@
 // otpbot's /healthz and exits 0 on a 2xx answer, 1 otherwise.
 //
 // It exists because the runtime image (distroless/static) has no shell, curl
-// or wget, and otpbot's own command line (CONTRACT.md §1) has no subcommand
-// that probes a running server. A few dozen lines of stdlib are smaller and
-// safer than shipping busybox into the image just to make one HTTP request.
+// or wget, and otpbot's own command line (docs/contract.md#commands) has no
+// subcommand that probes a running server. A few dozen lines of stdlib are
+// smaller and safer than shipping busybox into the image just to make one
+// HTTP request.
 //
 // The URL is the first argument if given; otherwise it is derived from
 // OTPBOT_HTTP_LISTEN, the same variable otpbot reads for http.listen, so
@@ -21,7 +22,7 @@ import (
 	"time"
 )
 
-// defaultListen mirrors otpbot's http.listen default (CONTRACT.md §2).
+// defaultListen mirrors otpbot's http.listen default (docs/configuration.md).
 const defaultListen = "127.0.0.1:8080"
 
 func main() {

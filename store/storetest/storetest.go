@@ -130,7 +130,8 @@ func (c *Clock) Advance(d time.Duration) time.Time {
 }
 
 // DefaultOptions are the settings the suite runs with unless a subtest
-// needs others; they mirror the contract's defaults.
+// needs others; they mirror the configuration's defaults
+// (docs/configuration.md).
 func DefaultOptions(now func() time.Time) otpbot.StoreOptions {
 	return otpbot.StoreOptions{
 		DedupeWindow:     72 * time.Hour,
