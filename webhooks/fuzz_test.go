@@ -32,9 +32,7 @@ func checkParsed(t *testing.T, provider otpbot.Provider, ev otpbot.Event, err er
 		}
 		return
 	}
-	// Only an unprocessable push (no event name at all) is nameless.
-	if ev.Provider != provider || !strings.HasPrefix(ev.ID, string(provider)+":") || ev.Group == "" ||
-		(ev.Name == "" && ev.Kind != otpbot.KindRejected) {
+	if ev.Provider != provider || !strings.HasPrefix(ev.ID, string(provider)+":") || ev.Group == "" || ev.Name == "" {
 		t.Fatalf("incomplete identity: %+v", ev)
 	}
 	switch ev.Kind {

@@ -124,15 +124,11 @@ func TestHyperCardContract(t *testing.T) {
 	rows := contractRows("hypercard", "opt_code.json", "consume.json", "unknown_type.json", "opt_code_missing_code.json",
 		`{"notify_type":"OPT_CODE","card_id":"UNLINKED","code":"111222","create_time":1710412477}`,
 		"malformed_not_json.json", "malformed_no_notify_type.json", "OPT_CODE", "CONSUME", "OPT_CODE")
-	// HyperCard retries a push until it gets code 1, for ever: authentic
-	// JSON it can never process is acknowledged, recorded as rejected and
-	// reported to ops. Only a body that is not JSON (perhaps cut short on
-	// the way) is refused, so that a retry may bring it whole.
-	rows = slices.DeleteFunc(rows, func(r contractRow) bool { return r.name == "no event" })
-	for _, name := range []string{"malformed_no_notify_type.json", "malformed_notify_type_object.json", "malformed_string.json"} {
-		rows = append(rows, contractRow{name: "authentic JSON without a notify_type: " + name, body: mustRead("hypercard", name),
-			wantStatus: 200, wantAck: true, wantKind: otpbot.KindRejected, wantEvent: "unknown", wantOutcome: "rejected",
-			wantReport: true})
+	// A body without its notify_type is no push: 400, as the contract
+	// says, whether it names no event or is not a JSON object.
+	for _, name := range []string{"malformed_notify_type_object.json", "malformed_string.json"} {
+		rows = append(rows, contractRow{name: "no notify_type: " + name, body: mustRead("hypercard", name),
+			wantStatus: 400, wantEvent: "unknown", wantOutcome: "malformed"})
 	}
 	rows = append(rows,
 		contractRow{name: "empty body", body: mustRead("hypercard", "malformed_empty.json"), wantStatus: 400,

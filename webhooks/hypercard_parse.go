@@ -1,8 +1,6 @@
 package webhooks
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -16,10 +14,8 @@ import (
 // an event received at received, as an unsigned push (see
 // Parser.parseHyperCard for what a signature adds).
 //
-// It fails with ErrMalformed only when the body is not JSON. A body that
-// is JSON but no push (no notify_type, or not an object) can never be
-// processed: it gives KindRejected, Reason saying why, routed by its
-// card_id when it has one. An unknown notify type gives KindUnknown.
+// It fails with ErrMalformed when the body is not a JSON object or names
+// no notify_type. An unknown notify type gives KindUnknown.
 // OPT_CODE and AUTH_3DS are rejected (KindRejected, Reason naming the
 // field) only without their code (resp. auth_id) or card_id; any other
 // field they lack or have malformed is left out and the push delivered (a
@@ -57,13 +53,12 @@ func (p Parser) parseHyperCard(body []byte, rq request) (parsed, error) {
 	}
 	var push HyperCardPush
 	if err := decodeBody(body, &push); err != nil {
-		if json.Valid(body) {
-			return p.unprocessableHyperCard(body, rq, "the body is not a JSON object")
-		}
 		return parsed{}, err
 	}
 	if strings.TrimSpace(push.NotifyType.String()) == "" {
-		return p.unprocessableHyperCard(body, rq, "no notify_type")
+		// The contract answers a body without its event name 400 (see
+		// docs/contract.md), as for UPay: no push to record.
+		return parsed{}, fmt.Errorf("%w: no notify_type", ErrMalformed)
 	}
 	spec, known := hyperCardEvent(otpbot.NormalizeName(strings.TrimSpace(push.NotifyType.String())))
 	if err := decodeObject(body, spec.detail); err != nil {
@@ -147,28 +142,4 @@ func (p Parser) hyperCardTimes(ev *otpbot.Event, d detail, rq request) {
 			ev.ExpiresAt = rq.received.Add(ev.ExpiresAt.Sub(rq.signedAt))
 		}
 	}
-}
-
-// unprocessableHyperCard is an authentic push that is JSON but can never
-// be processed (no notify_type, not an object): it is rejected, so that
-// HyperCard gets its acknowledgement and stops retrying, and ops hear of
-// it. Its identity hashes the whole body and its occurrence; it is routed
-// by card_id when it has one.
-func (p Parser) unprocessableHyperCard(body []byte, rq request, reason string) (parsed, error) {
-	var d hyperCardUnknown
-	if decodeObject(body, &d) != nil {
-		d = hyperCardUnknown{}
-	}
-	v := vet(d.fields(), otpbot.KindRejected, false)
-	ev := otpbot.Event{
-		ID:       "hypercard:" + keyedID(p.IDKey, append(bytes.TrimSpace(body), rq.occurrence()...)),
-		Provider: otpbot.ProviderHyperCard, Kind: otpbot.KindRejected, ReceivedAt: rq.received,
-	}
-	ev.Group = ev.ID
-	d.fill(&ev)
-	ev.Reason = reason
-	if v.reject != "" {
-		ev.Reason += "; " + v.reject
-	}
-	return parsed{ev: ev}, nil
 }

@@ -301,18 +301,10 @@ func TestParseHyperCard(t *testing.T) {
 		})},
 		"malformed_not_json.json": {wantErr: true},
 		"malformed_empty.json":    {wantErr: true},
-		// Authentic JSON that can never be processed: rejected (so
-		// acknowledged, and HyperCard stops retrying), routed by its
-		// card_id when it has one.
-		"malformed_no_notify_type.json": {want: hcEv("", otpbot.KindRejected, otpbot.Event{
-			CardID: "1085185460000094505", Reason: "no notify_type",
-		})},
-		"malformed_notify_type_object.json": {want: hcEv("", otpbot.KindRejected, otpbot.Event{
-			CardID: "1085185460000094505", Reason: "no notify_type",
-		})},
-		"malformed_string.json": {want: hcEv("", otpbot.KindRejected, otpbot.Event{
-			Reason: "the body is not a JSON object",
-		})},
+		// No push without its event name (docs/contract.md: 400).
+		"malformed_no_notify_type.json":     {wantErr: true},
+		"malformed_notify_type_object.json": {wantErr: true},
+		"malformed_string.json":             {wantErr: true},
 	}
 	runParserTable(t, "hypercard", testParser.parseHyperCard, tests)
 }
