@@ -31,15 +31,17 @@ type LogConfig struct {
 
 // TelegramConfig is the telegram section.
 type TelegramConfig struct {
-	Token         string     `key:"token"`
-	TokenFile     string     `key:"token_file"`
-	APIEndpoint   string     `key:"api_endpoint"`
-	Admins        []int64    `key:"admins"`
-	Updates       string     `key:"updates"`
-	WebhookURL    string     `key:"webhook_url"`
-	WebhookSecret string     `key:"webhook_secret"`
-	OpsChat       int64      `key:"ops_chat"`
-	Rate          RateConfig `key:"rate"`
+	Token         string  `key:"token"`
+	TokenFile     string  `key:"token_file"`
+	APIEndpoint   string  `key:"api_endpoint"`
+	Admins        []int64 `key:"admins"`
+	Updates       string  `key:"updates"`
+	WebhookURL    string  `key:"webhook_url"`
+	WebhookSecret string  `key:"webhook_secret"`
+	// WebhookSecretFile holds webhook_secret instead (not both).
+	WebhookSecretFile string     `key:"webhook_secret_file"`
+	OpsChat           int64      `key:"ops_chat"`
+	Rate              RateConfig `key:"rate"`
 }
 
 // RateConfig is telegram.rate: the limits the bot keeps below, so that
@@ -94,6 +96,7 @@ type UPayConfig struct {
 	Enabled            bool          `key:"enabled"`
 	Path               string        `key:"path"`
 	Token              string        `key:"token"`
+	TokenFile          string        `key:"token_file"`
 	SecretKey          string        `key:"secret_key"`
 	SecretKeyFile      string        `key:"secret_key_file"`
 	PrivateKeyFile     string        `key:"private_key_file"`
@@ -107,6 +110,7 @@ type HyperCardConfig struct {
 	Enabled            bool          `key:"enabled"`
 	Path               string        `key:"path"`
 	Token              string        `key:"token"`
+	TokenFile          string        `key:"token_file"`
 	PublicKeyFile      string        `key:"public_key_file"`
 	SignatureTolerance time.Duration `key:"signature_tolerance"`
 	AllowIPs           []string      `key:"allow_ips"`
@@ -276,6 +280,9 @@ var keyDocs = map[string]string{
 	"providers.upay.token":               "Shared secret expected as `?token=` in the URL or `Authorization: Bearer`.",
 	"providers.upay.secret_key":          "UPay SecretKey: verifies `X-UPA-SIGN` (HMAC-SHA256 of `event|X-UPA-TIMESTAMP|body`).",
 	"providers.upay.secret_key_file":     "File holding the UPay SecretKey; set it or `secret_key`, not both.",
+	"providers.upay.token_file":          "File holding the URL token instead; set it or `token`, not both.",
+	"providers.hypercard.token_file":     "File holding the URL token instead; set it or `token`, not both.",
+	"telegram.webhook_secret_file":       "File holding `webhook_secret` instead; set it or `webhook_secret`, not both.",
 	"providers.upay.private_key_file":    "Merchant RSA private key (PEM) that decrypts JWE-encrypted bodies (`{\"payload\":\"<JWE>\"}`).",
 	"providers.upay.require_encryption":  "Refuse plain JSON bodies: every push must be JWE-encrypted (needs `private_key_file`).",
 	"providers.upay.signature_tolerance": "How far `X-UPA-TIMESTAMP` may be from now (it is the first push's time, reused on retries).",

@@ -210,6 +210,23 @@ func TestSecretFiles(t *testing.T) {
 	if cfg.Providers.UPay.SecretKey != "upay-secret-from-file" {
 		t.Errorf("secret key = %q", cfg.Providers.UPay.SecretKey)
 	}
+
+	// Every other secret has its *_file form too.
+	bare := writeFile(t, dir, "bare.yaml", "telegram: {token: '1:x'}\n")
+	cfg, err = LoadConfig(bare, envMap(map[string]string{
+		"OTPBOT_TELEGRAM_WEBHOOK_SECRET_FILE":   writeFile(t, dir, "hook", "hook-secret\n"),
+		"OTPBOT_PROVIDERS_UPAY_TOKEN_FILE":      writeFile(t, dir, "upay", "upay-url-token\n"),
+		"OTPBOT_PROVIDERS_HYPERCARD_TOKEN_FILE": writeFile(t, dir, "hc", "hc-url-token\n"),
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]string{"webhook secret": cfg.Telegram.WebhookSecret,
+		"upay token": cfg.Providers.UPay.Token, "hypercard token": cfg.Providers.HyperCard.Token} {
+		if !strings.HasSuffix(got, "-secret") && !strings.HasSuffix(got, "-token") {
+			t.Errorf("%s = %q, want it from its file", name, got)
+		}
+	}
 }
 
 // keyFiles writes PEM files of several kinds and returns their paths.

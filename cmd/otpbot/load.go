@@ -417,6 +417,9 @@ func resolveSecretFiles(cfg *Config) error {
 		file              string
 	}{
 		{"telegram.token", "telegram.token_file", &cfg.Telegram.Token, cfg.Telegram.TokenFile},
+		{"telegram.webhook_secret", "telegram.webhook_secret_file", &cfg.Telegram.WebhookSecret, cfg.Telegram.WebhookSecretFile},
+		{"providers.upay.token", "providers.upay.token_file", &cfg.Providers.UPay.Token, cfg.Providers.UPay.TokenFile},
+		{"providers.hypercard.token", "providers.hypercard.token_file", &cfg.Providers.HyperCard.Token, cfg.Providers.HyperCard.TokenFile},
 		{"providers.upay.secret_key", "providers.upay.secret_key_file", &cfg.Providers.UPay.SecretKey, cfg.Providers.UPay.SecretKeyFile},
 		{"providers.hypercard.api.api_key", "providers.hypercard.api.api_key_file", &cfg.Providers.HyperCard.API.APIKey, cfg.Providers.HyperCard.API.APIKeyFile},
 	}
