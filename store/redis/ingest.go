@@ -97,15 +97,9 @@ func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResul
 		args = append(args, k.String())
 	}
 	args = append(args, s.instance)
-	var v []any
-	if s.waitAOF(ctx) {
-		// Also for a repeat: its acknowledgement is the first one the
-		// provider hears when the original answer was lost.
-		v, err = s.runIngestWaitAOF(ctx, []string{s.k.dedupe()}, args)
-	} else {
-		v, err = ingestScript.Run(ctx, s.client, []string{s.k.dedupe()}, args...).Slice()
-		err = wrap("ingest", err)
-	}
+	// A repeat waits too: its acknowledgement is the first one the
+	// provider hears when the original answer was lost.
+	v, err := s.runIngest(ctx, []string{s.k.dedupe()}, args, s.waitAOF(ctx))
 	if err != nil {
 		s.signal() // the script may have run (and skipped waking us)
 		return otpbot.IngestResult{}, err

@@ -147,6 +147,7 @@ type Store struct {
 	client goredis.UniversalClient
 	k      keys
 	opts   otpbot.StoreOptions
+	ropts  options
 	log    *slog.Logger
 
 	wake chan struct{}
@@ -190,10 +191,23 @@ type Store struct {
 // New returns a store on client with all keys under prefix ("otpbot:" when
 // empty). It does not need Redis to be up: calls fail with
 // otpbot.ErrUnavailable until it is. The client stays the caller's: Close
-// stops the store's own goroutine but does not close the client.
-func New(ctx context.Context, client goredis.UniversalClient, prefix string, opts otpbot.StoreOptions, logger *slog.Logger) (*Store, error) {
+// stops the store's own goroutine but does not close the client. ropts
+// are the Redis-specific settings (WithMinReplicasAck, WithTopology).
+func New(ctx context.Context, client goredis.UniversalClient, prefix string, opts otpbot.StoreOptions, logger *slog.Logger, ropts ...Option) (*Store, error) {
 	if client == nil {
 		return nil, errors.New("redis store: nil client")
+	}
+	var ro options
+	for _, o := range ropts {
+		if err := o(&ro); err != nil {
+			return nil, fmt.Errorf("redis store: %w", err)
+		}
+	}
+	if ro.topology == "" {
+		ro.topology = Standalone
+		if _, ok := client.(*goredis.ClusterClient); ok {
+			ro.topology = Cluster
+		}
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -218,6 +232,7 @@ func New(ctx context.Context, client goredis.UniversalClient, prefix string, opt
 		client:   client,
 		k:        keys{base: Base(prefix)},
 		opts:     opts,
+		ropts:    ro,
 		log:      logger.With("store", "redis"),
 		wake:     make(chan struct{}, 1),
 		instance: token(),

@@ -148,7 +148,13 @@ end
 var ingestScript = goredis.NewScript(luaPrelude + `
 local id, now, ddcut, ddgc = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local seen = redis.call('ZSCORE', KEYS[1], id)
-if seen and tonumber(seen) > tonumber(ddcut) then return {1} end
+if seen and tonumber(seen) > tonumber(ddcut) then
+  -- A repeat writes too (the mark's expiry, harmless): WAIT and WAITAOF
+  -- after it then cover everything written before it on the server, the
+  -- original push included, whichever connection wrote that.
+  redis.call('PEXPIRE', KEYS[1], ddgc)
+  return {1}
+end
 
 local route, group = ARGV[6], ARGV[7]
 local evJSON, redJSON, msgRest, sendRest, updRest = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
