@@ -75,7 +75,7 @@ func (r DurabilityReport) replicasOf() string {
 func (r DurabilityReport) Warning() string {
 	crash := "if Redis crashes"
 	if r.MinReplicasAck > 0 {
-		crash = "if the primary and its replicas crash together (a power cut)"
+		crash = "if the primary and its replicas crash together, as in a power cut,"
 	}
 	switch {
 	case r.Durable():
@@ -103,11 +103,16 @@ func (r DurabilityReport) Promise() string {
 	case n > 0:
 		parts = append(parts, fmt.Sprintf("an acknowledged push is on the primary and %s, but nothing promotes a replica "+
 			"when the primary dies (Sentinel or Cluster do)", plural(n, "replica")))
-	case r.Topology != Standalone || r.Replicas > 0:
+	case r.Replicas == 0 && r.Topology == Cluster:
+		parts = append(parts, "an acknowledged push is on its primary only, and a primary has no replica: "+
+			"while one is down, the pushes it would hold are answered 503")
+	case r.Replicas == 0 && r.Topology == Sentinel:
+		parts = append(parts, "an acknowledged push is on the primary only, which has no replica: while it is down pushes are answered 503")
+	case r.Replicas == 0:
+		parts = append(parts, "an acknowledged push is on the one Redis server; while it is down pushes are answered 503")
+	default:
 		parts = append(parts, "an acknowledged push is on the primary only: a failover loses what the replicas had not "+
 			"received yet (set store.redis.min_replicas_ack)")
-	default:
-		parts = append(parts, "an acknowledged push is on the one Redis server; while it is down pushes are answered 503")
 	}
 	switch {
 	case r.Durable():
