@@ -31,6 +31,17 @@ type options struct {
 	// topology is set by WithTopology; "" means Cluster for a
 	// *goredis.ClusterClient and Standalone otherwise.
 	topology Topology
+	// shards, when positive, is the number of shards a fresh prefix gets
+	// whatever the topology (tests run the sharded layout on one server).
+	shards int
+}
+
+// withShards gives a fresh prefix n shards whatever the topology.
+func withShards(n int) Option {
+	return func(o *options) error {
+		o.shards = n
+		return nil
+	}
 }
 
 // WithMinReplicasAck makes Ingest return only once n replicas acknowledged

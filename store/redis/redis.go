@@ -178,6 +178,14 @@ type Store struct {
 	// that its restoration is logged once too.
 	warned atomic.Bool
 
+	// bases are the bases of the shards the prefix may have (see
+	// shardBase), shard 0 the home base.
+	bases []string
+	// nshards is the number of shards of the prefix once known (see
+	// shards), chosen under layoutMu.
+	nshards  atomic.Int32
+	layoutMu sync.Mutex
+
 	// aof is what Ingest knows of the server's append-only file (see
 	// waitAOF).
 	aof struct {
@@ -238,6 +246,9 @@ func New(ctx context.Context, client goredis.UniversalClient, prefix string, opt
 		instance: token(),
 		cancel:   cancel,
 		done:     make(chan struct{}),
+	}
+	for i := range max(clusterShards, ro.shards) {
+		s.bases = append(s.bases, shardBase(s.k.base, i))
 	}
 	s.stableAfter.Store(int64(subscribeStable))
 	go s.subscribe(subCtx)
@@ -369,7 +380,7 @@ func (s *Store) subscribe(ctx context.Context) {
 // listen runs one subscription until it fails; ok reports whether it was
 // established at all, up for how long, and err why it ended.
 func (s *Store) listen(ctx context.Context) (up time.Duration, ok bool, err error) {
-	ps := s.client.Subscribe(ctx, s.k.wake())
+	ps := s.client.Subscribe(ctx, s.wakeChannels()...)
 	// A blocked read does not watch ctx: closing the subscription is what
 	// ends it when the store closes.
 	stop := context.AfterFunc(ctx, func() { ps.Close() })

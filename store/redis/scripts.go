@@ -143,7 +143,8 @@ end
 
 // ingestScript: KEYS[1] = dedupe set. ARGV: see the argument list in
 // Ingest; the event's keys (card, customer) follow their count, then the
-// instance id.
+// history sequence number and the count of targets followed by the
+// targets (both empty for the script to take them), then the instance id.
 // Returns {1} for a duplicate, else {0, target...}.
 var ingestScript = goredis.NewScript(luaPrelude + `
 local id, now, ddcut, ddgc = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -167,16 +168,25 @@ local tm = realms()
 -- one message, and a target whose link broke under one key still receives
 -- through an unbroken link under the other.
 local nkeys = tonumber(ARGV[26])
+-- After the keys: the history sequence number and the targets, when the
+-- caller took them already (on a sharded prefix the links and the
+-- sequence live in the home slot), else '' and '' to take them here.
+local given = 27 + nkeys
+local seq, ntargets = ARGV[given], ARGV[given + 1]
 local targets = {}
 if route == '1' then
-  local seenT = {}
-  for i = 1, nkeys do
-    local rk = ARGV[26 + i]
-    local broken = B .. 'lb:' .. rk
-    for _, t in ipairs(redis.call('HKEYS', B .. 'lk:' .. rk)) do
-      if not seenT[t] and redis.call('HEXISTS', broken, t) == 0 then
-        seenT[t] = true
-        table.insert(targets, t)
+  if ntargets ~= '' then
+    for i = 1, tonumber(ntargets) do table.insert(targets, ARGV[given + 1 + i]) end
+  else
+    local seenT = {}
+    for i = 1, nkeys do
+      local rk = ARGV[26 + i]
+      local broken = B .. 'lb:' .. rk
+      for _, t in ipairs(redis.call('HKEYS', B .. 'lk:' .. rk)) do
+        if not seenT[t] and redis.call('HEXISTS', broken, t) == 0 then
+          seenT[t] = true
+          table.insert(targets, t)
+        end
       end
     end
   end
@@ -210,7 +220,8 @@ local entry = ARGV[18]
 if #targets > 0 then entry = ARGV[17] end
 local hts, hcut, cap, hgc = ARGV[19], tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22])
 if nkeys > 0 then
-  local rec = redis.call('INCR', B .. 'hseq') .. '|' .. hts .. '|' .. entry
+  if seq == '' then seq = redis.call('INCR', B .. 'hseq') end
+  local rec = seq .. '|' .. hts .. '|' .. entry
   for i = 1, nkeys do putHistory(ARGV[26 + i], rec, cap, hcut, hgc, tm) end
 end
 
@@ -458,10 +469,13 @@ return v[1]
 `)
 
 // importHistoryScript: KEYS[1] = history sequence. ARGV: base, time µs,
-// entry JSON, cap, cutoff µs, gc ms, n, n keys.
+// entry JSON, cap, cutoff µs, gc ms, n, n keys, the sequence number (empty
+// to take it from KEYS[1]).
 var importHistoryScript = goredis.NewScript(luaPrelude + `
 local tm = realms()
-local rec = redis.call('INCR', KEYS[1]) .. '|' .. ARGV[2] .. '|' .. ARGV[3]
+local seq = ARGV[8 + tonumber(ARGV[7])]
+if seq == '' then seq = redis.call('INCR', KEYS[1]) end
+local rec = seq .. '|' .. ARGV[2] .. '|' .. ARGV[3]
 local cap, hcut, gc = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 for i = 1, tonumber(ARGV[7]) do putHistory(ARGV[7 + i], rec, cap, hcut, gc, tm) end
 return 1
