@@ -68,6 +68,11 @@ type storeSpec struct {
 	Path   string // embedded: the bbolt file
 	Addr   string // redis
 	Prefix string // redis: unique per scenario
+	// Sentinel, Cluster and MinAcks are -redis-sentinel's and
+	// -redis-cluster's (topology.go): Addr is empty then.
+	Sentinel []string
+	Cluster  []string
+	MinAcks  int
 }
 
 // instanceConfig is what differs between the otpbot instances of a run.
@@ -101,7 +106,7 @@ func configYAML(c instanceConfig, addr string) string {
 	if c.Store.Driver == "embedded" {
 		fmt.Fprintf(&b, "  path: %q\n", c.Store.Path)
 	} else {
-		fmt.Fprintf(&b, "  redis:\n    addr: %q\n    prefix: %q\n", c.Store.Addr, c.Store.Prefix)
+		b.WriteString(redisYAML(c.Store))
 	}
 	fmt.Fprintf(&b, "providers:\n  upay:\n    enabled: true\n    secret_key: %q\n  hypercard:\n    enabled: false\n", benchSecret)
 	fmt.Fprintf(&b, "codes:\n  ttl: %s\n  countdown_interval: %s\n", c.TTL, c.Countdown)
@@ -278,7 +283,7 @@ func startInstance(ctx context.Context, bin, dir, name string, c instanceConfig,
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if c.Store.Driver == "redis" {
+	if c.Store.Driver == "redis" && c.Store.Addr != "" {
 		in.redisAddr = c.Store.Addr
 	}
 	in.resetPeak()
@@ -480,7 +485,7 @@ func prepopulate(ctx context.Context, spec storeSpec, plan []linkPlan) error {
 		err = s.Import(ctx, recs)
 		return errors.Join(err, s.Close())
 	case "redis":
-		client := goredis.NewClient(&goredis.Options{Addr: spec.Addr, PoolSize: 32})
+		client := benchRedisClient(spec)
 		defer client.Close()
 		s, err := redis.New(ctx, client, spec.Prefix, benchStoreOptions(), nil)
 		if err != nil {
