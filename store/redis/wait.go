@@ -70,7 +70,7 @@ func (s *Store) runIngest(ctx context.Context, keys []string, args []any, aof bo
 	}
 	v, err := run.Slice()
 	if err != nil {
-		return nil, wrap("ingest", err)
+		return nil, s.nodeError(ctx, err)
 	}
 	if wait != nil {
 		if err := s.checkReplicaAcks(wait); err != nil {
@@ -124,4 +124,24 @@ func (s *Store) checkAOFAck(wait *goredis.Cmd) error {
 			otpbot.ErrUnavailable, aofWaitTimeout)
 	}
 	return nil
+}
+
+// nodeError wraps an error of a pipeline sent straight to a Cluster node.
+// The Cluster client follows redirections and reloads its slot map for its
+// own commands, not for these: a slot that moved (a failover, a
+// resharding) or a node that is gone makes it reload the map now, and the
+// push is ErrUnavailable (503), to be retried on the right node.
+func (s *Store) nodeError(ctx context.Context, err error) error {
+	cc, ok := s.client.(*goredis.ClusterClient)
+	if !ok {
+		return wrap("ingest", err)
+	}
+	moved := strings.HasPrefix(err.Error(), "MOVED ") || strings.HasPrefix(err.Error(), "ASK ")
+	if moved || unavailable(err) {
+		cc.ReloadState(ctx)
+	}
+	if moved {
+		return fmt.Errorf("redis ingest: %w: %w", otpbot.ErrUnavailable, err)
+	}
+	return wrap("ingest", err)
 }
