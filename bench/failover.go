@@ -82,90 +82,71 @@ func (b *bench) sentinelRun(ctx context.Context, stdout io.Writer) error {
 	return nil
 }
 
+// failoverLoad is the state of driveFailover's pushes.
+type failoverLoad struct {
+	b       *bench
+	s       *session
+	tr      *tracker
+	mu      sync.Mutex
+	pushes  []*failoverPush
+	wg      sync.WaitGroup
+	refused atomic.Int64
+	retried atomic.Int64
+	kill    time.Time // guarded by mu
+	firstOK time.Time // guarded by mu
+}
+
 // driveFailover is the load and the kill of sentinelRun.
 func (b *bench) driveFailover(ctx context.Context, s *session, tr *tracker, set *redistest.SentinelSet) (failoverResult, error) {
-	var (
-		mu      sync.Mutex
-		pushes  []*failoverPush
-		wg      sync.WaitGroup
-		refused atomic.Int64
-		retried atomic.Int64
-		firstOK time.Time
-	)
-	var kill time.Time
+	l := &failoverLoad{b: b, s: s, tr: tr}
+	var res failoverResult
 	promoted := make(chan struct{})
 	killAt := time.Now().Add(b.o.Duration / 3)
 	tick := time.NewTicker(time.Duration(float64(time.Second) / b.o.Rate))
 	defer tick.Stop()
 	end := time.Now().Add(b.o.Duration)
-	var res failoverResult
+	killed := false
 	for seq := int64(1); time.Now().Before(end) && ctx.Err() == nil; seq++ {
 		<-tick.C
-		if kill.IsZero() && time.Now().After(killAt) {
-			kill = time.Now()
+		if !killed && time.Now().After(killAt) {
+			killed = true
+			l.mu.Lock()
+			l.kill = time.Now()
+			l.mu.Unlock()
 			set.Data[0].Stop()
 			go func() {
 				defer close(promoted)
 				pctx, cancel := context.WithTimeout(ctx, time.Minute)
 				defer cancel()
 				if _, err := set.WaitPromoted(pctx, set.Data[0], 1); err == nil {
-					mu.Lock()
-					res.Promoted = time.Since(kill)
-					mu.Unlock()
+					l.mu.Lock()
+					res.Promoted = time.Since(l.kill)
+					l.mu.Unlock()
 				}
 			}()
 		}
-		p := &failoverPush{code: codeFor(seq)}
-		card := "F" + strconv.FormatInt(seq%int64(b.o.Chats), 10)
-		body := pushBody(s.p.run, seq, card, p.code, time.Now())
-		// X-UPA-TIMESTAMP is the first push's time, kept on retries.
-		ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
-		tr.expect(p.code, time.Now())
-		mu.Lock()
-		pushes = append(pushes, p)
-		mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for try := 0; ctx.Err() == nil && try < 600; try++ {
-				start := time.Now()
-				if sendSigned(ctx, s.p, body, ts) {
-					mu.Lock()
-					p.acked = time.Now()
-					if !kill.IsZero() && start.After(kill) && (firstOK.IsZero() || p.acked.Before(firstOK)) {
-						firstOK = p.acked
-					}
-					mu.Unlock()
-					return
-				}
-				refused.Add(1)
-				if try == 0 {
-					retried.Add(1)
-				}
-				time.Sleep(failoverRetry) // the platform's retry interval
-			}
-		}()
+		l.start(ctx, seq)
 	}
-	wg.Wait()
-	if !kill.IsZero() {
+	l.wg.Wait()
+	if killed {
 		<-promoted
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	res.Pushes, res.Refused, res.Retried = len(pushes), int(refused.Load()), int(retried.Load())
-	for _, p := range pushes {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	res.Pushes, res.Refused, res.Retried = len(l.pushes), int(l.refused.Load()), int(l.retried.Load())
+	for _, p := range l.pushes {
 		if !p.acked.IsZero() {
 			res.Acked++
 		}
 	}
-	if !firstOK.IsZero() {
-		res.Unacked = firstOK.Sub(kill)
+	if !l.firstOK.IsZero() {
+		res.Unacked = l.firstOK.Sub(l.kill)
 	}
 	// Every acknowledged code reaches Telegram, after the retries of its
 	// deliveries too.
 	waitFor(b.o.Drain+30*time.Second, func() bool { return tr.matched.Load() >= int64(res.Acked) })
 	tr.mu.Lock()
-	for _, p := range pushes {
+	for _, p := range l.pushes {
 		if _, waiting := tr.pending[p.code]; waiting && !p.acked.IsZero() {
 			res.Lost++
 		}
@@ -173,6 +154,41 @@ func (b *bench) driveFailover(ctx context.Context, s *session, tr *tracker, set 
 	tr.mu.Unlock()
 	res.Twice = int(tr.sendsOK.Load() - tr.matched.Load())
 	return res, nil
+}
+
+// start sends push seq in the background, again every failoverRetry until
+// it is acknowledged.
+func (l *failoverLoad) start(ctx context.Context, seq int64) {
+	p := &failoverPush{code: codeFor(seq)}
+	card := "F" + strconv.FormatInt(seq%int64(l.b.o.Chats), 10)
+	body := pushBody(l.s.p.run, seq, card, p.code, time.Now())
+	// X-UPA-TIMESTAMP is the first push's time, kept on retries.
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	l.tr.expect(p.code, time.Now())
+	l.mu.Lock()
+	l.pushes = append(l.pushes, p)
+	l.mu.Unlock()
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for try := 0; ctx.Err() == nil && try < 600; try++ {
+			start := time.Now()
+			if sendSigned(ctx, l.s.p, body, ts) {
+				l.mu.Lock()
+				p.acked = time.Now()
+				if !l.kill.IsZero() && start.After(l.kill) && (l.firstOK.IsZero() || p.acked.Before(l.firstOK)) {
+					l.firstOK = p.acked
+				}
+				l.mu.Unlock()
+				return
+			}
+			l.refused.Add(1)
+			if try == 0 {
+				l.retried.Add(1)
+			}
+			time.Sleep(failoverRetry) // the platform's retry interval
+		}
+	}()
 }
 
 // sendSigned posts one signed push (body as pushBody made it, ts its

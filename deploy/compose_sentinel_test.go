@@ -39,6 +39,25 @@ func checkSentinelCompose(c *composeFile, image stageFacts, shutdown time.Durati
 	if len(errs) > 0 {
 		return errs
 	}
+	replicas := checkSentinelRedis(c, fail)
+	checkSentinelBots(c, replicas, image, shutdown, fail)
+	for name, svc := range c.Services {
+		if svc.Restart != "unless-stopped" && svc.Restart != "always" {
+			fail("%s restart policy %q: want unless-stopped", name, svc.Restart)
+		}
+		for _, v := range svc.Volumes {
+			vol, _, _ := strings.Cut(v, ":")
+			if _, ok := c.Volumes[vol]; !ok {
+				fail("%s mounts volume %q, which the top-level volumes do not declare", name, vol)
+			}
+		}
+	}
+	return errs
+}
+
+// checkSentinelRedis checks the Redis servers and the sentinels, and
+// returns how many replicas of the primary there are.
+func checkSentinelRedis(c *composeFile, fail func(string, ...any)) int {
 	replicas := 0
 	for _, name := range slices.Concat(sentinelData, sentinelServices) {
 		svc := c.Services[name]
@@ -77,6 +96,11 @@ func checkSentinelCompose(c *composeFile, image stageFacts, shutdown time.Durati
 	if replicas != len(sentinelData)-1 {
 		fail("%d replicas of redis-primary, want %d", replicas, len(sentinelData)-1)
 	}
+	return replicas
+}
+
+// checkSentinelBots checks the otpbot instances of the Sentinel profile.
+func checkSentinelBots(c *composeFile, replicas int, image stageFacts, shutdown time.Duration, fail func(string, ...any)) {
 	var sentinelAddrs []string
 	for _, name := range sentinelServices {
 		sentinelAddrs = append(sentinelAddrs, name+":26379")
@@ -121,18 +145,6 @@ func checkSentinelCompose(c *composeFile, image stageFacts, shutdown time.Durati
 	if p1, p2 := c.Services["otpbot-1"].Ports, c.Services["otpbot-2"].Ports; len(p1) != 1 || len(p2) != 1 || p1[0] == p2[0] {
 		fail("the two otpbot instances must publish one port each, different ones (%v, %v)", p1, p2)
 	}
-	for name, svc := range c.Services {
-		if svc.Restart != "unless-stopped" && svc.Restart != "always" {
-			fail("%s restart policy %q: want unless-stopped", name, svc.Restart)
-		}
-		for _, v := range svc.Volumes {
-			vol, _, _ := strings.Cut(v, ":")
-			if _, ok := c.Volumes[vol]; !ok {
-				fail("%s mounts volume %q, which the top-level volumes do not declare", name, vol)
-			}
-		}
-	}
-	return errs
 }
 
 func TestComposeSentinel(t *testing.T) {
