@@ -71,6 +71,10 @@ type options struct {
 	Outage         time.Duration
 	OutageCodes    int
 	OutageExpiring int
+	// RedisSentinel and RedisCluster run the topology modes instead of
+	// the scenarios (topology.go).
+	RedisSentinel bool
+	RedisCluster  bool
 }
 
 var allScenarios = []string{"ingest", "e2e", "pressure", "live10k", "rtt", "busy-chats", "commands", "recovery"}
@@ -187,6 +191,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.LiveCodes, "live", 10000, "live10k: live codes (4 per chat)")
 	fs.DurationVar(&o.LiveTick, "live-tick", 30*time.Second, "live10k: codes.countdown_interval")
 	telegramFlags(fs, &o)
+	fs.BoolVar(&o.RedisSentinel, "redis-sentinel", false, "instead of the scenarios: a Sentinel failover under -rate pushes/s for -duration (starts its own redis-server processes; see topology.go)")
+	fs.BoolVar(&o.RedisCluster, "redis-cluster", false, "instead of the scenarios: the ingest scenario on a Redis Cluster of 3 primaries it starts, and how the pushes spread over them")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -344,6 +350,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	b := &bench{o: o, bin: bin, dir: dir, logf: logf, run: fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffffff), burstKey: burstKey}
 	r.Meta.Run = b.run
 	r.Meta.PerChatBurst = burstKey
+	if o.RedisSentinel || o.RedisCluster {
+		return b.topologies(ctx, stdout)
+	}
 	if err := b.baselines(ctx, r); err != nil {
 		return err
 	}

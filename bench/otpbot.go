@@ -62,6 +62,11 @@ type storeSpec struct {
 	Path   string // embedded: the bbolt file
 	Addr   string // redis
 	Prefix string // redis: unique per scenario
+	// Sentinel, Cluster and MinAcks are -redis-sentinel's and
+	// -redis-cluster's (topology.go): Addr is empty then.
+	Sentinel []string
+	Cluster  []string
+	MinAcks  int
 }
 
 // instanceConfig is what differs between the otpbot instances of a run.
@@ -113,7 +118,7 @@ func configYAML(c instanceConfig, addr string) string {
 	if c.Store.Driver == "embedded" {
 		fmt.Fprintf(&b, "  path: %q\n", c.Store.Path)
 	} else {
-		fmt.Fprintf(&b, "  redis:\n    addr: %q\n    prefix: %q\n", c.Store.Addr, c.Store.Prefix)
+		b.WriteString(redisYAML(c.Store))
 	}
 	fmt.Fprintf(&b, "providers:\n  upay:\n    enabled: true\n    secret_key: %q\n  hypercard:\n    enabled: false\n", benchSecret)
 	fmt.Fprintf(&b, "codes:\n  ttl: %s\n  countdown_interval: %s\n", c.TTL, c.Countdown)
@@ -240,7 +245,7 @@ func startInstance(ctx context.Context, bin, dir, name string, c instanceConfig,
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if c.Store.Driver == "redis" {
+	if c.Store.Driver == "redis" && c.Store.Addr != "" {
 		in.redisAddr = c.Store.Addr
 	}
 	in.resetPeak()

@@ -49,7 +49,7 @@ func prepopulate(ctx context.Context, spec storeSpec, plan []linkPlan) error {
 		err = s.Import(ctx, recs)
 		return errors.Join(err, s.Close())
 	case "redis":
-		client := goredis.NewClient(&goredis.Options{Addr: spec.Addr, PoolSize: 32})
+		client := benchRedisClient(spec)
 		defer client.Close()
 		s, err := redis.New(ctx, client, spec.Prefix, benchStoreOptions(), nil)
 		if err != nil {

@@ -308,7 +308,7 @@ func TestDeployEnvironmentNamesExist(t *testing.T) {
 	// own variable for the image tag.
 	known["OTPBOT_CONFIG"] = true
 	known["OTPBOT_VERSION"] = true
-	for _, f := range []string{"Dockerfile", "deploy/compose.yaml", "deploy/otpbot.service", "Makefile"} {
+	for _, f := range []string{"Dockerfile", "deploy/compose.yaml", "deploy/compose.sentinel.yaml", "deploy/otpbot.service", "Makefile"} {
 		for _, name := range otpbotEnvRe.FindAllString(readRepoFile(t, f), -1) {
 			if !known[name] {
 				t.Errorf("%s mentions %s, which is no key of config.example.yaml", f, name)

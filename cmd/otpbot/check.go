@@ -116,6 +116,11 @@ func checkStore(ctx context.Context, cfg *Config, stdout io.Writer, logger *slog
 			return nil
 		}
 		fmt.Fprintln(stdout, "store durability: "+rep.String())
+		fmt.Fprintln(stdout, "store promise: "+rep.Promise())
+		if p := rep.Problem(); p != "" {
+			// Not a risk but a failure: every push would get 503.
+			return fmt.Errorf("store: %s", p)
+		}
 		if w := rep.Warning(); w != "" {
 			fmt.Fprintln(stdout, "warning: "+w)
 		}

@@ -12,7 +12,7 @@ import (
 // secretKeys are the keys whose values are secrets (the values secretsOf
 // redacts); the webhook URL is one because its path is.
 var secretKeys = []string{
-	"telegram.token", "telegram.webhook_secret", "telegram.webhook_url", "store.redis.password",
+	"telegram.token", "telegram.webhook_secret", "telegram.webhook_url", "store.redis.password", "store.redis.sentinel.password",
 	"providers.upay.token", "providers.upay.secret_key", "providers.hypercard.token",
 	"providers.hypercard.api.api_key",
 }
@@ -74,6 +74,8 @@ func keyFileWarnings(cfg *Config) []string {
 		{"providers.upay.secret_key_file", u.SecretKeyFile, true},
 		{"providers.upay.private_key_file", u.PrivateKeyFile, u.Enabled},
 		{"providers.hypercard.api.api_key_file", h.API.APIKeyFile, true},
+		{"store.redis.password_file", cfg.Store.Redis.PasswordFile, true},
+		{"store.redis.sentinel.password_file", cfg.Store.Redis.Sentinel.PasswordFile, true},
 		{"providers.hypercard.api.private_key_file", h.API.PrivateKeyFile, h.Enabled && h.API.BaseURL != ""},
 	}
 	var out []string

@@ -75,14 +75,36 @@ type StoreConfig struct {
 	Redis  RedisConfig `key:"redis"`
 }
 
-// RedisConfig is store.redis.
+// RedisConfig is store.redis: one of three topologies. addr names a
+// standalone server, sentinel a primary found (and followed through
+// failovers) through Redis Sentinel, cluster_addrs some nodes of a Redis
+// Cluster.
 type RedisConfig struct {
-	Addr       string   `key:"addr"`
-	Addrs      []string `key:"addrs"`
-	MasterName string   `key:"master_name"`
-	Password   string   `key:"password"`
-	DB         int      `key:"db"`
-	Prefix     string   `key:"prefix"`
+	Addr           string         `key:"addr"`
+	Sentinel       SentinelConfig `key:"sentinel"`
+	ClusterAddrs   []string       `key:"cluster_addrs"`
+	MinReplicasAck int            `key:"min_replicas_ack"`
+	Username       string         `key:"username"`
+	Password       string         `key:"password"`
+	PasswordFile   string         `key:"password_file"`
+	DB             int            `key:"db"`
+	Prefix         string         `key:"prefix"`
+}
+
+// SentinelConfig is store.redis.sentinel. Its username and password are
+// the sentinels' own (Sentinel's ACL); the data servers take
+// store.redis.username and store.redis.password.
+type SentinelConfig struct {
+	MasterName   string   `key:"master_name"`
+	Addrs        []string `key:"addrs"`
+	Username     string   `key:"username"`
+	Password     string   `key:"password"`
+	PasswordFile string   `key:"password_file"`
+}
+
+// sentinel reports whether store.redis.sentinel is in use.
+func (rc *RedisConfig) sentinel() bool {
+	return rc.Sentinel.MasterName != "" || len(rc.Sentinel.Addrs) > 0
 }
 
 // ProvidersConfig is the providers section.
@@ -195,9 +217,10 @@ func Defaults() Config {
 			Driver: "embedded",
 			Path:   "otpbot.db",
 			Redis: RedisConfig{
-				Addr:   "127.0.0.1:6379",
-				Addrs:  []string{},
-				Prefix: "otpbot:",
+				Addr:         "127.0.0.1:6379",
+				Sentinel:     SentinelConfig{Addrs: []string{}},
+				ClusterAddrs: []string{},
+				Prefix:       "otpbot:",
 			},
 		},
 		Providers: ProvidersConfig{
@@ -266,14 +289,21 @@ var keyDocs = map[string]string{
 	"http.admin_backup":        "Serve `GET /admin/backup` (a consistent snapshot of the embedded store, on `http.admin_listen` when set) to clients on this host only, so `otpbot backup` works while `serve` holds the file. Requests carrying proxy headers are refused.",
 	"http.pprof":               "Serve Go's profiler (`net/http/pprof`) under `/debug/pprof/` (on `http.admin_listen` when set) to loopback clients only, for profiling a running instance (`go tool pprof http://127.0.0.1:8080/debug/pprof/profile?seconds=30`). Requests from any other address, or carrying proxy headers, get 403; off, the path does not exist.",
 
-	"store.driver":            "`embedded` (one bbolt file, one instance) or `redis` (shared by many instances).",
-	"store.path":              "File of the embedded store.",
-	"store.redis.addr":        "Redis address (`host:port`).",
-	"store.redis.addrs":       "Several addresses, for Sentinel (with `master_name`) or Cluster; replaces `addr` when set. In the environment: comma-separated.",
-	"store.redis.master_name": "Sentinel master name; empty for a standalone server or a cluster.",
-	"store.redis.password":    "Redis password (never printed).",
-	"store.redis.db":          "Redis database number (standalone and Sentinel only).",
-	"store.redis.prefix":      "Prefix of every key otpbot writes, so several deployments can share one Redis.",
+	"store.driver":                       "`embedded` (one bbolt file, one instance) or `redis` (shared by many instances).",
+	"store.path":                         "File of the embedded store.",
+	"store.redis.addr":                   "Address (`host:port`) of a standalone Redis. Its default is ignored when `sentinel` or `cluster_addrs` is set; any other value next to them is an error.",
+	"store.redis.sentinel.master_name":   "Name the sentinels monitor the primary under. With `sentinel.addrs` otpbot reaches Redis through Sentinel instead of `addr`: it asks the sentinels for the primary and follows a failover by itself.",
+	"store.redis.sentinel.addrs":         "Sentinel addresses (`host:port`): every sentinel, or at least one that answers. In the environment: comma-separated.",
+	"store.redis.sentinel.username":      "User for the sentinels themselves (Sentinel's own ACL); the data servers take `store.redis.username`.",
+	"store.redis.sentinel.password":      "Password of the sentinels themselves (never printed); the data servers take `store.redis.password`.",
+	"store.redis.sentinel.password_file": "File holding `sentinel.password`; set it or `sentinel.password`, not both.",
+	"store.redis.cluster_addrs":          "Addresses (`host:port`) of Redis Cluster nodes, instead of `addr`: a few are enough, otpbot discovers the rest. In the environment: comma-separated.",
+	"store.redis.min_replicas_ack":       "Replicas that must hold a push before it is acknowledged (Redis `WAIT` on the connection that wrote it, at most 1 s; fewer → 503, so the provider retries). 0 acknowledges once the primary has it. Run at least this many + 1 replicas, or after a failover none is left to acknowledge; `otpbot check` fails when fewer are connected.",
+	"store.redis.username":               "Redis ACL user (Redis 6 or later) of the data servers; empty for the default user.",
+	"store.redis.password":               "Redis password of the data servers (never printed).",
+	"store.redis.password_file":          "File holding the Redis password; set it or `password`, not both.",
+	"store.redis.db":                     "Redis database number (standalone and Sentinel; a Cluster has only 0).",
+	"store.redis.prefix":                 "Prefix of every key otpbot writes, so several deployments can share one Redis.",
 
 	"providers.upay.enabled":             "Accept UPay pushes. An enabled provider needs `token` or `secret_key`.",
 	"providers.upay.path":                "Path of the UPay webhook, as set in the UPay white-label back office.",

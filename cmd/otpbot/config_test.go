@@ -148,7 +148,7 @@ http:
   trusted_proxies: ["10.0.0.0/8"]
 store:
   redis:
-    addrs: ["a:1", "b:2"]
+    sentinel: {master_name: "m1", addrs: ["a:1", "b:2"]}
     db: "3"
 providers:
   upay: {token: "t1", allow_ips: [203.0.113.0/24]}
@@ -174,7 +174,8 @@ dedupe_window: 96h
 		{"admins list, numbers or strings", cfg.Telegram.Admins, []int64{11, 22}},
 		{"ops chat", cfg.Telegram.OpsChat, int64(-100500)},
 		{"proxies", cfg.HTTP.TrustedProxies, []string{"10.0.0.0/8"}},
-		{"redis addrs", cfg.Store.Redis.Addrs, []string{"a:1", "b:2"}},
+		{"sentinel addrs", cfg.Store.Redis.Sentinel.Addrs, []string{"a:1", "b:2"}},
+		{"sentinel master", cfg.Store.Redis.Sentinel.MasterName, "m1"},
 		{"redis db from string", cfg.Store.Redis.DB, 3},
 		{"upay allow", cfg.Providers.UPay.AllowIPs, []string{"203.0.113.0/24"}},
 		{"hypercard disabled", cfg.Providers.HyperCard.Enabled, false},
@@ -323,6 +324,22 @@ func TestValidationErrors(t *testing.T) {
 		{"zero refresh timeout", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_DELIVERY_REFRESH_TIMEOUT": "0s"}, "config: delivery.refresh_timeout must be a positive duration (got 0s)"},
 		{"driver", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_STORE_DRIVER": "postgres"}, `config: store.driver must be embedded or redis (got "postgres")`},
 		{"redis addr", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_STORE_DRIVER": "redis", "OTPBOT_STORE_REDIS_ADDR": "localhost"}, `config: store.redis.addr must be host:port (got "localhost")`},
+		{"redis sentinel and addr", minimal, redisEnv("OTPBOT_STORE_REDIS_ADDR", "10.0.0.5:6379", "OTPBOT_STORE_REDIS_SENTINEL_MASTER_NAME", "m", "OTPBOT_STORE_REDIS_SENTINEL_ADDRS", "s1:26379"), "config: store.redis.addr and store.redis.sentinel are both set; keep one (addr is for a standalone Redis)"},
+		{"redis cluster and addr", minimal, redisEnv("OTPBOT_STORE_REDIS_ADDR", "10.0.0.5:6379", "OTPBOT_STORE_REDIS_CLUSTER_ADDRS", "c1:6379"), "config: store.redis.addr and store.redis.cluster_addrs are both set; keep one (addr is for a standalone Redis)"},
+		{"redis sentinel and cluster", minimal, redisEnv("OTPBOT_STORE_REDIS_SENTINEL_MASTER_NAME", "m", "OTPBOT_STORE_REDIS_SENTINEL_ADDRS", "s1:26379", "OTPBOT_STORE_REDIS_CLUSTER_ADDRS", "c1:6379"), "config: store.redis.sentinel and store.redis.cluster_addrs are both set; keep one"},
+		{"redis sentinel without name", minimal, redisEnv("OTPBOT_STORE_REDIS_SENTINEL_ADDRS", "s1:26379"), "config: store.redis.sentinel.master_name is required with store.redis.sentinel.addrs"},
+		{"redis sentinel without addrs", minimal, redisEnv("OTPBOT_STORE_REDIS_SENTINEL_MASTER_NAME", "m"), "config: store.redis.sentinel.addrs is required with store.redis.sentinel.master_name"},
+		{"redis sentinel bad addr", minimal, redisEnv("OTPBOT_STORE_REDIS_SENTINEL_MASTER_NAME", "m", "OTPBOT_STORE_REDIS_SENTINEL_ADDRS", "s1:26379,s2"), `config: store.redis.sentinel.addrs must be host:port (got "s2")`},
+		{"redis cluster bad addr", minimal, redisEnv("OTPBOT_STORE_REDIS_CLUSTER_ADDRS", "c1"), `config: store.redis.cluster_addrs must be host:port (got "c1")`},
+		{"redis cluster db", minimal, redisEnv("OTPBOT_STORE_REDIS_CLUSTER_ADDRS", "c1:6379", "OTPBOT_STORE_REDIS_DB", "2"), "config: store.redis.db must be 0 with store.redis.cluster_addrs (a Redis Cluster has only database 0)"},
+		{"redis replicas ack", minimal, redisEnv("OTPBOT_STORE_REDIS_MIN_REPLICAS_ACK", "-1"), "config: store.redis.min_replicas_ack must not be negative (got -1)"},
+		{"redis sentinel with the default addr", minimal, redisEnv("OTPBOT_STORE_REDIS_SENTINEL_MASTER_NAME", "m", "OTPBOT_STORE_REDIS_SENTINEL_ADDRS", "s1:26379,s2:26379"), ""},
+		{"redis cluster", minimal, redisEnv("OTPBOT_STORE_REDIS_CLUSTER_ADDRS", "c1:6379,c2:6379", "OTPBOT_STORE_REDIS_MIN_REPLICAS_ACK", "1"), ""},
+		{"redis addrs removed", minimal + "store: {redis: {addrs: [\"a:1\"]}}\n", redisEnv(), "config: store.redis.addrs was removed: Sentinel addresses go in store.redis.sentinel.addrs, Cluster nodes in store.redis.cluster_addrs; delete it"},
+		{"redis master_name removed", minimal + "store: {redis: {master_name: m}}\n", redisEnv(), "config: store.redis.master_name was removed: it is store.redis.sentinel.master_name; delete it"},
+		{"redis addrs removed, in the environment", minimal, redisEnv("OTPBOT_STORE_REDIS_ADDRS", "a:1,b:2"), "config: store.redis.addrs was removed (OTPBOT_STORE_REDIS_ADDRS is set): Sentinel addresses go in store.redis.sentinel.addrs, Cluster nodes in store.redis.cluster_addrs; unset it"},
+		{"redis password and file", minimal, redisEnv("OTPBOT_STORE_REDIS_PASSWORD", "SUPERSECRET", "OTPBOT_STORE_REDIS_PASSWORD_FILE", "/etc/hostname"), "config: store.redis.password_file and store.redis.password are both set; keep one"},
+		{"sentinel password file missing", minimal, redisEnv("OTPBOT_STORE_REDIS_SENTINEL_PASSWORD_FILE", "/nonexistent/pw"), "config: store.redis.sentinel.password_file cannot be read: no such file or directory"},
 		{"updates", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_TELEGRAM_UPDATES": "push"}, `config: telegram.updates must be polling or webhook (got "push")`},
 		{"webhook url required", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_TELEGRAM_UPDATES": "webhook"}, "config: telegram.webhook_url is required when telegram.updates is webhook"},
 		{"webhook url path", minimal, map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_TELEGRAM_UPDATES": "webhook", "OTPBOT_TELEGRAM_WEBHOOK_URL": "https://bot.example.com"}, "config: telegram.webhook_url must have a path …"},
@@ -421,4 +438,14 @@ func TestAuthResults(t *testing.T) {
 			t.Errorf("%s: authResults = %v, %v; want %v", tt.name, got, err, tt.want)
 		}
 	}
+}
+
+// redisEnv is the environment of a valid configuration on the redis
+// driver, plus the given name, value pairs.
+func redisEnv(kv ...string) map[string]string {
+	env := map[string]string{"OTPBOT_TELEGRAM_TOKEN": "1:x", "OTPBOT_STORE_DRIVER": "redis"}
+	for i := 0; i+1 < len(kv); i += 2 {
+		env[kv[i]] = kv[i+1]
+	}
+	return env
 }

@@ -42,7 +42,11 @@ Besides the checks of each key, these rules hold across keys:
 - key files must parse as RSA keys in PEM (PKCS#1 or PKCS#8 private keys; PKIX, PKCS#1 or
   certificate public keys; a bare Base64 public key as HyperCard's platform shows it is accepted);
 - ` + "`telegram.updates: webhook`" + ` needs ` + "`telegram.webhook_url`" + ` (with a path) and ` + "`telegram.webhook_secret`" + `;
-- a ` + "`*_file`" + ` key and the key it replaces cannot both be set.
+- a ` + "`*_file`" + ` key and the key it replaces cannot both be set;
+- with ` + "`store.driver: redis`" + `, exactly one of ` + "`store.redis.addr`" + ` (a standalone server; its default
+  counts only when neither of the others is set), ` + "`store.redis.sentinel`" + ` (` + "`master_name`" + ` and ` + "`addrs`" + `)
+  and ` + "`store.redis.cluster_addrs`" + ` names the Redis; ` + "`store.redis.addrs`" + ` and ` + "`store.redis.master_name`" + ` were
+  removed (in a file or in the environment, they are an error that says where they went).
 `)
 	def := reflect.ValueOf(Defaults())
 	section := ""

@@ -135,6 +135,9 @@ func decodeConfig(path string, getenv func(string) string) (Config, error) {
 	if err := checkUnknownKeys(v.AllKeys(), fields); err != nil {
 		return Config{}, err
 	}
+	if err := checkRemovedEnv(getenv); err != nil {
+		return Config{}, err
+	}
 
 	cfg := Defaults()
 	root := reflect.ValueOf(&cfg).Elem()
@@ -197,6 +200,25 @@ func checkUnknownKeys(keys []string, fields []field) error {
 // that still sets one is told so rather than that the key is unknown.
 var removedKeys = map[string]string{
 	"telegram.rate.instances": "processes sharing one Redis now share one rate budget there",
+	"store.redis.addrs":       "Sentinel addresses go in store.redis.sentinel.addrs, Cluster nodes in store.redis.cluster_addrs",
+	"store.redis.master_name": "it is store.redis.sentinel.master_name",
+}
+
+// checkRemovedEnv refuses an environment variable of a removed key: like
+// every OTPBOT_ variable it would be meant to change the configuration,
+// and silently ignoring it would run otpbot on other settings.
+func checkRemovedEnv(getenv func(string) string) error {
+	keys := make([]string, 0, len(removedKeys))
+	for k := range removedKeys {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if strings.TrimSpace(getenv(envName(k))) != "" {
+			return cfgErr(k, "was removed (%s is set): %s; unset it", envName(k), removedKeys[k])
+		}
+	}
+	return nil
 }
 
 // convert turns a value from YAML (or a string from the environment) into
@@ -422,6 +444,8 @@ func resolveSecretFiles(cfg *Config) error {
 		{"providers.hypercard.token", "providers.hypercard.token_file", &cfg.Providers.HyperCard.Token, cfg.Providers.HyperCard.TokenFile},
 		{"providers.upay.secret_key", "providers.upay.secret_key_file", &cfg.Providers.UPay.SecretKey, cfg.Providers.UPay.SecretKeyFile},
 		{"providers.hypercard.api.api_key", "providers.hypercard.api.api_key_file", &cfg.Providers.HyperCard.API.APIKey, cfg.Providers.HyperCard.API.APIKeyFile},
+		{"store.redis.password", "store.redis.password_file", &cfg.Store.Redis.Password, cfg.Store.Redis.PasswordFile},
+		{"store.redis.sentinel.password", "store.redis.sentinel.password_file", &cfg.Store.Redis.Sentinel.Password, cfg.Store.Redis.Sentinel.PasswordFile},
 	}
 	for _, p := range pairs {
 		if p.file == "" {

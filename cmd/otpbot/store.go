@@ -73,13 +73,15 @@ func openStore(ctx context.Context, cfg *Config, driver string, logger *slog.Log
 		}
 		return &openedStore{Store: s, bolt: s, describe: "embedded " + cfg.Store.Path}, nil
 	case "redis":
-		client := newRedisClient(&cfg.Store.Redis)
-		s, err := redis.New(ctx, client, cfg.Store.Redis.Prefix, opts, logger)
+		rc := &cfg.Store.Redis
+		client, topology := newRedisClient(rc)
+		s, err := redis.New(ctx, client, rc.Prefix, opts, logger,
+			redis.WithTopology(topology), redis.WithMinReplicasAck(rc.MinReplicasAck))
 		if err != nil {
 			_ = client.Close()
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		return &openedStore{Store: s, redis: s, client: client, describe: "redis " + redisAddrs(&cfg.Store.Redis) + " prefix " + cfg.Store.Redis.Prefix}, nil
+		return &openedStore{Store: s, redis: s, client: client, describe: describeRedis(rc)}, nil
 	}
 	return nil, fmt.Errorf("store: unknown driver %q", driver)
 }
@@ -98,38 +100,73 @@ func warnDurability(ctx context.Context, s *redis.Store, logger *slog.Logger) {
 		logger.Warn("redis durability unknown", "err", err)
 		return
 	}
+	if p := rep.Problem(); p != "" {
+		logger.Error("redis cannot acknowledge pushes as configured", "detail", p, "redis", rep.String())
+	}
 	if w := rep.Warning(); w != "" {
 		logger.Warn("redis may lose acknowledged pushes", "detail", w, "redis", rep.String())
 		return
 	}
-	logger.Info("redis durability", "redis", rep.String())
+	logger.Info("redis durability", "redis", rep.String(), "promise", rep.Promise())
 }
 
-// newRedisClient builds a standalone, Sentinel or Cluster client from
-// store.redis: UniversalClient picks the kind from addrs and master_name.
-func newRedisClient(rc *RedisConfig) goredis.UniversalClient {
-	addrs := rc.Addrs
-	if len(addrs) == 0 {
-		addrs = []string{rc.Addr}
+// Redis client timeouts: fail fast while Redis is away (or failing over),
+// so a push gets 503 within the provider's patience instead of hanging.
+const (
+	redisDialTimeout  = 2 * time.Second
+	redisReadTimeout  = 3 * time.Second
+	redisWriteTimeout = 3 * time.Second
+)
+
+// newRedisClient builds the client store.redis names: a Cluster client for
+// cluster_addrs, go-redis's failover client for sentinel (it asks the
+// sentinels for the primary at each new connection and drops its
+// connections when they announce a new one), a plain client for addr.
+func newRedisClient(rc *RedisConfig) (goredis.UniversalClient, redis.Topology) {
+	switch {
+	case len(rc.ClusterAddrs) > 0:
+		return goredis.NewClusterClient(&goredis.ClusterOptions{
+			Addrs:        rc.ClusterAddrs,
+			Username:     rc.Username,
+			Password:     rc.Password,
+			DialTimeout:  redisDialTimeout,
+			ReadTimeout:  redisReadTimeout,
+			WriteTimeout: redisWriteTimeout,
+		}), redis.Cluster
+	case rc.sentinel():
+		return goredis.NewFailoverClient(&goredis.FailoverOptions{
+			MasterName:       rc.Sentinel.MasterName,
+			SentinelAddrs:    rc.Sentinel.Addrs,
+			SentinelUsername: rc.Sentinel.Username,
+			SentinelPassword: rc.Sentinel.Password,
+			Username:         rc.Username,
+			Password:         rc.Password,
+			DB:               rc.DB,
+			DialTimeout:      redisDialTimeout,
+			ReadTimeout:      redisReadTimeout,
+			WriteTimeout:     redisWriteTimeout,
+		}), redis.Sentinel
 	}
-	return goredis.NewUniversalClient(&goredis.UniversalOptions{
-		Addrs:      addrs,
-		MasterName: rc.MasterName,
-		Password:   rc.Password,
-		DB:         rc.DB,
-		// Fail fast while Redis is away: a push then gets 503 within the
-		// provider's patience instead of hanging.
-		DialTimeout:  2 * time.Second,
-		ReadTimeout:  3 * time.Second,
-		WriteTimeout: 3 * time.Second,
-	})
+	return goredis.NewClient(&goredis.Options{
+		Addr:         rc.Addr,
+		Username:     rc.Username,
+		Password:     rc.Password,
+		DB:           rc.DB,
+		DialTimeout:  redisDialTimeout,
+		ReadTimeout:  redisReadTimeout,
+		WriteTimeout: redisWriteTimeout,
+	}), redis.Standalone
 }
 
-func redisAddrs(rc *RedisConfig) string {
-	if len(rc.Addrs) > 0 {
-		return fmt.Sprint(rc.Addrs)
+// describeRedis names the Redis of store.redis, without secrets.
+func describeRedis(rc *RedisConfig) string {
+	switch {
+	case len(rc.ClusterAddrs) > 0:
+		return fmt.Sprintf("redis cluster %v prefix %s", rc.ClusterAddrs, rc.Prefix)
+	case rc.sentinel():
+		return fmt.Sprintf("redis sentinel %s via %v prefix %s", rc.Sentinel.MasterName, rc.Sentinel.Addrs, rc.Prefix)
 	}
-	return rc.Addr
+	return "redis " + rc.Addr + " prefix " + rc.Prefix
 }
 
 // errStoreInUse says that a running otpbot holds the embedded store file.

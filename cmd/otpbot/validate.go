@@ -150,23 +150,7 @@ func validateStore(cfg *Config) error {
 			return cfgErr("store.path", "is required when store.driver is embedded")
 		}
 	case "redis":
-		if s.Redis.Addr == "" && len(s.Redis.Addrs) == 0 {
-			return cfgErr("store.redis.addr", "is required when store.driver is redis (or set store.redis.addrs)")
-		}
-		for _, a := range append([]string{s.Redis.Addr}, s.Redis.Addrs...) {
-			if a == "" {
-				continue
-			}
-			if _, _, err := net.SplitHostPort(a); err != nil {
-				return cfgErr("store.redis.addr", "must be host:port (got %q)", a)
-			}
-		}
-		if s.Redis.DB < 0 {
-			return cfgErr("store.redis.db", "must not be negative")
-		}
-		if s.Redis.Prefix == "" {
-			return cfgErr("store.redis.prefix", "must not be empty (it keeps otpbot's keys apart)")
-		}
+		return validateRedis(&cfg.Store.Redis)
 	default:
 		return cfgErr("store.driver", "must be embedded or redis (got %q)", s.Driver)
 	}
@@ -462,7 +446,7 @@ func readPublicKey(path string) (*rsa.PublicKey, error) {
 // secretsOf lists the configured secrets, for the log redactor.
 func secretsOf(cfg *Config) []string {
 	s := []string{
-		cfg.Telegram.Token, cfg.Telegram.WebhookSecret, cfg.Store.Redis.Password,
+		cfg.Telegram.Token, cfg.Telegram.WebhookSecret, cfg.Store.Redis.Password, cfg.Store.Redis.Sentinel.Password,
 		cfg.Providers.UPay.Token, cfg.Providers.UPay.SecretKey, cfg.Providers.HyperCard.Token,
 		cfg.Providers.HyperCard.API.APIKey,
 	}

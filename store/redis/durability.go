@@ -3,14 +3,13 @@ package redis
 import (
 	"context"
 	"errors"
-	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-
-	"github.com/otpbot/otpbot"
 )
 
 // Durability: a push is acknowledged once Ingest returns, so it must then
@@ -32,97 +31,6 @@ const (
 	// them while the store runs.
 	aofRecheck = time.Minute
 )
-
-// DurabilityReport says how the Redis server keeps what it acknowledged.
-type DurabilityReport struct {
-	// Version is the server's redis_version ("7.2.4").
-	Version string
-	// AppendOnly is true when the server writes an append-only file.
-	AppendOnly bool
-	// AppendFsync is the AOF fsync policy: "always", "everysec" or "no";
-	// "" when the server refused CONFIG GET (managed services often do).
-	AppendFsync string
-	// WaitAOF is true when Ingest waits with WAITAOF until each push is
-	// fsynced to the append-only file before it returns (AOF on and Redis
-	// 7.2 or later).
-	WaitAOF bool
-}
-
-// Durable reports whether an acknowledged push survives a Redis crash:
-// Ingest waits for the fsync, or every write is fsynced before Redis
-// answers.
-func (r DurabilityReport) Durable() bool {
-	return r.AppendOnly && (r.WaitAOF || r.AppendFsync == "always")
-}
-
-// Warning explains, in one sentence for an operator, what a Redis crash
-// would lose; "" when the report is Durable.
-func (r DurabilityReport) Warning() string {
-	switch {
-	case r.Durable():
-		return ""
-	case !r.AppendOnly:
-		return "Redis has appendonly off: pushes acknowledged since its last snapshot are lost if Redis crashes " +
-			"(set appendonly yes, with appendfsync always or on Redis 7.2 or later)"
-	case r.AppendFsync == "no":
-		return "Redis has appendfsync no and no WAITAOF (Redis " + r.Version + " < 7.2): " +
-			"acknowledged pushes the OS has not yet written are lost if the machine crashes (set appendfsync always)"
-	default:
-		return "Redis " + r.Version + " has no WAITAOF (7.2 or later) and appendfsync is not always: " +
-			"up to about a second of acknowledged pushes may be lost if Redis crashes (set appendfsync always)"
-	}
-}
-
-// String renders the report on one line, for `otpbot check`.
-func (r DurabilityReport) String() string {
-	fsync := r.AppendFsync
-	if fsync == "" {
-		fsync = "unknown"
-	}
-	aof := "off"
-	if r.AppendOnly {
-		aof = "on"
-	}
-	wait := "no"
-	if r.WaitAOF {
-		wait = "yes"
-	}
-	return fmt.Sprintf("redis %s, appendonly %s, appendfsync %s, ingest waits for the fsync (WAITAOF): %s",
-		r.Version, aof, fsync, wait)
-}
-
-// Durability reads the server's version and persistence settings (INFO,
-// and CONFIG GET appendfsync where allowed) and returns them, with whether
-// Ingest waits for the fsync. It also refreshes what Ingest does: cmd's
-// check and serve call it to print or log Warning.
-func (s *Store) Durability(ctx context.Context) (DurabilityReport, error) {
-	c, err := s.node(ctx)
-	if err != nil {
-		return DurabilityReport{}, wrap("durability", err)
-	}
-	server, err := c.Info(ctx, "server").Result()
-	if err != nil {
-		return DurabilityReport{}, wrap("durability: info server", err)
-	}
-	pers, err := c.Info(ctx, "persistence").Result()
-	if err != nil {
-		return DurabilityReport{}, wrap("durability: info persistence", err)
-	}
-	r := DurabilityReport{
-		Version:    infoField(server, "redis_version"),
-		AppendOnly: infoField(pers, "aof_enabled") == "1",
-	}
-	// CONFIG is often renamed away on managed Redis: the policy is then
-	// unknown, which only changes the wording of the warning.
-	if cfg, err := c.ConfigGet(ctx, "appendfsync").Result(); err == nil {
-		r.AppendFsync = cfg["appendfsync"]
-	} else if unavailable(err) {
-		return DurabilityReport{}, wrap("durability: config get", err)
-	}
-	r.WaitAOF = r.AppendOnly && hasWaitAOF(r.Version)
-	s.setAOF(r.WaitAOF)
-	return r, nil
-}
 
 // infoField returns the value of name in an INFO reply ("" when absent).
 func infoField(info, name string) string {
@@ -200,63 +108,95 @@ func (s *Store) waitAOF(ctx context.Context) bool {
 	}
 }
 
-// node returns the client that serves the store's keys: the client itself,
-// or on Cluster the master of the store's one hash slot (WAITAOF and INFO
-// must reach the node that holds the writes).
-func (s *Store) node(ctx context.Context) (goredis.Cmdable, error) {
+// Durability reads the persistence and replication of the primaries that
+// hold the store's keys (INFO, CONFIG GET appendfsync where allowed, and a
+// WAIT that waits for nothing) and returns them with what Ingest does about
+// them. It also refreshes whether Ingest waits for the fsync: cmd's check
+// and serve call it to print or log the report.
+func (s *Store) Durability(ctx context.Context) (DurabilityReport, error) {
+	var nodes []nodeDurability
+	var err error
 	if cc, ok := s.client.(*goredis.ClusterClient); ok {
-		n, err := cc.MasterForKey(ctx, s.k.dedupe())
-		if err != nil {
-			return nil, err
-		}
-		return n, nil
+		var mu sync.Mutex
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+			n, err := readNode(ctx, c)
+			mu.Lock()
+			nodes = append(nodes, n)
+			mu.Unlock()
+			return err
+		})
+	} else {
+		var n nodeDurability
+		n, err = readNode(ctx, s.client)
+		nodes = append(nodes, n)
 	}
-	return s.client, nil
+	if err != nil {
+		return DurabilityReport{}, err
+	}
+	r := mergeNodes(nodes)
+	r.Topology, r.MinReplicasAck = s.ropts.topology, s.ropts.minAcks
+	s.setAOF(r.WaitAOF)
+	return r, nil
 }
 
-// runIngestWaitAOF runs the ingest script and WAITAOF 1 0 on one connection
-// (WAITAOF waits for the writes of its own connection), and returns the
-// script's reply once the push is fsynced to the append-only file.
-func (s *Store) runIngestWaitAOF(ctx context.Context, keys []string, args []any) ([]any, error) {
-	c, err := s.node(ctx)
+// nodeDurability is what one primary says of itself.
+type nodeDurability struct {
+	version     string
+	appendOnly  bool
+	appendFsync string
+	replicas    int
+	wait        bool
+}
+
+// readNode reads one primary's settings.
+func readNode(ctx context.Context, c goredis.UniversalClient) (nodeDurability, error) {
+	var n nodeDurability
+	info, err := c.Info(ctx, "server", "persistence", "replication").Result()
 	if err != nil {
-		return nil, wrap("ingest", err)
+		return n, wrap("durability: info", err)
 	}
-	var run, wait *goredis.Cmd
-	for _, cached := range []bool{true, false} {
-		_, _ = c.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			if cached {
-				run = ingestScript.EvalSha(ctx, p, keys, args...)
-			} else {
-				run = ingestScript.Eval(ctx, p, keys, args...)
-			}
-			wait = p.Do(ctx, "WAITAOF", 1, 0, aofWaitTimeout.Milliseconds())
-			return nil
-		})
-		if err := run.Err(); cached && err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			continue // the server lost its script cache (a restart): send it whole
+	n.version = infoField(info, "redis_version")
+	n.appendOnly = infoField(info, "aof_enabled") == "1"
+	n.replicas, _ = strconv.Atoi(infoField(info, "connected_slaves"))
+	// CONFIG is often renamed away on managed Redis: the policy is then
+	// unknown, which only changes the wording of the warning.
+	if cfg, err := c.ConfigGet(ctx, "appendfsync").Result(); err == nil {
+		n.appendFsync = cfg["appendfsync"]
+	} else if unavailable(err) {
+		return n, wrap("durability: config get", err)
+	}
+	// WAIT for no replica answers at once, unless the command is gone.
+	err = c.Do(ctx, "WAIT", 0, 0).Err()
+	if err != nil && unavailable(err) {
+		return n, wrap("durability: wait", err)
+	}
+	n.wait = err == nil
+	return n, nil
+}
+
+// mergeNodes sums up the primaries of a Cluster (or the one primary): the
+// weakest setting of any of them is what a push may get.
+func mergeNodes(nodes []nodeDurability) DurabilityReport {
+	r := DurabilityReport{Primaries: len(nodes), AppendOnly: true, WaitAOF: true, Wait: true, Replicas: -1}
+	fsyncRank := map[string]int{"always": 3, "everysec": 2, "no": 1, "": 0}
+	fsync := 4
+	var versions []string
+	for _, n := range nodes {
+		if !slices.Contains(versions, n.version) {
+			versions = append(versions, n.version)
 		}
-		break
+		r.AppendOnly = r.AppendOnly && n.appendOnly
+		r.WaitAOF = r.WaitAOF && n.appendOnly && hasWaitAOF(n.version)
+		r.Wait = r.Wait && n.wait
+		if rank := fsyncRank[n.appendFsync]; rank < fsync {
+			fsync, r.AppendFsync = rank, n.appendFsync
+		}
+		if r.Replicas < 0 || n.replicas < r.Replicas {
+			r.Replicas = n.replicas
+		}
 	}
-	v, err := run.Slice()
-	if err != nil {
-		return nil, wrap("ingest", err)
-	}
-	acks, err := wait.Int64Slice()
-	var re goredis.Error
-	switch {
-	case err != nil && !unavailable(err) && errors.As(err, &re):
-		// The server does not do WAITAOF after all (appendonly turned off,
-		// or a failover to an older server): it keeps the push as its own
-		// fsync policy allows, and the next push looks again.
-		s.log.Warn("redis refused WAITAOF; acknowledging without waiting for the append-only file", "err", err)
-		s.setAOF(false)
-		return v, nil
-	case err != nil:
-		return nil, wrap("ingest: wait for the append-only file", err)
-	case len(acks) == 0 || acks[0] < 1:
-		return nil, fmt.Errorf("redis ingest: %w: not fsynced to the append-only file within %v",
-			otpbot.ErrUnavailable, aofWaitTimeout)
-	}
-	return v, nil
+	slices.Sort(versions)
+	r.Version = strings.Join(versions, "/")
+	r.Replicas = max(r.Replicas, 0)
+	return r
 }

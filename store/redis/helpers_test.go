@@ -74,7 +74,13 @@ func escapeGlob(s string) string {
 // ends.
 func openStore(t testing.TB, c goredis.UniversalClient, prefix string, opts otpbot.StoreOptions) *Store {
 	t.Helper()
-	s, err := New(context.Background(), c, prefix, opts, slog.New(slog.DiscardHandler))
+	return openStoreWith(t, c, prefix, opts)
+}
+
+// openStoreWith is openStore with Redis-specific options.
+func openStoreWith(t testing.TB, c goredis.UniversalClient, prefix string, opts otpbot.StoreOptions, ropts ...Option) *Store {
+	t.Helper()
+	s, err := New(context.Background(), c, prefix, opts, slog.New(slog.DiscardHandler), ropts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

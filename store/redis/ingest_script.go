@@ -6,14 +6,22 @@ import goredis "github.com/redis/go-redis/v9"
 
 // ingestScript: KEYS[1] = dedupe set. ARGV: see the argument list in
 // Ingest; the event's routing keys (card, customer) follow their count,
-// then the count and list of its history keys, the card key whose links
-// name the card (empty for none), the state of a new message, the count and
-// (state, next state) pairs of otpbot.NextState, then the instance id.
-// Returns {1} for a duplicate, else {0, target...}.
+// then the history sequence number and the count of targets followed by
+// the targets (both empty for the script to take them), the count and list
+// of its history keys, the card key whose links name the card (empty for
+// none), the state of a new message, the count and (state, next state)
+// pairs of otpbot.NextState, then the instance id. Returns {1} for a
+// duplicate, else {0, target...}.
 var ingestScript = goredis.NewScript(luaPrelude + `
 local id, now, ddcut, ddgc = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local seen = redis.call('ZSCORE', KEYS[1], id)
-if seen and tonumber(seen) > tonumber(ddcut) then return {1} end
+if seen and tonumber(seen) > tonumber(ddcut) then
+  -- A repeat writes too (the mark's expiry, harmless): WAIT and WAITAOF
+  -- after it then cover everything written before it on the server, the
+  -- original push included, whichever connection wrote that.
+  redis.call('PEXPIRE', KEYS[1], ddgc)
+  return {1}
+end
 
 local route, group = ARGV[6], ARGV[7]
 local evJSON, redJSON, msgRest, sendRest, updRest = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
@@ -26,7 +34,20 @@ local tm = realms()
 -- one message, and a target whose link broke under one key still receives
 -- through an unbroken link under the other.
 local nkeys = tonumber(ARGV[26])
-local hi = 27 + nkeys
+-- After the keys: the history sequence number and the targets, when the
+-- caller took them already (on a sharded prefix the links and the
+-- sequence live in the home slot), else '' and '' to take them here.
+local given = 27 + nkeys
+local seq, ntargets = ARGV[given], ARGV[given + 1]
+-- The given targets are followed by the card's name in each ('' for
+-- none): the links live in the home slot, out of this script's reach.
+local hi = given + 2
+local givenNames = {}
+if ntargets ~= '' then
+  local n = tonumber(ntargets)
+  for i = 1, n do givenNames[ARGV[given + 1 + i]] = ARGV[given + 1 + n + i] end
+  hi = hi + 2 * n
+end
 local nhist = tonumber(ARGV[hi])
 local ci = hi + nhist + 1
 local cardKey, newState = ARGV[ci], ARGV[ci + 1]
@@ -36,26 +57,32 @@ for k = 0, tonumber(ARGV[ci + 2]) - 1 do nextState[ARGV[ci + 3 + 2 * k]] = ARGV[
 -- cardName is what target t's link calls the event's card, as JSON to
 -- splice into the message ('' for none).
 local function cardName(t)
-  if cardKey == '' then return '' end
-  local lj = redis.call('HGET', B .. 'lk:' .. cardKey, t)
-  if not lj then return '' end
-  local ok, l = pcall(cjson.decode, lj)
-  if ok and type(l) == 'table' and type(l.name) == 'string' and l.name ~= '' then
-    return ',"card_name":' .. cjson.encode(l.name)
+  local name = givenNames[t]
+  if name == nil and cardKey ~= '' then
+    local lj = redis.call('HGET', B .. 'lk:' .. cardKey, t)
+    if lj then
+      local ok, l = pcall(cjson.decode, lj)
+      if ok and type(l) == 'table' and type(l.name) == 'string' then name = l.name end
+    end
   end
-  return ''
+  if name == nil or name == '' then return '' end
+  return ',"card_name":' .. cjson.encode(name)
 end
 
 local targets = {}
 if route == '1' then
-  local seenT = {}
-  for i = 1, nkeys do
-    local rk = ARGV[26 + i]
-    local broken = B .. 'lb:' .. rk
-    for _, t in ipairs(redis.call('HKEYS', B .. 'lk:' .. rk)) do
-      if not seenT[t] and redis.call('HEXISTS', broken, t) == 0 then
-        seenT[t] = true
-        table.insert(targets, t)
+  if ntargets ~= '' then
+    for i = 1, tonumber(ntargets) do table.insert(targets, ARGV[given + 1 + i]) end
+  else
+    local seenT = {}
+    for i = 1, nkeys do
+      local rk = ARGV[26 + i]
+      local broken = B .. 'lb:' .. rk
+      for _, t in ipairs(redis.call('HKEYS', B .. 'lk:' .. rk)) do
+        if not seenT[t] and redis.call('HEXISTS', broken, t) == 0 then
+          seenT[t] = true
+          table.insert(targets, t)
+        end
       end
     end
   end
@@ -92,7 +119,8 @@ local entry = ARGV[18]
 if #targets > 0 then entry = ARGV[17] end
 local hts, hcut, cap, hgc = ARGV[19], tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22])
 if nhist > 0 then
-  local rec = redis.call('INCR', B .. 'hseq') .. '|' .. hts .. '|' .. entry
+  if seq == '' then seq = redis.call('INCR', B .. 'hseq') end
+  local rec = seq .. '|' .. hts .. '|' .. entry
   for i = 1, nhist do putHistory(ARGV[hi + i], rec, cap, hcut, hgc, tm) end
 end
 

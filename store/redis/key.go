@@ -69,16 +69,54 @@ return 1
 // stored when there is none, kept when equal, replaced only while no
 // dedupe mark is inside the window.
 func (s *Store) importKey(ctx context.Context, key []byte) error {
-	cut := us(s.now().Add(-s.opts.DedupeWindow))
-	ok, err := importKeyScript.Run(ctx, s.client, []string{s.k.installationKey(), s.k.dedupe()}, key, cut).Int()
+	n, err := s.shards(ctx)
 	if err != nil {
-		return wrap("import installation key", err)
+		return err
+	}
+	cut := us(s.now().Add(-s.opts.DedupeWindow))
+	ok := 1
+	if n > 1 {
+		// The marks of shards other than the home one, looked at first
+		// (the script sees only the home slot's).
+		ok, err = s.keyReplaceable(ctx, n, key, cut)
+		if err != nil {
+			return err
+		}
+	}
+	if ok == 1 {
+		ok, err = importKeyScript.Run(ctx, s.client, []string{s.k.installationKey(), s.k.dedupe()}, key, cut).Int()
+		if err != nil {
+			return wrap("import installation key", err)
+		}
 	}
 	if ok == 0 {
 		return fmt.Errorf("redis import: %w: the store already has a different installation key and holds dedupe marks made with it, "+
 			"so replacing the key would let repeats of those pushes through; import into a fresh prefix", otpbot.ErrKeyConflict)
 	}
 	return nil
+}
+
+// keyReplaceable returns 0 when the store holds another installation key
+// than key and a shard other than the home one holds a dedupe mark inside
+// the window (cut, µs), else 1.
+func (s *Store) keyReplaceable(ctx context.Context, n int, key []byte, cut string) (int, error) {
+	cur, err := s.readKey(ctx)
+	if err != nil || cur == nil || bytes.Equal(cur, key) {
+		return 1, err
+	}
+	counts := make([]*goredis.IntCmd, n)
+	err = s.forShards(ctx, n, func(p goredis.Pipeliner, i int, k keys) {
+		counts[i] = p.ZCount(ctx, k.dedupe(), "("+cut, "+inf")
+	})
+	if err != nil {
+		return 0, wrap("import installation key", err)
+	}
+	for _, c := range counts[1:] {
+		if c.Val() > 0 {
+			return 0, nil
+		}
+	}
+	return 1, nil
 }
 
 // importedKey returns the installation key among recs (nil when there is

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,5 +67,33 @@ func TestInstallationKeyCorrupt(t *testing.T) {
 	}
 	if v, _ := c.Get(t.Context(), name).Result(); v != "short" {
 		t.Fatalf("the bad key was replaced by %q", v)
+	}
+}
+
+// TestShardBases: the shards of a prefix spread evenly over the hash
+// slots (one in each sixteenth), whatever the prefix, and their keys keep
+// the prefix.
+func TestShardBases(t *testing.T) {
+	// Slots Redis itself computes for these tags (CLUSTER KEYSLOT).
+	for tag, slot := range map[string]uint16{"otpbot": 7394, "123456789": 12739, "foo": 12182} {
+		if got := crc16(tag) % slotCount; got != slot {
+			t.Errorf("slot of %q = %d, want %d", tag, got, slot)
+		}
+	}
+	for _, prefix := range []string{"otpbot:", "otpbot-test:a1b2:", "app:{x}:"} {
+		home := Base(prefix)
+		seen := map[int]bool{}
+		for i := 1; i < clusterShards; i++ {
+			b := shardBase(home, i)
+			if !strings.HasPrefix(b, prefix[:strings.IndexAny(prefix+"{", "{")]) {
+				t.Errorf("shard %d of %q: base %q does not keep the prefix", i, prefix, b)
+			}
+			tag := b[strings.IndexByte(b, '{')+1 : strings.IndexByte(b, '}')]
+			seg := int(crc16(tag)%slotCount) * clusterShards / slotCount
+			if seg != i || seen[seg] {
+				t.Errorf("shard %d of %q (%s) is in sixteenth %d", i, prefix, b, seg)
+			}
+			seen[seg] = true
+		}
 	}
 }

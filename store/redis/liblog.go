@@ -22,7 +22,8 @@ import (
 // Lines that only say a connection could not be made (dial failures) are
 // logged at debug: every store call while Redis is away produces one, and
 // the store already reports that as otpbot.ErrUnavailable (503, /readyz)
-// and through the caller's own log line. Everything else (a failover seen
+// and through the caller's own log line. The Sentinel client's routine
+// (the sentinel it asks) is info. Everything else (a new primary seen
 // through Sentinel, a recovered panic, a bad connection dropped) is a
 // warning.
 func SetLibraryLogger(logger *slog.Logger) {
@@ -36,8 +37,13 @@ func SetLibraryLogger(logger *slog.Logger) {
 type libraryLogger struct{ log *slog.Logger }
 
 // quietLines are substrings of go-redis lines that only repeat that Redis
-// cannot be reached.
-var quietLines = []string{"failed to dial", "failed to get a usable connection"}
+// cannot be reached, or say that of the sentinels asked at once the others
+// were no longer needed (one answered first).
+var quietLines = []string{"failed to dial", "failed to get a usable connection", "failed: context canceled"}
+
+// infoLines are substrings of go-redis lines that report the routine of a
+// Sentinel client: which sentinel it asks, the sentinels it found.
+var infoLines = []string{"sentinel: selected", "sentinel: discovered"}
 
 // Printf implements go-redis's internal.Logging.
 func (l libraryLogger) Printf(ctx context.Context, format string, v ...any) {
@@ -46,11 +52,20 @@ func (l libraryLogger) Printf(ctx context.Context, format string, v ...any) {
 	}
 	msg := strings.TrimSpace(strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "))
 	level := slog.LevelWarn
-	for _, q := range quietLines {
-		if strings.Contains(msg, q) {
-			level = slog.LevelDebug
-			break
-		}
+	switch {
+	case containsAny(msg, quietLines):
+		level = slog.LevelDebug
+	case containsAny(msg, infoLines):
+		level = slog.LevelInfo
 	}
 	l.log.Log(ctx, level, msg)
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }

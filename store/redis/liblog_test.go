@@ -34,8 +34,8 @@ func (l *lockedBuffer) String() string {
 
 // TestLibraryLogger: with Redis away, go-redis's own complaint ("failed to
 // dial") arrives as a JSON line of our logger, at debug level (the store
-// already reports the outage), instead of a plain line on stderr; any other
-// go-redis line is a warning.
+// already reports the outage), instead of a plain line on stderr; the
+// Sentinel client's routine is info; any other go-redis line is a warning.
 func TestLibraryLogger(t *testing.T) {
 	var buf lockedBuffer
 	SetLibraryLogger(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -59,8 +59,10 @@ func TestLibraryLogger(t *testing.T) {
 	}
 
 	// go-redis's own lines come through the library logger too.
-	libraryLogger{log: slog.New(slog.NewJSONHandler(&buf, nil)).With("component", "go-redis")}.
-		Printf(context.Background(), "sentinel: new master=%q addr=%q", "mymaster", "10.0.0.2:6379")
+	lib := libraryLogger{log: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "go-redis")}
+	lib.Printf(context.Background(), "sentinel: new master=%q addr=%q", "mymaster", "10.0.0.2:6379")
+	lib.Printf(context.Background(), "sentinel: selected addr=%s masterAddr=%s", "10.0.0.11:26379", "10.0.0.2:6379")
+	lib.Printf(context.Background(), "sentinel: GetMasterAddrByName addr=%s, master=%q failed: %s", "10.0.0.12:26379", "mymaster", context.Canceled)
 
 	var lines []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
@@ -73,6 +75,8 @@ func TestLibraryLogger(t *testing.T) {
 	want := []struct{ level, msg string }{
 		{"DEBUG", "connection pool: failed to dial"},
 		{"WARN", `sentinel: new master="mymaster"`},
+		{"INFO", "sentinel: selected addr=10.0.0.11:26379"},
+		{"DEBUG", "failed: context canceled"},
 	}
 	for _, w := range want {
 		found := false

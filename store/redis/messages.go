@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -74,7 +75,11 @@ func decodeMessage(j, e, st, u any) (otpbot.Message, bool, error) {
 
 // Message returns the message with the given ID.
 func (s *Store) Message(ctx context.Context, id string) (otpbot.Message, bool, error) {
-	v, err := s.client.HMGet(ctx, s.k.message(id), "j", "e", "s", "u").Result()
+	n, err := s.shards(ctx)
+	if err != nil {
+		return otpbot.Message{}, false, err
+	}
+	v, err := s.client.HMGet(ctx, s.msgKeys(n, id).message(id), "j", "e", "s", "u").Result()
 	if err != nil {
 		return otpbot.Message{}, false, wrap("message", err)
 	}
@@ -84,13 +89,13 @@ func (s *Store) Message(ctx context.Context, id string) (otpbot.Message, bool, e
 // MessagesForChat lists a chat's messages, every topic included, ordered
 // by ID.
 func (s *Store) MessagesForChat(ctx context.Context, chatID int64) ([]otpbot.Message, error) {
-	return s.messagesIn(ctx, s.k.chatMessages(chatID))
+	return s.messagesIn(ctx, func(k keys) string { return k.chatMessages(chatID) })
 }
 
 // LiveMessages lists the messages in StateLive, from the index of every
-// message.
+// message (of every shard).
 func (s *Store) LiveMessages(ctx context.Context) ([]otpbot.Message, error) {
-	all, err := s.messagesIn(ctx, s.k.messages())
+	all, err := s.messagesIn(ctx, func(k keys) string { return k.messages() })
 	if err != nil {
 		return nil, err
 	}
@@ -103,19 +108,37 @@ func (s *Store) LiveMessages(ctx context.Context) ([]otpbot.Message, error) {
 	return live, nil
 }
 
-// messagesIn reads the messages listed in the index zk. Index entries
-// whose message Redis already forgot are skipped.
-func (s *Store) messagesIn(ctx context.Context, zk string) ([]otpbot.Message, error) {
-	ids, err := s.client.ZRange(ctx, zk, 0, -1).Result()
+// messagesIn reads the messages listed in the index index(k) of every
+// shard k, ordered by ID. Index entries whose message Redis already
+// forgot are skipped.
+func (s *Store) messagesIn(ctx context.Context, index func(keys) string) ([]otpbot.Message, error) {
+	n, err := s.shards(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lists := make([]*goredis.StringSliceCmd, n)
+	err = s.forShards(ctx, n, func(p goredis.Pipeliner, i int, k keys) {
+		lists[i] = p.ZRange(ctx, index(k), 0, -1)
+	})
 	if err != nil {
 		return nil, wrap("messages", err)
 	}
-	slices.Sort(ids)
+	type ref struct {
+		id string
+		k  keys
+	}
+	var ids []ref
+	for i, l := range lists {
+		for _, id := range l.Val() {
+			ids = append(ids, ref{id, s.shard(i)})
+		}
+	}
+	slices.SortFunc(ids, func(a, b ref) int { return strings.Compare(a.id, b.id) })
 	cmds := make([]*goredis.SliceCmd, len(ids))
 	if len(ids) > 0 {
 		_, err = s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			for i, id := range ids {
-				cmds[i] = p.HMGet(ctx, s.k.message(id), "j", "e", "s", "u")
+			for i, r := range ids {
+				cmds[i] = p.HMGet(ctx, r.k.message(r.id), "j", "e", "s", "u")
 			}
 			return nil
 		})
@@ -137,9 +160,27 @@ func (s *Store) messagesIn(ctx context.Context, zk string) ([]otpbot.Message, er
 	return out, nil
 }
 
+// putMessage writes m in its shard as it is (Import, and a message
+// completed with a task of another shard).
+func (s *Store) putMessage(ctx context.Context, n int, m otpbot.Message) error {
+	margs, err := s.messageArgs(m)
+	if err != nil {
+		return err
+	}
+	k := s.msgKeys(n, m.ID)
+	return wrap("put message", putMessageScript.Run(ctx, s.client,
+		[]string{k.message(m.ID)}, append([]any{k.base}, margs...)...).Err())
+}
+
 // UpdateMessage replaces msg and enqueues next, provided the stored
 // message's UpdatedAt is still prev.
 func (s *Store) UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error {
+	n, err := s.shards(ctx)
+	if err != nil {
+		return err
+	}
+	k := s.msgKeys(n, msg.ID)
+	next, apart := splitApart(n, shardOfGroup(groupOfMessage(msg.ID), n), next)
 	margs, err := s.messageArgs(msg)
 	if err != nil {
 		return err
@@ -148,11 +189,11 @@ func (s *Store) UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Me
 	if err != nil {
 		return err
 	}
-	args := append([]any{s.k.base, fmtTime(prev)}, margs...)
+	args := append([]any{k.base, fmtTime(prev)}, margs...)
 	args = append(args, len(next))
 	args = append(args, targs...)
 	args = append(args, s.instance)
-	r, err := updateMessageScript.Run(ctx, s.client, []string{s.k.message(msg.ID)}, args...).Int()
+	r, err := updateMessageScript.Run(ctx, s.client, []string{k.message(msg.ID)}, args...).Int()
 	if err != nil {
 		s.signalIf(len(next) > 0) // the script may have run
 		return wrap("update message", err)
@@ -166,5 +207,5 @@ func (s *Store) UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Me
 	if len(next) > 0 {
 		s.signal()
 	}
-	return nil
+	return s.enqueueApart(ctx, n, apart)
 }

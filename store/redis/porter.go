@@ -1,11 +1,14 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -65,34 +68,48 @@ func (s *Store) exportLinks(ctx context.Context, fn func(otpbot.Record) error) e
 }
 
 func (s *Store) exportHistory(ctx context.Context, fn func(otpbot.Record) error) error {
-	keys, err := s.client.ZRange(ctx, s.k.historyIndex(), 0, -1).Result()
+	n, err := s.shards(ctx)
 	if err != nil {
-		return wrap("export history", err)
+		return err
 	}
 	cutoff := s.now().Add(-s.opts.HistoryRetention)
-	bySeq := map[int64]historyRec{}
-	for _, key := range keys {
-		recs, err := s.client.LRange(ctx, s.k.history(key), 0, -1).Result()
+	// An entry under two keys (card and customer) is one event: keyed by
+	// its sequence number and event id (a sequence number a failover
+	// handed out twice stays two entries).
+	type entryID struct {
+		seq int64
+		id  string
+	}
+	byID := map[entryID]historyRec{}
+	for i := range n {
+		k := s.shard(i)
+		keys, err := s.client.ZRange(ctx, k.historyIndex(), 0, -1).Result()
 		if err != nil {
 			return wrap("export history", err)
 		}
-		for _, r := range recs {
-			h, ok, err := decodeHistory(r)
+		for _, key := range keys {
+			recs, err := s.client.LRange(ctx, k.history(key), 0, -1).Result()
 			if err != nil {
-				return err
+				return wrap("export history", err)
 			}
-			if ok && !h.at.Before(cutoff) {
-				bySeq[h.seq] = h
+			for _, r := range recs {
+				h, ok, err := decodeHistory(r)
+				if err != nil {
+					return err
+				}
+				if ok && !h.at.Before(cutoff) {
+					byID[entryID{h.seq, h.entry.Event.ID}] = h
+				}
 			}
 		}
 	}
-	seqs := make([]int64, 0, len(bySeq))
-	for seq := range bySeq {
-		seqs = append(seqs, seq)
+	ids := make([]entryID, 0, len(byID))
+	for id := range byID {
+		ids = append(ids, id)
 	}
-	slices.Sort(seqs)
-	for _, seq := range seqs {
-		e := bySeq[seq].entry
+	slices.SortFunc(ids, func(a, b entryID) int { return cmp.Or(cmp.Compare(a.seq, b.seq), strings.Compare(a.id, b.id)) })
+	for _, id := range ids {
+		e := byID[id].entry
 		if err := fn(otpbot.Record{History: &e}); err != nil {
 			return err
 		}
@@ -101,7 +118,7 @@ func (s *Store) exportHistory(ctx context.Context, fn func(otpbot.Record) error)
 }
 
 func (s *Store) exportMessages(ctx context.Context, fn func(otpbot.Record) error) error {
-	msgs, err := s.messagesIn(ctx, s.k.messages())
+	msgs, err := s.messagesIn(ctx, keys.messages)
 	if err != nil {
 		return err
 	}
@@ -114,35 +131,49 @@ func (s *Store) exportMessages(ctx context.Context, fn func(otpbot.Record) error
 }
 
 func (s *Store) exportTasks(ctx context.Context, fn func(otpbot.Record) error) error {
+	n, err := s.shards(ctx)
+	if err != nil {
+		return err
+	}
 	for _, p := range priorities {
-		ids, err := s.client.ZRange(ctx, s.k.queue(p), 0, -1).Result()
-		if err != nil {
-			return wrap("export tasks", err)
-		}
-		cmds := make([]*goredis.StringCmd, len(ids))
-		if len(ids) > 0 {
-			_, err = s.client.Pipelined(ctx, func(pl goredis.Pipeliner) error {
-				for i, id := range ids {
-					cmds[i] = pl.HGet(ctx, s.k.task(id), "j")
-				}
-				return nil
-			})
-			if err != nil && !isRedisNil(err) {
-				return wrap("export tasks", err)
-			}
-		}
-		for _, c := range cmds {
-			j, err := c.Result()
-			if isRedisNil(err) {
-				continue
-			}
-			var t otpbot.Task
-			if err := json.Unmarshal([]byte(j), &t); err != nil {
-				return fmt.Errorf("decode task: %w", err)
-			}
-			if err := fn(otpbot.Record{Task: &t}); err != nil {
+		for i := range n {
+			if err := s.exportQueue(ctx, s.shard(i), p, fn); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// exportQueue emits the tasks of one priority of one shard.
+func (s *Store) exportQueue(ctx context.Context, k keys, p otpbot.Priority, fn func(otpbot.Record) error) error {
+	ids, err := s.client.ZRange(ctx, k.queue(p), 0, -1).Result()
+	if err != nil {
+		return wrap("export tasks", err)
+	}
+	cmds := make([]*goredis.StringCmd, len(ids))
+	if len(ids) > 0 {
+		_, err = s.client.Pipelined(ctx, func(pl goredis.Pipeliner) error {
+			for i, id := range ids {
+				cmds[i] = pl.HGet(ctx, k.task(id), "j")
+			}
+			return nil
+		})
+		if err != nil && !isRedisNil(err) {
+			return wrap("export tasks", err)
+		}
+	}
+	for _, c := range cmds {
+		j, err := c.Result()
+		if isRedisNil(err) {
+			continue
+		}
+		var t otpbot.Task
+		if err := json.Unmarshal([]byte(j), &t); err != nil {
+			return fmt.Errorf("decode task: %w", err)
+		}
+		if err := fn(otpbot.Record{Task: &t}); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -178,13 +209,33 @@ func (s *Store) exportInvites(ctx context.Context, fn func(otpbot.Record) error)
 }
 
 func (s *Store) exportDedupe(ctx context.Context, fn func(otpbot.Record) error) error {
-	cut := us(s.now().Add(-s.opts.DedupeWindow))
-	zs, err := s.client.ZRangeByScoreWithScores(ctx, s.k.dedupe(), &goredis.ZRangeBy{Min: "(" + cut, Max: "+inf"}).Result()
+	n, err := s.shards(ctx)
 	if err != nil {
-		return wrap("export dedupe", err)
+		return err
 	}
-	for _, z := range zs {
-		m := otpbot.DedupeMark{ID: str(z.Member), Seen: time.UnixMicro(int64(z.Score)).UTC()}
+	cut := us(s.now().Add(-s.opts.DedupeWindow))
+	// Import puts a mark in every shard of a sharded prefix: one record
+	// per id, the latest sighting.
+	seen := map[string]time.Time{}
+	var ids []string
+	for i := range n {
+		zs, err := s.client.ZRangeByScoreWithScores(ctx, s.shard(i).dedupe(), &goredis.ZRangeBy{Min: "(" + cut, Max: "+inf"}).Result()
+		if err != nil {
+			return wrap("export dedupe", err)
+		}
+		for _, z := range zs {
+			id, at := str(z.Member), time.UnixMicro(int64(z.Score)).UTC()
+			prev, ok := seen[id]
+			if !ok {
+				ids = append(ids, id)
+			}
+			if !ok || at.After(prev) {
+				seen[id] = at
+			}
+		}
+	}
+	for _, id := range ids {
+		m := otpbot.DedupeMark{ID: id, Seen: seen[id]}
 		if err := fn(otpbot.Record{Dedupe: &m}); err != nil {
 			return err
 		}
@@ -206,6 +257,10 @@ func (s *Store) Import(ctx context.Context, recs []otpbot.Record) error {
 			return err
 		}
 	}
+	n, err := s.shards(ctx)
+	if err != nil {
+		return err
+	}
 	now := s.now()
 	var tasks []otpbot.Task
 	for _, r := range recs {
@@ -216,24 +271,21 @@ func (s *Store) Import(ctx context.Context, recs []otpbot.Record) error {
 		case r.Link != nil:
 			err = s.putLink(ctx, *r.Link, r.Link.Broken, r.Link.BrokenReason)
 		case r.History != nil:
-			err = s.importHistory(ctx, *r.History, now)
+			err = s.importHistory(ctx, n, *r.History, now)
 		case r.Message != nil:
-			var margs []any
-			if margs, err = s.messageArgs(*r.Message); err == nil {
-				err = wrap("import message", putMessageScript.Run(ctx, s.client,
-					[]string{s.k.message(r.Message.ID)}, append([]any{s.k.base}, margs...)...).Err())
-			}
+			err = s.putMessage(ctx, n, *r.Message)
 		case r.Task != nil:
 			tasks = append(tasks, *r.Task)
 		case r.Invite != nil:
 			err = s.CreateInvite(ctx, *r.Invite)
 		case r.Dedupe != nil:
-			_, err = s.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-				p.ZAdd(ctx, s.k.dedupe(), goredis.Z{Score: float64(r.Dedupe.Seen.UnixMicro()), Member: r.Dedupe.ID})
-				p.PExpire(ctx, s.k.dedupe(), gcTTL(s.opts.DedupeWindow))
-				return nil
-			})
-			err = wrap("import dedupe", err)
+			// The mark's push group is unknown here, so on a sharded
+			// prefix every shard gets the mark: a repeat is then
+			// recognised in whichever shard its group leads to.
+			err = wrap("import dedupe", s.forShards(ctx, n, func(p goredis.Pipeliner, _ int, k keys) {
+				p.ZAdd(ctx, k.dedupe(), goredis.Z{Score: float64(r.Dedupe.Seen.UnixMicro()), Member: r.Dedupe.ID})
+				p.PExpire(ctx, k.dedupe(), gcTTL(s.opts.DedupeWindow))
+			}))
 		default:
 			err = fmt.Errorf("import: empty record")
 		}
@@ -244,9 +296,9 @@ func (s *Store) Import(ctx context.Context, recs []otpbot.Record) error {
 	return s.Enqueue(ctx, tasks...)
 }
 
-// importHistory stores one history entry under each of its event's
-// history keys.
-func (s *Store) importHistory(ctx context.Context, h otpbot.HistoryEntry, now time.Time) error {
+// importHistory stores one history entry under each of its event's history keys,
+// in the shard of its event's group.
+func (s *Store) importHistory(ctx context.Context, n int, h otpbot.HistoryEntry, now time.Time) error {
 	h.Event = h.Event.Redacted()
 	keys := h.Event.HistoryKeys()
 	j, err := json.Marshal(h)
@@ -257,10 +309,21 @@ func (s *Store) importHistory(ctx context.Context, h otpbot.HistoryEntry, now ti
 	if at.IsZero() {
 		at = now
 	}
-	args := []any{s.k.base, us(at), string(j), s.opts.HistoryPerKey, us(now.Add(-s.opts.HistoryRetention)),
-		ms(gcTTL(s.opts.HistoryRetention)), len(keys)}
-	for _, k := range keys {
-		args = append(args, k.String())
+	seq := ""
+	if n > 1 {
+		// The sequence is store-wide, in the home slot.
+		v, err := s.client.Incr(ctx, s.k.historySeq()).Result()
+		if err != nil {
+			return wrap("import history", err)
+		}
+		seq = strconv.FormatInt(v, 10)
 	}
-	return wrap("import history", importHistoryScript.Run(ctx, s.client, []string{s.k.historySeq()}, args...).Err())
+	k := s.shard(shardOfGroup(h.Event.Group, n))
+	args := []any{k.base, us(at), string(j), s.opts.HistoryPerKey, us(now.Add(-s.opts.HistoryRetention)),
+		ms(gcTTL(s.opts.HistoryRetention)), len(keys)}
+	for _, key := range keys {
+		args = append(args, key.String())
+	}
+	args = append(args, seq)
+	return wrap("import history", importHistoryScript.Run(ctx, s.client, []string{k.historySeq()}, args...).Err())
 }

@@ -34,10 +34,18 @@ func taskArgs(tasks []otpbot.Task) ([]any, error) {
 }
 
 // Claim leases up to max tasks due at now, most urgent priority first,
-// then earliest due.
+// then earliest due. On a sharded prefix it looks at every shard's heads
+// first and leases the best of them (see claimSharded).
 func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, max int) ([]otpbot.Job, error) {
 	if max <= 0 {
 		return nil, nil
+	}
+	n, err := s.shards(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n > 1 {
+		return s.claimSharded(ctx, n, now, lease, max)
 	}
 	until := now.Add(lease)
 	v, err := claimScript.Run(ctx, s.client, []string{s.k.queue(otpbot.PriorityCode)},
@@ -45,6 +53,11 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, m
 	if err != nil {
 		return nil, wrap("claim", err)
 	}
+	return s.decodeJobs(ctx, n, v, now, until)
+}
+
+// decodeJobs turns the rows of a claim script into jobs.
+func (s *Store) decodeJobs(ctx context.Context, n int, v []any, now, until time.Time) ([]otpbot.Job, error) {
 	jobs := make([]otpbot.Job, 0, len(v))
 	for _, row := range v {
 		r, _ := row.([]any)
@@ -60,7 +73,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, m
 			return nil, err
 		}
 		if ok {
-			s.redactExpired(ctx, &m, now)
+			s.redactExpired(ctx, n, &m, now)
 			job.Message = &m
 		}
 		jobs = append(jobs, job)
@@ -77,7 +90,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, m
 // form, and gets a new version (UpdatedAt), so that a writer holding the
 // copy with the code loses to ErrConflict. A failure leaves the code for
 // the next claim: the job itself goes on.
-func (s *Store) redactExpired(ctx context.Context, m *otpbot.Message, now time.Time) {
+func (s *Store) redactExpired(ctx context.Context, n int, m *otpbot.Message, now time.Time) {
 	if m.State != otpbot.StateLive || !m.Event.Expired(now) || (m.Event.Code == "" && m.Event.Link == "") {
 		return
 	}
@@ -92,8 +105,9 @@ func (s *Store) redactExpired(ctx context.Context, m *otpbot.Message, now time.T
 		s.log.Warn("expired code not dropped", "message", otpbot.Ref(m.ID), "err", err)
 		return
 	}
-	r, err := redactExpiredScript.Run(ctx, s.client, []string{s.k.message(m.ID)},
-		s.k.base, fmtTime(m.UpdatedAt), string(ev), fmtTime(red.UpdatedAt)).Int()
+	k := s.msgKeys(n, m.ID)
+	r, err := redactExpiredScript.Run(ctx, s.client, []string{k.message(m.ID)},
+		k.base, fmtTime(m.UpdatedAt), string(ev), fmtTime(red.UpdatedAt)).Int()
 	if err != nil {
 		s.log.Warn("expired code not dropped", "message", otpbot.Ref(m.ID), "err", err)
 		return
@@ -103,26 +117,57 @@ func (s *Store) redactExpired(ctx context.Context, m *otpbot.Message, now time.T
 	}
 }
 
-// NextDue returns when the earliest task becomes claimable.
+// NextDue returns when the earliest task becomes claimable (of every
+// shard's earliest, on a sharded prefix).
 func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
-	v, err := nextDueScript.Run(ctx, s.client, []string{s.k.queue(otpbot.PriorityCode)}, s.k.base).Result()
+	n, err := s.shards(ctx)
 	if err != nil {
+		return time.Time{}, false, err
+	}
+	calls := make([]scriptCall, n)
+	for i := range n {
+		k := s.shard(i)
+		calls[i] = scriptCall{[]string{k.queue(otpbot.PriorityCode)}, []any{k.base}}
+	}
+	cmds, err := s.evalAll(ctx, "next due", nextDueScript, calls)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	var best time.Time
+	found := false
+	for _, c := range cmds {
+		v, err := c.Result()
 		if isRedisNil(err) {
-			return time.Time{}, false, nil
+			continue
 		}
-		return time.Time{}, false, wrap("next due", err)
+		at, err := parseTime(str(v))
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("redis next due: %w", err)
+		}
+		if !found || at.Before(best) {
+			best, found = at, true
+		}
 	}
-	at, err := parseTime(str(v))
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("redis next due: %w", err)
-	}
-	return at, true, nil
+	return best, found, nil
 }
 
 // Complete removes the job's task, stores msg (redacted when final) and
-// enqueues next, all or nothing; ErrLeaseLost when the lease changed.
+// enqueues next, all or nothing; ErrLeaseLost when the lease changed. (On
+// a sharded prefix, what belongs to another shard than the task is
+// written apart: see shard.go.)
 func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Message, next ...otpbot.Task) error {
-	args := []any{s.k.base, job.Task.ID, job.Lease}
+	n, err := s.shards(ctx)
+	if err != nil {
+		return err
+	}
+	ti := shardOfTask(job.Task, n)
+	k := s.shard(ti)
+	var msgApart *otpbot.Message // a message of another shard, written after
+	if msg != nil && s.msgKeys(n, msg.ID).base != k.base {
+		msgApart, msg = msg, nil
+	}
+	next, apart := splitApart(n, ti, next)
+	args := []any{k.base, job.Task.ID, job.Lease}
 	if msg != nil {
 		margs, err := s.messageArgs(*msg)
 		if err != nil {
@@ -143,7 +188,7 @@ func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Messag
 	args = append(args, len(next))
 	args = append(args, targs...)
 	args = append(args, s.instance)
-	r, err := completeScript.Run(ctx, s.client, []string{s.k.task(job.Task.ID)}, args...).Int()
+	r, err := completeScript.Run(ctx, s.client, []string{k.task(job.Task.ID)}, args...).Int()
 	if err != nil {
 		s.signalIf(len(next) > 0) // the script may have run
 		return wrap("complete", err)
@@ -154,14 +199,33 @@ func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Messag
 	if len(next) > 0 {
 		s.signal()
 	}
-	return nil
+	if msgApart != nil {
+		if err := s.putMessage(ctx, n, *msgApart); err != nil {
+			return err
+		}
+	}
+	return s.enqueueApart(ctx, n, apart)
 }
 
 // CompleteMessage removes the job's task, replaces msg provided the
 // stored message's UpdatedAt is still prev, and enqueues next, in one
 // script: finishing a job costs one round trip, not UpdateMessage's and
-// Complete's two.
+// Complete's two. (A message of another shard than the task, which the
+// bot never passes, is UpdateMessage followed by Complete.)
 func (s *Store) CompleteMessage(ctx context.Context, job otpbot.Job, prev time.Time, msg otpbot.Message, next ...otpbot.Task) error {
+	n, err := s.shards(ctx)
+	if err != nil {
+		return err
+	}
+	ti := shardOfTask(job.Task, n)
+	k := s.shard(ti)
+	if s.msgKeys(n, msg.ID).base != k.base {
+		if err := s.UpdateMessage(ctx, prev, msg); err != nil {
+			return err
+		}
+		return s.Complete(ctx, job, nil, next...)
+	}
+	next, apart := splitApart(n, ti, next)
 	margs, err := s.messageArgs(msg)
 	if err != nil {
 		return err
@@ -171,12 +235,12 @@ func (s *Store) CompleteMessage(ctx context.Context, job otpbot.Job, prev time.T
 		return err
 	}
 	args := make([]any, 0, 4+len(margs)+2+len(targs))
-	args = append(args, s.k.base, job.Task.ID, job.Lease, fmtTime(prev))
+	args = append(args, k.base, job.Task.ID, job.Lease, fmtTime(prev))
 	args = append(args, margs...)
 	args = append(args, len(next))
 	args = append(args, targs...)
 	args = append(args, s.instance)
-	r, err := completeMessageScript.Run(ctx, s.client, []string{s.k.task(job.Task.ID), s.k.message(msg.ID)}, args...).Int()
+	r, err := completeMessageScript.Run(ctx, s.client, []string{k.task(job.Task.ID), k.message(msg.ID)}, args...).Int()
 	if err != nil {
 		s.signalIf(len(next) > 0) // the script may have run
 		return wrap("complete message", err)
@@ -192,11 +256,16 @@ func (s *Store) CompleteMessage(ctx context.Context, job otpbot.Job, prev time.T
 	if len(next) > 0 {
 		s.signal()
 	}
-	return nil
+	return s.enqueueApart(ctx, n, apart)
 }
 
 // Retry releases the job to run again at at, counting the attempt.
 func (s *Store) Retry(ctx context.Context, job otpbot.Job, at time.Time, reason string) error {
+	n, err := s.shards(ctx)
+	if err != nil {
+		return err
+	}
+	k := s.shard(shardOfTask(job.Task, n))
 	t := job.Task
 	t.Attempts++
 	t.LastError = reason
@@ -205,8 +274,8 @@ func (s *Store) Retry(ctx context.Context, job otpbot.Job, at time.Time, reason 
 	if err != nil {
 		return fmt.Errorf("encode task %s: %w", t.ID, err)
 	}
-	r, err := retryScript.Run(ctx, s.client, []string{s.k.task(t.ID)},
-		s.k.base, t.ID, job.Lease, string(j), usCeil(at), fmtTime(at), s.instance).Int()
+	r, err := retryScript.Run(ctx, s.client, []string{k.task(t.ID)},
+		k.base, t.ID, job.Lease, string(j), usCeil(at), fmtTime(at), s.instance).Int()
 	if err != nil {
 		s.signal() // the script may have run
 		return wrap("retry", err)
@@ -218,49 +287,111 @@ func (s *Store) Retry(ctx context.Context, job otpbot.Job, at time.Time, reason 
 	return nil
 }
 
-// Enqueue adds tasks, replacing pending (or leased) tasks with the same ID.
+// Enqueue adds tasks, replacing pending (or leased) tasks with the same
+// ID: in one script per shard, the scripts in one pipeline.
 func (s *Store) Enqueue(ctx context.Context, tasks ...otpbot.Task) error {
 	if len(tasks) == 0 {
 		return nil
 	}
-	targs, err := taskArgs(tasks)
+	n, err := s.shards(ctx)
 	if err != nil {
 		return err
 	}
-	args := append([]any{s.k.base, len(tasks)}, targs...)
-	args = append(args, s.instance)
-	if err := enqueueScript.Run(ctx, s.client, []string{s.k.queue(otpbot.PriorityCode)}, args...).Err(); err != nil {
-		s.signal() // the script may have run
-		return wrap("enqueue", err)
+	return s.enqueue(ctx, n, tasks)
+}
+
+// enqueue is Enqueue once the number of shards is known.
+func (s *Store) enqueue(ctx context.Context, n int, tasks []otpbot.Task) error {
+	byShard := map[int][]otpbot.Task{}
+	var order []int
+	for _, t := range tasks {
+		i := shardOfTask(t, n)
+		if _, ok := byShard[i]; !ok {
+			order = append(order, i)
+		}
+		byShard[i] = append(byShard[i], t)
 	}
-	s.signal()
-	return nil
+	calls := make([]scriptCall, 0, len(order))
+	for _, i := range order {
+		targs, err := taskArgs(byShard[i])
+		if err != nil {
+			return err
+		}
+		k := s.shard(i)
+		args := append([]any{k.base, len(byShard[i])}, targs...)
+		args = append(args, s.instance)
+		calls = append(calls, scriptCall{[]string{k.queue(otpbot.PriorityCode)}, args})
+	}
+	_, err := s.evalAll(ctx, "enqueue", enqueueScript, calls)
+	s.signal() // also on an error: a script may have run
+	return err
+}
+
+// splitApart splits tasks into those of shard and those of other shards:
+// a caller's script writes the first, and the others are enqueued once it
+// succeeded (never when it lost a lease or a version).
+func splitApart(n, shard int, tasks []otpbot.Task) (here, apart []otpbot.Task) {
+	if n <= 1 {
+		return tasks, nil
+	}
+	for _, t := range tasks {
+		if shardOfTask(t, n) == shard {
+			here = append(here, t)
+		} else {
+			apart = append(apart, t)
+		}
+	}
+	return here, apart
+}
+
+// enqueueApart enqueues the tasks splitApart set apart, after their
+// caller's script succeeded.
+func (s *Store) enqueueApart(ctx context.Context, n int, apart []otpbot.Task) error {
+	if len(apart) == 0 {
+		return nil
+	}
+	return s.enqueue(ctx, n, apart)
 }
 
 // Pending counts the tasks of each non-empty priority, leased ones
-// included, and the oldest Created among them.
+// included, and the oldest Created among them (over every shard).
 func (s *Store) Pending(ctx context.Context) (map[otpbot.Priority]otpbot.QueueStat, error) {
-	v, err := pendingScript.Run(ctx, s.client, []string{s.k.queue(otpbot.PriorityCode)}, s.k.base).Slice()
+	n, err := s.shards(ctx)
 	if err != nil {
-		return nil, wrap("pending", err)
+		return nil, err
 	}
-	out := make(map[otpbot.Priority]otpbot.QueueStat, len(v))
-	for _, row := range v {
-		r, _ := row.([]any)
-		if len(r) != 3 {
-			return nil, fmt.Errorf("redis pending: unexpected reply %v", row)
-		}
-		p, _ := r[0].(int64)
-		n, _ := r[1].(int64)
-		st := otpbot.QueueStat{Count: int(n)}
-		if !isNil(r[2]) {
-			var t otpbot.Task
-			if err := json.Unmarshal([]byte(str(r[2])), &t); err != nil {
-				return nil, fmt.Errorf("decode task: %w", err)
+	calls := make([]scriptCall, n)
+	for i := range n {
+		k := s.shard(i)
+		calls[i] = scriptCall{[]string{k.queue(otpbot.PriorityCode)}, []any{k.base}}
+	}
+	cmds, err := s.evalAll(ctx, "pending", pendingScript, calls)
+	if err != nil {
+		return nil, err
+	}
+	out := map[otpbot.Priority]otpbot.QueueStat{}
+	for _, c := range cmds {
+		v, _ := c.Slice()
+		for _, row := range v {
+			r, _ := row.([]any)
+			if len(r) != 3 {
+				return nil, fmt.Errorf("redis pending: unexpected reply %v", row)
 			}
-			st.Oldest = t.Created
+			p, _ := r[0].(int64)
+			cnt, _ := r[1].(int64)
+			st := out[otpbot.Priority(p)]
+			st.Count += int(cnt)
+			if !isNil(r[2]) {
+				var t otpbot.Task
+				if err := json.Unmarshal([]byte(str(r[2])), &t); err != nil {
+					return nil, fmt.Errorf("decode task: %w", err)
+				}
+				if st.Oldest.IsZero() || t.Created.Before(st.Oldest) {
+					st.Oldest = t.Created
+				}
+			}
+			out[otpbot.Priority(p)] = st
 		}
-		out[otpbot.Priority(p)] = st
 	}
 	return out, nil
 }

@@ -1,6 +1,10 @@
-// Package redistest runs a private redis-server for tests that must see
-// Redis go away and come back (the store's ErrUnavailable path, /readyz),
-// which cannot be done to the shared server on 127.0.0.1:6379.
+// Package redistest runs private redis-server processes for tests that
+// must see Redis go away and come back (the store's ErrUnavailable path,
+// /readyz), fail over (StartSentinel) or spread keys over several primaries
+// (StartCluster), none of which can be done to the shared server on
+// 127.0.0.1:6379. Only the redis-server binary is needed: it runs Sentinel
+// with --sentinel and Cluster nodes with --cluster-enabled yes, and the
+// package sets both up over their own commands.
 package redistest
 
 import (
@@ -25,14 +29,28 @@ const Binary = "redis-server"
 // Generous: a loaded CI machine may be slow to fork and bind.
 const startTimeout = 15 * time.Second
 
+// T is the part of testing.TB the servers use: a test passes its
+// *testing.T, and a program (bench) its own implementation.
+type T interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}
+
+var _ T = testing.TB(nil)
+
 // Server is a redis-server process owned by one test. It listens on a fixed
 // port for its whole life, so a client configured with Addr reconnects to it
 // after Stop and Start.
 type Server struct {
-	tb   testing.TB
+	tb   T
 	bin  string
 	port int
 	dir  string
+	// conf is a configuration file given before the options ("" for
+	// none): Sentinel needs one it can rewrite.
+	conf string
 	args []string
 
 	mu  sync.Mutex
@@ -47,7 +65,16 @@ type Server struct {
 // override them: StartServer(tb, "--appendonly", "yes") runs a server with
 // an append-only file (in a directory of its own, kept across Stop and
 // Start, so that a restart reloads what the killed server had written).
-func StartServer(tb testing.TB, args ...string) *Server {
+func StartServer(tb T, args ...string) *Server {
+	tb.Helper()
+	s := newServer(tb, args...)
+	s.Start()
+	return s
+}
+
+// newServer prepares a server on a free port, in a directory of its own,
+// without starting it; it is stopped when the test ends.
+func newServer(tb T, args ...string) *Server {
 	tb.Helper()
 	bin, err := exec.LookPath(Binary)
 	if err != nil {
@@ -55,9 +82,11 @@ func StartServer(tb testing.TB, args ...string) *Server {
 	}
 	s := &Server{tb: tb, bin: bin, port: freePort(tb), dir: tb.TempDir(), args: args}
 	tb.Cleanup(s.Stop)
-	s.Start()
 	return s
 }
+
+// Port is the server's port.
+func (s *Server) Port() int { return s.port }
 
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
@@ -99,6 +128,9 @@ func (s *Server) startLocked() error {
 		"--logfile", logFile,
 		"--daemonize", "no",
 	}
+	if s.conf != "" {
+		args = append([]string{s.conf}, args...)
+	}
 	cmd := exec.Command(s.bin, append(args, s.args...)...)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("exec: %w", err)
@@ -130,8 +162,9 @@ func (s *Server) startLocked() error {
 	}
 }
 
-// Stop kills the server (as a crash would: no clean shutdown) and waits
-// until the process is gone. It is a no-op when the server is stopped.
+// Stop kills the server with SIGKILL (as a crash would: no clean
+// shutdown) and waits until the process is gone. It is a no-op when the
+// server is stopped.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -165,7 +198,7 @@ func ping(addr string) error {
 }
 
 // freePort asks the kernel for an unused loopback port.
-func freePort(tb testing.TB) int {
+func freePort(tb T) int {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
