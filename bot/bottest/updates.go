@@ -15,9 +15,10 @@ import (
 type UpdateOption func(*updateOpts)
 
 type updateOpts struct {
-	thread   int
-	chatType string
-	username string
+	thread    int
+	chatType  string
+	username  string
+	firstName string
 }
 
 // InThread puts the message in a forum topic.
@@ -29,6 +30,9 @@ func ChatType(typ string) UpdateOption { return func(o *updateOpts) { o.chatType
 
 // FromUsername sets the sender's username (default "user<ID>").
 func FromUsername(name string) UpdateOption { return func(o *updateOpts) { o.username = name } }
+
+// FromName sets the sender's first name (default "User <ID>").
+func FromName(first string) UpdateOption { return func(o *updateOpts) { o.firstName = first } }
 
 func (s *Server) SendCommand(chatID, userID int64, text string, opts ...UpdateOption) int {
 	var o updateOpts
@@ -49,6 +53,9 @@ func (s *Server) SendCommand(chatID, userID int64, text string, opts ...UpdateOp
 		Date:      time.Now().Unix(),
 		Chat:      c.json(o.thread != 0),
 		Text:      text,
+	}
+	if o.firstName != "" {
+		m.From.FirstName = o.firstName
 	}
 	if o.thread != 0 {
 		m.ThreadID, m.IsTopic = o.thread, true

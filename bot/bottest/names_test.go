@@ -1,0 +1,28 @@
+package bottest_test
+
+import (
+	"testing"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+
+	"github.com/otpbot/otpbot/bot/bottest"
+)
+
+// TestSenderNames: an injected message carries the sender's username and
+// first name as given, and defaults otherwise.
+func TestSenderNames(t *testing.T) {
+	s := bottest.New(t)
+	b := newBot(t, s)
+	s.SendCommand(1001, 1001, "/start", bottest.FromName("Alice"), bottest.FromUsername("alice"))
+	s.SendCommand(1002, 1002, "/start")
+	ups, err := b.GetUpdates(tgbotapi.UpdateConfig{Timeout: 1})
+	if err != nil || len(ups) != 2 {
+		t.Fatalf("updates %+v %v", ups, err)
+	}
+	for i, want := range [][2]string{{"Alice", "alice"}, {"User 1002", "user1002"}} {
+		from := ups[i].Message.From
+		if from.FirstName != want[0] || from.UserName != want[1] {
+			t.Errorf("update %d is from %q @%s; want %q @%s", i, from.FirstName, from.UserName, want[0], want[1])
+		}
+	}
+}
