@@ -70,8 +70,16 @@ func (s *Server) SendCommand(chatID, userID int64, text string, opts ...UpdateOp
 
 // PressButton injects a callback query: userID pressed the button with
 // callback data data under the bot's message messageID in chatID. It
-// returns the callback query id.
-func (s *Server) PressButton(chatID, userID int64, messageID int, data string) string {
+// returns the callback query id. FromUsername and FromName name the user.
+func (s *Server) PressButton(chatID, userID int64, messageID int, data string, opts ...UpdateOption) string {
+	var o updateOpts
+	for _, f := range opts {
+		f(&o)
+	}
+	from := user(userID, o.username)
+	if o.firstName != "" {
+		from.FirstName = o.firstName
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.chat(chatID)
@@ -85,7 +93,7 @@ func (s *Server) PressButton(chatID, userID int64, messageID int, data string) s
 	}
 	s.addUpdate(map[string]any{"callback_query": map[string]any{
 		"id":            id,
-		"from":          user(userID, ""),
+		"from":          from,
 		"message":       msg,
 		"chat_instance": "ci" + strconv.FormatInt(chatID, 10),
 		"data":          data,
