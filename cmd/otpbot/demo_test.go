@@ -85,18 +85,18 @@ func (d *demoRun) stop() error {
 }
 
 // post sends a JSON request to the page's API and decodes the answer.
-func (d *demoRun) post(path string, body, answer any) int {
-	d.t.Helper()
+func (d *demoRun) post(t *testing.T, path string, body, answer any) int {
+	t.Helper()
 	data, _ := json.Marshal(body)
 	resp, err := http.Post(d.url+"/demo/api/"+path, "application/json", bytes.NewReader(data))
 	if err != nil {
-		d.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	if answer != nil {
 		if err := json.Unmarshal(raw, answer); err != nil {
-			d.t.Fatalf("POST %s answered %d %q: %v", path, resp.StatusCode, raw, err)
+			t.Fatalf("POST %s answered %d %q: %v", path, resp.StatusCode, raw, err)
 		}
 	}
 	return resp.StatusCode
@@ -137,7 +137,6 @@ func (m demoMessage) button(text string) string {
 
 // eventStream is an open /demo/events.
 type eventStream struct {
-	t      *testing.T
 	events chan sseEvent
 }
 
@@ -153,7 +152,7 @@ func (d *demoRun) openEvents() *eventStream {
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
 		d.t.Fatalf("/demo/events answered %d %s", resp.StatusCode, ct)
 	}
-	s := &eventStream{t: d.t, events: make(chan sseEvent, 256)}
+	s := &eventStream{events: make(chan sseEvent, 256)}
 	go func() {
 		defer close(s.events)
 		defer resp.Body.Close()
@@ -180,30 +179,30 @@ func (d *demoRun) openEvents() *eventStream {
 
 // next returns the next event named name whose data satisfies match,
 // skipping others; it fails after waitDeadline or when the stream ends.
-func (s *eventStream) next(name, what string, match func([]byte) bool) []byte {
-	s.t.Helper()
+func (s *eventStream) next(t *testing.T, name, what string, match func([]byte) bool) []byte {
+	t.Helper()
 	deadline := time.NewTimer(waitDeadline)
 	defer deadline.Stop()
 	for {
 		select {
 		case ev, ok := <-s.events:
 			if !ok {
-				s.t.Fatalf("the event stream ended while waiting for %s", what)
+				t.Fatalf("the event stream ended while waiting for %s", what)
 			}
 			if ev.name == name && match(ev.data) {
 				return ev.data
 			}
 		case <-deadline.C:
-			s.t.Fatalf("no %q event with %s within %s", name, what, waitDeadline)
+			t.Fatalf("no %q event with %s within %s", name, what, waitDeadline)
 		}
 	}
 }
 
 // message waits for a "message" event in chat satisfying match.
-func (s *eventStream) message(chat int64, what string, match func(demoMessage) bool) demoMessage {
-	s.t.Helper()
+func (s *eventStream) message(t *testing.T, chat int64, what string, match func(demoMessage) bool) demoMessage {
+	t.Helper()
 	var m demoMessage
-	s.next("message", what, func(data []byte) bool {
+	s.next(t, "message", what, func(data []byte) bool {
 		var v demoMessage
 		if json.Unmarshal(data, &v) != nil || v.Chat != chat || !match(v) {
 			return false
@@ -220,8 +219,8 @@ var codeRE = regexp.MustCompile(`<code>(\d{6})</code>`)
 // TestDemo runs `otpbot demo` and uses its page as a reader would: the
 // page and its event stream, a code arriving on the first visit, a sample
 // push from the panel arriving in its chat, "Used it — hide", an approval
-// answered at the fake HyperCard API, a command; then a stop removes
-// every file it created.
+// answered at the fake HyperCard API, every sample, a command; then a stop
+// removes every file it created.
 func TestDemo(t *testing.T) {
 	d := startDemo(t)
 
@@ -235,85 +234,19 @@ func TestDemo(t *testing.T) {
 	checkDemoFiles(t, d.tmp)
 
 	events := d.openEvents()
-	events.next("reset", "the chat list", func(data []byte) bool {
+	events.next(t, "reset", "the chat list", func(data []byte) bool {
 		return bytes.Contains(data, []byte(`"title":"Alice"`)) && bytes.Contains(data, []byte(`"title":"Travel team"`))
 	})
 	// The first visit brings a code, without a click.
-	welcome := events.message(demoAlice, "the welcome code", func(m demoMessage) bool { return codeRE.MatchString(m.HTML) })
+	welcome := events.message(t, demoAlice, "the welcome code", func(m demoMessage) bool { return codeRE.MatchString(m.HTML) })
 	if !strings.Contains(welcome.HTML, "3-D Secure code") || !strings.Contains(welcome.HTML, "expires in") {
 		t.Errorf("welcome message:\n%s", welcome.HTML)
 	}
 
-	t.Run("a sample push arrives and Used it hides it", func(t *testing.T) {
-		var res struct {
-			Status int    `json:"status"`
-			Answer string `json:"answer"`
-		}
-		if st := d.post("push", map[string]string{"sample": "hypercard/opt_code", "card": "C2"}, &res); st != http.StatusOK {
-			t.Fatalf("push answered %d", st)
-		}
-		if res.Status != http.StatusOK || !strings.Contains(res.Answer, `"code":1`) {
-			t.Errorf("the HyperCard webhook answered %d %q; want 200 and code 1", res.Status, res.Answer)
-		}
-		m := events.message(demoTeam, "the one-time code", func(m demoMessage) bool {
-			return strings.Contains(m.HTML, "One-time code") && codeRE.MatchString(m.HTML)
-		})
-		code := codeRE.FindStringSubmatch(m.HTML)[1]
-		hide := m.button("Used it")
-		if hide == "" {
-			t.Fatalf("the code message has no Used it button: %+v", m.Buttons)
-		}
-		if st := d.post("press", map[string]any{"chat": demoTeam, "user": demoBob, "message": m.ID, "data": hide}, nil); st != http.StatusOK {
-			t.Fatalf("press answered %d", st)
-		}
-		hidden := events.message(demoTeam, "the code hidden", func(v demoMessage) bool { return v.ID == m.ID && strings.Contains(v.HTML, "code hidden") })
-		if strings.Contains(hidden.HTML, code) || len(hidden.Buttons) != 0 || !hidden.Edited {
-			t.Errorf("after Used it the message still shows the code or buttons: %+v", hidden)
-		}
-	})
-
-	t.Run("an approval is answered at HyperCard", func(t *testing.T) {
-		d.post("push", map[string]string{"sample": "hypercard/auth_3ds_pending", "card": "C1"}, nil)
-		m := events.message(demoAlice, "the approval request", func(m demoMessage) bool { return m.button("Approve") != "" })
-		d.post("press", map[string]any{"chat": demoAlice, "user": demoAlice, "message": m.ID, "data": m.button("Approve")}, nil)
-		c := events.message(demoAlice, "the confirmation", func(v demoMessage) bool { return v.ID == m.ID && v.button("Confirm") != "" })
-		d.post("press", map[string]any{"chat": demoAlice, "user": demoAlice, "message": m.ID, "data": c.button("Confirm")}, nil)
-		done := events.message(demoAlice, "the decision", func(v demoMessage) bool { return v.ID == m.ID && strings.Contains(v.HTML, "Approved by @alice") })
-		if len(done.Buttons) != 0 {
-			t.Errorf("the decided request still has buttons: %+v", done.Buttons)
-		}
-	})
-
-	t.Run("every sample is acknowledged", func(t *testing.T) {
-		for _, sample := range pageSamples() {
-			var res struct {
-				Status int    `json:"status"`
-				Answer string `json:"answer"`
-			}
-			d.post("push", map[string]string{"sample": sample.ID, "card": "C9"}, &res)
-			ack := "SUCCESS"
-			if sample.Provider == "hypercard" {
-				ack = `{"code":1,"msg":"ok","data":{}}`
-			}
-			if res.Status != http.StatusOK || res.Answer != ack {
-				t.Errorf("%s answered %d %q; want 200 %s", sample.ID, res.Status, res.Answer, ack)
-			}
-		}
-		// A code for a card linked nowhere is reported in the ops chat.
-		events.message(demoOps, "an ops report", func(m demoMessage) bool { return m.From == 0 })
-	})
-
-	t.Run("a command gets its reply", func(t *testing.T) {
-		var sent struct{ ID int }
-		if st := d.post("send", map[string]any{"chat": demoAlice, "user": demoAlice, "text": "/links"}, &sent); st != http.StatusOK {
-			t.Fatalf("send answered %d", st)
-		}
-		events.message(demoAlice, "the user's message", func(m demoMessage) bool { return m.ID == sent.ID && m.From == demoAlice })
-		events.message(demoAlice, "the reply", func(m demoMessage) bool { return m.From == 0 && strings.Contains(m.HTML, "C1") && m.ID > sent.ID })
-		if st := d.post("send", map[string]any{"chat": demoAlice, "user": demoBob, "text": "/links"}, nil); st != http.StatusForbidden {
-			t.Errorf("Bob writing in Alice's private chat answered %d; want 403", st)
-		}
-	})
+	t.Run("a sample push arrives and Used it hides it", func(t *testing.T) { demoPushAndHide(t, d, events) })
+	t.Run("an approval is answered at HyperCard", func(t *testing.T) { demoApprove(t, d, events) })
+	t.Run("every sample is acknowledged", func(t *testing.T) { demoEverySample(t, d, events) })
+	t.Run("a command gets its reply", func(t *testing.T) { demoCommand(t, d, events) })
 
 	if err := d.stop(); err != nil {
 		t.Fatalf("run returned %v after a stop; want nil", err)
@@ -323,6 +256,85 @@ func TestDemo(t *testing.T) {
 	}
 	if !demoLineRE.MatchString(d.stdout.String()) {
 		t.Errorf("stdout is %q; want only the demo's line", d.stdout.String())
+	}
+}
+
+// demoPushAndHide: an OPT_CODE from the panel is acknowledged by the real
+// HyperCard endpoint and shows in the group its card is linked to; Bob's
+// "Used it — hide" edits the code out.
+func demoPushAndHide(t *testing.T, d *demoRun, events *eventStream) {
+	var res struct {
+		Status int    `json:"status"`
+		Answer string `json:"answer"`
+	}
+	if st := d.post(t, "push", map[string]string{"sample": "hypercard/opt_code", "card": "C2"}, &res); st != http.StatusOK {
+		t.Fatalf("push answered %d", st)
+	}
+	if res.Status != http.StatusOK || !strings.Contains(res.Answer, `"code":1`) {
+		t.Errorf("the HyperCard webhook answered %d %q; want 200 and code 1", res.Status, res.Answer)
+	}
+	m := events.message(t, demoTeam, "the one-time code", func(m demoMessage) bool {
+		return strings.Contains(m.HTML, "One-time code") && codeRE.MatchString(m.HTML)
+	})
+	code := codeRE.FindStringSubmatch(m.HTML)[1]
+	hide := m.button("Used it")
+	if hide == "" {
+		t.Fatalf("the code message has no Used it button: %+v", m.Buttons)
+	}
+	if st := d.post(t, "press", map[string]any{"chat": demoTeam, "user": demoBob, "message": m.ID, "data": hide}, nil); st != http.StatusOK {
+		t.Fatalf("press answered %d", st)
+	}
+	hidden := events.message(t, demoTeam, "the code hidden", func(v demoMessage) bool { return v.ID == m.ID && strings.Contains(v.HTML, "code hidden") })
+	if strings.Contains(hidden.HTML, code) || len(hidden.Buttons) != 0 || !hidden.Edited {
+		t.Errorf("after Used it the message still shows the code or buttons: %+v", hidden)
+	}
+}
+
+// demoApprove: an AUTH_3DS shows Approve; Approve, then Confirm, is
+// answered at the fake HyperCard API and the message says who approved.
+func demoApprove(t *testing.T, d *demoRun, events *eventStream) {
+	d.post(t, "push", map[string]string{"sample": "hypercard/auth_3ds_pending", "card": "C1"}, nil)
+	m := events.message(t, demoAlice, "the approval request", func(m demoMessage) bool { return m.button("Approve") != "" })
+	d.post(t, "press", map[string]any{"chat": demoAlice, "user": demoAlice, "message": m.ID, "data": m.button("Approve")}, nil)
+	c := events.message(t, demoAlice, "the confirmation", func(v demoMessage) bool { return v.ID == m.ID && v.button("Confirm") != "" })
+	d.post(t, "press", map[string]any{"chat": demoAlice, "user": demoAlice, "message": m.ID, "data": c.button("Confirm")}, nil)
+	done := events.message(t, demoAlice, "the decision", func(v demoMessage) bool { return v.ID == m.ID && strings.Contains(v.HTML, "Approved by @alice") })
+	if len(done.Buttons) != 0 {
+		t.Errorf("the decided request still has buttons: %+v", done.Buttons)
+	}
+}
+
+// demoEverySample: every sample of the panel gets its platform's
+// acknowledgement; a code for a card linked nowhere reaches the ops chat.
+func demoEverySample(t *testing.T, d *demoRun, events *eventStream) {
+	for _, sample := range pageSamples() {
+		var res struct {
+			Status int    `json:"status"`
+			Answer string `json:"answer"`
+		}
+		d.post(t, "push", map[string]string{"sample": sample.ID, "card": "C9"}, &res)
+		ack := "SUCCESS"
+		if sample.Provider == "hypercard" {
+			ack = `{"code":1,"msg":"ok","data":{}}`
+		}
+		if res.Status != http.StatusOK || res.Answer != ack {
+			t.Errorf("%s answered %d %q; want 200 %s", sample.ID, res.Status, res.Answer, ack)
+		}
+	}
+	events.message(t, demoOps, "an ops report", func(m demoMessage) bool { return m.From == 0 })
+}
+
+// demoCommand: a command written as Alice shows, and the bot answers it;
+// Bob cannot write in Alice's private chat.
+func demoCommand(t *testing.T, d *demoRun, events *eventStream) {
+	var sent struct{ ID int }
+	if st := d.post(t, "send", map[string]any{"chat": demoAlice, "user": demoAlice, "text": "/links"}, &sent); st != http.StatusOK {
+		t.Fatalf("send answered %d", st)
+	}
+	events.message(t, demoAlice, "the user's message", func(m demoMessage) bool { return m.ID == sent.ID && m.From == demoAlice })
+	events.message(t, demoAlice, "the reply", func(m demoMessage) bool { return m.From == 0 && strings.Contains(m.HTML, "C1") && m.ID > sent.ID })
+	if st := d.post(t, "send", map[string]any{"chat": demoAlice, "user": demoBob, "text": "/links"}, nil); st != http.StatusForbidden {
+		t.Errorf("Bob writing in Alice's private chat answered %d; want 403", st)
 	}
 }
 
