@@ -15,9 +15,10 @@ import (
 type UpdateOption func(*updateOpts)
 
 type updateOpts struct {
-	thread   int
-	chatType string
-	username string
+	thread    int
+	chatType  string
+	username  string
+	firstName string
 }
 
 // InThread puts the message in a forum topic.
@@ -29,6 +30,9 @@ func ChatType(typ string) UpdateOption { return func(o *updateOpts) { o.chatType
 
 // FromUsername sets the sender's username (default "user<ID>").
 func FromUsername(name string) UpdateOption { return func(o *updateOpts) { o.username = name } }
+
+// FromName sets the sender's first name (default "User <ID>").
+func FromName(first string) UpdateOption { return func(o *updateOpts) { o.firstName = first } }
 
 func (s *Server) SendCommand(chatID, userID int64, text string, opts ...UpdateOption) int {
 	var o updateOpts
@@ -50,6 +54,9 @@ func (s *Server) SendCommand(chatID, userID int64, text string, opts ...UpdateOp
 		Chat:      c.json(o.thread != 0),
 		Text:      text,
 	}
+	if o.firstName != "" {
+		m.From.FirstName = o.firstName
+	}
 	if o.thread != 0 {
 		m.ThreadID, m.IsTopic = o.thread, true
 	}
@@ -63,8 +70,16 @@ func (s *Server) SendCommand(chatID, userID int64, text string, opts ...UpdateOp
 
 // PressButton injects a callback query: userID pressed the button with
 // callback data data under the bot's message messageID in chatID. It
-// returns the callback query id.
-func (s *Server) PressButton(chatID, userID int64, messageID int, data string) string {
+// returns the callback query id. FromUsername and FromName name the user.
+func (s *Server) PressButton(chatID, userID int64, messageID int, data string, opts ...UpdateOption) string {
+	var o updateOpts
+	for _, f := range opts {
+		f(&o)
+	}
+	from := user(userID, o.username)
+	if o.firstName != "" {
+		from.FirstName = o.firstName
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.chat(chatID)
@@ -78,7 +93,7 @@ func (s *Server) PressButton(chatID, userID int64, messageID int, data string) s
 	}
 	s.addUpdate(map[string]any{"callback_query": map[string]any{
 		"id":            id,
-		"from":          user(userID, ""),
+		"from":          from,
 		"message":       msg,
 		"chat_instance": "ci" + strconv.FormatInt(chatID, 10),
 		"data":          data,

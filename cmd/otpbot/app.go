@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 
+	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -36,6 +38,11 @@ type app struct {
 	// webhook): its route exists from the start, its handler once the bot
 	// is up.
 	updates lateHandler
+	// extraRoutes and listener are set by `otpbot demo` before run: its
+	// chat page on http.listen, and that address already open (to refuse
+	// a non-loopback one and learn its port). serve leaves them nil.
+	extraRoutes func(*mux.Router)
+	listener    net.Listener
 
 	// group runs every part; its context ends at the first failure.
 	group *errgroup.Group

@@ -37,7 +37,10 @@ func startHTTP(ctx context.Context, cfg *Config, deps routeDeps, logger *slog.Lo
 
 	lns := make([]net.Listener, 0, len(specs))
 	for _, s := range specs {
-		ln, err := net.Listen("tcp", s.addr)
+		ln, err := deps.listener, error(nil)
+		if s.admin || ln == nil {
+			ln, err = net.Listen("tcp", s.addr)
+		}
 		if err != nil {
 			for _, l := range lns {
 				_ = l.Close()

@@ -9,6 +9,7 @@
 //	otpbot sign    -config FILE -provider upay|hypercard [flags]
 //	otpbot backup  -config FILE -o otpbot.db.bak
 //	otpbot migrate -config FILE --from embedded --to redis
+//	otpbot demo    [-listen 127.0.0.1:8080]
 //	otpbot version
 //
 // -config may be omitted when OTPBOT_CONFIG names the file. A configuration
@@ -83,6 +84,7 @@ commands:
   sign     -config FILE -provider P [flags]  print a curl command with a correctly signed sample push
   backup   -config FILE -o FILE              write a consistent snapshot of the embedded store (0600; stdout without -o)
   migrate  -config FILE --from S --to S      copy the whole store between embedded and redis
+  demo     [-listen 127.0.0.1:8080]          try otpbot without Telegram: serve against fakes, a chat page at /demo
   version                                    print the version
 
 -config may be omitted when OTPBOT_CONFIG names the file.
@@ -116,6 +118,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdBackup(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		return cmdMigrate(ctx, rest, getenv, stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, rest, getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionLine())
 		return nil

@@ -56,6 +56,11 @@ type routeDeps struct {
 	// adminListener is set when http.admin_listen serves the operator's
 	// endpoints (adminRoutes): routes leaves them out.
 	adminListener bool
+	// extra adds routes to http.listen (otpbot demo's page); nil for none.
+	extra func(*mux.Router)
+	// listener is http.listen already open (otpbot demo); nil: startHTTP
+	// opens it.
+	listener net.Listener
 }
 
 // routes lists the HTTP surface of serve on http.listen (docs/ and the
@@ -77,6 +82,9 @@ func routes(d routeDeps) http.Handler {
 	}
 	r.HandleFunc("/healthz", handleHealthz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", handleReadyz(d.store, d.logger)).Methods(http.MethodGet, http.MethodHead)
+	if d.extra != nil {
+		d.extra(r)
+	}
 	if !d.adminListener {
 		operatorRoutes(r, d)
 	}

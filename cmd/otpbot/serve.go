@@ -133,7 +133,8 @@ func (a *app) buildHandlers(ctx context.Context) error {
 // routeDeps are what the HTTP routes of this process are built from.
 func (a *app) routeDeps() routeDeps {
 	cfg := a.cfg
-	deps := routeDeps{logger: a.log, providers: a.hooks, store: a.store, registry: a.reg, pprof: cfg.HTTP.Pprof}
+	deps := routeDeps{logger: a.log, providers: a.hooks, store: a.store, registry: a.reg, pprof: cfg.HTTP.Pprof,
+		extra: a.extraRoutes, listener: a.listener}
 	if cfg.Telegram.Updates == "webhook" {
 		u, _ := url.Parse(cfg.Telegram.WebhookURL) // validated
 		deps.telegramPath = u.Path

@@ -98,13 +98,22 @@ func New(t testing.TB, pub *rsa.PublicKey) *Server {
 	if pub == nil {
 		t.Fatal("hptest.New: nil public key")
 	}
+	s := newServer(pub)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// newServer starts the fake on a loopback port.
+func newServer(pub *rsa.PublicKey) *Server {
 	s := &Server{pub: pub, auths: map[string]*auth{}, nonces: map[string]bool{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(func() {
-		s.release()
-		s.srv.Close()
-	})
 	return s
+}
+
+// Close releases held requests and stops the server. Idempotent.
+func (s *Server) Close() {
+	s.release()
+	s.srv.Close()
 }
 
 // URL is the base URL to configure as hyperpay.ClientConfig.BaseURL.
