@@ -49,18 +49,12 @@ func (s *Store) ingestTx(tx *bbolt.Tx, ev, redacted otpbot.Event, res *otpbot.In
 	}
 
 	var targets []routed
-	switch {
-	case ev.Kind == otpbot.KindRejected:
-		res.Outcome = otpbot.OutcomeRejected
-	case !ev.Kind.Pushed():
-		res.Outcome = otpbot.OutcomeRecorded
-	case ev.Expired(ev.ReceivedAt):
-		res.Outcome = otpbot.OutcomeExpired
-	default:
+	var route bool
+	res.Outcome, route = otpbot.IngestOutcome(ev, ev.ReceivedAt)
+	if route {
 		if targets, err = routeTargets(tx, ev.Keys()); err != nil {
 			return err
 		}
-		res.Outcome = otpbot.OutcomeUnrouted
 		if len(targets) > 0 {
 			res.Outcome = otpbot.OutcomeQueued
 		}

@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -118,7 +117,7 @@ const importChunk = 5000
 // in a transaction of its own, as otpbot.Porter describes; when it
 // conflicts nothing is written.
 func (s *Store) Import(ctx context.Context, recs []otpbot.Record) error {
-	if key, err := importedKey(recs); err != nil {
+	if key, err := otpbot.ImportedKey(recs); err != nil {
 		return fmt.Errorf("store: import: %w", err)
 	} else if key != nil {
 		if err := s.db.Update(func(tx *bbolt.Tx) error { return s.importKey(tx, key) }); err != nil {
@@ -168,25 +167,6 @@ func (s *Store) importRecord(tx *bbolt.Tx, r otpbot.Record) error {
 		return putTask(tx, *r.Task)
 	}
 	return nil // an installation key: applied before the chunks
-}
-
-// importedKey returns the installation key among recs (nil when there is
-// none); two different ones are an error.
-func importedKey(recs []otpbot.Record) ([]byte, error) {
-	var key []byte
-	for _, r := range recs {
-		if r.InstallationKey == nil {
-			continue
-		}
-		if len(r.InstallationKey) != otpbot.InstallationKeySize {
-			return nil, fmt.Errorf("imported installation key is %d bytes, want %d", len(r.InstallationKey), otpbot.InstallationKeySize)
-		}
-		if key != nil && !bytes.Equal(key, r.InstallationKey) {
-			return nil, fmt.Errorf("%w: the records hold two different installation keys", otpbot.ErrKeyConflict)
-		}
-		key = r.InstallationKey
-	}
-	return key, nil
 }
 
 // Backup writes a consistent copy of the whole store file to w while the

@@ -34,18 +34,10 @@ func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResul
 	if at.IsZero() {
 		at = now
 	}
-	outcome := otpbot.OutcomeRecorded
-	route := false
 	keys := ev.Keys()
-	switch {
-	case ev.Kind.Pushed() && ev.Expired(at):
-		outcome = otpbot.OutcomeExpired
-	case ev.Kind.Pushed():
-		outcome = otpbot.OutcomeUnrouted // until the script finds a link
-		route = len(keys) > 0
-	case ev.Kind == otpbot.KindRejected:
-		outcome = otpbot.OutcomeRejected
-	}
+	// Unrouted until the script finds a link.
+	outcome, route := otpbot.IngestOutcome(ev, at)
+	route = route && len(keys) > 0
 	k := s.shard(shardOfGroup(ev.Group, n))
 	args, err := s.ingestArgs(k, ev, now, at, route, outcome)
 	if err != nil {

@@ -118,22 +118,3 @@ func (s *Store) keyReplaceable(ctx context.Context, n int, key []byte, cut strin
 	}
 	return 1, nil
 }
-
-// importedKey returns the installation key among recs (nil when there is
-// none); a wrong size or two different keys are an error.
-func importedKey(recs []otpbot.Record) ([]byte, error) {
-	var key []byte
-	for _, r := range recs {
-		if r.InstallationKey == nil {
-			continue
-		}
-		if len(r.InstallationKey) != otpbot.InstallationKeySize {
-			return nil, fmt.Errorf("redis import: installation key is %d bytes, want %d", len(r.InstallationKey), otpbot.InstallationKeySize)
-		}
-		if key != nil && !bytes.Equal(key, r.InstallationKey) {
-			return nil, fmt.Errorf("redis import: %w: the records hold two different installation keys", otpbot.ErrKeyConflict)
-		}
-		key = r.InstallationKey
-	}
-	return key, nil
-}

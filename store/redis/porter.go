@@ -248,7 +248,7 @@ func (s *Store) exportDedupe(ctx context.Context, fn func(otpbot.Record) error) 
 // unleased. An installation key is applied first, as otpbot.Porter
 // describes; when it conflicts nothing is written.
 func (s *Store) Import(ctx context.Context, recs []otpbot.Record) error {
-	key, err := importedKey(recs)
+	key, err := otpbot.ImportedKey(recs)
 	if err != nil {
 		return err
 	}
