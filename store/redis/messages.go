@@ -198,11 +198,8 @@ func (s *Store) UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Me
 		s.signalIf(len(next) > 0) // the script may have run
 		return wrap("update message", err)
 	}
-	switch r {
-	case -2:
-		return fmt.Errorf("update message %s: %w", msg.ID, otpbot.ErrNotFound)
-	case -1:
-		return fmt.Errorf("update message %s: %w", msg.ID, otpbot.ErrConflict)
+	if err := scriptResult("update message", msg.ID, r); err != nil {
+		return err
 	}
 	if len(next) > 0 {
 		s.signal()

@@ -193,8 +193,8 @@ func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Messag
 		s.signalIf(len(next) > 0) // the script may have run
 		return wrap("complete", err)
 	}
-	if r == 0 {
-		return fmt.Errorf("complete %s: %w", job.Task.ID, otpbot.ErrLeaseLost)
+	if err := scriptResult("complete", job.Task.ID, r); err != nil {
+		return err
 	}
 	if len(next) > 0 {
 		s.signal()
@@ -245,13 +245,8 @@ func (s *Store) CompleteMessage(ctx context.Context, job otpbot.Job, prev time.T
 		s.signalIf(len(next) > 0) // the script may have run
 		return wrap("complete message", err)
 	}
-	switch r {
-	case 0:
-		return fmt.Errorf("complete message %s: %w", job.Task.ID, otpbot.ErrLeaseLost)
-	case -2:
-		return fmt.Errorf("complete message %s: %w", msg.ID, otpbot.ErrNotFound)
-	case -1:
-		return fmt.Errorf("complete message %s: %w", msg.ID, otpbot.ErrConflict)
+	if err := scriptResult("complete message", job.Task.ID, r); err != nil {
+		return err
 	}
 	if len(next) > 0 {
 		s.signal()
@@ -280,8 +275,8 @@ func (s *Store) Retry(ctx context.Context, job otpbot.Job, at time.Time, reason 
 		s.signal() // the script may have run
 		return wrap("retry", err)
 	}
-	if r == 0 {
-		return fmt.Errorf("retry %s: %w", t.ID, otpbot.ErrLeaseLost)
+	if err := scriptResult("retry", t.ID, r); err != nil {
+		return err
 	}
 	s.signal()
 	return nil

@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"fmt"
+
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/otpbot/otpbot"
@@ -384,3 +386,26 @@ local cap, hcut, gc = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 for i = 1, tonumber(ARGV[7]) do putHistory(ARGV[7 + i], rec, cap, hcut, gc, tm) end
 return 1
 `)
+
+// The results the guarded scripts return (complete, completeMessage,
+// retry, updateMessage): 1 done, 0 the lease changed, -1 the message
+// changed, -2 the message is gone.
+const (
+	resultLeaseLost = 0
+	resultConflict  = -1
+	resultNotFound  = -2
+)
+
+// scriptResult maps a guarded script's result to the store's sentinel
+// errors (nil when it did its work), naming the operation and its subject.
+func scriptResult(op, id string, r int) error {
+	switch r {
+	case resultLeaseLost:
+		return fmt.Errorf("%s %s: %w", op, id, otpbot.ErrLeaseLost)
+	case resultConflict:
+		return fmt.Errorf("%s %s: %w", op, id, otpbot.ErrConflict)
+	case resultNotFound:
+		return fmt.Errorf("%s %s: %w", op, id, otpbot.ErrNotFound)
+	}
+	return nil
+}
