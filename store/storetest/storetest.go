@@ -78,6 +78,7 @@ func Run(t *testing.T, newStore NewStoreFunc) {
 		{"Messages", messageTests},
 		{"Links", linkTests},
 		{"Invites", inviteTests},
+		{"Chats", chatTests},
 		{"Coordinator", coordinatorTests},
 		{"Porter", append(porterTests, keyPorterTests...)},
 		{"InstallationKey", keyTests},
