@@ -79,9 +79,6 @@ type Event struct {
 	Trace string `json:"trace,omitempty"`
 	// Code is the one-time code exactly as received. Secret.
 	Code string `json:"code,omitempty"`
-	// CodeLabel says what the code is for ("3-D Secure code", "Card
-	// activation"...).
-	CodeLabel string `json:"code_label,omitempty"`
 	// Link is a URL the cardholder opens instead of typing a code (UPay
 	// NE_VERIFY of type 3DS_CONFIRM_LINK). Secret like a code.
 	Link string `json:"link,omitempty"`

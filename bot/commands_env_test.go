@@ -172,7 +172,7 @@ func (e *env) push(id, card, code string, ttl time.Duration) otpbot.Event {
 	now := e.clock.Now()
 	ev := otpbot.Event{ID: id, Group: id, Provider: otpbot.ProviderUPay, Name: "3DS_OTP", Kind: otpbot.KindCode,
 		CardID: card, CustomerNo: "CUST-" + card, CardLast4: card[len(card)-4:], Merchant: "Shop " + id, Amount: "9.99", Currency: "EUR",
-		Code: code, CodeLabel: "3-D Secure code", ReceivedAt: now, ExpiresAt: now.Add(ttl)}
+		Code: code, ReceivedAt: now, ExpiresAt: now.Add(ttl)}
 	if _, err := e.store.Ingest(e.ctx, ev); err != nil {
 		e.t.Fatal(err)
 	}
@@ -217,3 +217,23 @@ func mustNotContain(t *testing.T, got string, avoid ...string) {
 func cardKey(id string) otpbot.Key { return otpbot.Key{Type: otpbot.KeyCard, ID: id} }
 
 func chat(id int64) otpbot.Target { return otpbot.Target{ChatID: id} }
+
+// tmplSet loads the built-in templates.
+func tmplSet(t *testing.T) *templates.Set {
+	t.Helper()
+	s, err := templates.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// en is the English text of an answer piece (answers.tmpl), as a button
+// press shows it.
+func en(name string) string {
+	s, err := templates.New("")
+	if err != nil {
+		panic(err)
+	}
+	return s.Default().Label(name, nil)
+}

@@ -44,7 +44,7 @@ func cmdCheck(ctx context.Context, args []string, getenv func(string) string, st
 	for _, w := range configWarnings(path, &cfg) {
 		fmt.Fprintln(stdout, "warning: "+w)
 	}
-	if _, err := templates.New(cfg.Templates.Dir); err != nil {
+	if _, err := templates.Load(templateOptions(&cfg)); err != nil {
 		return &checkError{fmt.Errorf("templates: %w", err)}
 	}
 	fmt.Fprintf(stdout, "templates: ok%s\n", map[bool]string{true: " (overrides from " + cfg.Templates.Dir + ")", false: ""}[cfg.Templates.Dir != ""])
