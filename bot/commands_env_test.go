@@ -104,8 +104,11 @@ func newEnvLimited(t *testing.T, limiter func(now func() time.Time) *telegram.Li
 		t.Fatal(err)
 	}
 	e.tmpl = tmpl
+	// The deliverer and the commands share the chats' settings, as serve
+	// wires them: a /language shows in the next code at once.
+	chats := templates.NewChats(templates.ChatsOptions{Set: tmpl, Store: e.store, Now: clock.Now})
 	e.cmds, err = NewCommands(CommandsOptions{
-		Store: e.store, Client: e.client, Templates: tmpl, Admins: []int64{admin},
+		Store: e.store, Client: e.client, Templates: tmpl, Chats: chats, Admins: []int64{admin},
 		Now: clock.Now, Username: e.client.Username, Registerer: prometheus.NewRegistry(),
 	})
 	if err != nil {
@@ -120,7 +123,7 @@ func newEnvLimited(t *testing.T, limiter func(now func() time.Time) *telegram.Li
 	// The real deliverer sends the code messages and applies a hide; its
 	// countdown ticks are due on the test clock, so they wait until a test
 	// moves it.
-	d, err := deliver.NewDeliverer(deliver.DelivererOptions{Store: e.store, Client: e.client, Renderer: tmpl, Now: clock.Now,
+	d, err := deliver.NewDeliverer(deliver.DelivererOptions{Store: e.store, Client: e.client, Renderer: chats, Now: clock.Now,
 		Limiter: limiter(clock.Now), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)

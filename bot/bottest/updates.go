@@ -18,6 +18,7 @@ type updateOpts struct {
 	thread   int
 	chatType string
 	username string
+	lang     string
 }
 
 // InThread puts the message in a forum topic.
@@ -29,6 +30,10 @@ func ChatType(typ string) UpdateOption { return func(o *updateOpts) { o.chatType
 
 // FromUsername sets the sender's username (default "user<ID>").
 func FromUsername(name string) UpdateOption { return func(o *updateOpts) { o.username = name } }
+
+// LanguageCode sets the sender's Telegram language (language_code: "ru",
+// "pt-br"); none by default.
+func LanguageCode(lang string) UpdateOption { return func(o *updateOpts) { o.lang = lang } }
 
 func (s *Server) SendCommand(chatID, userID int64, text string, opts ...UpdateOption) int {
 	var o updateOpts
@@ -45,7 +50,7 @@ func (s *Server) SendCommand(chatID, userID int64, text string, opts ...UpdateOp
 	c.userMsgs++
 	m := jsonMessage{
 		MessageID: c.nextID,
-		From:      user(userID, o.username),
+		From:      user(userID, o.username, o.lang),
 		Date:      time.Now().Unix(),
 		Chat:      c.json(o.thread != 0),
 		Text:      text,
@@ -63,8 +68,13 @@ func (s *Server) SendCommand(chatID, userID int64, text string, opts ...UpdateOp
 
 // PressButton injects a callback query: userID pressed the button with
 // callback data data under the bot's message messageID in chatID. It
-// returns the callback query id.
-func (s *Server) PressButton(chatID, userID int64, messageID int, data string) string {
+// returns the callback query id. Of opts, LanguageCode and FromUsername
+// apply.
+func (s *Server) PressButton(chatID, userID int64, messageID int, data string, opts ...UpdateOption) string {
+	var o updateOpts
+	for _, f := range opts {
+		f(&o)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.chat(chatID)
@@ -78,7 +88,7 @@ func (s *Server) PressButton(chatID, userID int64, messageID int, data string) s
 	}
 	s.addUpdate(map[string]any{"callback_query": map[string]any{
 		"id":            id,
-		"from":          user(userID, ""),
+		"from":          user(userID, o.username, o.lang),
 		"message":       msg,
 		"chat_instance": "ci" + strconv.FormatInt(chatID, 10),
 		"data":          data,
