@@ -12,10 +12,10 @@ import (
 )
 
 // Every word a chat sees comes from the templates, in the chat's
-// language: this scans the packages that send to Telegram (bot and
-// bot/deliver, bot/telegram) for string literals that look like something a person
-// reads — a sentence ("Code hidden."), an emoji ("📋 Copy code"), markup
-// ("<b>") — outside the few places allowed below. Log messages, error
+// language: this scans the packages that send to Telegram (bot,
+// bot/deliver, bot/telegram) for string literals that look like something
+// a person reads — a sentence ("Code hidden."), an emoji ("📋 Copy
+// code"), markup ("<b>") — outside the few places allowed below. Log messages, error
 // texts and metric help are for operators and are not flagged (they start
 // in lower case, or are a metric's Help).
 func TestNoUserVisibleStringsInGoCode(t *testing.T) {
