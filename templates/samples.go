@@ -78,6 +78,15 @@ func samples(answers bool) map[string]any {
 		"ops_expired":  ops,
 		"ops_notable":  ops,
 	}
+	for name, data := range samplePieces(now, key, target, decision) {
+		out[name] = data
+	}
+	return out
+}
+
+// samplePieces is the sample data of the pieces (see pieceNames) and of
+// the parts of an ops report.
+func samplePieces(now time.Time, key otpbot.Key, target otpbot.Target, decision Decision) map[string]any {
 	pieces := map[string]any{
 		"card_label": CardView{Last4: "1234", Name: "Travel"},
 		"key":        key,
@@ -88,15 +97,12 @@ func samples(answers bool) map[string]any {
 		"ops_more":   2,
 
 		"answer_answered_here": "Approved by @ann",
-		"answer_language":      lang,
+		"answer_language":      LanguageOption{Code: "en", Name: "English"},
 	}
 	for _, name := range plainPieces {
 		pieces[name] = nil
 	}
-	for name, data := range pieces {
-		out[name] = data
-	}
-	return out
+	return pieces
 }
 
 // plainPieces are the pieces rendered without data: button labels, the

@@ -124,7 +124,7 @@ func Load(opts Options) (*Set, error) {
 	return s, nil
 }
 
-// ErrDefaultLanguage: the default language is not one of the languages
+// ErrDefaultLanguage says that the default language is not one of the languages
 // available (built in, or a folder of templates.dir).
 var ErrDefaultLanguage = errors.New("default language not available")
 
