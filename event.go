@@ -72,8 +72,10 @@ type Event struct {
 	Currency string `json:"currency,omitempty"`
 	Merchant string `json:"merchant,omitempty"`
 	Country  string `json:"country,omitempty"`
-	// Status is a short human-readable status or result ("successful",
-	// "failed", "frozen"...), already translated from the provider's codes.
+	// Status is a short status or result in words ("successful",
+	// "failed", "frozen"...), read from the provider's codes. The English
+	// word is a key: the templates (the piece "status") show it in each
+	// chat's language, and an unknown one as it is.
 	Status string `json:"status,omitempty"`
 	// Trace ties together the events of one transaction (UPay `trace`).
 	Trace string `json:"trace,omitempty"`

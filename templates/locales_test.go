@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -270,4 +271,22 @@ func mustLoad(t *testing.T, opts Options) *Set {
 		t.Fatal(err)
 	}
 	return s
+}
+
+func TestCheckDefaultLanguage(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "de"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		dir, code string
+		ok        bool
+	}{
+		{"", "", true}, {"", "pt-BR", true}, {"", "ru-RU", true}, {"", "de", false}, {dir, "de", true}, {dir, "fr", false},
+	} {
+		err := CheckDefaultLanguage(tt.dir, tt.code)
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrDefaultLanguage)) {
+			t.Errorf("CheckDefaultLanguage(%q, %q) = %v", tt.dir, tt.code, err)
+		}
+	}
 }
