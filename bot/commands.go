@@ -46,7 +46,7 @@ type replier interface {
 
 // Limits of the commands.
 const (
-	// DefaultInviteTTL is how long an invite can be redeemed (CONTRACT §6).
+	// DefaultInviteTTL is how long an invite can be redeemed.
 	DefaultInviteTTL = 24 * time.Hour
 	// historyDefault and historyMax bound /history's N: the default, and a
 	// cap that keeps one command from flooding a chat with messages.

@@ -485,7 +485,7 @@ func secretsOf(cfg *Config) []string {
 		cfg.Providers.UPay.Token, cfg.Providers.UPay.SecretKey, cfg.Providers.HyperCard.Token,
 		cfg.Providers.HyperCard.API.APIKey,
 	}
-	// The webhook path is a secret too (CONTRACT §3).
+	// The webhook path is a secret too (docs/configuration.md, telegram.webhook_url).
 	if cfg.Telegram.WebhookURL != "" {
 		if u, err := url.Parse(cfg.Telegram.WebhookURL); err == nil && len(u.Path) > 1 {
 			s = append(s, u.Path)
