@@ -241,14 +241,20 @@ func (s *Set) For(lang, zone string) *Locale {
 	if !slices.Contains(s.langs, lang) {
 		lang = s.def
 	}
-	loc := s.zone
-	if zone != "" {
-		if z, err := LoadZone(zone); err == nil {
-			loc = z
-		}
+	if zone == "" {
+		zone = s.zone.String()
 	}
-	l, err := s.locale(lang, loc)
+	s.mu.Lock()
+	l := s.locales[localeKey{lang, zone}]
+	s.mu.Unlock()
+	if l != nil {
+		return l // the zone loaded before: no second read of the database
+	}
+	loc, err := LoadZone(zone)
 	if err != nil {
+		loc = s.zone
+	}
+	if l, err = s.locale(lang, loc); err != nil {
 		// Cloning parsed templates fails only if they ran, which masters
 		// never do; the default locale exists since Load.
 		return s.defLocale
