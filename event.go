@@ -72,16 +72,15 @@ type Event struct {
 	Currency string `json:"currency,omitempty"`
 	Merchant string `json:"merchant,omitempty"`
 	Country  string `json:"country,omitempty"`
-	// Status is a short human-readable status or result ("successful",
-	// "failed", "frozen"...), already translated from the provider's codes.
+	// Status is a short status or result in words ("successful",
+	// "failed", "frozen"...), read from the provider's codes. The English
+	// word is a key: the templates (the piece "status") show it in each
+	// chat's language, and an unknown one as it is.
 	Status string `json:"status,omitempty"`
 	// Trace ties together the events of one transaction (UPay `trace`).
 	Trace string `json:"trace,omitempty"`
 	// Code is the one-time code exactly as received. Secret.
 	Code string `json:"code,omitempty"`
-	// CodeLabel says what the code is for ("3-D Secure code", "Card
-	// activation"...).
-	CodeLabel string `json:"code_label,omitempty"`
 	// Link is a URL the cardholder opens instead of typing a code (UPay
 	// NE_VERIFY of type 3DS_CONFIRM_LINK). Secret like a code.
 	Link string `json:"link,omitempty"`

@@ -173,6 +173,7 @@ type Record struct {
 	Message *Message      `json:"message,omitempty"`
 	Task    *Task         `json:"task,omitempty"`
 	Invite  *Invite       `json:"invite,omitempty"`
+	Chat    *ChatSettings `json:"chat,omitempty"`
 	// Dedupe is an event ID still inside the dedupe window, with when it
 	// was seen.
 	Dedupe *DedupeMark `json:"dedupe,omitempty"`
@@ -214,6 +215,7 @@ type Store interface {
 	Queue
 	MessageStore
 	InviteStore
+	ChatSettingsStore
 	Coordinator
 	Porter
 	KeyStore

@@ -23,7 +23,7 @@ func BenchmarkRenderMessage(b *testing.B) {
 		ID: "upay:PN1@42", Group: "upay:PN1", Target: otpbot.Target{ChatID: 42}, State: otpbot.StateLive,
 		Event: otpbot.Event{
 			ID: "upay:PN1", Provider: otpbot.ProviderUPay, Name: "3DS_OTP", Kind: otpbot.KindCode,
-			CardID: "C1", CardLast4: "1234", Code: "10000042", CodeLabel: "3-D Secure code",
+			CardID: "C1", CardLast4: "1234", Code: "10000042",
 			Merchant: "Amazon", Amount: "12.50", Currency: "EUR",
 			ReceivedAt: now, ExpiresAt: now.Add(5 * time.Minute),
 		},

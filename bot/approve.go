@@ -48,22 +48,23 @@ const decisionLeasePrefix = "auth-decision:"
 // ApprovalOptions.Timeout is zero.
 const DefaultApprovalTimeout = 10 * time.Second
 
-// Answers to taps on the approval buttons (Telegram shows at most 200
-// characters).
+// Answers to taps on the approval buttons: the names of their pieces
+// (answers.tmpl; Telegram shows at most 200 characters).
 const (
-	answerAskApprove   = "Tap “Confirm approve” to send your approval to HyperCard."
-	answerAskDecline   = "Tap “Confirm decline” to send your decline to HyperCard."
-	answerCancelled    = "Cancelled: nothing was sent to HyperCard."
-	answerApproved     = "Approved: HyperCard has your answer."
-	answerDeclined     = "Declined: HyperCard has your answer."
-	answerUnreachable  = "Could not reach HyperCard — try again."
-	answerAPIRefused   = "HyperCard did not accept the answer — try again."
-	answerBusy         = "An answer to this purchase is being sent to HyperCard right now — one moment."
-	answerExpired      = "This purchase request has expired."
-	answerAnswered     = "This purchase request was already answered."
-	answerNotLinked    = "This chat is not linked to this card."
-	answerNotAllowed   = "You are not allowed to answer purchases in this chat."
-	answerNotDisplayed = "HyperCard has your answer, but the message could not be updated. Please check again in a moment."
+	answerAskApprove   = "answer_ask_approve"
+	answerAskDecline   = "answer_ask_decline"
+	answerCancelled    = "answer_cancelled"
+	answerApproved     = "answer_approved"
+	answerDeclined     = "answer_declined"
+	answerUnreachable  = "answer_unreachable"
+	answerAPIRefused   = "answer_api_refused"
+	answerBusy         = "answer_busy"
+	answerExpired      = "answer_expired"
+	answerAnswered     = "answer_answered"
+	answerAnsweredHere = "answer_answered_here"
+	answerNotLinked    = "answer_not_linked"
+	answerNotAllowed   = "answer_not_allowed"
+	answerNotDisplayed = "answer_not_displayed"
 )
 
 // Approver answers a HyperCard approval request: auth_result result for
@@ -187,15 +188,16 @@ func NewApprovals(opts ApprovalOptions) (*Approvals, error) {
 }
 
 // Buttons is the keyboard of a live message for
-// DelivererOptions.ExtraButtons: Approve and Decline under an unanswered
-// HyperCard approval request, nothing for everything else. The Deliverer asks only for live
-// messages that have not expired, so a decided or expired request is shown
-// without buttons wherever it was sent.
-func (a *Approvals) Buttons(msg otpbot.Message) [][]telegram.Button {
+// DelivererOptions.ExtraButtons: Approve and Decline, in loc's language,
+// under an unanswered HyperCard approval request, nothing for everything
+// else. The Deliverer asks only for live messages that have not expired,
+// so a decided or expired request is shown without buttons wherever it
+// was sent.
+func (a *Approvals) Buttons(loc *templates.Locale, msg otpbot.Message) [][]telegram.Button {
 	if !answerable(msg) {
 		return nil
 	}
-	return approvalKeyboard()
+	return approvalKeyboard(loc)
 }
 
 // answerable reports whether msg is an approval request this bot can answer
@@ -207,23 +209,23 @@ func answerable(msg otpbot.Message) bool {
 		ev.AuthID != "" && ev.CardID != "" && msg.State == otpbot.StateLive && msg.Decision == "" && !ev.Decided()
 }
 
-func approvalKeyboard() [][]telegram.Button {
+func approvalKeyboard(loc *templates.Locale) [][]telegram.Button {
 	return [][]telegram.Button{{
-		{Text: "✅ Approve", Data: telegram.CallbackApprove},
-		{Text: "❌ Decline", Data: telegram.CallbackDecline},
+		{Text: loc.Label("button_approve", nil), Data: telegram.CallbackApprove},
+		{Text: loc.Label("button_decline", nil), Data: telegram.CallbackDecline},
 	}}
 }
 
 // confirmKeyboard is the confirmation step of a first tap: its buttons
 // carry the confirmation's nonce.
-func confirmKeyboard(approve bool, nonce string) [][]telegram.Button {
-	name, text := telegram.CallbackApprove, "✅ Confirm approve"
+func confirmKeyboard(loc *templates.Locale, approve bool, nonce string) [][]telegram.Button {
+	name, text := telegram.CallbackApprove, loc.Label("button_confirm_approve", nil)
 	if !approve {
-		name, text = telegram.CallbackDecline, "❌ Confirm decline"
+		name, text = telegram.CallbackDecline, loc.Label("button_confirm_decline", nil)
 	}
 	return [][]telegram.Button{
 		{{Text: text, Data: name + ":" + argConfirm + ":" + nonce}},
-		{{Text: "↩️ Cancel", Data: name + ":" + argCancel + ":" + nonce}},
+		{{Text: loc.Label("button_cancel", nil), Data: name + ":" + argCancel + ":" + nonce}},
 	}
 }
 
@@ -275,7 +277,7 @@ func (c *Commands) answerApproval(ctx context.Context, q *callbackRequest, appro
 	}
 	if step == argCancel {
 		a.endConfirmation(ctx, f)
-		if err := c.showStep(ctx, q, m, templates.ApprovalStep{}, approvalKeyboard()); err != nil {
+		if err := c.showStep(ctx, q, m, templates.ApprovalStep{}, approvalKeyboard(q.loc)); err != nil {
 			return "", false, err
 		}
 		return answerCancelled, false, nil
@@ -295,7 +297,7 @@ func (c *Commands) askConfirmation(ctx context.Context, q *callbackRequest, m ot
 	if !approve {
 		step.Confirm, answer = templates.ConfirmDecline, answerAskDecline
 	}
-	if err := c.showStep(ctx, q, m, step, confirmKeyboard(approve, f.nonce)); err != nil {
+	if err := c.showStep(ctx, q, m, step, confirmKeyboard(q.loc, approve, f.nonce)); err != nil {
 		return "", false, err
 	}
 	return answer, false, nil
@@ -338,7 +340,8 @@ func (a *Approvals) check(ctx context.Context, q *callbackRequest, m otpbot.Mess
 		if m.Decision == "" {
 			return answerAnswered, false, nil
 		}
-		return "Already answered: " + m.Decision + ".", false, nil
+		q.answerData = q.loc.DecisionLabel(m.Decision)
+		return answerAnsweredHere, false, nil
 	case m.State != otpbot.StateLive:
 		a.repair(ctx, m)
 		return answerExpired, false, nil
@@ -395,9 +398,9 @@ func (c *Commands) showStep(ctx context.Context, q *callbackRequest, m otpbot.Me
 	var text string
 	var err error
 	if step == (templates.ApprovalStep{}) {
-		text, err = c.tmpl.RenderMessage(m, now)
+		text, err = q.loc.RenderMessage(m, now)
 	} else {
-		text, err = c.tmpl.RenderApproval(m, now, step)
+		text, err = q.loc.RenderApproval(m, now, step)
 	}
 	if err != nil {
 		return fmt.Errorf("render approval step: %w", err)
@@ -413,7 +416,7 @@ func (c *Commands) showStep(ctx context.Context, q *callbackRequest, m otpbot.Me
 }
 
 // userLabel names who tapped, as the decided message shows it: their
-// @username, else their name, else their id.
+// @username, else their name, else their user id.
 func userLabel(q *callbackRequest) string {
 	u := q.query.From
 	if u.UserName != "" {
@@ -422,5 +425,5 @@ func userLabel(q *callbackRequest) string {
 	if name := strings.TrimSpace(u.FirstName + " " + u.LastName); name != "" {
 		return name
 	}
-	return "user " + strconv.FormatInt(u.ID, 10)
+	return strconv.FormatInt(u.ID, 10)
 }

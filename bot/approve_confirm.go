@@ -40,7 +40,8 @@ const (
 )
 
 // DecisionEvent is the name of the history entry that records who answered
-// an approval request, and how (Event.Status: "approved by @ann (id 42)").
+// an approval request, and how: Event.Status is the answer ("approved" or
+// "declined"), Event.Remark who gave it ("@ann (id 42)").
 const DecisionEvent = "AUTH_3DS_DECISION"
 
 // confirmation is one first tap waiting for its confirming tap.
@@ -122,7 +123,8 @@ func (a *Approvals) recordDecision(ctx context.Context, req otpbot.Event, q *cal
 		CardID: req.CardID, CustomerNo: req.CustomerNo, CardLast4: req.CardLast4,
 		Amount: req.Amount, Currency: req.Currency, Merchant: req.Merchant, Country: req.Country,
 		AuthID: req.AuthID, AuthResult: result,
-		Status:     fmt.Sprintf("%s by %s (id %d)", word, userLabel(q), q.user),
+		Status:     word,
+		Remark:     fmt.Sprintf("%s (id %d)", userLabel(q), q.user),
 		OccurredAt: now, ReceivedAt: now,
 	}
 	if _, err := a.store.Ingest(ctx, ev.Redacted()); err != nil {

@@ -28,9 +28,9 @@ func buttonData(m bottest.Message, prefix string) string {
 // buttons the confirmation step shows.
 func (e *approvalEnv) firstTap(chat, user int64, id int, button string) (confirm, cancel string) {
 	e.t.Helper()
-	want := answerAskApprove
+	want := en(answerAskApprove)
 	if button == telegram.CallbackDecline {
-		want = answerAskDecline
+		want = en(answerAskDecline)
 	}
 	if got := e.pressAndWait(chat, user, id, button); got != want {
 		e.t.Fatalf("first tap on %s answered %q, want %q", button, got, want)
@@ -84,7 +84,7 @@ func TestApprovalConfirmationIsBound(t *testing.T) {
 			return member, confirm
 		}},
 		{"nonce cancelled", func(e *approvalEnv, in bottest.Message, confirm, cancel string) (int64, string) {
-			if got := e.pressAndWait(chatA, member, in.ID, cancel); got != answerCancelled {
+			if got := e.pressAndWait(chatA, member, in.ID, cancel); got != en(answerCancelled) {
 				e.t.Fatalf("cancel answered %q", got)
 			}
 			return member, confirm
@@ -92,7 +92,7 @@ func TestApprovalConfirmationIsBound(t *testing.T) {
 		{"nonce of an earlier first tap that was used", func(e *approvalEnv, in bottest.Message, confirm, cancel string) (int64, string) {
 			// HyperCard fails the call: the confirmation is used all the same.
 			e.hc.FailNext(1, 503)
-			if got := e.pressAndWait(chatA, member, in.ID, confirm); got != answerUnreachable {
+			if got := e.pressAndWait(chatA, member, in.ID, confirm); got != en(answerUnreachable) {
 				e.t.Fatalf("failed call answered %q", got)
 			}
 			return member, confirm
@@ -110,8 +110,8 @@ func TestApprovalConfirmationIsBound(t *testing.T) {
 			confirm, cancel := e.firstTap(chatA, member, in.ID, telegram.CallbackApprove)
 			user, data := tt.forge(e, in, confirm, cancel)
 			calls := len(e.decisions())
-			if got := e.pressAndWait(chatA, user, in.ID, data); got != answerBroken {
-				t.Errorf("%d pressing %q answered %q, want %q", user, data, got, answerBroken)
+			if got := e.pressAndWait(chatA, user, in.ID, data); got != en(answerBroken) {
+				t.Errorf("%d pressing %q answered %q, want %q", user, data, got, en(answerBroken))
 			}
 			if n := len(e.decisions()); n != calls {
 				t.Fatalf("%d HyperCard calls after the forged tap, want %d", n, calls)
@@ -141,9 +141,9 @@ func TestApprovalDecisionInHistory(t *testing.T) {
 			e.firstTap(chatA, allowed, in.ID, telegram.CallbackApprove)
 			e.clock.Advance(time.Minute)
 			got := e.pressAndWait(chatA, member, in.ID, mine)
-			want, word, result := answerApproved, "approved", 2
+			want, word, result := en(answerApproved), "approved", 2
 			if button == telegram.CallbackDecline {
-				want, word, result = answerDeclined, "declined", 3
+				want, word, result = en(answerDeclined), "declined", 3
 			}
 			if got != want {
 				t.Fatalf("confirmation answered %q, want %q", got, want)

@@ -104,7 +104,7 @@ func (c *Commands) sendAnswer(ctx context.Context, q *callbackRequest, fresh otp
 		a.decisions.WithLabelValues(word, outcome).Inc()
 		a.log.Warn("approval answer not accepted by hypercard", "auth_id", authID, "card", card,
 			"answer", word, "auth_result", result, "by", q.user, "target", fresh.Target, "err", err)
-		if serr := c.showStep(ctx, q, fresh, templates.ApprovalStep{Problem: problem}, approvalKeyboard()); serr != nil {
+		if serr := c.showStep(ctx, q, fresh, templates.ApprovalStep{Problem: problem}, approvalKeyboard(q.loc)); serr != nil {
 			a.log.Warn("approval problem not shown", "auth_id", authID, "err", serr)
 		}
 		return answer, true, false

@@ -103,14 +103,14 @@ func TestApprovalTwoProcessesOnRedisMakeOneCall(t *testing.T) {
 	if err := procB.HandleUpdate(ctx, callbackUpdate("b1", chatB, stranger, ids[chatB], confirmB)); err != nil {
 		t.Fatal(err)
 	}
-	if got := callbackAnswer(t, tg, "b1"); got != answerBusy {
+	if got := callbackAnswer(t, tg, "b1"); got != en(answerBusy) {
 		t.Errorf("the other process answered %q", got)
 	}
 	release()
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	if got := callbackAnswer(t, tg, "a1"); got != answerApproved {
+	if got := callbackAnswer(t, tg, "a1"); got != en(answerApproved) {
 		t.Errorf("the first tap answered %q", got)
 	}
 	calls := hc.Decisions()

@@ -190,12 +190,12 @@ func TestApproveOrDeclineFromLinkedChat(t *testing.T) {
 		wantDecision     string
 		wantShown        string
 	}{
-		{"approve", 2, 3, telegram.CallbackApprove, 2, answerAskApprove, answerApproved,
+		{"approve", 2, 3, telegram.CallbackApprove, 2, en(answerAskApprove), en(answerApproved),
 			"Approved by @user9003 at 12:00 UTC", "✅ <b>Approved by @user9003 at 12:00 UTC</b>"},
-		{"decline", 2, 3, telegram.CallbackDecline, 3, answerAskDecline, answerDeclined,
+		{"decline", 2, 3, telegram.CallbackDecline, 3, en(answerAskDecline), en(answerDeclined),
 			"Declined by @user9003 at 12:00 UTC", "❌ <b>Declined by @user9003 at 12:00 UTC</b>"},
 		// Which value approves is configuration, not an assumption.
-		{"approve with the values swapped", 3, 2, telegram.CallbackApprove, 3, answerAskApprove, answerApproved,
+		{"approve with the values swapped", 3, 2, telegram.CallbackApprove, 3, en(answerAskApprove), en(answerApproved),
 			"Approved by @user9003 at 12:00 UTC", "✅ <b>Approved by @user9003 at 12:00 UTC</b>"},
 	}
 	for _, tt := range tests {
@@ -248,7 +248,7 @@ func TestApproveOrDeclineFromLinkedChat(t *testing.T) {
 				mustContain(t, shown.Text, "Shop 283", "•••• 3333")
 				mustNotContain(t, shown.Text, authCard)
 				st := e.stored(ev.Group, m.ChatID)
-				if st.State != otpbot.StateDecided || st.Decision != tt.wantDecision {
+				if st.State != otpbot.StateDecided || e.tmpl.Default().DecisionLabel(st.Decision) != tt.wantDecision {
 					t.Errorf("chat %d stored: state %s, decision %q", m.ChatID, st.State, st.Decision)
 				}
 			}
@@ -256,7 +256,7 @@ func TestApproveOrDeclineFromLinkedChat(t *testing.T) {
 			// A later tap anywhere finds the request answered: no call.
 			// Even under a stale keyboard (a confirmation step that raced
 			// the decision), which the tap has taken away.
-			if err := e.client.Edit(e.ctx, inB.ID, telegram.OutMessage{Target: chat(chatB), Text: "stale", Buttons: confirmKeyboard(true, "stale")}); err != nil {
+			if err := e.client.Edit(e.ctx, inB.ID, telegram.OutMessage{Target: chat(chatB), Text: "stale", Buttons: confirmKeyboard(e.tmpl.Default(), true, "stale")}); err != nil {
 				t.Fatal(err)
 			}
 			got := e.pressAndWait(chatB, member, inB.ID, tt.button+":confirm:stale")
@@ -281,7 +281,7 @@ func TestApprovalCancel(t *testing.T) {
 	in := e.request(chatA, ev)
 	_, cancel := e.firstTap(chatA, member, in.ID, telegram.CallbackDecline)
 	e.waitShown(chatA, in.ID, "Decline this purchase?")
-	if got := e.pressAndWait(chatA, member, in.ID, cancel); got != answerCancelled {
+	if got := e.pressAndWait(chatA, member, in.ID, cancel); got != en(answerCancelled) {
 		t.Errorf("cancel answered %q", got)
 	}
 	back := e.waitShown(chatA, in.ID, "Purchase waiting for approval")
@@ -308,21 +308,21 @@ func TestApprovalRefusedWithoutCall(t *testing.T) {
 			// Chat C claims chat A's message id: chat C holds no such
 			// request, so the tap reaches nothing.
 			return chatC, stranger, inA.ID
-		}, answerGone},
+		}, en(answerGone)},
 		{"from a chat unlinked after the push", nil, func(e *approvalEnv, ev otpbot.Event, inA bottest.Message) (int64, int64, int) {
 			inB := e.request(chatB, ev)
 			if _, err := e.store.Unlink(e.ctx, cardKey(authCard), chat(chatB)); err != nil {
 				e.t.Fatal(err)
 			}
 			return chatB, member, inB.ID
-		}, answerNotLinked},
+		}, en(answerNotLinked)},
 		{"after expiry", nil, func(e *approvalEnv, ev otpbot.Event, inA bottest.Message) (int64, int64, int) {
 			e.clock.Advance(10*time.Minute + time.Second)
 			return chatA, member, inA.ID
-		}, answerExpired},
+		}, en(answerExpired)},
 		{"from a user not on the allowed list, in a group", []int64{allowed}, func(e *approvalEnv, ev otpbot.Event, inA bottest.Message) (int64, int64, int) {
 			return chatA, member, inA.ID
-		}, answerNotAllowed},
+		}, en(answerNotAllowed)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -355,11 +355,11 @@ func TestApprovalAllowedUsers(t *testing.T) {
 	inA, inP := e.request(chatA, ev), e.request(private, ev)
 
 	// In a private chat the list does not apply: the chat is its owner's.
-	if got := e.pressAndWait(private, member, inP.ID, telegram.CallbackApprove); got != answerAskApprove {
+	if got := e.pressAndWait(private, member, inP.ID, telegram.CallbackApprove); got != en(answerAskApprove) {
 		t.Errorf("private chat owner: %q", got)
 	}
 	// In the group, a listed user decides.
-	if got := e.answer(chatA, allowed, inA.ID, telegram.CallbackApprove); got != answerApproved {
+	if got := e.answer(chatA, allowed, inA.ID, telegram.CallbackApprove); got != en(answerApproved) {
 		t.Errorf("allowed user: %q", got)
 	}
 	if n := len(e.decisions()); n != 1 {
@@ -392,9 +392,9 @@ func TestApprovalAPIFailureThenRetry(t *testing.T) {
 		shown  string
 	}{
 		{"HyperCard answers 503", func(hc *hptest.Server) { hc.FailNext(1, http.StatusServiceUnavailable) },
-			answerUnreachable, "Could not reach HyperCard — try again"},
+			en(answerUnreachable), "Could not reach HyperCard — try again"},
 		{"HyperCard refuses", func(hc *hptest.Server) { hc.FailNextCode(1, "30001", "system busy") },
-			answerAPIRefused, "HyperCard did not accept the answer — try again"},
+			en(answerAPIRefused), "HyperCard did not accept the answer — try again"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -430,7 +430,7 @@ func TestApprovalAPIFailureThenRetry(t *testing.T) {
 
 			// Nothing is retried on its own; the user's next tap (and its
 			// confirmation) is.
-			if got := e.answer(chatA, member, failed.ID, telegram.CallbackApprove); got != answerApproved {
+			if got := e.answer(chatA, member, failed.ID, telegram.CallbackApprove); got != en(answerApproved) {
 				t.Errorf("second tap answered %q", got)
 			}
 			calls := e.decisions()
@@ -482,7 +482,7 @@ func TestApprovalRaceMakesOneCall(t *testing.T) {
 		if err := other.HandleUpdate(e.ctx, callbackUpdate(cbID, tap.chat, tap.user, tap.id, tap.data)); err != nil {
 			t.Fatal(err)
 		}
-		if got := answerOf(e, cbID); got != answerBusy {
+		if got := answerOf(e, cbID); got != en(answerBusy) {
 			t.Errorf("tap %d while the first is under way answered %q", i, got)
 		}
 	}
@@ -491,7 +491,7 @@ func TestApprovalRaceMakesOneCall(t *testing.T) {
 	}
 
 	release()
-	if got := answerOf(e, idA); got != answerApproved {
+	if got := answerOf(e, idA); got != en(answerApproved) {
 		t.Errorf("the first tap answered %q", got)
 	}
 	// The decision is the first tap's, in both chats.
@@ -611,7 +611,7 @@ func TestApprovalsOff(t *testing.T) {
 	if len(m.Buttons) != 0 {
 		t.Errorf("buttons without approvals: %+v", m.Buttons)
 	}
-	if got := e.pressAndWait(chatA, member, m.ID, telegram.CallbackApprove+":confirm"); got != answerBroken {
+	if got := e.pressAndWait(chatA, member, m.ID, telegram.CallbackApprove+":confirm"); got != en(answerBroken) {
 		t.Errorf("tap answered %q", got)
 	}
 }
@@ -676,7 +676,7 @@ func TestApprovalButtons(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			for _, row := range a.Buttons(tt.msg) {
+			for _, row := range a.Buttons(tmplSet(t).Default(), tt.msg) {
 				for _, b := range row {
 					if b.Data != "" {
 						got = append(got, b.Data)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/telegram"
+	"github.com/otpbot/otpbot/templates"
 )
 
 // Callback data is "name" or "name:arg" (at most 64 bytes, Telegram's
@@ -29,24 +30,37 @@ type callbackRequest struct {
 	user      int64
 	admin     bool
 	arg       string
+	// private is true in a private chat; loc is the chat's templates,
+	// the answer's language (see Commands.chatLocale), settings the
+	// chat's settings.
+	private  bool
+	loc      *templates.Locale
+	settings otpbot.ChatSettings
+	// answerData is the data of the answer's piece, when it takes some.
+	answerData any
 }
 
-// callbackFunc handles a button press and returns the short text shown to
-// the user who pressed it (alert: as a dialog rather than a toast).
-type callbackFunc func(ctx context.Context, q *callbackRequest) (text string, alert bool, err error)
+// callbackFunc handles a button press and returns the short answer shown
+// to the user who pressed it (alert: as a dialog rather than a toast): the
+// name of its piece (answers.tmpl), rendered with q.answerData in the
+// chat's language.
+type callbackFunc func(ctx context.Context, q *callbackRequest) (answer string, alert bool, err error)
 
-// Answers to button presses.
+// Answers to button presses: the names of their pieces.
 const (
-	answerHidden  = "Code hidden."
-	answerAlready = "Already hidden."
-	answerGone    = "This message is no longer active."
-	answerBroken  = "This button no longer works."
-	answerFailed  = "Something went wrong. Please try again."
+	answerHidden   = "answer_hidden"
+	answerAlready  = "answer_already_hidden"
+	answerGone     = "answer_gone"
+	answerBroken   = "answer_broken"
+	answerFailed   = "answer_failed"
+	answerNotAdmin = "answer_not_admin"
+	answerLanguage = "answer_language"
 )
 
 func (c *Commands) callbackRoutes() map[string]callbackFunc {
 	routes := map[string]callbackFunc{
 		telegram.CallbackHide: c.hide,
+		callbackLanguage:      c.chooseLanguage,
 	}
 	if c.approvals != nil {
 		routes[telegram.CallbackApprove] = c.approvalTap(true)
@@ -64,19 +78,24 @@ func (c *Commands) handleCallback(ctx context.Context, cq *tgbotapi.CallbackQuer
 		// An unknown button (an old keyboard), or one under an inline
 		// message we never sent.
 		c.count("button", "refused")
-		return c.answer(ctx, cq, answerBroken, false, nil)
+		loc := c.tmpl.Default()
+		if cq.Message != nil && cq.Message.Chat != nil {
+			loc, _ = c.chatLocale(ctx, cq.Message.Chat.ID, cq.Message.Chat.IsPrivate(), cq.From)
+		}
+		return c.answer(ctx, cq, loc.Label(answerBroken, nil), false, nil)
 	}
 	q := &callbackRequest{
 		query: cq, chatID: cq.Message.Chat.ID, messageID: cq.Message.MessageID,
-		user: cq.From.ID, admin: c.admins[cq.From.ID], arg: arg,
+		user: cq.From.ID, admin: c.admins[cq.From.ID], arg: arg, private: cq.Message.Chat.IsPrivate(),
 	}
-	text, alert, err := fn(ctx, q)
+	q.loc, q.settings = c.chatLocale(ctx, q.chatID, q.private, cq.From)
+	answer, alert, err := fn(ctx, q)
 	if err != nil {
 		c.count("button_"+name, "error")
-		return c.answer(ctx, cq, answerFailed, false, fmt.Errorf("button %q in chat %d: %w", name, q.chatID, err))
+		return c.answer(ctx, cq, q.loc.Label(answerFailed, nil), false, fmt.Errorf("button %q in chat %d: %w", name, q.chatID, err))
 	}
 	c.count("button_"+name, "ok")
-	return c.answer(ctx, cq, text, alert, nil)
+	return c.answer(ctx, cq, q.loc.Label(answer, q.answerData), alert, nil)
 }
 
 // answer queues the answer to a button press (see replyQueue), in order

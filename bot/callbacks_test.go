@@ -55,11 +55,11 @@ func TestHideButton(t *testing.T) {
 	// the chat holding a message can hide it. (Telegram message ids are per
 	// chat; chat B holds no message with this id besides its own.)
 	foreign := inA.ID + 1000
-	if got := e.pressAndWait(chatB, stranger, foreign, telegram.CallbackHide); got != answerGone {
+	if got := e.pressAndWait(chatB, stranger, foreign, telegram.CallbackHide); got != en(answerGone) {
 		t.Errorf("press on a message chat B does not hold: answered %q", got)
 	}
 
-	if got := e.pressAndWait(chatA, member, inA.ID, telegram.CallbackHide); got != answerHidden {
+	if got := e.pressAndWait(chatA, member, inA.ID, telegram.CallbackHide); got != en(answerHidden) {
 		t.Errorf("hide answered %q", got)
 	}
 	msgA, ok, err := e.store.Message(e.ctx, otpbot.MessageKey("h1", chat(chatA)))
@@ -90,7 +90,7 @@ func TestHideButton(t *testing.T) {
 	}
 
 	// A second press on the hidden message changes nothing.
-	if got := e.pressAndWait(chatA, member, inA.ID, telegram.CallbackHide); got != answerAlready {
+	if got := e.pressAndWait(chatA, member, inA.ID, telegram.CallbackHide); got != en(answerAlready) {
 		t.Errorf("second hide answered %q", got)
 	}
 }
@@ -101,7 +101,7 @@ func TestUnknownButton(t *testing.T) {
 	ev := e.push("u1", "CARD-4321", "111222", 5*time.Minute)
 	m := e.codeMessage(chatA, ev)
 	for _, data := range []string{"", "nope", "ap:1:2"} {
-		if got := e.pressAndWait(chatA, admin, m.ID, data); got != answerBroken {
+		if got := e.pressAndWait(chatA, admin, m.ID, data); got != en(answerBroken) {
 			t.Errorf("button %q answered %q", data, got)
 		}
 	}

@@ -35,7 +35,7 @@ func (c *Commands) codes(ctx context.Context, r *request) error {
 			continue
 		}
 		line := templates.CodeLine{Event: m.Event.Redacted(), Code: m.Event.Code, Link: m.Event.Link,
-			Card: templates.CardLabel(m.Event, m.CardName)}
+			Card: r.loc.CardLabel(m.Event, m.CardName)}
 		if exp := m.Event.ExpiresAt; !exp.IsZero() {
 			line.Left = exp.Sub(now)
 			line.LeftText = templates.Remaining(line.Left)
@@ -57,7 +57,7 @@ func (c *Commands) codes(ctx context.Context, r *request) error {
 	if !first.IsZero() {
 		deleteIn = templates.Remaining(first.Sub(now))
 	}
-	pages, err := c.tmpl.RenderPages("codes", len(lines), func(from, to, part, parts int) any {
+	pages, err := r.loc.RenderPages("codes", len(lines), func(from, to, part, parts int) any {
 		return templates.CodesView{Codes: lines[from:to], Part: part, Parts: parts, DeleteIn: deleteIn}
 	})
 	if err != nil {

@@ -31,6 +31,9 @@ type CommandStore interface {
 	RedeemInvite(ctx context.Context, hash string, target otpbot.Target, now time.Time) (otpbot.Invite, error)
 	// Enqueue schedules the deletion of a /codes reply (TaskDelete).
 	Enqueue(ctx context.Context, tasks ...otpbot.Task) error
+	// ChatSettings and SetChatSetting keep each chat's language and time
+	// zone, and the language of a private chat's user.
+	otpbot.ChatSettingsStore
 }
 
 // replier is the part of the Telegram client that answers users.
@@ -60,6 +63,10 @@ type CommandsOptions struct {
 	Store     CommandStore
 	Client    replier
 	Templates *templates.Set
+	// Chats is the deliverer's view of the chats' settings: Commands
+	// tells it of each change, so this process writes in the new
+	// language at once. nil builds one of its own.
+	Chats *templates.Chats
 	// Admins are the Telegram user ids allowed to run the ops commands.
 	Admins []int64
 	// Now is the clock; nil means time.Now.
@@ -89,6 +96,7 @@ const (
 	anyone        access = iota
 	linkedOrAdmin        // a chat with at least one link, or an admin
 	adminOnly
+	privateOrAdmin // anyone in a private chat, an admin in a group: the chat's settings
 )
 
 // command is one bot command.
@@ -105,6 +113,12 @@ type request struct {
 	user   int64
 	admin  bool
 	args   []string
+	// private is true in a private chat (the user's own with the bot).
+	private bool
+	// loc writes the replies: the chat's language and time zone (see
+	// chatLocale); settings are the chat's, as read for it.
+	loc      *templates.Locale
+	settings otpbot.ChatSettings
 	// links of the chat, loaded at most once per request.
 	links  []otpbot.Link
 	loaded bool
@@ -115,7 +129,9 @@ type request struct {
 type Commands struct {
 	store     CommandStore
 	client    replier
+	menu      telegram.MenuSetter
 	tmpl      *templates.Set
+	chats     *templates.Chats
 	admins    map[int64]bool
 	now       func() time.Time
 	log       *slog.Logger
@@ -141,10 +157,13 @@ func NewCommands(opts CommandsOptions) (*Commands, error) {
 	case opts.Templates == nil:
 		return nil, errors.New("commands: templates are required")
 	}
+	paced := telegram.NewPaced(opts.Client, opts.Budget, opts.Logger)
 	c := &Commands{
 		store:     opts.Store,
-		client:    telegram.NewPaced(opts.Client, opts.Budget, opts.Logger),
+		client:    paced,
+		menu:      paced,
 		tmpl:      opts.Templates,
+		chats:     opts.Chats,
 		admins:    map[int64]bool{},
 		now:       opts.Now,
 		log:       opts.Logger,
@@ -172,16 +191,21 @@ func NewCommands(opts CommandsOptions) (*Commands, error) {
 	if c.username == nil {
 		c.username = func() string { return "" }
 	}
+	if c.chats == nil {
+		c.chats = templates.NewChats(templates.ChatsOptions{Set: c.tmpl, Store: c.store, Logger: c.log, Now: c.now})
+	}
 	c.commands = map[string]command{
-		"start":   {anyone, c.start},
-		"help":    {anyone, c.help},
-		"link":    {adminOnly, c.link},
-		"unlink":  {adminOnly, c.unlink},
-		"links":   {linkedOrAdmin, c.links},
-		"invite":  {adminOnly, c.invite},
-		"history": {linkedOrAdmin, c.history},
-		"codes":   {linkedOrAdmin, c.codes},
-		"replies": {adminOnly, c.replies},
+		"start":    {anyone, c.start},
+		"help":     {anyone, c.help},
+		"link":     {adminOnly, c.link},
+		"unlink":   {adminOnly, c.unlink},
+		"links":    {linkedOrAdmin, c.links},
+		"invite":   {adminOnly, c.invite},
+		"history":  {linkedOrAdmin, c.history},
+		"codes":    {linkedOrAdmin, c.codes},
+		"replies":  {adminOnly, c.replies},
+		"language": {privateOrAdmin, c.language},
+		"timezone": {privateOrAdmin, c.timezone},
 	}
 	c.callbacks = c.callbackRoutes()
 	return c, nil
@@ -212,26 +236,27 @@ func (c *Commands) handleMessage(ctx context.Context, m *tgbotapi.Message) error
 		return nil // "/links@otherbot" in a group is not for us
 	}
 	r := &request{
-		name:   strings.ToLower(name),
-		msg:    m,
-		target: otpbot.Target{ChatID: m.Chat.ID, ThreadID: telegram.ThreadFrom(ctx)},
-		user:   m.From.ID,
-		admin:  c.admins[m.From.ID],
-		args:   strings.Fields(m.CommandArguments()),
+		name:    strings.ToLower(name),
+		msg:     m,
+		target:  otpbot.Target{ChatID: m.Chat.ID, ThreadID: telegram.ThreadFrom(ctx)},
+		user:    m.From.ID,
+		admin:   c.admins[m.From.ID],
+		args:    strings.Fields(m.CommandArguments()),
+		private: m.Chat.IsPrivate(),
 	}
 	cmd, ok := c.commands[r.name]
-	if !ok {
+	if !ok && !r.private && at == "" {
 		// In a group, other bots' commands without @suffix reach us too;
 		// only answer an unknown command said to us directly.
-		if m.Chat.IsPrivate() || at != "" {
-			r.name = "unknown" // the metric label stays bounded
-			return c.refuse(ctx, r)
-		}
 		return nil
 	}
-	allowed, err := c.allowed(ctx, cmd.who, r)
+	r.loc, r.settings = c.chatLocale(ctx, m.Chat.ID, r.private, m.From)
+	if !ok {
+		return c.unknown(ctx, r)
+	}
+	allowed, reason, err := c.allowed(ctx, cmd.who, r)
 	if err == nil && !allowed {
-		return c.refuse(ctx, r)
+		return c.refuse(ctx, r, reason)
 	}
 	if err == nil {
 		err = cmd.run(ctx, r)
@@ -246,18 +271,19 @@ func (c *Commands) handleMessage(ctx context.Context, m *tgbotapi.Message) error
 	return nil
 }
 
-func (c *Commands) allowed(ctx context.Context, who access, r *request) (bool, error) {
-	switch who {
-	case anyone:
-		return true, nil
-	case adminOnly:
-		return r.admin, nil
-	}
-	if r.admin {
-		return true, nil
+// allowed reports whether r may run a command with access who, and when
+// it may not, why (templates.RefusedView.Reason).
+func (c *Commands) allowed(ctx context.Context, who access, r *request) (bool, string, error) {
+	switch {
+	case who == anyone || r.admin:
+		return true, "", nil
+	case who == adminOnly:
+		return false, templates.RefusedAdmin, nil
+	case who == privateOrAdmin:
+		return r.private, templates.RefusedGroupAdmin, nil
 	}
 	links, err := c.chatLinks(ctx, r)
-	return len(links) > 0, err
+	return len(links) > 0, templates.RefusedLinked, err
 }
 
 // chatLinks returns the links of the request's chat (every topic).
@@ -277,18 +303,18 @@ func (c *Commands) count(name, outcome string) { c.handled.WithLabelValues(name,
 // reply renders the named template and sends it to the request's chat and
 // topic, as an answer to the command message.
 func (c *Commands) reply(ctx context.Context, r *request, name string, data any) error {
-	text, err := c.tmpl.Render(name, data)
+	text, err := r.loc.Render(name, data)
 	if err != nil {
 		return err
 	}
-	return c.send(ctx, r, text)
+	return c.send(ctx, r, text, nil)
 }
 
-// send queues text as the reply to r. The command's work is done by then:
-// a reply Telegram refuses, or cannot take for ReplyMaxAge, is logged and
-// never turns the command into a failure.
-func (c *Commands) send(_ context.Context, r *request, text string) error {
-	m := telegram.OutMessage{Target: r.target, Text: text, ReplyTo: r.msg.MessageID}
+// send queues text (with buttons, nil for none) as the reply to r. The
+// command's work is done by then: a reply Telegram refuses, or cannot take
+// for ReplyMaxAge, is logged and never turns the command into a failure.
+func (c *Commands) send(_ context.Context, r *request, text string, buttons [][]telegram.Button) error {
+	m := telegram.OutMessage{Target: r.target, Text: text, ReplyTo: r.msg.MessageID, Buttons: buttons}
 	name := r.name
 	c.outq.push(r.target.ChatID, func(ctx context.Context) {
 		if _, err := c.client.Send(ctx, m); err != nil {
@@ -312,25 +338,34 @@ func (c *Commands) ok(ctx context.Context, r *request, name string, data any) er
 // entries, live codes) over as many messages as Telegram's length limit
 // needs; page builds the view of one message (see templates.RenderPages).
 func (c *Commands) okPages(ctx context.Context, r *request, name string, n int, page func(from, to, part, parts int) any) error {
-	pages, err := c.tmpl.RenderPages(name, n, page)
+	pages, err := r.loc.RenderPages(name, n, page)
 	if err != nil {
 		return err
 	}
 	c.count(r.name, "ok")
 	for _, p := range pages {
-		if err := c.send(ctx, r, p); err != nil {
+		if err := c.send(ctx, r, p, nil); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// okButtons counts a successful command and sends its reply with buttons.
+func (c *Commands) okButtons(ctx context.Context, r *request, name string, data any, buttons [][]telegram.Button) error {
+	c.count(r.name, "ok")
+	text, err := r.loc.Render(name, data)
+	if err != nil {
+		return err
+	}
+	return c.send(ctx, r, text, buttons)
+}
+
+// errSettingNotSaved: the store did not take a chat's setting (the
+// reason is logged); the user is told to try again.
+var errSettingNotSaved = errors.New("chat setting not saved")
+
 func (c *Commands) usage(ctx context.Context, r *request, usage string) error {
 	c.count(r.name, "usage")
 	return c.reply(ctx, r, "usage", templates.UsageView{Usage: usage})
-}
-
-func (c *Commands) refuse(ctx context.Context, r *request) error {
-	c.count(r.name, "refused")
-	return c.reply(ctx, r, "refused", nil)
 }

@@ -104,8 +104,11 @@ func newEnvLimited(t *testing.T, limiter func(now func() time.Time) *telegram.Li
 		t.Fatal(err)
 	}
 	e.tmpl = tmpl
+	// The deliverer and the commands share the chats' settings, as serve
+	// wires them: a /language shows in the next code at once.
+	chats := templates.NewChats(templates.ChatsOptions{Set: tmpl, Store: e.store, Now: clock.Now})
 	e.cmds, err = NewCommands(CommandsOptions{
-		Store: e.store, Client: e.client, Templates: tmpl, Admins: []int64{admin},
+		Store: e.store, Client: e.client, Templates: tmpl, Chats: chats, Admins: []int64{admin},
 		Now: clock.Now, Username: e.client.Username, Registerer: prometheus.NewRegistry(),
 	})
 	if err != nil {
@@ -120,7 +123,7 @@ func newEnvLimited(t *testing.T, limiter func(now func() time.Time) *telegram.Li
 	// The real deliverer sends the code messages and applies a hide; its
 	// countdown ticks are due on the test clock, so they wait until a test
 	// moves it.
-	d, err := deliver.NewDeliverer(deliver.DelivererOptions{Store: e.store, Client: e.client, Renderer: tmpl, Now: clock.Now,
+	d, err := deliver.NewDeliverer(deliver.DelivererOptions{Store: e.store, Client: e.client, Renderer: chats, Now: clock.Now,
 		Limiter: limiter(clock.Now), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +175,7 @@ func (e *env) push(id, card, code string, ttl time.Duration) otpbot.Event {
 	now := e.clock.Now()
 	ev := otpbot.Event{ID: id, Group: id, Provider: otpbot.ProviderUPay, Name: "3DS_OTP", Kind: otpbot.KindCode,
 		CardID: card, CustomerNo: "CUST-" + card, CardLast4: card[len(card)-4:], Merchant: "Shop " + id, Amount: "9.99", Currency: "EUR",
-		Code: code, CodeLabel: "3-D Secure code", ReceivedAt: now, ExpiresAt: now.Add(ttl)}
+		Code: code, ReceivedAt: now, ExpiresAt: now.Add(ttl)}
 	if _, err := e.store.Ingest(e.ctx, ev); err != nil {
 		e.t.Fatal(err)
 	}
@@ -217,3 +220,23 @@ func mustNotContain(t *testing.T, got string, avoid ...string) {
 func cardKey(id string) otpbot.Key { return otpbot.Key{Type: otpbot.KeyCard, ID: id} }
 
 func chat(id int64) otpbot.Target { return otpbot.Target{ChatID: id} }
+
+// tmplSet loads the built-in templates.
+func tmplSet(t *testing.T) *templates.Set {
+	t.Helper()
+	s, err := templates.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// en is the English text of an answer piece (answers.tmpl), as a button
+// press shows it.
+func en(name string) string {
+	s, err := templates.New("")
+	if err != nil {
+		panic(err)
+	}
+	return s.Default().Label(name, nil)
+}

@@ -94,7 +94,7 @@ func (c *Commands) history(ctx context.Context, r *request) error {
 	}
 	if h.events {
 		if !r.admin {
-			return c.refuse(ctx, r) // every card's events: admins only
+			return c.refuse(ctx, r, templates.RefusedAdmin) // every card's events: admins only
 		}
 		entries, err := c.store.History(ctx, otpbot.EventsKey, h.n)
 		if err != nil {
@@ -120,7 +120,7 @@ func (c *Commands) history(ctx context.Context, r *request) error {
 			if looksLikePAN(h.id) {
 				return c.cardNumber(ctx, r, "")
 			}
-			return c.refuse(ctx, r)
+			return c.refuse(ctx, r, templates.RefusedKey)
 		}
 	}
 	if len(keys) == 0 {

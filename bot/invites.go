@@ -35,7 +35,7 @@ func (c *Commands) invite(ctx context.Context, r *request) error {
 	}
 	c.log.Info("invite created", "key_type", key.Type, "key", otpbot.MaskedID(key.ID), "by", r.user, "expires", inv.ExpiresAt)
 	return c.ok(ctx, r, "invite", templates.InviteView{
-		Key: key, URL: "https://t.me/" + username + "?start=" + token, ExpiresAt: inv.ExpiresAt,
+		Key: key, URL: "https://t.me/" + username + "?start=" + token, ExpiresAt: inv.ExpiresAt, Valid: c.inviteTTL,
 	})
 }
 

@@ -18,7 +18,7 @@ func (c *Commands) start(ctx context.Context, r *request) error {
 	}
 	return c.ok(ctx, r, "start", templates.StartView{
 		ChatID: r.target.ChatID, ThreadID: r.target.ThreadID, Name: r.msg.From.FirstName,
-		Admin: r.admin, Linked: len(links) > 0,
+		Admin: r.admin, Linked: len(links) > 0, Group: !r.private,
 	})
 }
 
@@ -31,5 +31,5 @@ func (c *Commands) help(ctx context.Context, r *request) error {
 		}
 		linked = len(links) > 0
 	}
-	return c.ok(ctx, r, "help", templates.HelpView{Admin: r.admin, Linked: linked})
+	return c.ok(ctx, r, "help", templates.HelpView{Admin: r.admin, Linked: linked, Settings: r.private || r.admin})
 }

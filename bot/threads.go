@@ -22,10 +22,11 @@ type ThreadStore interface {
 	Enqueue(ctx context.Context, tasks ...otpbot.Task) error
 }
 
-// ThreadRenderer renders the "thread_reply" template; templates.Set
-// implements it.
+// ThreadRenderer picks the templates a chat is written in, to render
+// "thread_reply" in its language and zone; templates.Chats implements it
+// (templates.Set writes every chat in the defaults).
 type ThreadRenderer interface {
-	Render(name string, data any) (string, error)
+	Locale(ctx context.Context, chatID int64) *templates.Locale
 }
 
 // DefaultThreadTimeout bounds the store work of one Thread call: the
@@ -140,8 +141,9 @@ func (t *Threads) Thread(ctx context.Context, ev otpbot.Event) {
 		return // the default: history only
 	}
 	// The reply names the card as the code message it answers does (the
-	// chat's name for it, Message.CardName): rendered once per name.
-	texts := map[string]string{}
+	// chat's name for it, Message.CardName), in the chat's language:
+	// rendered once per language, zone and name.
+	texts := map[threadText]string{}
 	now := t.now()
 	created := ev.ReceivedAt
 	if created.IsZero() {
@@ -164,13 +166,15 @@ func (t *Threads) Thread(ctx context.Context, ev otpbot.Event) {
 			t.log.Debug("no code message to reply to", "event", ev.Name, "id", otpbot.Ref(ev.ID), "target", target)
 			continue
 		}
-		text, ok := texts[m.CardName]
+		loc := t.render.Locale(ctx, target.ChatID)
+		key := threadText{loc, m.CardName}
+		text, ok := texts[key]
 		if !ok {
-			if text, err = t.render.Render("thread_reply", templates.ThreadView{Event: ev, Card: templates.CardLabel(ev, m.CardName)}); err != nil {
+			if text, err = loc.Render("thread_reply", templates.ThreadView{Event: ev, Card: loc.CardLabel(ev, m.CardName)}); err != nil {
 				t.fail(ev, err)
 				return
 			}
-			texts[m.CardName] = text
+			texts[key] = text
 		}
 		tasks = append(tasks, otpbot.Task{
 			ID: ThreadReplyID(ev.ID, target), Kind: otpbot.TaskNotice, Priority: otpbot.PriorityOther,
@@ -192,6 +196,12 @@ func (t *Threads) Thread(ctx context.Context, ev otpbot.Event) {
 		}
 		t.log.Info("reply to a code message queued", attrs...)
 	}
+}
+
+// threadText is what a thread reply's text depends on besides its event.
+type threadText struct {
+	loc  *templates.Locale
+	name string
 }
 
 // optedIn returns the targets of ev's keys whose link is unbroken and has

@@ -61,7 +61,7 @@ func TestApprovalStateGolden(t *testing.T) {
 func TestCardNamesAndIDsGolden(t *testing.T) {
 	s := mustNew(t, "")
 	byID := otpbot.Event{ID: "b", Kind: otpbot.KindCode, Name: "OPT_CODE", CardID: "1085185460000094505", Code: "888666",
-		CodeLabel: "One-time code", ReceivedAt: t0, ExpiresAt: t0.Add(5 * time.Minute)}
+		ReceivedAt: t0, ExpiresAt: t0.Add(5 * time.Minute)}
 	tests := []struct {
 		name  string
 		msg   otpbot.Message
@@ -99,7 +99,7 @@ func TestCardNamesAndIDsGolden(t *testing.T) {
 		{otpbot.Event{CustomerNo: "U1"}, "Work", "Work"},
 		{otpbot.Event{CustomerNo: "U1"}, "", ""},
 	} {
-		if got := CardLabel(tt.ev, tt.name); got != tt.want {
+		if got := s.CardLabel(tt.ev, tt.name); got != tt.want {
 			t.Errorf("CardLabel(%+v, %q) = %q, want %q", tt.ev, tt.name, got, tt.want)
 		}
 	}

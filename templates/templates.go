@@ -1,324 +1,329 @@
 // Package templates renders every text otpbot sends to Telegram: code and
-// approval messages in each state, command replies and ops notices.
+// approval messages in each state, command replies, button labels, the
+// answers to button presses, the command menu and ops notices, in each
+// chat's language and time zone.
 //
-// Templates are Go html/template files (*.tmpl). The built-in ones are
-// embedded in the binary; a folder (templates.dir) may hold files with the
-// same names that replace them one by one. Everything a template prints is
-// escaped for Telegram's HTML parse mode, the output may only use the tags
-// Telegram understands, and it is cut to Telegram's 4096 visible characters.
+// Templates are Go html/template files (*.tmpl), one folder per language
+// (load.go); English is complete and every other language falls back on
+// it. The built-in ones are embedded in the binary; a folder
+// (templates.dir) may hold files with the same names that replace them one
+// by one, per language. Everything a template prints is escaped for
+// Telegram's HTML parse mode, the output may only use the tags Telegram
+// understands, and it is cut to Telegram's 4096 visible characters.
 package templates
 
 import (
-	"bytes"
-	"embed"
+	"context"
+	"errors"
 	"fmt"
 	"html"
 	"html/template"
 	"io/fs"
 	"net/url"
 	"os"
-	"path/filepath"
-	"sort"
-	"strings"
+	"slices"
+	"sync"
 	"time"
+
+	"golang.org/x/text/language"
 
 	"github.com/otpbot/otpbot"
 )
 
-//go:embed builtin/*.tmpl
-var builtin embed.FS
-
-// ext is the file name extension of a template; the name is the file name
-// without it.
-const ext = ".tmpl"
-
-// Set is a parsed set of templates, safe for concurrent use.
-type Set struct {
-	t *template.Template
+// Options configure a Set.
+type Options struct {
+	// Dir is the operator's folder of overrides (templates.dir); "" for
+	// none.
+	Dir string
+	// DefaultLanguage is the language of groups and of users whose own is
+	// not available (templates.default_language); "" means English.
+	DefaultLanguage string
+	// TimeZone is the IANA zone times are shown in unless a chat chose
+	// its own (templates.timezone); "" means UTC.
+	TimeZone string
+	// Answers says that approval requests carry Approve and Decline
+	// (providers.hypercard.api is set): a live request then tells a
+	// cardholder who did not make the purchase to tap Decline.
+	Answers bool
 }
 
-// New parses the built-in templates and lays the *.tmpl files of dir over
-// them (dir may be ""). An override must have the name of a built-in
-// template, so that a typo does not silently leave the built-in in place.
-// Every template is executed once with sample data, so a broken override
-// is reported at start rather than when the first code arrives.
-func New(dir string) (*Set, error) {
-	files := map[string]string{}
-	entries, err := fs.ReadDir(builtin, "builtin")
-	if err != nil {
-		return nil, fmt.Errorf("templates: read built-in: %w", err)
-	}
-	for _, e := range entries {
-		b, err := fs.ReadFile(builtin, "builtin/"+e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("templates: read built-in %s: %w", e.Name(), err)
-		}
-		files[strings.TrimSuffix(e.Name(), ext)] = string(b)
-	}
-	if dir != "" {
-		// A missing folder is a configuration error, not "no overrides".
-		if _, err := os.Stat(dir); err != nil {
-			return nil, fmt.Errorf("templates: dir: %w", err)
-		}
-		matches, err := filepath.Glob(filepath.Join(dir, "*"+ext))
-		if err != nil {
-			return nil, fmt.Errorf("templates: dir %s: %w", dir, err)
-		}
-		for _, path := range matches {
-			name := strings.TrimSuffix(filepath.Base(path), ext)
-			if _, ok := files[name]; !ok {
-				return nil, fmt.Errorf("templates: %s overrides no built-in template (known: %s)", path, strings.Join(sortedKeys(files), ", "))
-			}
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return nil, fmt.Errorf("templates: %w", err)
-			}
-			files[name] = string(b)
-		}
-	}
+// Set is every language's parsed templates, safe for concurrent use.
+type Set struct {
+	// langs are the languages available, English first; tags the same
+	// as language tags, for the matcher.
+	langs   []string
+	tags    []language.Tag
+	matcher language.Matcher
+	// master holds each language's parsed templates; it is only ever
+	// cloned (a clone per time zone, with that zone's functions), never
+	// executed, since html/template cannot clone what has run.
+	master  map[string]*template.Template
+	def     string
+	zone    *time.Location
+	answers bool
 
-	root := template.New("").Funcs(funcs).Option("missingkey=error")
-	// Parse in a fixed order so that a {{define}} repeated across files
-	// resolves the same way on every start.
-	for _, name := range sortedKeys(files) {
-		if _, err := root.New(name).Parse(files[name]); err != nil {
-			return nil, fmt.Errorf("templates: parse %s%s: %w", name, ext, err)
-		}
+	mu      sync.Mutex
+	locales map[localeKey]*Locale
+	// defLocale is the default language in the default zone.
+	defLocale *Locale
+}
+
+type localeKey struct{ lang, zone string }
+
+// New parses the built-in templates and lays the overrides of dir over
+// them (see Load), in English and UTC by default.
+func New(dir string) (*Set, error) { return Load(Options{Dir: dir}) }
+
+// Load parses every language's templates: the built-in ones and the
+// overrides of opts.Dir. An override must have the name of a built-in
+// template, so that a typo does not silently leave the built-in in place.
+// Every template of every language is executed once with sample data, so
+// a broken override is reported at start rather than when the first code
+// arrives.
+func Load(opts Options) (*Set, error) {
+	built, err := readBuiltin()
+	if err != nil {
+		return nil, err
 	}
-	s := &Set{t: root}
-	sample := samples()
-	for _, name := range sortedKeys(files) {
-		data, ok := sample[name]
-		if !ok {
-			continue // a partial: exercised by the templates that use it
-		}
-		if _, err := s.Render(name, data); err != nil {
+	over, err := readDir(opts.Dir, built[base])
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{master: map[string]*template.Template{}, locales: map[localeKey]*Locale{}, answers: opts.Answers}
+	if s.zone, err = LoadZone(opts.TimeZone); err != nil {
+		return nil, fmt.Errorf("templates: time zone: %w", err)
+	}
+	langs := map[string]bool{}
+	for l := range built {
+		langs[l] = true
+	}
+	for l := range over {
+		langs[l] = true
+	}
+	s.langs = baseFirst(sortedKeys(langs))
+	for _, l := range s.langs {
+		s.tags = append(s.tags, language.Make(l))
+		if s.master[l], err = parse(layers(l, built, over)); err != nil {
 			return nil, err
 		}
 	}
+	s.matcher = language.NewMatcher(s.tags)
+	if s.def, err = defaultLanguage(s.langs, s.matcher, opts.DefaultLanguage); err != nil {
+		return nil, err
+	}
+	for _, l := range s.langs {
+		loc, err := s.locale(l, s.zone)
+		if err != nil {
+			return nil, err
+		}
+		if err := loc.check(); err != nil {
+			return nil, err
+		}
+	}
+	s.defLocale, _ = s.locale(s.def, s.zone)
 	return s, nil
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// ErrDefaultLanguage says that the default language is not one of the languages
+// available (built in, or a folder of templates.dir).
+var ErrDefaultLanguage = errors.New("default language not available")
+
+// defaultLanguage picks the language of langs (matched by matcher) that
+// code names; English for "".
+func defaultLanguage(langs []string, matcher language.Matcher, code string) (string, error) {
+	if code == "" {
+		return base, nil
 	}
-	sort.Strings(keys)
-	return keys
+	lang, ok := match(langs, matcher, code)
+	if !ok {
+		return "", fmt.Errorf("templates: %w: %q is not one of %v (add a folder of its templates to templates.dir)", ErrDefaultLanguage, code, langs)
+	}
+	return lang, nil
 }
 
-// Render executes the named template (the file name without ".tmpl") with
-// data, one of the views of this package, and returns HTML ready for
-// Telegram: escaped, only Telegram's tags, at most MaxLen visible characters.
-func (s *Set) Render(name string, data any) (string, error) {
-	t := s.t.Lookup(name)
-	if t == nil {
-		return "", fmt.Errorf("templates: no template %q", name)
-	}
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, data); err != nil {
-		return "", fmt.Errorf("templates: render %s: %w", name, err)
-	}
-	out, err := Truncate(strings.TrimSpace(buf.String()), MaxLen)
+// CheckDefaultLanguage reports whether code names a language available
+// with the overrides of dir (ErrDefaultLanguage when not), without
+// parsing any template: configuration checks it before loading.
+func CheckDefaultLanguage(dir, code string) error {
+	built, err := fs.ReadDir(builtin, "builtin")
 	if err != nil {
-		return "", fmt.Errorf("templates: render %s: %w", name, err)
+		return fmt.Errorf("templates: read built-in: %w", err)
 	}
-	if strings.TrimSpace(html.UnescapeString(stripTags(out))) == "" {
-		// Telegram refuses an empty message; say which template did it.
-		return "", fmt.Errorf("templates: render %s: empty text", name)
+	langs := map[string]bool{}
+	for _, e := range built {
+		langs[e.Name()] = true
 	}
-	return out, nil
+	if dir != "" {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("templates: dir: %w", err)
+		}
+		for _, e := range entries {
+			if tag, err := language.Parse(e.Name()); err == nil && e.IsDir() {
+				langs[tag.String()] = true
+			}
+		}
+	}
+	list := baseFirst(sortedKeys(langs))
+	tags := make([]language.Tag, len(list))
+	for i, l := range list {
+		tags[i] = language.Make(l)
+	}
+	_, err = defaultLanguage(list, language.NewMatcher(tags), code)
+	return err
 }
 
-// MessageTemplate returns the name of the template that shows a message of
-// kind in state.
-func MessageTemplate(kind otpbot.Kind, state otpbot.MessageState) string {
-	switch state {
-	case otpbot.StateLive:
-		if kind == otpbot.KindApproval {
-			return "approval_live"
-		}
-		return "code_live"
-	case otpbot.StateExpired:
-		if kind == otpbot.KindApproval {
-			return "approval_expired"
-		}
-		return "code_expired"
-	case otpbot.StateHidden:
-		return "message_hidden"
-	case otpbot.StateDecided:
-		return "message_decided"
-	default:
-		return "message_failed"
-	}
+// baseFirst puts English first: the matcher's fallback.
+func baseFirst(langs []string) []string {
+	return append([]string{base}, slices.DeleteFunc(langs, func(l string) bool { return l == base })...)
 }
 
-// RenderMessage renders a code or approval message as it should look at
-// now. A live message whose expiry has passed is shown as expired, so a late
-// refresh can never put a stale code back on screen; the code and link are
-// handed to the template only while the message is live.
+// match returns the language of langs closest to a language tag; ok is
+// false when none is close enough to read.
+func match(langs []string, matcher language.Matcher, code string) (string, bool) {
+	tag, err := language.Parse(code)
+	if err != nil {
+		return "", false
+	}
+	_, i, conf := matcher.Match(tag)
+	if conf == language.No {
+		return "", false
+	}
+	return langs[i], true
+}
+
+// parse parses a language's files in order: a later file replaces an
+// earlier one of the same name, and what it defines replaces only those
+// pieces ({{define}}).
+func parse(files []layer) (*template.Template, error) {
+	root := template.New("").Funcs(stubFuncs()).Option("missingkey=error")
+	for _, f := range files {
+		if _, err := root.New(f.name).Parse(f.text); err != nil {
+			return nil, fmt.Errorf("templates: parse %s%s (%s): %w", f.name, ext, f.where, err)
+		}
+	}
+	return root, nil
+}
+
+// LoadZone loads an IANA time zone ("Europe/Madrid"); "" is UTC. The
+// zone names of the operating system's "Local" are refused: they would
+// mean the server's zone.
+func LoadZone(name string) (*time.Location, error) {
+	if name == "" {
+		return time.UTC, nil
+	}
+	if name == "Local" {
+		return nil, fmt.Errorf("unknown time zone %q", name)
+	}
+	return time.LoadLocation(name)
+}
+
+// Languages returns the languages available, English first: the
+// built-in ones and those templates.dir adds.
+func (s *Set) Languages() []string { return slices.Clone(s.langs) }
+
+// DefaultLanguage is the language of a chat that chose none and whose
+// user's language is not available.
+func (s *Set) DefaultLanguage() string { return s.def }
+
+// DefaultZone is the time zone of a chat that chose none.
+func (s *Set) DefaultZone() *time.Location { return s.zone }
+
+// Match returns the available language closest to a language tag
+// (Telegram's language_code: "ru", "pt-br", "zh-hans"); ok is false when
+// none is close enough to read.
+func (s *Set) Match(code string) (lang string, ok bool) { return match(s.langs, s.matcher, code) }
+
+// For returns the templates of a language in a time zone. A language
+// that is not available (Match it first) is the default language; a zone
+// that does not load is the default zone.
+func (s *Set) For(lang, zone string) *Locale {
+	if !slices.Contains(s.langs, lang) {
+		lang = s.def
+	}
+	if zone == "" {
+		zone = s.zone.String()
+	}
+	s.mu.Lock()
+	l := s.locales[localeKey{lang, zone}]
+	s.mu.Unlock()
+	if l != nil {
+		return l // the zone loaded before: no second read of the database
+	}
+	loc, err := LoadZone(zone)
+	if err != nil {
+		loc = s.zone
+	}
+	if l, err = s.locale(lang, loc); err != nil {
+		// Cloning parsed templates fails only if they ran, which masters
+		// never do; the default locale exists since Load.
+		return s.defLocale
+	}
+	return l
+}
+
+// ForChat returns the templates a chat is written in: the language it
+// chose with /language, else (userLang: in a private chat, its user's
+// language_code) the user's language when available, else the default;
+// the zone it chose with /timezone, else the default.
+func (s *Set) ForChat(cs otpbot.ChatSettings, userLang string) *Locale {
+	lang := s.def
+	for _, code := range []string{cs.Language, userLang} {
+		if code == "" {
+			continue
+		}
+		if l, ok := s.Match(code); ok {
+			lang = l
+			break
+		}
+	}
+	return s.For(lang, cs.TimeZone)
+}
+
+// Locale returns the default templates whatever the chat: a Set stands
+// in for a Chats that knows no chat's settings.
+func (s *Set) Locale(context.Context, int64) *Locale { return s.defLocale }
+
+// Default is the default language in the default time zone.
+func (s *Set) Default() *Locale { return s.defLocale }
+
+// locale returns (building once) the templates of lang in zone.
+func (s *Set) locale(lang string, zone *time.Location) (*Locale, error) {
+	key := localeKey{lang, zone.String()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.locales[key]; l != nil {
+		return l, nil
+	}
+	t, err := s.master[lang].Clone()
+	if err != nil {
+		return nil, fmt.Errorf("templates: %s: %w", lang, err)
+	}
+	l := newLocale(s, lang, zone, t)
+	s.locales[key] = l
+	return l, nil
+}
+
+// Render executes the named template in the default language; see
+// Locale.Render.
+func (s *Set) Render(name string, data any) (string, error) { return s.defLocale.Render(name, data) }
+
+// RenderMessage renders a message in the default language; see
+// Locale.RenderMessage.
 func (s *Set) RenderMessage(msg otpbot.Message, now time.Time) (string, error) {
-	state := msg.State
-	if state == "" {
-		state = otpbot.StateLive
-	}
-	ev := msg.Event
-	if state == otpbot.StateLive && ev.Expired(now) {
-		state = otpbot.StateExpired
-	}
-	if ev.Decided() && (state == otpbot.StateLive || state == otpbot.StateExpired) {
-		// Its own push says the request was answered (the store decides
-		// the message at ingest; a message stored before that rule, or one
-		// rendered by otpbot render, shows it all the same).
-		state = otpbot.StateDecided
-	}
-	view := MessageView{State: state, Decision: msg.Decision, Declined: declined(msg),
-		Card: CardLabel(ev, msg.CardName), Now: now}
-	if state == otpbot.StateLive {
-		if !ev.ExpiresAt.IsZero() {
-			view.Left = ev.ExpiresAt.Sub(now)
-			view.LeftText = Remaining(view.Left)
-		}
-	} else {
-		ev = ev.Redacted()
-	}
-	view.Event = ev
-	return s.Render(MessageTemplate(ev.Kind, state), view)
+	return s.defLocale.RenderMessage(msg, now)
 }
 
-// The answers an approval step asks the user to confirm (MessageView.Confirm).
-const (
-	ConfirmApprove = "approve"
-	ConfirmDecline = "decline"
-)
-
-// The problems an approval step reports (MessageView.Problem).
-const (
-	// ProblemUnreachable: HyperCard did not answer (network, timeout, 5xx);
-	// the request is still open and a new tap tries again.
-	ProblemUnreachable = "unreachable"
-	// ProblemRefused: HyperCard answered the decision with an error.
-	ProblemRefused = "refused"
-)
-
-// ApprovalStep is a transient view of a live approval request, shown only
-// in the chat where someone tapped: the confirmation a first tap asks for,
-// or the failure of the call to HyperCard. Exactly one field is set.
-type ApprovalStep struct {
-	Confirm string // ConfirmApprove or ConfirmDecline: approval_confirm
-	Problem string // ProblemUnreachable or ProblemRefused: approval_problem
-}
-
-// RenderApproval renders an approval request at a step of its answer
-// (approval_confirm or approval_problem). A message that is no longer a
-// live, unexpired, unanswered approval request renders as RenderMessage
-// shows it, so a late tap can never bring back a finished request.
+// RenderApproval renders an approval step in the default language; see
+// Locale.RenderApproval.
 func (s *Set) RenderApproval(msg otpbot.Message, now time.Time, step ApprovalStep) (string, error) {
-	state := msg.State
-	if state == "" {
-		state = otpbot.StateLive
-	}
-	ev := msg.Event
-	if state != otpbot.StateLive || ev.Kind != otpbot.KindApproval || ev.Expired(now) || msg.Decision != "" || ev.Decided() ||
-		(step.Confirm == "" && step.Problem == "") {
-		return s.RenderMessage(msg, now)
-	}
-	view := MessageView{Event: ev.Redacted(), State: state, Card: CardLabel(ev, msg.CardName), Now: now,
-		Confirm: step.Confirm, Problem: step.Problem}
-	if !ev.ExpiresAt.IsZero() {
-		view.Left = ev.ExpiresAt.Sub(now)
-		view.LeftText = Remaining(view.Left)
-	}
-	name := "approval_problem"
-	if step.Confirm != "" {
-		name, view.Problem = "approval_confirm", ""
-	}
-	return s.Render(name, view)
+	return s.defLocale.RenderApproval(msg, now, step)
 }
 
-// declinedPrefix starts the Decision of a declined request.
-const declinedPrefix = "Declined"
-
-// declined reports whether msg's request was declined: by an answer given
-// here (its Decision), else by HyperCard's own result.
-func declined(msg otpbot.Message) bool {
-	if msg.Decision != "" {
-		return strings.HasPrefix(msg.Decision, declinedPrefix)
-	}
-	return msg.Event.AuthState == otpbot.AuthDeclined
-}
-
-// DecisionText is what otpbot stores as the Decision of an answered approval
-// request and message_decided shows: "Approved by @ann at 12:03 UTC" or
-// "Declined by @ann at 12:03 UTC". by names who answered (their @username,
-// else their name); at is shown in UTC to the minute.
-func DecisionText(approved bool, by string, at time.Time) string {
-	verb := "Approved"
-	if !approved {
-		verb = declinedPrefix
-	}
-	return verb + " by " + by + " at " + at.UTC().Format("15:04") + " UTC"
-}
-
-// Remaining formats the time left of a code as m:ss (h:mm:ss from an hour
-// on). It rounds to the nearest second, so a refresh that runs a little
-// early or late around a countdown step (expiry minus a multiple of
-// codes.countdown_interval) shows the same round value, and a positive
-// remainder never shows as 0:00.
-func Remaining(d time.Duration) string {
-	if d <= 0 {
-		return "0:00"
-	}
-	sec := int64(d.Round(time.Second) / time.Second)
-	if sec == 0 {
-		sec = 1
-	}
-	if sec >= 3600 {
-		return fmt.Sprintf("%d:%02d:%02d", sec/3600, sec/60%60, sec%60)
-	}
-	return fmt.Sprintf("%d:%02d", sec/60, sec%60)
-}
-
-// CardOf returns how a message names the card of ev: "•••• 1234" from
-// the card number's last four digits; else, when only the card's id is
-// known (HyperCard OPT_CODE, UPay CA_APPLY...), the id's last four
-// characters as an id, "card …4505" (never with the card number's mask:
-// the tail of an id is not the tail of the number); else "".
-func CardOf(ev otpbot.Event) string {
-	if ev.CardLast4 != "" {
-		return "•••• " + ev.CardLast4
-	}
-	if ev.CardID != "" {
-		return "card " + otpbot.MaskID(ev.CardID)
-	}
-	return ""
-}
-
-// CardLabel is CardOf with the name the chat gave the card (Link.Name):
-// "Travel •••• 1234", "Travel (card …4505)"; the name alone when the
-// event shows neither number nor id; CardOf when name is "".
-func CardLabel(ev otpbot.Event, name string) string {
-	card := CardOf(ev)
-	switch {
-	case name == "":
-		return card
-	case card == "":
-		return name
-	case ev.CardLast4 != "":
-		return name + " " + card
-	}
-	return name + " (" + card + ")"
-}
-
-// KeyLabel names a routing key in a chat: a card id masked to its last four
-// characters ("card …3333", otpbot.MaskID, as logs and ops reports name
-// it), a customer number in full.
-func KeyLabel(k otpbot.Key) string {
-	if k.Type == otpbot.KeyCard {
-		return "card " + otpbot.MaskID(k.ID)
-	}
-	return string(k.Type) + " " + k.ID
+// RenderPages renders pages in the default language; see
+// Locale.RenderPages.
+func (s *Set) RenderPages(name string, n int, page func(from, to, part, parts int) any) ([]string, error) {
+	return s.defLocale.RenderPages(name, n, page)
 }
 
 // WebLink reports whether link is an http(s) address: only such a link is
@@ -334,115 +339,3 @@ func WebLink(link string) bool {
 // entities decoded), for a message sent without parse mode after
 // Telegram refused the HTML.
 func PlainText(s string) string { return html.UnescapeString(stripTags(s)) }
-
-var funcs = template.FuncMap{
-	"weblink": WebLink,
-	"card":    CardOf,
-	"key":     KeyLabel,
-	"left":    Remaining,
-	// money joins an amount and its currency ("1.00 EUR"); the currency may
-	// be empty. Without an amount (a push may lack it, or carry one so
-	// malformed that it was dropped) it is "", so that no "Amount" line
-	// shows a bare currency.
-	"money": Money,
-	// when prints a time in UTC to the minute, the way history lists it.
-	"when": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.UTC().Format("2006-01-02 15:04 UTC")
-	},
-	// clock prints a time in UTC with seconds.
-	"clock": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.UTC().Format("2006-01-02 15:04:05 UTC")
-	},
-	// eventTime is when an event happened, or when it arrived if the push
-	// does not say.
-	"eventTime": func(ev otpbot.Event) time.Time {
-		if !ev.OccurredAt.IsZero() {
-			return ev.OccurredAt
-		}
-		return ev.ReceivedAt
-	},
-	"target": func(t otpbot.Target) string {
-		if t.ThreadID == 0 {
-			return fmt.Sprintf("chat %d", t.ChatID)
-		}
-		return fmt.Sprintf("chat %d, topic %d", t.ChatID, t.ThreadID)
-	},
-}
-
-// Money joins an amount and its currency ("12.50 USD"), the amount in
-// the currency's minor units (otpbot.NormalizeAmount: history written
-// before amounts were normalised reads the same); the currency may be
-// empty. Without an amount (a push may lack it, or carry one so malformed
-// that it was dropped) it is "", so that no "Amount" line shows a bare
-// currency.
-func Money(amount, currency string) string {
-	if amount == "" {
-		return ""
-	}
-	if a, ok := otpbot.NormalizeAmount(amount, currency); ok {
-		amount = a
-	}
-	return strings.TrimSpace(amount + " " + currency)
-}
-
-// RenderPages renders n items (history entries, live codes) with the named
-// template over as few messages as needed to keep each within MaxLen, in
-// order. page builds the view of one message from items[from:to], its part
-// number (from 1) and the number of parts. With n == 0 it renders one
-// message with no items. A single item too long for a message on its own is
-// cut like any other text.
-func (s *Set) RenderPages(name string, n int, page func(from, to, part, parts int) any) ([]string, error) {
-	t := s.t.Lookup(name)
-	if t == nil {
-		return nil, fmt.Errorf("templates: no template %q", name)
-	}
-	fits := func(from, to int) (bool, error) {
-		var buf bytes.Buffer
-		// n as part and parts is at least as wide as the final numbers.
-		if err := t.Execute(&buf, page(from, to, n, n)); err != nil {
-			return false, fmt.Errorf("templates: render %s: %w", name, err)
-		}
-		l, err := VisibleLen(strings.TrimSpace(buf.String()))
-		if err != nil {
-			return false, fmt.Errorf("templates: render %s: %w", name, err)
-		}
-		return l <= MaxLen, nil
-	}
-	// Greedy: grow each page while it fits. A page is rendered once per
-	// item it holds, which is cheap for the few dozen items of a command
-	// reply.
-	var bounds [][2]int
-	for from := 0; from < n; {
-		to := from + 1
-		for to < n {
-			ok, err := fits(from, to+1)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				break
-			}
-			to++
-		}
-		bounds = append(bounds, [2]int{from, to})
-		from = to
-	}
-	if n == 0 {
-		bounds = [][2]int{{0, 0}}
-	}
-	out := make([]string, 0, len(bounds))
-	for i, b := range bounds {
-		text, err := s.Render(name, page(b[0], b[1], i+1, len(bounds)))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, text)
-	}
-	return out, nil
-}

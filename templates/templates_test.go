@@ -20,6 +20,9 @@ func golden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name+".golden")
 	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(path, []byte(got+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +50,7 @@ func otp() otpbot.Event {
 	return otpbot.Event{
 		ID: "o1", Group: "o1", Provider: otpbot.ProviderUPay, Name: "3DS_CONFIRM", Kind: otpbot.KindCode,
 		CardID: "c-77", CustomerNo: "CUST9", CardLast4: "1234", Amount: "12.50", Currency: "EUR",
-		Merchant: "Amazon", Code: "482913", CodeLabel: "3-D Secure code",
+		Merchant: "Amazon", Code: "482913",
 		ReceivedAt: t0, ExpiresAt: t0.Add(5 * time.Minute),
 	}
 }
@@ -64,7 +67,7 @@ func approval() otpbot.Event {
 func TestRenderMessageGolden(t *testing.T) {
 	s := mustNew(t, "")
 	link := otp()
-	link.Name, link.Code, link.CodeLabel = "NE_VERIFY", "", "3DS confirmation link"
+	link.Name, link.Code, link.Type = "NE_VERIFY", "", "3DS_CONFIRM_LINK"
 	link.Link = "https://pay.example.com/confirm?id=1&x=2"
 	appLink := link
 	appLink.Link = "upayapp://confirm/7781"
@@ -167,16 +170,36 @@ func TestRenderApprovalGolden(t *testing.T) {
 
 func TestDecisionText(t *testing.T) {
 	at := time.Date(2024, 3, 14, 12, 3, 59, 0, time.FixedZone("CET", 3600))
-	if got := DecisionText(true, "@ann", at); got != "Approved by @ann at 11:03 UTC" {
-		t.Errorf("approve: %q", got)
+	stored := DecisionText(true, "@ann|x", at)
+	if stored != "approved|2024-03-14T11:03:59Z|@ann|x" {
+		t.Errorf("stored: %q", stored)
 	}
-	if got := DecisionText(false, "Bob", at); got != "Declined by Bob at 11:03 UTC" {
-		t.Errorf("decline: %q", got)
+	d, ok := ParseDecision(stored)
+	if !ok || !d.Approved || d.By != "@ann|x" || !d.At.Equal(at) {
+		t.Errorf("ParseDecision(%q) = %+v, %v", stored, d, ok)
+	}
+	s := mustNew(t, "")
+	if got := s.Default().DecisionLabel(stored); got != "Approved by @ann|x at 11:03 UTC" {
+		t.Errorf("label: %q", got)
+	}
+	if got := s.For("en", "Europe/Madrid").DecisionLabel(DecisionText(false, "Bob", at)); got != "Declined by Bob at 12:03 CET" {
+		t.Errorf("label in Madrid: %q", got)
+	}
+	// A decision stored before this form is shown as it was stored.
+	if got := s.Default().DecisionLabel("Declined by Bob at 11:03 UTC"); got != "Declined by Bob at 11:03 UTC" {
+		t.Errorf("old decision: %q", got)
+	}
+	if d, ok := ParseDecision("Declined by Bob at 11:03 UTC"); ok || d.Approved {
+		t.Errorf("old decline read as %+v, %v", d, ok)
 	}
 }
 
 func TestRenderGolden(t *testing.T) {
 	s := mustNew(t, "")
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
 	card := otpbot.Key{Type: otpbot.KeyCard, ID: "15723682800000053333"}
 	cust := otpbot.Key{Type: otpbot.KeyCustomer, ID: "CUST9"}
 	topic := otpbot.Target{ChatID: -1001234, ThreadID: 42}
@@ -204,8 +227,24 @@ func TestRenderGolden(t *testing.T) {
 		{"start_linked_topic", "start", StartView{ChatID: -1001234, ThreadID: 42, Name: "<Ann>", Linked: true}},
 		{"help_anyone", "help", HelpView{}},
 		{"help_linked", "help", HelpView{Linked: true}},
-		{"help", "help", HelpView{Admin: true}},
-		{"refused", "refused", nil},
+		{"help", "help", HelpView{Admin: true, Settings: true}},
+		{"help_private", "help", HelpView{Settings: true}},
+		{"start_admin", "start", StartView{ChatID: 9001, Name: "Ann", Admin: true}},
+		{"start_group", "start", StartView{ChatID: -1001234, Group: true}},
+		{"refused", "refused", RefusedView{Command: "link", Reason: RefusedAdmin, UserID: 222}},
+		{"refused_linked", "refused", RefusedView{Command: "codes", Reason: RefusedLinked, UserID: 222}},
+		{"refused_key", "refused", RefusedView{Command: "history", Reason: RefusedKey, UserID: 222}},
+		{"refused_group_admin", "refused", RefusedView{Command: "language", Reason: RefusedGroupAdmin, UserID: 222}},
+		{"unknown", "unknown", UnknownView{Command: "lnk", Suggest: "link"}},
+		{"unknown_far", "unknown", UnknownView{Command: "weather"}},
+		{"language", "language", LanguageView{Current: LanguageOption{Code: "en", Name: "English"},
+			Languages: []LanguageOption{{Code: "en", Name: "English"}, {Code: "ru", Name: "Русский"}}}},
+		{"language_changed", "language", LanguageView{Current: LanguageOption{Code: "en", Name: "English"}, Chosen: true, Changed: true}},
+		{"language_unknown", "language", LanguageView{Current: LanguageOption{Code: "en", Name: "English"}, Unknown: "xx",
+			Languages: []LanguageOption{{Code: "en", Name: "English"}}, Chosen: true}},
+		{"timezone", "timezone", TimeZoneView{Zone: "UTC", Abbr: "UTC", Now: t0, Default: "UTC"}},
+		{"timezone_changed", "timezone", TimeZoneView{Zone: "Asia/Shanghai", Abbr: "CST", Now: t0.In(shanghai), Chosen: true, Changed: true, Default: "UTC"}},
+		{"timezone_unknown", "timezone", TimeZoneView{Zone: "UTC", Abbr: "UTC", Now: t0, Unknown: "Mars/Olympus", Default: "UTC"}},
 		{"usage", "usage", UsageView{Usage: "/link card ID | /link customer NO"}},
 		{"card_number", "card_number", CardNumberView{Confirm: "/link card ID confirm"}},
 		{"card_number_history", "card_number", CardNumberView{}},
@@ -220,22 +259,22 @@ func TestRenderGolden(t *testing.T) {
 			{Key: cust, Target: otpbot.Target{ChatID: -1001234}, Broken: true, BrokenReason: "Forbidden: bot was kicked"},
 		}}},
 		{"links_empty", "links", LinksView{ChatID: 5}},
-		{"invite", "invite", InviteView{Key: card, URL: "https://t.me/otp_bot?start=AbC-_0123456789abcdefghijk", ExpiresAt: t0.Add(24 * time.Hour)}},
+		{"invite", "invite", InviteView{Key: card, URL: "https://t.me/otp_bot?start=AbC-_0123456789abcdefghijk", ExpiresAt: t0.Add(24 * time.Hour), Valid: 24 * time.Hour}},
 		{"invite_redeemed", "invite_redeemed", LinkView{Key: card, Target: otpbot.Target{ChatID: 5}}},
 		{"invite_invalid", "invite_invalid", nil},
 		{"history", "history", HistoryView{Key: card, Entries: hist, Part: 1, Parts: 1}},
 		{"history_chat_part", "history", HistoryView{Entries: hist[:1], Part: 2, Parts: 3}},
 		{"history_empty", "history", HistoryView{Key: cust, Part: 1, Parts: 1}},
 		{"codes", "codes", CodesView{Codes: []CodeLine{
-			{Event: red, Code: otp().Code, Card: CardOf(red), Left: 270 * time.Second, LeftText: Remaining(270 * time.Second)},
-			{Event: red, Link: "https://pay.example.com/confirm?id=1&x=2", Card: CardOf(red), Left: 280 * time.Second, LeftText: Remaining(280 * time.Second)},
-			{Event: red, Link: "upayapp://confirm/7781", Card: CardOf(red), Left: 290 * time.Second, LeftText: Remaining(290 * time.Second)},
-			{Event: approval(), Card: CardOf(approval()), Left: time.Hour + 5*time.Second, LeftText: Remaining(time.Hour + 5*time.Second)},
+			{Event: red, Code: otp().Code, Card: s.CardLabel(red, ""), Left: 270 * time.Second, LeftText: Remaining(270 * time.Second)},
+			{Event: red, Link: "https://pay.example.com/confirm?id=1&x=2", Card: s.CardLabel(red, ""), Left: 280 * time.Second, LeftText: Remaining(280 * time.Second)},
+			{Event: red, Link: "upayapp://confirm/7781", Card: s.CardLabel(red, ""), Left: 290 * time.Second, LeftText: Remaining(290 * time.Second)},
+			{Event: approval(), Card: s.CardLabel(approval(), ""), Left: time.Hour + 5*time.Second, LeftText: Remaining(time.Hour + 5*time.Second)},
 		}, Part: 1, Parts: 1, DeleteIn: Remaining(270 * time.Second)}},
 		{"codes_empty", "codes", CodesView{Part: 1, Parts: 1}},
 		{"codes_gone", "codes_gone", nil},
-		{"thread_reply", "thread_reply", ThreadView{Event: consume, Card: CardOf(consume)}},
-		{"thread_reply_failed", "thread_reply", ThreadView{Event: refused, Card: CardOf(refused)}},
+		{"thread_reply", "thread_reply", ThreadView{Event: consume, Card: s.CardLabel(consume, "")}},
+		{"thread_reply_failed", "thread_reply", ThreadView{Event: refused, Card: s.CardLabel(refused, "")}},
 		{"thread_reply_unnamed", "thread_reply", ThreadView{Event: unnamed}},
 		{"replies", "replies", RepliesView{On: true, Target: otpbot.Target{ChatID: 5}, Links: 2}},
 		{"replies_off_topic", "replies", RepliesView{Target: topic, Links: 1}},
@@ -264,14 +303,14 @@ func TestRenderGolden(t *testing.T) {
 // Every built-in template must have a golden case, so a new template cannot
 // slip in untested.
 func TestEveryTemplateHasGolden(t *testing.T) {
-	entries, err := os.ReadDir("builtin")
+	entries, err := os.ReadDir("builtin/en")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
 		name := strings.TrimSuffix(e.Name(), ext)
-		if name == "partials" || name == "words" {
-			continue // only definitions, used by the others
+		if definitionsOnly[name] {
+			continue // only definitions, used by the others (locales_test.go covers each)
 		}
 		if _, err := os.Stat(filepath.Join("testdata", name+".golden")); err != nil {
 			t.Errorf("template %s has no golden file %s.golden", name, name)
@@ -389,7 +428,7 @@ func TestOverrides(t *testing.T) {
 		{"syntax error", map[string]string{"start.tmpl": "{{if}"}, "parse start"},
 		{"missing field", map[string]string{"start.tmpl": "{{.Nope}}"}, "render start"},
 		{"tag Telegram refuses", map[string]string{"help.tmpl": "<div>x</div>"}, "<div> is not supported"},
-		{"empty text", map[string]string{"refused.tmpl": "{{/* nothing */}} <b> </b>\n"}, "render refused: empty text"},
+		{"empty text", map[string]string{"refused.tmpl": "{{/* nothing */}} <b> </b>\n"}, "render refused (en): empty text"},
 	}
 	for _, tt := range errs {
 		t.Run(tt.name, func(t *testing.T) {

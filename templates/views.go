@@ -18,11 +18,18 @@ import (
 type MessageView struct {
 	Event otpbot.Event
 	State otpbot.MessageState
-	// Decision says who answered an approval request, how and when
-	// ("Approved by @ann at 12:03 UTC", see DecisionText); Declined is true
-	// when the answer was a decline, so a template can pick its sign.
+	// Decision says who answered an approval request here, how and when,
+	// in the chat's words and zone ("Approved by @ann at 12:03 UTC", the
+	// piece "decision"); Answer is the same as data (nil when nobody
+	// answered here). Declined is true when the request was declined,
+	// here or at HyperCard, so a template can pick its sign.
 	Decision string
+	Answer   *Decision
 	Declined bool
+	// CanDecline is set on a live approval request that carries the
+	// Decline button (providers.hypercard.api), so the message can tell a
+	// cardholder who did not make the purchase to tap it.
+	CanDecline bool
 	// Confirm is set while the approval_confirm step asks the user who
 	// tapped Approve or Decline to confirm: "approve" or "decline".
 	Confirm string
@@ -49,12 +56,82 @@ type StartView struct {
 	Name     string // first name of the user, may be empty
 	Admin    bool   // the user may run the ops commands
 	Linked   bool   // the chat receives at least one card or customer
+	Group    bool   // a group (or channel), not a private chat
 }
 
 // HelpView is the data of "help": which commands the user may run here.
+// Settings is true where the user may change the chat's language and
+// time zone (a private chat, or an admin in a group).
 type HelpView struct {
-	Admin  bool
-	Linked bool
+	Admin    bool
+	Linked   bool
+	Settings bool
+}
+
+// The reasons a command is refused (RefusedView.Reason).
+const (
+	// RefusedAdmin: only admins (telegram.admins) may run it.
+	RefusedAdmin = "admin"
+	// RefusedLinked: it works in a chat that receives codes, and nothing
+	// is linked to this one.
+	RefusedLinked = "linked"
+	// RefusedKey: the card or customer named is not this chat's.
+	RefusedKey = "key"
+	// RefusedGroupAdmin: in a group only admins may run it (/language,
+	// /timezone); in a private chat anyone may.
+	RefusedGroupAdmin = "group_admin"
+)
+
+// RefusedView is the data of "refused": a command this user may not run
+// here, why (Reason, one of the Refused* constants) and who asked (their
+// Telegram user id, which an admin adds to telegram.admins). It says
+// nothing about any card.
+type RefusedView struct {
+	Command string // without the slash: "link"
+	Reason  string
+	UserID  int64
+}
+
+// UnknownView is the data of "unknown": a command otpbot does not have
+// (Command, without the slash), and the closest one it has (Suggest, ""
+// when none is close).
+type UnknownView struct {
+	Command string
+	Suggest string
+}
+
+// LanguageView is the data of "language": the chat's language and the
+// ones it may choose (with buttons). Changed is set once a choice was
+// stored; Chosen when the chat chose its language itself (rather than
+// following its user's Telegram language or the default).
+type LanguageView struct {
+	Current   LanguageOption
+	Languages []LanguageOption
+	Chosen    bool
+	Changed   bool
+	// Unknown is a /language argument that names no available language.
+	Unknown string
+}
+
+// LanguageOption is one language: its code ("pt-BR") and its name in
+// itself ("Português").
+type LanguageOption struct {
+	Code, Name string
+}
+
+// TimeZoneView is the data of "timezone": the chat's time zone (an IANA
+// name), its abbreviation now ("CET"), the time there now (Now, in that
+// zone), and whether the chat chose it itself. Changed is set once a choice was stored;
+// Unknown is an argument that names no zone; Default is the zone of a
+// chat that chose none (templates.timezone).
+type TimeZoneView struct {
+	Zone    string
+	Abbr    string
+	Now     time.Time
+	Chosen  bool
+	Changed bool
+	Unknown string
+	Default string
 }
 
 // LinkView is the data of "link_ok", "unlink_ok", "unlink_missing" and
@@ -84,11 +161,13 @@ type CardNumberView struct {
 	Confirm string
 }
 
-// InviteView is the data of "invite": the one-time deep link an admin asked for.
+// InviteView is the data of "invite": the one-time deep link an admin
+// asked for, valid for Valid (until ExpiresAt).
 type InviteView struct {
 	Key       otpbot.Key
 	URL       string
 	ExpiresAt time.Time
+	Valid     time.Duration
 }
 
 // HistoryView is the data of "history": one page of /history. Entries hold
@@ -104,9 +183,9 @@ type HistoryView struct {
 	Names   map[string]string
 }
 
-// Card names the card of ev as a history line shows it: CardLabel with
-// the name this chat gave the card.
-func (v HistoryView) Card(ev otpbot.Event) string { return CardLabel(ev, v.Names[ev.CardID]) }
+// Name is the name this chat gave the card of ev ("" for none): a
+// history line names the card {{card .Event ($.Name .Event)}}.
+func (v HistoryView) Name(ev otpbot.Event) string { return v.Names[ev.CardID] }
 
 // Events reports whether the view lists every event (/history events).
 func (v HistoryView) Events() bool { return v.Key == otpbot.EventsKey }
@@ -150,6 +229,13 @@ type RepliesView struct {
 	On     bool
 	Target otpbot.Target
 	Links  int
+}
+
+// OpsRepeatView is the data of the piece "ops_repeat": one problem of an
+// ops report happened Count times since Since.
+type OpsRepeatView struct {
+	Count int
+	Since time.Time
 }
 
 // OpsView is the data of the ops notices ("ops_unrouted", "ops_rejected",

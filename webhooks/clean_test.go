@@ -59,7 +59,7 @@ func assertCleanEvent(t *testing.T, ev otpbot.Event) {
 		"ID": ev.ID, "Group": ev.Group, "Name": ev.Name, "CardID": ev.CardID, "CustomerNo": ev.CustomerNo,
 		"CardLast4": ev.CardLast4, "Amount": ev.Amount, "Currency": ev.Currency, "Merchant": ev.Merchant,
 		"Country": ev.Country, "Status": ev.Status, "Trace": ev.Trace, "Code": ev.Code,
-		"CodeLabel": ev.CodeLabel, "Link": ev.Link, "AuthID": ev.AuthID, "Reason": ev.Reason,
+		"Link": ev.Link, "AuthID": ev.AuthID, "Reason": ev.Reason,
 	} {
 		if dirty(v) {
 			t.Errorf("event field %s = %q keeps a control or bidi character", name, v)

@@ -238,7 +238,7 @@ func (d *HyperCardOptCode) fields() []field {
 
 func (d *HyperCardOptCode) fill(ev *otpbot.Event) {
 	ev.CardID = d.CardID.String()
-	ev.Code, ev.CodeLabel = string(d.Code), "One-time code"
+	ev.Code = string(d.Code)
 	ev.OccurredAt, _ = d.CreateTime.Time()
 }
 

@@ -195,7 +195,7 @@ func (c CodeConfig) ttl(name string) time.Duration {
 func reject(ev *otpbot.Event, reason string) {
 	ev.Kind = otpbot.KindRejected
 	ev.Reason = reason
-	ev.Code, ev.Link, ev.CodeLabel = "", "", ""
+	ev.Code, ev.Link = "", ""
 	ev.ExpiresAt = time.Time{}
 }
 

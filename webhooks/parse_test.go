@@ -83,12 +83,12 @@ func TestParseUPay(t *testing.T) {
 			Amount: "9.99", Currency: "USD", Merchant: "Netflix", Status: "successful", Trace: "TR6", OccurredAt: pushTime,
 		}))},
 		"3ds_otp.json": {want: upayEv("PN7", "3DS_OTP", otpbot.KindCode, card1(otpbot.Event{
-			Code: "004711", CodeLabel: "3-D Secure code", Trace: "TR7",
+			Code: "004711", Trace: "TR7",
 			OccurredAt: pushTime, ExpiresAt: received.Add(10 * time.Minute),
 		}))},
 		"3ds_otp_strings_and_extra_fields.json": {want: upayEv("PN8", "3DS_OTP", otpbot.KindCode, otpbot.Event{
 			CardID: "123456", CustomerNo: "42", CardLast4: "9876",
-			Code: "123456", CodeLabel: "3-D Secure code", Trace: "TR8",
+			Code: "123456", Trace: "TR8",
 			OccurredAt: pushTime, ExpiresAt: received.Add(10 * time.Minute),
 		})},
 		"3ds_otp_missing_code.json": {want: upayEv("PN9", "3DS_OTP", otpbot.KindRejected, card1(otpbot.Event{
@@ -97,11 +97,11 @@ func TestParseUPay(t *testing.T) {
 		// A code is delivered without what it only displays: the card
 		// number, the trace.
 		"3ds_otp_empty_card_number.json": {want: upayEv("PN10", "3DS_OTP", otpbot.KindCode, otpbot.Event{
-			CardID: "C1", CustomerNo: "CU1001", Code: "004711", CodeLabel: "3-D Secure code",
+			CardID: "C1", CustomerNo: "CU1001", Code: "004711",
 			Trace: "TR10", OccurredAt: pushTime, ExpiresAt: received.Add(10 * time.Minute),
 		}), degraded: []string{"detail.cardNumber"}},
 		"3ds_otp_missing_trace.json": {want: upayEv("PN11", "3DS_OTP", otpbot.KindCode, card1(otpbot.Event{
-			Code: "004711", CodeLabel: "3-D Secure code", OccurredAt: pushTime, ExpiresAt: received.Add(10 * time.Minute),
+			Code: "004711", OccurredAt: pushTime, ExpiresAt: received.Add(10 * time.Minute),
 		})), degraded: []string{"trace"}},
 		// Without its code, or without any routing key, there is nothing to
 		// deliver, or no one to deliver it to.
@@ -116,7 +116,7 @@ func TestParseUPay(t *testing.T) {
 		// amount, currency and times are malformed or missing: all shown
 		// as absent, the code delivered.
 		"3ds_confirm_degraded.json": {want: upayEv("PN29", "3DS_CONFIRM", otpbot.KindCode, otpbot.Event{
-			CustomerNo: "CU1001", Code: "B8L3", CodeLabel: "3-D Secure confirmation code",
+			CustomerNo: "CU1001", Code: "B8L3",
 			ExpiresAt: received.Add(5 * time.Minute),
 		}), degraded: []string{"trace", "timestamp", "detail.cardId", "detail.cardNumber", "detail.merchants",
 			"detail.transactionTime", "detail.amount", "detail.transactionCurrency"}},
@@ -127,7 +127,7 @@ func TestParseUPay(t *testing.T) {
 			Reason: "missing required field detail.3dsCode", Trace: "TR14", OccurredAt: pushTime,
 		}))},
 		"3ds_confirm.json": {want: upayEv("PN15", "3DS_CONFIRM", otpbot.KindCode, card1(otpbot.Event{
-			Code: "A7K2", CodeLabel: "3-D Secure confirmation code",
+			Code:     "A7K2",
 			Merchant: "Booking.com", Amount: "249.90", Currency: "EUR", Trace: "TR15",
 			OccurredAt: ms(1755248901000), ExpiresAt: received.Add(5 * time.Minute),
 		}))},
@@ -139,29 +139,29 @@ func TestParseUPay(t *testing.T) {
 			Trace: "TR17", OccurredAt: ms(1755248700000),
 		})},
 		"ne_verify_code.json": {want: upayEv("PN18", "NE_VERIFY", otpbot.KindCode, card1(otpbot.Event{
-			Code: "918273", CodeLabel: "3-D Secure verification code", Type: "3DS_VERIFICATION_CODE", Trace: "TR18",
+			Code: "918273", Type: "3DS_VERIFICATION_CODE", Trace: "TR18",
 			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
 		}))},
 		"ne_verify_link.json": {want: upayEv("PN19", "NE_VERIFY", otpbot.KindCode, card1(otpbot.Event{
-			Link: "https://3ds.example.com/confirm?t=abc", CodeLabel: "3-D Secure confirmation link",
+			Link: "https://3ds.example.com/confirm?t=abc",
 			Type: "3DS_CONFIRM_LINK", Trace: "TR19",
 			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
 		}))},
 		"ne_verify_activation.json": {want: upayEv("PN20", "NE_VERIFY", otpbot.KindCode, card1(otpbot.Event{
-			Code: "5521", CodeLabel: "Card activation", Type: "CARD_ACTIVATION", Trace: "TR20",
+			Code: "5521", Type: "CARD_ACTIVATION", Trace: "TR20",
 			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
 		}))},
 		"ne_verify_unknown_type.json": {want: upayEv("PN21", "NE_VERIFY", otpbot.KindCode, card1(otpbot.Event{
-			Code: "7777", CodeLabel: "Verification code", Type: "SOMETHING_NEW", Trace: "TR21",
+			Code: "7777", Type: "SOMETHING_NEW", Trace: "TR21",
 			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
 		}))},
 		// Without its type a code is still a code, labelled plainly.
 		"ne_verify_missing_type.json": {want: upayEv("PN22", "NE_VERIFY", otpbot.KindCode, card1(otpbot.Event{
-			Code: "7777", CodeLabel: "Verification code", Trace: "TR22",
+			Code: "7777", Trace: "TR22",
 			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
 		})), degraded: []string{"detail.type"}},
 		"ne_verify_link_no_order.json": {want: upayEv("PN31", "NE_VERIFY", otpbot.KindCode, card1(otpbot.Event{
-			Link: "https://3ds.example.com/confirm?t=def", CodeLabel: "3-D Secure confirmation link",
+			Link: "https://3ds.example.com/confirm?t=def",
 			Type: "3DS_CONFIRM_LINK", Trace: "TR31",
 			OccurredAt: pushTime, ExpiresAt: received.Add(5 * time.Minute),
 		})), degraded: []string{"detail.orderNo"}},
@@ -274,12 +274,12 @@ func TestParseHyperCard(t *testing.T) {
 		// hour) in an unsigned push is clock skew: the code lives its TTL
 		// from receipt.
 		"opt_code.json": {want: hcEv("OPT_CODE", otpbot.KindCode, otpbot.Event{
-			CardID: "1085185460000094505", Code: "888666", CodeLabel: "One-time code",
+			CardID: "1085185460000094505", Code: "888666",
 			OccurredAt: sec(1710412477), ExpiresAt: received.Add(3 * time.Minute),
 		})},
 		// A card id sent as a JSON number keeps every digit.
 		"opt_code_strings_and_new_fields.json": {want: hcEv("OPT_CODE", otpbot.KindCode, otpbot.Event{
-			CardID: "1085185460000094505", Code: "012345", CodeLabel: "One-time code",
+			CardID: "1085185460000094505", Code: "012345",
 			OccurredAt: sec(1710412477), ExpiresAt: received.Add(3 * time.Minute),
 		})},
 		"opt_code_missing_code.json": {want: hcEv("OPT_CODE", otpbot.KindRejected, otpbot.Event{
@@ -290,7 +290,7 @@ func TestParseHyperCard(t *testing.T) {
 		})},
 		// Without create_time the code lives the codes' TTL from receipt.
 		"opt_code_no_create_time.json": {want: hcEv("OPT_CODE", otpbot.KindCode, otpbot.Event{
-			CardID: "1085185460000094505", Code: "777111", CodeLabel: "One-time code",
+			CardID: "1085185460000094505", Code: "777111",
 			ExpiresAt: received.Add(3 * time.Minute),
 		}), degraded: []string{"create_time"}},
 		"card_config_change.json": {want: hcEv("CARD_CONFIG_CHANGE", otpbot.KindInfo, otpbot.Event{

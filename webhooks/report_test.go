@@ -192,7 +192,7 @@ func TestDegradedPushesRenderWithoutTheField(t *testing.T) {
 			[]string{"Card", "Merchant", "Amount", "12,50", "refund", "Euro", "n/a"}},
 		{"upay", "ne_verify_missing_type.json", []string{"Verification code", "<code>7777</code>", "expires in 5:00"}, nil},
 		{"hypercard", "opt_code_no_create_time.json", []string{"<code>777111</code>", "expires in 5:00"}, nil},
-		{"hypercard", "auth_3ds_malformed.json", []string{"Purchase waiting for approval", "Country: DE", "expires in 5:00"},
+		{"hypercard", "auth_3ds_malformed.json", []string{"Purchase waiting for approval", "Country: Germany", "expires in 5:00"},
 			[]string{"Merchant", "Amount", "fee", "1.00", "n/a", "pending", "five", "Status"}},
 	}
 	for _, tt := range tests {

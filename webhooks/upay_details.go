@@ -81,7 +81,7 @@ func (d *UPay3DSOTP) fields() []field {
 func (d *UPay3DSOTP) fill(ev *otpbot.Event) {
 	ev.CardID, ev.CustomerNo = d.CardID.String(), d.CustomerNo.String()
 	ev.CardLast4 = otpbot.MaskCard(string(d.CardNumber))
-	ev.Code, ev.CodeLabel = string(d.Code), "3-D Secure code"
+	ev.Code = string(d.Code)
 }
 
 // UPay3DSConfirm is the detail of 3DS_CONFIRM (docs/upay.md#3ds_confirm): a
@@ -113,7 +113,7 @@ func (d *UPay3DSConfirm) fields() []field {
 func (d *UPay3DSConfirm) fill(ev *otpbot.Event) {
 	ev.CardID, ev.CustomerNo = d.CardID.String(), d.CustomerNo.String()
 	ev.CardLast4 = otpbot.MaskCard(string(d.CardNumber))
-	ev.Code, ev.CodeLabel = string(d.ValidateCode), "3-D Secure confirmation code"
+	ev.Code = string(d.ValidateCode)
 	ev.Merchant, ev.Amount = d.Merchants.String(), amount(d.Amount, d.TransactionCurrency)
 	ev.Currency = currency(d.TransactionCurrency)
 	ev.OccurredAt, _ = d.TransactionTime.Time()
@@ -214,32 +214,9 @@ const (
 	UPayVerifyViewCard       = "CAT_CARD"
 )
 
-// upayVerificationLabel says what a NE_VERIFY code is for
-// (docs/upay.md#verification-types).
-func upayVerificationLabel(typ string) string {
-	switch otpbot.NormalizeName(typ) {
-	case UPayVerify3DSConfirmLink:
-		return "3-D Secure confirmation link"
-	case UPayVerify3DSCode:
-		return "3-D Secure verification code"
-	case UPayVerifyCardActivation:
-		return "Card activation"
-	case UPayVerifyLockUnlock:
-		return "Card lock/unlock"
-	case UPayVerifyPwdModify:
-		return "Change of transaction (cash withdrawal) password"
-	case UPayVerifyPwdSet:
-		return "Setting of transaction (cash withdrawal) password"
-	case UPayVerifyViewCard:
-		return "Viewing the card"
-	}
-	return "Verification code"
-}
-
 func (d *UPayVerification) fill(ev *otpbot.Event) {
 	ev.CardID, ev.CustomerNo = d.CardID.String(), d.CustomerNo.String()
 	ev.CardLast4 = otpbot.MaskCard(string(d.CardNumber))
-	ev.CodeLabel = upayVerificationLabel(d.Type.String())
 	ev.Type = otpbot.NormalizeName(d.Type.String())
 	if otpbot.NormalizeName(d.Type.String()) == UPayVerify3DSConfirmLink {
 		ev.Link = string(d.Code) // shown as a button, not as a code to copy

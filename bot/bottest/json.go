@@ -3,10 +3,11 @@ package bottest
 import "strconv"
 
 type jsonUser struct {
-	ID        int64  `json:"id"`
-	IsBot     bool   `json:"is_bot"`
-	FirstName string `json:"first_name"`
-	UserName  string `json:"username,omitempty"`
+	ID           int64  `json:"id"`
+	IsBot        bool   `json:"is_bot"`
+	FirstName    string `json:"first_name"`
+	UserName     string `json:"username,omitempty"`
+	LanguageCode string `json:"language_code,omitempty"`
 }
 
 type jsonChat struct {
@@ -52,11 +53,11 @@ type jsonMessage struct {
 	ReplyToMessage *jsonMessage `json:"reply_to_message,omitempty"`
 }
 
-func user(id int64, username string) *jsonUser {
+func user(id int64, username, lang string) *jsonUser {
 	if username == "" {
 		username = "user" + strconv.FormatInt(id, 10)
 	}
-	return &jsonUser{ID: id, FirstName: "User " + strconv.FormatInt(id, 10), UserName: username}
+	return &jsonUser{ID: id, FirstName: "User " + strconv.FormatInt(id, 10), UserName: username, LanguageCode: lang}
 }
 
 func (c *chat) json(forum bool) jsonChat {

@@ -19,6 +19,7 @@ type updateOpts struct {
 	chatType  string
 	username  string
 	firstName string
+	lang      string
 }
 
 // InThread puts the message in a forum topic.
@@ -33,6 +34,10 @@ func FromUsername(name string) UpdateOption { return func(o *updateOpts) { o.use
 
 // FromName sets the sender's first name (default "User <ID>").
 func FromName(first string) UpdateOption { return func(o *updateOpts) { o.firstName = first } }
+
+// LanguageCode sets the sender's Telegram language (language_code: "ru",
+// "pt-br"); none by default.
+func LanguageCode(lang string) UpdateOption { return func(o *updateOpts) { o.lang = lang } }
 
 func (s *Server) SendCommand(chatID, userID int64, text string, opts ...UpdateOption) int {
 	var o updateOpts
@@ -49,7 +54,7 @@ func (s *Server) SendCommand(chatID, userID int64, text string, opts ...UpdateOp
 	c.userMsgs++
 	m := jsonMessage{
 		MessageID: c.nextID,
-		From:      user(userID, o.username),
+		From:      user(userID, o.username, o.lang),
 		Date:      time.Now().Unix(),
 		Chat:      c.json(o.thread != 0),
 		Text:      text,
@@ -70,13 +75,14 @@ func (s *Server) SendCommand(chatID, userID int64, text string, opts ...UpdateOp
 
 // PressButton injects a callback query: userID pressed the button with
 // callback data data under the bot's message messageID in chatID. It
-// returns the callback query id. FromUsername and FromName name the user.
+// returns the callback query id. Of opts, LanguageCode, FromUsername and
+// FromName apply.
 func (s *Server) PressButton(chatID, userID int64, messageID int, data string, opts ...UpdateOption) string {
 	var o updateOpts
 	for _, f := range opts {
 		f(&o)
 	}
-	from := user(userID, o.username)
+	from := user(userID, o.username, o.lang)
 	if o.firstName != "" {
 		from.FirstName = o.firstName
 	}

@@ -284,12 +284,13 @@ func (d *Deliverer) refresh(callBase context.Context, id string) {
 			return // another process shows this step
 		}
 	}
-	text, err := d.render.RenderMessage(msg, now)
+	loc := d.locale(ctx, msg)
+	text, err := loc.RenderMessage(msg, now)
 	if err != nil {
 		d.log.Error("countdown: render failed", "message", id, "err", err)
 		return
 	}
-	out := telegram.OutMessage{Target: msg.Target, Text: text, Buttons: d.buttons(msg), Protect: true}
+	out := telegram.OutMessage{Target: msg.Target, Text: text, Buttons: d.buttons(loc, msg), Protect: true}
 	hash := d.renderHash(out)
 	if shown := d.countdown.lastShown(id); hash == shown || (shown == "" && hash == msg.Rendered) {
 		return

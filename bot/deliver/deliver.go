@@ -29,13 +29,12 @@ type DeliveryStore interface {
 	Unlink(ctx context.Context, key otpbot.Key, target otpbot.Target) (bool, error)
 }
 
-// Renderer renders a code or approval message as it looks at now
-// (templates.Set implements it). For a live message past its expiry it
-// must render the expired form. Render renders a named template
-// ("codes_gone", for a /codes reply too old to delete).
+// Renderer picks the templates a chat is written in: its language and
+// time zone (templates.Chats; a templates.Set writes every chat in the
+// configured defaults). A Locale renders a code or approval message as it
+// looks at now, the expired form for a live message past its expiry.
 type Renderer interface {
-	RenderMessage(msg otpbot.Message, now time.Time) (string, error)
-	Render(name string, data any) (string, error)
+	Locale(ctx context.Context, chatID int64) *templates.Locale
 }
 
 // Sender is the part of the Client the Deliverer uses.
@@ -81,11 +80,12 @@ type DelivererOptions struct {
 	// Ops is told about broken links and prolonged failures; nil logs only.
 	Ops *Ops
 	// ExtraButtons adds rows under the DefaultButtons of a live, unexpired
-	// message; nil adds none. Approvals.Buttons adds Approve and Decline
-	// under HyperCard approval requests. A message in a final state is
-	// always shown without buttons, so they go away everywhere once a
-	// request is answered or expires.
-	ExtraButtons func(msg otpbot.Message) [][]telegram.Button
+	// message, labelled in the chat's language (loc); nil adds none.
+	// Approvals.Buttons adds Approve and Decline under HyperCard approval
+	// requests. A message in a final state is always shown without
+	// buttons, so they go away everywhere once a request is answered or
+	// expires.
+	ExtraButtons func(loc *templates.Locale, msg otpbot.Message) [][]telegram.Button
 	// MaxBackoff caps the wait between retries of a failing call; default
 	// 30s (a code is worthless a minute late).
 	MaxBackoff time.Duration
@@ -118,14 +118,15 @@ type DelivererOptions struct {
 // DrainGrace after its context ends.
 const DrainGrace = 2 * time.Second
 
-// DefaultButtons is the keyboard of a live code: copy the code with one tap
-// (copy_text), open the confirmation link if the push has one (a URL
-// button only for an http(s) link, which is all Telegram accepts; any
-// other link is copied like a code), and hide the code ("Used it").
-// Approval requests get none here: without providers.hypercard.api
-// nothing could answer a tap, and with it Approvals.Buttons adds Approve
-// and Decline (DelivererOptions.ExtraButtons).
-func DefaultButtons(msg otpbot.Message) [][]telegram.Button {
+// DefaultButtons is the keyboard of a live code, labelled in loc's
+// language: copy the code with one tap (copy_text), open the
+// confirmation link if the push has one (a URL button only for an
+// http(s) link, which is all Telegram accepts; any other link is copied
+// like a code), and hide the code ("Used it"). Approval requests get none
+// here: without providers.hypercard.api nothing could answer a tap, and
+// with it Approvals.Buttons adds Approve and Decline
+// (DelivererOptions.ExtraButtons).
+func DefaultButtons(loc *templates.Locale, msg otpbot.Message) [][]telegram.Button {
 	ev := msg.Event
 	if ev.Kind != otpbot.KindCode {
 		return nil
@@ -133,19 +134,19 @@ func DefaultButtons(msg otpbot.Message) [][]telegram.Button {
 	var rows [][]telegram.Button
 	var first []telegram.Button
 	if ev.Code != "" {
-		first = append(first, telegram.Button{Text: "📋 Copy code", CopyText: ev.Code})
+		first = append(first, telegram.Button{Text: loc.Label("button_copy_code", nil), CopyText: ev.Code})
 	}
 	switch {
 	case ev.Link == "":
 	case templates.WebLink(ev.Link):
-		first = append(first, telegram.Button{Text: "🔗 Open link", URL: ev.Link})
+		first = append(first, telegram.Button{Text: loc.Label("button_open_link", nil), URL: ev.Link})
 	case len(ev.Link) <= maxCopyText:
-		first = append(first, telegram.Button{Text: "📋 Copy link", CopyText: ev.Link})
+		first = append(first, telegram.Button{Text: loc.Label("button_copy_link", nil), CopyText: ev.Link})
 	}
 	if len(first) > 0 {
 		rows = append(rows, first)
 	}
-	rows = append(rows, []telegram.Button{{Text: "✅ Used it — hide", Data: telegram.CallbackHide}})
+	rows = append(rows, []telegram.Button{{Text: loc.Label("button_hide", nil), Data: telegram.CallbackHide}})
 	return rows
 }
 
@@ -171,7 +172,7 @@ type Deliverer struct {
 	// refreshTimeout bounds a refresh's Telegram call.
 	refreshTimeout time.Duration
 	ops            *Ops
-	extra          func(otpbot.Message) [][]telegram.Button
+	extra          func(*templates.Locale, otpbot.Message) [][]telegram.Button
 	maxBack        time.Duration
 	maxWait        time.Duration
 	failRep        int
@@ -345,11 +346,16 @@ func (k *keyedMutex) lock(key string) (unlock func(), waited bool) {
 }
 
 // buttons is the keyboard of a live, unexpired message: the default rows
-// and any extra ones.
-func (d *Deliverer) buttons(msg otpbot.Message) [][]telegram.Button {
-	rows := DefaultButtons(msg)
+// and any extra ones, in loc's language.
+func (d *Deliverer) buttons(loc *templates.Locale, msg otpbot.Message) [][]telegram.Button {
+	rows := DefaultButtons(loc, msg)
 	if d.extra != nil {
-		rows = append(rows, d.extra(msg)...)
+		rows = append(rows, d.extra(loc, msg)...)
 	}
 	return rows
+}
+
+// locale is the templates of msg's chat.
+func (d *Deliverer) locale(ctx context.Context, msg otpbot.Message) *templates.Locale {
+	return d.render.Locale(ctx, msg.Target.ChatID)
 }

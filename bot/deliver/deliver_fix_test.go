@@ -417,7 +417,7 @@ func TestDeliverNonWebLinkIsShownLikeACode(t *testing.T) {
 	e.link("C1", otpbot.Target{ChatID: dlChat})
 	e.start()
 	ev := e.codeEvent("ev1", "C1", 5*time.Minute)
-	ev.Name, ev.Code, ev.CodeLabel, ev.Link = "NE_VERIFY", "", "3DS confirmation link", "upayapp://confirm/7781"
+	ev.Name, ev.Code, ev.Type, ev.Link = "NE_VERIFY", "", "3DS_CONFIRM_LINK", "upayapp://confirm/7781"
 	e.push(ev)
 	m := e.waitMessages(dlChat, 1)[0]
 	if !strings.Contains(m.Text, "<code>upayapp://confirm/7781</code>") {

@@ -219,7 +219,7 @@ func (e *dlEnv) codeEvent(id, card string, ttl time.Duration) otpbot.Event {
 	return otpbot.Event{
 		ID: id, Group: id, Provider: otpbot.ProviderUPay, Name: "3DS_OTP", Kind: otpbot.KindCode,
 		CardID: card, CardLast4: "1234", Amount: "12.50", Currency: "EUR", Merchant: "Amazon",
-		Code: dlCode, CodeLabel: "3-D Secure code", ReceivedAt: now, ExpiresAt: now.Add(ttl),
+		Code: dlCode, ReceivedAt: now, ExpiresAt: now.Add(ttl),
 	}
 }
 
@@ -343,7 +343,7 @@ func TestDeliverRenderedHashIsKeyed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := telegram.OutMessage{Target: stored.Target, Text: text, Buttons: DefaultButtons(stored), Protect: true}
+	out := telegram.OutMessage{Target: stored.Target, Text: text, Buttons: DefaultButtons(e.tmpl.Default(), stored), Protect: true}
 	if h := e.d.renderHash(out); stored.Rendered == "" || h != stored.Rendered {
 		t.Fatalf("stored Rendered %q, the Deliverer's hash of the sent message %q", stored.Rendered, h)
 	}

@@ -132,7 +132,7 @@ func (w *jobRun) dropDuplicate(msg otpbot.Message) {
 		return
 	}
 	msg.State = otpbot.StateExpired
-	text, rerr := d.render.RenderMessage(msg, d.now())
+	text, rerr := d.locale(ctx, msg).RenderMessage(msg, d.now())
 	if rerr == nil {
 		rerr = d.client.Edit(ctx, w.sentID, telegram.OutMessage{Target: msg.Target, Text: text})
 	}

@@ -102,7 +102,8 @@ func (w *jobRun) current() (otpbot.Message, bool) {
 // the hash of that; false (the job failed) when the template failed.
 func (w *jobRun) render(msg *otpbot.Message, now time.Time) (telegram.OutMessage, string, bool) {
 	d := w.d
-	text, err := d.render.RenderMessage(*msg, now)
+	loc := d.locale(w.sctx, *msg)
+	text, err := loc.RenderMessage(*msg, now)
 	if err != nil {
 		d.log.Error("render failed", w.logAttrs("err", err)...)
 		if msg.State == otpbot.StateLive {
@@ -115,7 +116,7 @@ func (w *jobRun) render(msg *otpbot.Message, now time.Time) (telegram.OutMessage
 	}
 	out := telegram.OutMessage{Target: msg.Target, Text: text}
 	if msg.State == otpbot.StateLive {
-		out.Buttons = d.buttons(*msg)
+		out.Buttons = d.buttons(loc, *msg)
 		out.Protect = true
 	}
 	return out, d.renderHash(out), true

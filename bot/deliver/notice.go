@@ -22,7 +22,7 @@ func (w *jobRun) deleteMessage() {
 	if telegram.CannotDelete(err) {
 		result = "edited"
 		var text string
-		if text, err = d.render.Render("codes_gone", nil); err == nil {
+		if text, err = d.render.Locale(w.sctx, t.Target.ChatID).Render("codes_gone", nil); err == nil {
 			err = d.client.Edit(w.ctx, t.TelegramID, telegram.OutMessage{Target: t.Target, Text: text})
 		}
 	}

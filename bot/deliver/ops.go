@@ -156,7 +156,7 @@ func (o *Ops) Degraded(_ context.Context, ev otpbot.Event, fields []string) {
 	ev = ev.Redacted()
 	list := strings.Join(fields, ", ")
 	o.add(fmt.Sprintf("%d|%s|%s|%s", opsDegraded, ev.Provider, ev.Name, list),
-		opsBucket{cat: opsDegraded, ev: ev, reason: "delivered without " + list})
+		opsBucket{cat: opsDegraded, ev: ev, reason: list})
 }
 
 // Broken records that Telegram refused target for good.
@@ -307,7 +307,9 @@ func (o *Ops) compose(buckets []*opsBucket) string {
 	for i, b := range buckets {
 		part := o.section(b)
 		if n := utf8.RuneCountInString(part); size+n > maxReport {
-			parts = append(parts, fmt.Sprintf("…and %d more (see the logs).", len(buckets)-i))
+			parts = append(parts, o.render("ops_more", len(buckets)-i, func() string {
+				return fmt.Sprintf("…and %d more (see the logs).", len(buckets)-i)
+			}))
 			break
 		} else {
 			size += n + 2
@@ -317,44 +319,42 @@ func (o *Ops) compose(buckets []*opsBucket) string {
 	return strings.Join(parts, "\n\n")
 }
 
-// section is one bucket's text: the template (or a built-in text) plus
-// how often it happened.
+// section is one bucket's text, from its template (or the built-in text),
+// plus how often it happened.
 func (o *Ops) section(b *opsBucket) string {
-	var text string
-	if name := b.template(); name != "" && o.opts.Renderer != nil {
-		var keys []otpbot.Key
-		if b.cat != opsBroken {
-			keys = b.ev.Keys()
-		}
-		view := templates.OpsView{Event: b.ev, Keys: keys, Target: b.target, Reason: b.reason}
-		if out, err := o.opts.Renderer.Render(name, view); err == nil {
-			text = out
-		} else {
-			o.log.Warn("ops template failed; using the built-in text", "template", name, "err", err)
-		}
-	}
-	if text == "" {
-		text = b.plain()
-	}
+	view := templates.OpsView{Event: b.ev, Keys: b.ev.Keys(), Target: b.target, Reason: b.reason}
+	text := o.render(b.template(), view, b.plain)
 	if b.count > 1 {
-		text += fmt.Sprintf("\n<i>%d times since %s UTC</i>", b.count, b.first.UTC().Format("15:04:05"))
+		text += "\n" + o.render("ops_repeat", templates.OpsRepeatView{Count: b.count, Since: b.first}, func() string {
+			return fmt.Sprintf("<i>%d times since %s UTC</i>", b.count, b.first.UTC().Format("15:04:05"))
+		})
 	}
 	return text
 }
 
-func (b *opsBucket) template() string {
-	switch b.cat {
-	case opsUnrouted:
-		return "ops_unrouted"
-	case opsRejected:
-		return "ops_rejected"
-	case opsBroken:
-		return "ops_broken"
+// render renders the named ops template with data; without templates
+// (Ops built with no Renderer: logs-only setups, tests), or should one
+// fail, builtin gives the text.
+func (o *Ops) render(name string, data any, builtin func() string) string {
+	if o.opts.Renderer == nil {
+		return builtin()
 	}
-	return ""
+	out, err := o.opts.Renderer.Render(name, data)
+	if err != nil {
+		o.log.Warn("ops template failed; using the built-in text", "template", name, "err", err)
+		return builtin()
+	}
+	return out
 }
 
-// plain is the built-in text of a bucket, escaped for HTML.
+// template is the name of the template of b's category.
+func (b *opsBucket) template() string {
+	return [...]string{"ops_unrouted", "ops_rejected", "ops_unknown", "ops_broken", "ops_failing", "ops_refused",
+		"ops_degraded", "ops_expired", "ops_notable"}[b.cat]
+}
+
+// plain is the built-in text of a bucket, escaped for HTML: what Ops
+// sends without templates (see render).
 func (b *opsBucket) plain() string {
 	e := html.EscapeString
 	ev := b.ev
@@ -393,7 +393,11 @@ func (b *opsBucket) plain() string {
 	if ev.CardLast4 != "" {
 		s += "\n💳 •••• " + e(ev.CardLast4)
 	}
-	if b.reason != "" {
+	switch {
+	case b.reason == "":
+	case b.cat == opsDegraded:
+		s += "\nMissing: " + e(b.reason)
+	default:
 		s += "\nReason: " + e(b.reason)
 	}
 	return s

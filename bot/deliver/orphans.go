@@ -123,7 +123,7 @@ func (w *jobRun) dropCopy(msg otpbot.Message, id int) {
 		return
 	}
 	msg.State = otpbot.StateExpired
-	text, rerr := d.render.RenderMessage(msg, d.now())
+	text, rerr := d.locale(w.sctx, msg).RenderMessage(msg, d.now())
 	if rerr == nil {
 		rerr = d.client.Edit(w.ctx, id, telegram.OutMessage{Target: msg.Target, Text: text})
 	}

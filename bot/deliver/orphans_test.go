@@ -34,7 +34,7 @@ func TestDeliverRemovesTheCopyOfAnInterruptedSend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	orphan, err := e.client.Send(ctx, telegram.OutMessage{Target: cur.Target, Text: text, Buttons: DefaultButtons(cur), Protect: true})
+	orphan, err := e.client.Send(ctx, telegram.OutMessage{Target: cur.Target, Text: text, Buttons: DefaultButtons(e.tmpl.Default(), cur), Protect: true})
 	if err != nil {
 		t.Fatal(err)
 	}

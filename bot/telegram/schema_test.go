@@ -174,6 +174,13 @@ func TestBotCallsPassTheSchema(t *testing.T) {
 		{"delete", func() error { return c.Delete(ctx, target, id) }},
 		{"set the webhook", func() error { return c.SetWebhook(ctx, "https://otp.example/telegram/x", "s3cret") }},
 		{"delete the webhook", func() error { return c.DeleteWebhook(ctx) }},
+		{"set the default menu", func() error {
+			return c.SetMyCommands(ctx, []Command{{Name: "start", Description: "Greeting"}}, MenuScope{}, "")
+		}},
+		{"set an admin's menu in Russian", func() error {
+			return c.SetMyCommands(ctx, []Command{{Name: "link", Description: "Привязать карту"}}, MenuScope{ChatID: 42}, "ru")
+		}},
+		{"delete an admin's menu", func() error { return c.DeleteMyCommands(ctx, MenuScope{ChatID: 42}, "ru") }},
 	}
 	for _, st := range steps {
 		if err := st.do(); err != nil {
@@ -203,7 +210,7 @@ func TestBotCallsPassTheSchema(t *testing.T) {
 		}
 	}
 	for _, m := range []string{"getMe", "sendMessage", "editMessageText", "editMessageReplyMarkup", "deleteMessage",
-		"answerCallbackQuery", "getUpdates", "setWebhook", "deleteWebhook"} {
+		"answerCallbackQuery", "getUpdates", "setWebhook", "deleteWebhook", "setMyCommands", "deleteMyCommands"} {
 		if !methods[m] {
 			t.Errorf("%s was not exercised", m)
 		}

@@ -30,6 +30,7 @@ type app struct {
 	log   *slog.Logger
 	keys  Keys
 	tmpl  *templates.Set
+	chats *templates.Chats
 	reg   *prometheus.Registry
 	store *openedStore
 	ops   *deliver.Ops

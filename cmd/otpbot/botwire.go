@@ -15,6 +15,7 @@ import (
 	"github.com/otpbot/otpbot/bot/telegram"
 	"github.com/otpbot/otpbot/hyperpay"
 	"github.com/otpbot/otpbot/store/redis"
+	"github.com/otpbot/otpbot/templates"
 )
 
 // connectBot connects to Telegram (retrying getMe while it is
@@ -41,13 +42,13 @@ func (a *app) connectBot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var buttons func(otpbot.Message) [][]telegram.Button
+	var buttons func(*templates.Locale, otpbot.Message) [][]telegram.Button
 	if approvals != nil {
 		buttons = approvals.Buttons
 	}
 	limiter := newBudget(cfg, a.store, logger)
 	dopts := delivererOptions(cfg)
-	dopts.Store, dopts.Client, dopts.Renderer, dopts.Limiter = a.store, client, a.tmpl, limiter
+	dopts.Store, dopts.Client, dopts.Renderer, dopts.Limiter = a.store, client, a.chats, limiter
 	if a.store.client != nil {
 		// Processes sharing Redis claim each countdown step there.
 		dopts.RefreshClaims = a.store
@@ -61,6 +62,7 @@ func (a *app) connectBot(ctx context.Context) error {
 		Store:      a.store,
 		Client:     client,
 		Templates:  a.tmpl,
+		Chats:      a.chats,
 		Admins:     cfg.Telegram.Admins,
 		Logger:     logger.With("component", "commands"),
 		Username:   client.Username,
@@ -74,6 +76,14 @@ func (a *app) connectBot(ctx context.Context) error {
 	a.setBot(func(b *botParts) {
 		b.commands = commands
 		b.deliverer = a.goPart("deliverer", deliverer.Run)
+	})
+	// The command menus, refreshed at every start: the configuration
+	// (telegram.admins, the languages) may have changed.
+	a.goPart("menu", func(ctx context.Context) error {
+		if err := commands.RegisterMenu(ctx); err != nil && ctx.Err() == nil {
+			logger.Warn("command menu not set", "err", err)
+		}
+		return nil
 	})
 	return a.startUpdates(ctx, client, commands)
 }

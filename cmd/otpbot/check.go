@@ -44,10 +44,12 @@ func cmdCheck(ctx context.Context, args []string, getenv func(string) string, st
 	for _, w := range configWarnings(path, &cfg) {
 		fmt.Fprintln(stdout, "warning: "+w)
 	}
-	if _, err := templates.New(cfg.Templates.Dir); err != nil {
+	tmpl, err := templates.Load(templateOptions(&cfg))
+	if err != nil {
 		return &checkError{fmt.Errorf("templates: %w", err)}
 	}
-	fmt.Fprintf(stdout, "templates: ok%s\n", map[bool]string{true: " (overrides from " + cfg.Templates.Dir + ")", false: ""}[cfg.Templates.Dir != ""])
+	fmt.Fprintf(stdout, "templates: ok (%s; default %s, %s)%s\n", strings.Join(tmpl.Languages(), ", "), tmpl.DefaultLanguage(), tmpl.DefaultZone(),
+		map[bool]string{true: " (overrides from " + cfg.Templates.Dir + ")", false: ""}[cfg.Templates.Dir != ""])
 	if *offline {
 		fmt.Fprintln(stdout, "store: not checked (-offline)")
 		fmt.Fprintln(stdout, "telegram: not checked (-offline)")

@@ -227,6 +227,11 @@ func TestRenderNeedsNoToken(t *testing.T) {
 		{"token file missing", "telegram: {token_file: /nonexistent/token}\n", nil, "888666", 0},
 		{"bad ttl still refused", "codes: {ttl: 0s}\n", nil, "config: codes.ttl must be a positive duration (got 0s)", 2},
 		{"bad templates dir refused", "", map[string]string{"OTPBOT_TEMPLATES_DIR": "/nonexistent/tmpl"}, `config: templates.dir is not a readable folder ("/nonexistent/tmpl")`, 2},
+		{"in the default language and zone", "templates: {default_language: tr, timezone: Europe/Istanbul}\n", nil, "Tek kullanımlık kod", 0},
+		{"a language without templates refused", "templates: {default_language: de}\n", nil,
+			`config: templates.default_language "de" has no templates: use en, ru, zh, es, pt-BR, tr, or add a folder of its templates to templates.dir`, 2},
+		{"a zone that is none refused", "", map[string]string{"OTPBOT_TEMPLATES_TIMEZONE": "Mars/Olympus"},
+			`config: templates.timezone is not an IANA time zone such as Europe/Madrid ("Mars/Olympus")`, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -479,3 +484,26 @@ func TestMigrateEmbeddedToRedisAndBack(t *testing.T) {
 }
 
 var _ = io.Discard
+
+// render -lang and -timezone show a push the way a chat in that language
+// and zone sees it.
+func TestRenderInALanguage(t *testing.T) {
+	dir := t.TempDir()
+	otp := writeFile(t, dir, "otp.json", `{"notify_type":"OPT_CODE","card_id":"1085185460000094505","code":"888666","create_time":1710412477}`)
+	cfg := writeFile(t, dir, "c.yaml", "")
+	out, _, err := runCmd(t, nil, "", "render", "-config", cfg, "-provider", "hypercard", "-at", "1710412500", "-lang", "zh-hans", "-timezone", "Asia/Shanghai", "-file", otp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"一次性验证码", "卡 …4505", "📋 复制验证码"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, bad := range [][]string{{"-lang", "fr"}, {"-timezone", "Mars/Olympus"}} {
+		_, _, err := runCmd(t, nil, "", append([]string{"render", "-config", cfg, "-provider", "hypercard", "-file", otp}, bad...)...)
+		if code := exitCode(err); code != 2 || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("render %v: exit %d, %v", bad, code, err)
+		}
+	}
+}

@@ -183,7 +183,9 @@ type DeliveryConfig struct {
 
 // TemplatesConfig is the templates section.
 type TemplatesConfig struct {
-	Dir string `key:"dir"`
+	Dir             string `key:"dir"`
+	DefaultLanguage string `key:"default_language"`
+	TimeZone        string `key:"timezone"`
 }
 
 // Defaults returns the configuration a file without any key gets. It is the
@@ -251,6 +253,7 @@ func Defaults() Config {
 			CountdownInterval: 30 * time.Second,
 		},
 		History:         HistoryConfig{PerKey: 1000, Retention: 720 * time.Hour},
+		Templates:       TemplatesConfig{DefaultLanguage: "en", TimeZone: "UTC"},
 		Delivery:        DeliveryConfig{Lease: 30 * time.Second, RefreshTimeout: 5 * time.Second},
 		DedupeWindow:    72 * time.Hour,
 		ShutdownTimeout: 15 * time.Second,
@@ -348,7 +351,9 @@ var keyDocs = map[string]string{
 	"delivery.reserve":         "Calls in flight that countdown refreshes and ops notices leave free for new codes and updates, so countdown work never delays a code. 0 means a quarter of `delivery.workers`, at least 2; always fewer than the workers.",
 	"delivery.refresh_timeout": "Longest Telegram call of a countdown refresh: a late refresh is worthless, and a stuck one must not hold a worker.",
 
-	"dedupe_window":    "How long a push identity is remembered: a repeat within it is acknowledged and not sent again. Must exceed every `signature_tolerance`, so a replayed signed request is only ever a repeat.",
-	"shutdown_timeout": "Longest graceful shutdown: stop accepting, finish in-flight work, leave the rest in the outbox. Telegram calls still running 3 s before it (at half of it, when shorter than 6 s) are cut off and their work handed back to the outbox, due at once for the next start; below 4 s a stop may take up to half of it plus 2 s.",
-	"templates.dir":    "Optional folder whose `*.tmpl` files override the built-in message templates.",
+	"dedupe_window":              "How long a push identity is remembered: a repeat within it is acknowledged and not sent again. Must exceed every `signature_tolerance`, so a replayed signed request is only ever a repeat.",
+	"shutdown_timeout":           "Longest graceful shutdown: stop accepting, finish in-flight work, leave the rest in the outbox. Telegram calls still running 3 s before it (at half of it, when shorter than 6 s) are cut off and their work handed back to the outbox, due at once for the next start; below 4 s a stop may take up to half of it plus 2 s.",
+	"templates.dir":              "Optional folder of template overrides: `DIR/<lang>/name.tmpl` replaces one template of one language (`DIR/ru/code_live.tmpl`), `DIR/name.tmpl` one of English; a folder named by a language otpbot has no templates for (`DIR/de/`) adds that language, its missing templates in English. Every file is checked at start. See templates/README.md.",
+	"templates.default_language": "Language of groups and of private chats whose user's Telegram language is not available (a chat can choose its own with `/language`): `en`, `ru`, `zh` (Simplified Chinese), `es`, `pt-BR`, `tr`, or one `templates.dir` adds.",
+	"templates.timezone":         "IANA time zone of the times in messages and `/history` (with the zone's abbreviation), unless a chat chose its own with `/timezone`.",
 }

@@ -26,7 +26,10 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	// The time zone database, compiled in: a minimal container has none,
+	// and every chat may choose its own zone (/timezone).
 	"syscall"
+	_ "time/tzdata"
 
 	"github.com/otpbot/otpbot/logs"
 	"github.com/otpbot/otpbot/store/redis"

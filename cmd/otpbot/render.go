@@ -32,6 +32,8 @@ func cmdRender(_ context.Context, args []string, getenv func(string) string, std
 	file := fs.String("file", "", "push body (JSON); stdin when empty or -")
 	asHTML := fs.Bool("html", false, "print the HTML sent to Telegram instead of the text shown")
 	at := fs.String("at", "", "render as if the push arrived at this time (RFC 3339 or Unix seconds); default now")
+	lang := fs.String("lang", "", "the chat's language (en, ru, zh, es, pt-BR, tr, or one templates.dir adds); default templates.default_language")
+	zone := fs.String("timezone", "", "the chat's IANA time zone; default templates.timezone")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -57,9 +59,13 @@ func cmdRender(_ context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
-	tmpl, err := templates.New(cfg.Templates.Dir)
+	tmpl, err := templates.Load(templateOptions(&cfg))
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
+	}
+	loc, err := renderLocale(tmpl, *lang, *zone)
+	if err != nil {
+		return err
 	}
 	// Render shows no identity, so a throwaway key stands in for the
 	// store's installation key.
@@ -69,7 +75,25 @@ func cmdRender(_ context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
-	return renderEvent(stdout, tmpl, ev, now, *asHTML)
+	return renderEvent(stdout, loc, ev, now, *asHTML)
+}
+
+// renderLocale is the templates render writes in: -lang and -timezone,
+// else the configured defaults.
+func renderLocale(tmpl *templates.Set, lang, zone string) (*templates.Locale, error) {
+	l := tmpl.DefaultLanguage()
+	if lang != "" {
+		var ok bool
+		if l, ok = tmpl.Match(lang); !ok {
+			return nil, &usageError{fmt.Sprintf("render: -lang %q: not one of %s", lang, strings.Join(tmpl.Languages(), ", "))}
+		}
+	}
+	if zone != "" {
+		if _, err := templates.LoadZone(zone); err != nil {
+			return nil, &usageError{fmt.Sprintf("render: -timezone %q: not an IANA time zone", zone)}
+		}
+	}
+	return tmpl.For(l, zone), nil
 }
 
 // parserFor picks the parser of a provider.
@@ -114,10 +138,10 @@ func parseWhen(s string) (time.Time, error) {
 }
 
 // renderEvent prints what an event becomes.
-func renderEvent(w io.Writer, tmpl *templates.Set, ev otpbot.Event, now time.Time, asHTML bool) error {
+func renderEvent(w io.Writer, tmpl *templates.Locale, ev otpbot.Event, now time.Time, asHTML bool) error {
 	route := "no card or customer: nobody would receive it"
 	if k, ok := ev.RouteKey(); ok {
-		route = "every chat linked to " + templates.KeyLabel(k)
+		route = "every chat linked to " + keyLabel(k)
 		if k.Type == otpbot.KeyCard {
 			route = "every chat linked to card " + otpbot.MaskID(k.ID)
 		}
@@ -126,7 +150,7 @@ func renderEvent(w io.Writer, tmpl *templates.Set, ev otpbot.Event, now time.Tim
 	if !ev.Kind.Pushed() {
 		where := "in the history of every event (admins: /history events)"
 		if k, ok := ev.RouteKey(); ok {
-			where = "in the history of " + templates.KeyLabel(k) + " and of every event (admins: /history events)"
+			where = "in the history of " + keyLabel(k) + " and of every event (admins: /history events)"
 		}
 		switch ev.Kind {
 		case otpbot.KindRejected:
@@ -159,7 +183,7 @@ func renderEvent(w io.Writer, tmpl *templates.Set, ev otpbot.Event, now time.Tim
 		return fmt.Errorf("render: %w", err)
 	}
 	fmt.Fprintln(w, header)
-	printMessage(w, text, sentButtons(msg), asHTML)
+	printMessage(w, text, sentButtons(tmpl, msg), asHTML)
 	if !ev.ExpiresAt.IsZero() && !expired && !msg.State.Final() {
 		expired, err := tmpl.RenderMessage(msg, ev.ExpiresAt)
 		if err != nil {
@@ -172,7 +196,7 @@ func renderEvent(w io.Writer, tmpl *templates.Set, ev otpbot.Event, now time.Tim
 }
 
 // renderHistoryLine prints the /history line of a history-only event.
-func renderHistoryLine(w io.Writer, tmpl *templates.Set, ev otpbot.Event, asHTML bool) error {
+func renderHistoryLine(w io.Writer, tmpl *templates.Locale, ev otpbot.Event, asHTML bool) error {
 	outcome := otpbot.OutcomeRecorded
 	if ev.Kind == otpbot.KindRejected {
 		outcome = otpbot.OutcomeRejected
@@ -194,11 +218,20 @@ func renderHistoryLine(w io.Writer, tmpl *templates.Set, ev otpbot.Event, asHTML
 // none once its state is final. (Approve / Decline under an approval
 // request need providers.hypercard.api and the running bot; render shows
 // the keyboard without them.)
-func sentButtons(msg otpbot.Message) [][]telegram.Button {
+func sentButtons(loc *templates.Locale, msg otpbot.Message) [][]telegram.Button {
 	if msg.State != otpbot.StateLive {
 		return nil
 	}
-	return deliver.DefaultButtons(msg)
+	return deliver.DefaultButtons(loc, msg)
+}
+
+// keyLabel names a routing key in render's own (English) lines: a card id
+// masked to its last four characters, a customer number in full.
+func keyLabel(k otpbot.Key) string {
+	if k.Type == otpbot.KeyCard {
+		return "card " + otpbot.MaskID(k.ID)
+	}
+	return string(k.Type) + " " + k.ID
 }
 
 // printMessage prints a message and its buttons.

@@ -72,13 +72,16 @@ func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, error)
 	if a.keys, err = loadKeys(cfg); err != nil {
 		return nil, err
 	}
-	if a.tmpl, err = templates.New(cfg.Templates.Dir); err != nil {
+	if a.tmpl, err = templates.Load(templateOptions(cfg)); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	if a.store, err = openStore(ctx, cfg, cfg.Store.Driver, logger); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	logger.Info("store open", "store", a.store.describe)
+	// Each chat's language and time zone, for what is sent with no user
+	// at hand: code messages, countdowns, thread replies.
+	a.chats = templates.NewChats(templates.ChatsOptions{Set: a.tmpl, Store: a.store, Logger: logger.With("component", "templates")})
 	if a.store.redis != nil {
 		warnDurability(ctx, a.store.redis, logger)
 	}
@@ -111,7 +114,7 @@ func (a *app) buildHandlers(ctx context.Context) error {
 	// transaction, in the chats that opted in with /replies on.
 	threads, err := bot.NewThreads(bot.ThreadsOptions{
 		Store:      a.store,
-		Renderer:   a.tmpl,
+		Renderer:   a.chats,
 		Logger:     logger.With("component", "threads"),
 		Registerer: a.reg,
 	})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/otpbot/otpbot/logs"
+	"github.com/otpbot/otpbot/templates"
 )
 
 // validateConfig checks everything that can be checked without the network
@@ -297,15 +298,33 @@ func validateRest(cfg *Config) error {
 	return validateTemplates(cfg)
 }
 
-// validateTemplates checks templates.dir (render needs it too).
+// validateTemplates checks the templates section (render needs it too):
+// the folder, the default language among the languages available, the
+// time zone.
 func validateTemplates(cfg *Config) error {
-	if cfg.Templates.Dir != "" {
-		st, err := os.Stat(cfg.Templates.Dir)
+	t := cfg.Templates
+	if t.Dir != "" {
+		st, err := os.Stat(t.Dir)
 		if err != nil || !st.IsDir() {
-			return cfgErr("templates.dir", "is not a readable folder (%q)", cfg.Templates.Dir)
+			return cfgErr("templates.dir", "is not a readable folder (%q)", t.Dir)
 		}
 	}
+	if err := templates.CheckDefaultLanguage(t.Dir, t.DefaultLanguage); errors.Is(err, templates.ErrDefaultLanguage) {
+		return cfgErr("templates.default_language", "%q has no templates: use en, ru, zh, es, pt-BR, tr, or add a folder of its templates to templates.dir", t.DefaultLanguage)
+	} else if err != nil {
+		return cfgErr("templates.dir", "%v", err)
+	}
+	if _, err := templates.LoadZone(t.TimeZone); err != nil {
+		return cfgErr("templates.timezone", "is not an IANA time zone such as Europe/Madrid (%q)", t.TimeZone)
+	}
 	return nil
+}
+
+// templateOptions are the templates the configuration asks for.
+func templateOptions(cfg *Config) templates.Options {
+	h := cfg.Providers.HyperCard
+	return templates.Options{Dir: cfg.Templates.Dir, DefaultLanguage: cfg.Templates.DefaultLanguage,
+		TimeZone: cfg.Templates.TimeZone, Answers: h.Enabled && h.API.BaseURL != ""}
 }
 
 func positive(key string, d time.Duration) error {

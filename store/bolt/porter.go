@@ -38,6 +38,9 @@ func (s *Store) Export(ctx context.Context, fn func(otpbot.Record) error) error 
 		}); err != nil {
 			return err
 		}
+		if err := exportChats(tx, fn); err != nil {
+			return err
+		}
 		if err := tx.Bucket(bInvites).ForEach(func(_, v []byte) error {
 			var inv otpbot.Invite
 			if err := json.Unmarshal(v, &inv); err != nil {
@@ -165,6 +168,8 @@ func (s *Store) importRecord(tx *bbolt.Tx, r otpbot.Record) error {
 		return putMessage(tx, *r.Message)
 	case r.Task != nil:
 		return putTask(tx, *r.Task)
+	case r.Chat != nil:
+		return putChatSettings(tx, *r.Chat)
 	}
 	return nil // an installation key: applied before the chunks
 }

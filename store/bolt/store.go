@@ -26,6 +26,7 @@
 //	invites          hash → Invite
 //	once             key → expiry (8 bytes); once_by_time expiry + key → ∅
 //	leases           name → lease
+//	chats            chat → ChatSettings (a chat's /language, /timezone...)
 //	meta             "installation_key" → 32 random bytes (never pruned);
 //	                 "ping" → time of Ping's last write check
 package bolt
@@ -67,10 +68,11 @@ var (
 	bOnceByTime     = []byte("once_by_time")
 	bLeases         = []byte("leases")
 	bMeta           = []byte("meta")
+	bChats          = []byte("chats")
 
 	allBuckets = [][]byte{
 		bDedupe, bDedupeByTime, bHistory, bHistoryCount, bLinks, bLinksByChat, bMessages,
-		bMessagesByChat, bTasks, bReady, bCreated, bTaskCount, bInvites, bOnce, bOnceByTime, bLeases, bMeta,
+		bMessagesByChat, bTasks, bReady, bCreated, bTaskCount, bInvites, bOnce, bOnceByTime, bLeases, bMeta, bChats,
 	}
 )
 

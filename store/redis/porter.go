@@ -23,7 +23,7 @@ import (
 // It reads without a snapshot: a store in use may change while it runs.
 func (s *Store) Export(ctx context.Context, fn func(otpbot.Record) error) error {
 	for _, step := range []func(context.Context, func(otpbot.Record) error) error{
-		s.exportKey, s.exportLinks, s.exportHistory, s.exportMessages, s.exportTasks, s.exportInvites, s.exportDedupe,
+		s.exportKey, s.exportLinks, s.exportChats, s.exportHistory, s.exportMessages, s.exportTasks, s.exportInvites, s.exportDedupe,
 	} {
 		if err := step(ctx, fn); err != nil {
 			return err
@@ -278,6 +278,8 @@ func (s *Store) Import(ctx context.Context, recs []otpbot.Record) error {
 			tasks = append(tasks, *r.Task)
 		case r.Invite != nil:
 			err = s.CreateInvite(ctx, *r.Invite)
+		case r.Chat != nil:
+			err = s.importChat(ctx, *r.Chat)
 		case r.Dedupe != nil:
 			// The mark's push group is unknown here, so on a sharded
 			// prefix every shard gets the mark: a repeat is then

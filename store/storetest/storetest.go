@@ -78,6 +78,7 @@ func Run(t *testing.T, newStore NewStoreFunc) {
 		{"Messages", messageTests},
 		{"Links", linkTests},
 		{"Invites", inviteTests},
+		{"Chats", chatTests},
 		{"Coordinator", coordinatorTests},
 		{"Porter", append(porterTests, keyPorterTests...)},
 		{"InstallationKey", keyTests},
@@ -188,7 +189,7 @@ func codeEvent(id, card string, at time.Time) otpbot.Event {
 	return otpbot.Event{
 		ID: id, Group: id, Provider: otpbot.ProviderUPay, Name: "3DS_OTP", Kind: otpbot.KindCode,
 		CardID: card, CardLast4: "1234", Amount: "12.50", Currency: "USD", Merchant: "Coffee Shop",
-		Trace: "tr-" + id, Code: secret, CodeLabel: "3-D Secure code", Link: linkText,
+		Trace: "tr-" + id, Code: secret, Link: linkText,
 		OccurredAt: at.Add(-2 * time.Second), ReceivedAt: at, ExpiresAt: at.Add(5 * time.Minute),
 	}
 }
