@@ -36,10 +36,6 @@ func (s MenuScope) scopeJSON() string {
 	return `{"type":"chat","chat_id":` + strconv.FormatInt(s.ChatID, 10) + `}`
 }
 
-// Target is the chat the scope is for (the zero target for the default
-// scope), for the rate budget.
-func (s MenuScope) Target() otpbot.Target { return otpbot.Target{ChatID: s.ChatID} }
-
 // SetMyCommands sets the command menu of scope for users whose Telegram
 // language is lang (a two-letter ISO 639-1 code; "" for everyone whose
 // language has no list of its own).
@@ -77,7 +73,8 @@ func (p *Paced) SetMyCommands(ctx context.Context, cmds []Command, scope MenuSco
 	if !ok {
 		return fmt.Errorf("setMyCommands: %T cannot set the command menu", p.next)
 	}
-	return p.do(ctx, scope.Target(), "setMyCommands", func(ctx context.Context) error {
+	// A menu puts nothing in a chat: the bot's global budget only.
+	return p.do(ctx, otpbot.Target{}, "setMyCommands", func(ctx context.Context) error {
 		return m.SetMyCommands(ctx, cmds, scope, lang)
 	})
 }
@@ -88,7 +85,7 @@ func (p *Paced) DeleteMyCommands(ctx context.Context, scope MenuScope, lang stri
 	if !ok {
 		return fmt.Errorf("deleteMyCommands: %T cannot set the command menu", p.next)
 	}
-	return p.do(ctx, scope.Target(), "deleteMyCommands", func(ctx context.Context) error {
+	return p.do(ctx, otpbot.Target{}, "deleteMyCommands", func(ctx context.Context) error {
 		return m.DeleteMyCommands(ctx, scope, lang)
 	})
 }
