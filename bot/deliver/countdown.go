@@ -325,10 +325,10 @@ func (d *Deliverer) refresh(callBase context.Context, id string) {
 
 // yieldToCodes waits, briefly, while codes or updates are being sent, so
 // that a due refresh does not go out ahead of a code that is already on
-// its way. It waits 100 ms at most: under a steady stream of codes the
-// countdowns still move.
+// its way. It waits a quarter of a second at most: under a steady stream
+// of codes the countdowns still move.
 func (d *Deliverer) yieldToCodes(ctx context.Context) {
-	for i := 0; i < 20 && d.urgent.Load() > 0; i++ {
+	for i := 0; i < 50 && d.urgent.Load() > 0; i++ {
 		if !wait.Sleep(ctx, 5*time.Millisecond) {
 			return
 		}

@@ -420,9 +420,17 @@ func (s *scheduler) startReady(ctx context.Context) {
 		s.running[p]++
 		s.total++
 		s.wg.Add(1)
+		if !p.Low() {
+			// Counted before the worker starts: a countdown refresh due
+			// at this moment already yields to it.
+			s.d.urgent.Add(1)
+		}
 		go func() {
 			defer s.wg.Done()
 			defer s.d.busy.Add(-1)
+			if !p.Low() {
+				defer s.d.urgent.Add(-1)
+			}
 			defer func() { s.freed <- p }()
 			s.d.work(ctx, s.callBase, s.storeBase, job)
 		}()

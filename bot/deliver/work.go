@@ -39,10 +39,6 @@ func (d *Deliverer) work(ctx, callBase, storeBase context.Context, job otpbot.Jo
 		}
 	}
 	d.recover.forget(job.Task.ID)
-	if !job.Task.Priority.Low() {
-		d.urgent.Add(1)
-		defer d.urgent.Add(-1)
-	}
 	w := &jobRun{d: d, job: job, ctx: callCtx, sctx: storeCtx, runCtx: ctx}
 	if ctx.Err() != nil {
 		// Shutdown began while this job waited for its message's lock:
