@@ -2,7 +2,15 @@ module github.com/otpbot/otpbot
 
 go 1.26.8
 
-require github.com/go-telegram-bot-api/telegram-bot-api/v5 v5.5.1
+require (
+	github.com/chromedp/chromedp v0.23.1
+	github.com/go-telegram-bot-api/telegram-bot-api/v5 v5.5.1
+)
+
+require (
+	github.com/chromedp/cdproto v0.160.1 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+)
 
 require (
 	github.com/BurntSushi/toml v1.4.1-0.20240526193622-a339e1f7089c // indirect

@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-var update = flag.Bool("update", false, "rewrite docs/configuration.md from the code")
+var update = flag.Bool("update", false, "rewrite docs/configuration.md from the code and docs/demo.png from the demo page")
 
 const (
 	exampleConfig = "../../config.example.yaml"
