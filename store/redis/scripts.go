@@ -69,6 +69,27 @@ local function index(zk, member, score, now)
   redis.call('ZADD', zk, score, member)
 end
 
+-- leaseTask leases task id of queue q (priority p) until untilScore /
+-- untilAt under lease, and returns its claim row {lease, task JSON, msg
+-- head, msg event, msg state, msg updated}; a task whose hash is gone is
+-- dropped from the queue and nil returned.
+local function leaseTask(p, q, id, lease, untilScore, untilAt)
+  local tk = B .. 't:' .. id
+  local v = redis.call('HMGET', tk, 'j', 'm')
+  if not v[1] then
+    redis.call('ZREM', q, id)
+    redis.call('ZREM', B .. 'qc:' .. p, id)
+    return nil
+  end
+  redis.call('HSET', tk, 'l', lease, 'at', untilAt)
+  redis.call('ZADD', q, untilScore, id)
+  local m = {false, false, false, false}
+  if v[2] and v[2] ~= '' then
+    m = redis.call('HMGET', B .. 'm:' .. v[2], 'j', 'e', 's', 'u')
+  end
+  return {lease, v[1], m[1], m[2], m[3], m[4]}
+end
+
 local function delTask(id)
   local tk = B .. 't:' .. id
   local p = redis.call('HGET', tk, 'p')
@@ -154,21 +175,10 @@ for p = 0, 3 do
   if n >= max then break end
   local q = B .. 'q:' .. p
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', q, '-inf', now, 'LIMIT', 0, max - n)) do
-    local tk = B .. 't:' .. id
-    local v = redis.call('HMGET', tk, 'j', 'm')
-    if not v[1] then
-      redis.call('ZREM', q, id)
-      redis.call('ZREM', B .. 'qc:' .. p, id)
-    else
+    local row = leaseTask(p, q, id, tok .. ':' .. (n + 1), untilScore, untilAt)
+    if row then
       n = n + 1
-      local lease = tok .. ':' .. n
-      redis.call('HSET', tk, 'l', lease, 'at', untilAt)
-      redis.call('ZADD', q, untilScore, id)
-      local m = {false, false, false, false}
-      if v[2] and v[2] ~= '' then
-        m = redis.call('HMGET', B .. 'm:' .. v[2], 'j', 'e', 's', 'u')
-      end
-      table.insert(out, {lease, v[1], m[1], m[2], m[3], m[4]})
+      table.insert(out, row)
     end
   end
 end

@@ -79,21 +79,8 @@ for i = 0, tonumber(ARGV[6]) - 1 do
   local q = B .. 'q:' .. p
   local sc = redis.call('ZSCORE', q, id)
   if sc and tonumber(sc) <= now then
-    local tk = B .. 't:' .. id
-    local v = redis.call('HMGET', tk, 'j', 'm')
-    if not v[1] then
-      redis.call('ZREM', q, id)
-      redis.call('ZREM', B .. 'qc:' .. p, id)
-    else
-      local lease = tok .. ':' .. (i + 1)
-      redis.call('HSET', tk, 'l', lease, 'at', untilAt)
-      redis.call('ZADD', q, untilScore, id)
-      local m = {false, false, false, false}
-      if v[2] and v[2] ~= '' then
-        m = redis.call('HMGET', B .. 'm:' .. v[2], 'j', 'e', 's', 'u')
-      end
-      table.insert(out, {lease, v[1], m[1], m[2], m[3], m[4]})
-    end
+    local row = leaseTask(p, q, id, tok .. ':' .. (i + 1), untilScore, untilAt)
+    if row then table.insert(out, row) end
   end
 end
 return out
