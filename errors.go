@@ -13,10 +13,10 @@ var (
 	// ErrUnavailable: the store cannot be reached; the caller should answer
 	// 503 so the provider retries.
 	ErrUnavailable = errors.New("store unavailable")
-	// ErrKeyConflict is returned by Import when the imported installation
+	// ErrSecretConflict is returned by Import when the imported installation
 	// key differs from the target's own and the target holds dedupe marks
 	// made with its own (see Porter). Import into a fresh store instead.
-	ErrKeyConflict = errors.New("installation key conflict")
+	ErrSecretConflict = errors.New("installation secret conflict")
 	// ErrNotLinkable: a link or invite for a key no chat can be linked to
 	// (Key.Linkable: EventsKey, an empty id).
 	ErrNotLinkable = errors.New("key cannot be linked")

@@ -24,22 +24,22 @@ func IngestOutcome(ev Event, at time.Time) (outcome Outcome, route bool) {
 	return OutcomeUnrouted, true
 }
 
-// ImportedKey returns the installation key among recs (nil when there is
+// ImportedSecret returns the installation secret among recs (nil when there is
 // none), for a store's Import: a wrong size or two different keys are an
 // error.
-func ImportedKey(recs []Record) ([]byte, error) {
+func ImportedSecret(recs []Record) ([]byte, error) {
 	var key []byte
 	for _, r := range recs {
-		if r.InstallationKey == nil {
+		if r.InstallationSecret == nil {
 			continue
 		}
-		if len(r.InstallationKey) != InstallationKeySize {
-			return nil, fmt.Errorf("imported installation key is %d bytes, want %d", len(r.InstallationKey), InstallationKeySize)
+		if len(r.InstallationSecret) != InstallationSecretSize {
+			return nil, fmt.Errorf("imported installation secret is %d bytes, want %d", len(r.InstallationSecret), InstallationSecretSize)
 		}
-		if key != nil && !bytes.Equal(key, r.InstallationKey) {
-			return nil, fmt.Errorf("%w: the records hold two different installation keys", ErrKeyConflict)
+		if key != nil && !bytes.Equal(key, r.InstallationSecret) {
+			return nil, fmt.Errorf("%w: the records hold two different installation secrets", ErrSecretConflict)
 		}
-		key = r.InstallationKey
+		key = r.InstallationSecret
 	}
 	return key, nil
 }

@@ -29,20 +29,20 @@ func TestIngestOutcome(t *testing.T) {
 	}
 }
 
-// An import holds at most one installation key, of the right size.
-func TestImportedKey(t *testing.T) {
-	k1, k2 := make([]byte, InstallationKeySize), make([]byte, InstallationKeySize)
+// An import holds at most one installation secret, of the right size.
+func TestImportedSecret(t *testing.T) {
+	k1, k2 := make([]byte, InstallationSecretSize), make([]byte, InstallationSecretSize)
 	k2[0] = 1
-	if key, err := ImportedKey([]Record{{}, {InstallationKey: k1}, {InstallationKey: k1}}); err != nil || len(key) != InstallationKeySize {
+	if key, err := ImportedSecret([]Record{{}, {InstallationSecret: k1}, {InstallationSecret: k1}}); err != nil || len(key) != InstallationSecretSize {
 		t.Fatalf("one key twice: %v, %v", key, err)
 	}
-	if _, err := ImportedKey([]Record{{InstallationKey: k1}, {InstallationKey: k2}}); err == nil {
+	if _, err := ImportedSecret([]Record{{InstallationSecret: k1}, {InstallationSecret: k2}}); err == nil {
 		t.Fatal("two different keys accepted")
 	}
-	if _, err := ImportedKey([]Record{{InstallationKey: k1[:5]}}); err == nil {
+	if _, err := ImportedSecret([]Record{{InstallationSecret: k1[:5]}}); err == nil {
 		t.Fatal("a short key accepted")
 	}
-	if key, err := ImportedKey(nil); err != nil || key != nil {
+	if key, err := ImportedSecret(nil); err != nil || key != nil {
 		t.Fatalf("no key: %v, %v", key, err)
 	}
 }

@@ -149,20 +149,20 @@ type Coordinator interface {
 	ReleaseLease(ctx context.Context, name, owner string) error
 }
 
-// InstallationKeySize is the length of an installation key in bytes.
-const InstallationKeySize = 32
+// InstallationSecretSize is the length of an installation secret in bytes.
+const InstallationSecretSize = 32
 
-// KeyStore keeps the installation key: a random secret shared by every
+// SecretStore keeps the installation secret: a random secret shared by every
 // process on one store and kept across restarts. It keys the identities
 // derived from push bodies (a HyperCard push carries no id), so that an id
 // seen in logs, history or a backup cannot be hashed back to the code in
 // the body it came from.
-type KeyStore interface {
-	// InstallationKey returns the store's key (InstallationKeySize random
+type SecretStore interface {
+	// InstallationSecret returns the store's secret (InstallationSecretSize random
 	// bytes), creating it at the first call: every later call, from this
 	// or any other process on the same store, returns the same key. Of two
 	// processes racing to create it, both get the one that was stored.
-	InstallationKey(ctx context.Context) ([]byte, error)
+	InstallationSecret(ctx context.Context) ([]byte, error)
 }
 
 // Record is one item of a store's contents, for backup and migration
@@ -177,10 +177,11 @@ type Record struct {
 	// Dedupe is an event ID still inside the dedupe window, with when it
 	// was seen.
 	Dedupe *DedupeMark `json:"dedupe,omitempty"`
-	// InstallationKey is the store's KeyStore key. Export emits it first
-	// (when the store has one), so that Import meets it before any dedupe
-	// mark made with it.
-	InstallationKey []byte `json:"installation_key,omitempty"`
+	// InstallationSecret is the store's SecretStore secret. Export emits it
+	// first (when the store has one), so that Import meets it before any
+	// dedupe mark made with it. The JSON name is the one every backup so
+	// far was written with.
+	InstallationSecret []byte `json:"installation_key,omitempty"`
 }
 
 // DedupeMark is a remembered event ID.
@@ -192,11 +193,11 @@ type DedupeMark struct {
 // Porter exports and imports a store's whole contents.
 type Porter interface {
 	// Export calls fn for every record, in an order Import accepts. It
-	// never creates an installation key: a store without one exports none.
+	// never creates an installation secret: a store without one exports none.
 	Export(ctx context.Context, fn func(Record) error) error
 	// Import writes records, keeping their ids and times.
 	//
-	// An InstallationKey record is applied before the other records of the
+	// An InstallationSecret record is applied before the other records of the
 	// call. It is stored when the store has no key yet, and is a no-op when
 	// the store has the same key. A store with a different key takes the
 	// imported one only while it holds no dedupe mark inside the window
@@ -218,7 +219,7 @@ type Store interface {
 	ChatSettingsStore
 	Coordinator
 	Porter
-	KeyStore
+	SecretStore
 	// Ping reports whether the store answers (for /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the store.

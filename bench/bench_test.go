@@ -80,7 +80,7 @@ func TestCodeIn(t *testing.T) {
 func TestPushBodyIsA3DSCode(t *testing.T) {
 	now := time.Now()
 	body := pushBody("run1", 42, "I7", codeFor(42), now)
-	parser := webhooks.Parser{IDKey: []byte("bench-test-installation-key-0000"), Codes: webhooks.CodeConfig{TTL: time.Minute}}
+	parser := webhooks.Parser{IDSecret: []byte("bench-test-installation-key-0000"), Codes: webhooks.CodeConfig{TTL: time.Minute}}
 	ev, err := parser.ParseUPay(body, now)
 	if err != nil {
 		t.Fatalf("ParseUPay: %v", err)

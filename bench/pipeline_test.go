@@ -85,9 +85,9 @@ func newPipeline(tb testing.TB, driver string, chats int, global float64, countd
 		tb.Fatal(err)
 	}
 	wh, err := webhooks.New(webhooks.Config{
-		UPay:  webhooks.UPayConfig{Enabled: true, SecretKey: []byte(benchSecret)},
-		Codes: webhooks.CodeConfig{TTL: time.Hour},
-		IDKey: []byte("bench-test-installation-key-0000"),
+		UPay:     webhooks.UPayConfig{Enabled: true, SecretKey: []byte(benchSecret)},
+		Codes:    webhooks.CodeConfig{TTL: time.Hour},
+		IDSecret: []byte("bench-test-installation-key-0000"),
 	}, timed, webhooks.Options{Logger: logger, Registerer: reg})
 	if err != nil {
 		tb.Fatal(err)

@@ -163,7 +163,7 @@ func TestTooLongPushIsAcknowledged(t *testing.T) {
 	})
 	rep := &fakeReporter{}
 	h, err := New(Config{
-		IDKey:     testIDKey,
+		IDSecret:  testIDSecret,
 		UPay:      UPayConfig{Enabled: true, Token: testToken},
 		HyperCard: HyperCardConfig{Enabled: true, Token: testToken},
 	}, store, Options{Now: func() time.Time { return now }, Reporter: rep, Logger: slog.New(slog.DiscardHandler)})

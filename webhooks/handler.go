@@ -96,10 +96,10 @@ type Config struct {
 	UPay           UPayConfig
 	HyperCard      HyperCardConfig
 	Codes          CodeConfig
-	// IDKey keys the ids of pushes that carry none (see Parser.IDKey):
-	// the store's installation key (otpbot.KeyStore). Required, at least
-	// MinIDKeyBytes, when a provider is enabled.
-	IDKey []byte
+	// IDSecret keys the ids of pushes that carry none (see Parser.IDSecret):
+	// the store's installation secret (otpbot.SecretStore). Required, at least
+	// MinIDSecretBytes, when a provider is enabled.
+	IDSecret []byte
 	// AuthResults says what an AUTH_3DS auth_result means (see
 	// Parser.AuthResults); DefaultAuthResults when nil.
 	AuthResults map[int]otpbot.AuthState
@@ -150,14 +150,14 @@ type provider struct {
 
 // New validates cfg and builds the handler. It fails when an enabled
 // provider has no authentication method, naming the provider, and when a
-// provider is enabled without an IDKey.
+// provider is enabled without an IDSecret.
 func New(cfg Config, ing Ingester, opts Options) (*Handler, error) {
 	if ing == nil {
 		return nil, errors.New("webhooks: no ingester")
 	}
-	if (cfg.UPay.Enabled || cfg.HyperCard.Enabled) && len(cfg.IDKey) < MinIDKeyBytes {
-		return nil, fmt.Errorf("webhooks: IDKey (the store's installation key) must be at least %d bytes, got %d",
-			MinIDKeyBytes, len(cfg.IDKey))
+	if (cfg.UPay.Enabled || cfg.HyperCard.Enabled) && len(cfg.IDSecret) < MinIDSecretBytes {
+		return nil, fmt.Errorf("webhooks: IDSecret (the store's installation secret) must be at least %d bytes, got %d",
+			MinIDSecretBytes, len(cfg.IDSecret))
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -169,10 +169,10 @@ func New(cfg Config, ing Ingester, opts Options) (*Handler, error) {
 	cfg.UPay.SecretKey = slices.Clone(cfg.UPay.SecretKey)
 	cfg.HyperCard.AllowIPs = slices.Clone(cfg.HyperCard.AllowIPs)
 	cfg.Codes.TTLByEvent = maps.Clone(cfg.Codes.TTLByEvent)
-	cfg.IDKey = slices.Clone(cfg.IDKey)
+	cfg.IDSecret = slices.Clone(cfg.IDSecret)
 	cfg.AuthResults = maps.Clone(cfg.AuthResults)
 	h := &Handler{cfg: cfg, ing: ing, log: opts.Logger, now: opts.Now, rep: opts.Reporter, threads: opts.Threads,
-		parser: Parser{IDKey: cfg.IDKey, Codes: cfg.Codes, AuthResults: cfg.AuthResults}}
+		parser: Parser{IDSecret: cfg.IDSecret, Codes: cfg.Codes, AuthResults: cfg.AuthResults}}
 	if h.log == nil {
 		h.log = slog.Default()
 	}

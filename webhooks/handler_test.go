@@ -297,18 +297,18 @@ func TestNewValidates(t *testing.T) {
 		{"relative path", Config{UPay: UPayConfig{Enabled: true, Token: "t", Path: "x"}},
 			`providers.upay.path: "x" must start with /`},
 		{"disabled provider needs nothing", Config{HyperCard: HyperCardConfig{Path: "bad"}}, ""},
-		// The rows above get testIDKey; these set their own (non-nil) key.
-		{"hypercard without id key", Config{IDKey: []byte{}, HyperCard: HyperCardConfig{Enabled: true, Token: "t"}},
-			"webhooks: IDKey (the store's installation key) must be at least 16 bytes, got 0"},
-		{"upay with a short id key", Config{IDKey: []byte("0123456789abcde"), UPay: UPayConfig{Enabled: true, Token: "t"}},
-			"webhooks: IDKey (the store's installation key) must be at least 16 bytes, got 15"},
-		{"nothing enabled needs no id key", Config{IDKey: []byte{}}, ""},
+		// The rows above get testIDSecret; these set their own (non-nil) key.
+		{"hypercard without id secret", Config{IDSecret: []byte{}, HyperCard: HyperCardConfig{Enabled: true, Token: "t"}},
+			"webhooks: IDSecret (the store's installation secret) must be at least 16 bytes, got 0"},
+		{"upay with a short id secret", Config{IDSecret: []byte("0123456789abcde"), UPay: UPayConfig{Enabled: true, Token: "t"}},
+			"webhooks: IDSecret (the store's installation secret) must be at least 16 bytes, got 15"},
+		{"nothing enabled needs no id secret", Config{IDSecret: []byte{}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := tt.cfg
-			if cfg.IDKey == nil {
-				cfg.IDKey = testIDKey
+			if cfg.IDSecret == nil {
+				cfg.IDSecret = testIDSecret
 			}
 			_, err := New(cfg, ing, Options{})
 			switch {

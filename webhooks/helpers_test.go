@@ -151,8 +151,8 @@ func newEnv(t *testing.T, cfg Config) *env {
 func newEnvWith(t *testing.T, cfg Config, opts func(*Options)) *env {
 	t.Helper()
 	e := &env{ing: &fakeIngester{}, rep: &fakeReporter{}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
-	if cfg.IDKey == nil {
-		cfg.IDKey = testIDKey
+	if cfg.IDSecret == nil {
+		cfg.IDSecret = testIDSecret
 	}
 	o := Options{
 		Logger:     slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

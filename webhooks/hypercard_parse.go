@@ -25,7 +25,7 @@ import (
 // push, and the event keeps only a marked prefix of it.
 //
 // HyperCard pushes carry no id, so the identity is "hypercard:" + the
-// keyed hash (see Parser.IDKey) of the string HyperCard's signature
+// keyed hash (see Parser.IDSecret) of the string HyperCard's signature
 // covers, made of the fields this notify type is documented with
 // (hyperCardID): a retry of the same push is a repeat even when it gained
 // a field HyperCard added since, a replay the signature cannot tell from
@@ -48,7 +48,7 @@ func (p Parser) ParseHyperCard(body []byte, received time.Time) (otpbot.Event, e
 // signed push's timestamp header dates its code, and its nonce and
 // timestamp tell its occurrence.
 func (p Parser) parseHyperCard(body []byte, rq request) (parsed, error) {
-	if err := p.checkKey(); err != nil {
+	if err := p.checkSecret(); err != nil {
 		return parsed{}, err
 	}
 	var push HyperCardPush
@@ -115,7 +115,7 @@ func (p Parser) hyperCardIdentity(body []byte, push *HyperCardPush, spec eventSp
 	if u, ok := spec.detail.(uniqueID); !spec.kind.Pushed() && (!ok || !u.hasUniqueID()) {
 		occurrence = rq.occurrence()
 	}
-	sum, err := hyperCardID(p.IDKey, body, fields, occurrence)
+	sum, err := hyperCardID(p.IDSecret, body, fields, occurrence)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrMalformed, err)
 	}

@@ -16,7 +16,7 @@ import (
 
 // The identity of a push that carries no id of its own (every HyperCard
 // push, a UPay push without orderNo) is a keyed hash of what the parser
-// reads of it; see Parser.IDKey for why it is keyed.
+// reads of it; see Parser.IDSecret for why it is keyed.
 
 // bodyIDHexLen is how many hex digits of the HMAC an id keeps: 128 bits,
 // plenty to tell pushes apart, and short in logs.

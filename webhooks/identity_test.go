@@ -59,7 +59,7 @@ func assertNotUnkeyed(t *testing.T, id string, body []byte) {
 }
 
 // TestIDsAreKeyed: an id derived from a body (every HyperCard push, a UPay
-// push without orderNo) cannot be recomputed without the installation key,
+// push without orderNo) cannot be recomputed without the installation secret,
 // so the id of an OPT_CODE push, which is logged and stored, does not let
 // anyone try the million 6-digit codes against it. The same body under one
 // key still has one id, so repeats are still recognised.
@@ -88,7 +88,7 @@ func TestIDsAreKeyed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			id := func(key []byte, body []byte) string {
 				t.Helper()
-				got, err := tt.parse(Parser{IDKey: key, Codes: testCodes}, body)
+				got, err := tt.parse(Parser{IDSecret: key, Codes: testCodes}, body)
 				if err != nil {
 					t.Fatalf("parse: %v", err)
 				}
@@ -106,7 +106,7 @@ func TestIDsAreKeyed(t *testing.T) {
 				t.Errorf("ID = %q, want the HMAC-SHA256 of the canonical body %q", a, want)
 			}
 			if b := id(keyB, tt.body); b == a {
-				t.Errorf("two installation keys gave the same ID %q", a)
+				t.Errorf("two installation secrets gave the same ID %q", a)
 			}
 			// Dedupe still works: the same push again, or re-indented, is
 			// the same ID under the same key.
@@ -125,7 +125,7 @@ func TestIDsAreKeyed(t *testing.T) {
 
 	// An attacker with the id and the rest of the body, trying every code
 	// with the unkeyed hash (the old scheme), finds nothing.
-	ev, err := Parser{IDKey: keyA, Codes: testCodes}.ParseHyperCard(optCode, received)
+	ev, err := Parser{IDSecret: keyA, Codes: testCodes}.ParseHyperCard(optCode, received)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestIDsAreKeyed(t *testing.T) {
 func TestParserNeedsKey(t *testing.T) {
 	body := mustRead("hypercard", "opt_code.json")
 	for _, key := range [][]byte{nil, {}, []byte("0123456789abcde")} {
-		p := Parser{IDKey: key, Codes: testCodes}
+		p := Parser{IDSecret: key, Codes: testCodes}
 		if ev, err := p.ParseHyperCard(body, received); err == nil || errors.Is(err, ErrMalformed) {
 			t.Errorf("ParseHyperCard with a %d-byte key: %+v, %v; want a non-ErrMalformed error", len(key), ev, err)
 		}

@@ -18,28 +18,28 @@ import (
 // it parses into an event of kind otpbot.KindRejected.
 var ErrMalformed = errors.New("malformed push")
 
-// MinIDKeyBytes is the shortest Parser.IDKey accepted.
-const MinIDKeyBytes = 16
+// MinIDSecretBytes is the shortest Parser.IDSecret accepted.
+const MinIDSecretBytes = 16
 
-// errNoIDKey is a Parser without a usable IDKey: a programming or wiring
+// errNoIDSecret is a Parser without a usable IDSecret: a programming or wiring
 // error, not a bad push (the handler answers 503, so nothing is lost).
-var errNoIDKey = fmt.Errorf("webhooks: Parser.IDKey must be at least %d bytes", MinIDKeyBytes)
+var errNoIDSecret = fmt.Errorf("webhooks: Parser.IDSecret must be at least %d bytes", MinIDSecretBytes)
 
 // Parser turns authenticated push bodies into events.
 type Parser struct {
-	// IDKey keys the identity of a push that carries no id of its own
+	// IDSecret keys the identity of a push that carries no id of its own
 	// (every HyperCard push; a UPay push without orderNo): the id is an
-	// HMAC-SHA256 under IDKey of a canonical form of the body's known
+	// HMAC-SHA256 under IDSecret of a canonical form of the body's known
 	// fields (those the parser reads for its event type; the whole body
 	// for a type it does not know): for HyperCard the string its signature
 	// covers (hyperCardID), for UPay the JSON with sorted keys (bodyID).
 	// A plain hash would let
 	// anyone who sees an id (logs, history, backups, message and task ids)
 	// recover a short code in the body by trying every value. It must be
-	// at least MinIDKeyBytes long, secret, and the same for every process
-	// on one store and across restarts (the store's installation key,
-	// otpbot.KeyStore), or a repeated push is not recognised as one.
-	IDKey []byte
+	// at least MinIDSecretBytes long, secret, and the same for every process
+	// on one store and across restarts (the store's installation secret,
+	// otpbot.SecretStore), or a repeated push is not recognised as one.
+	IDSecret []byte
 	// Codes says how long codes live.
 	Codes CodeConfig
 	// AuthResults says what an AUTH_3DS auth_result means (the
@@ -152,12 +152,12 @@ func amount(v, cur Scalar) string {
 // currency writes a currency code as ISO 4217 does, in capitals.
 func currency(v Scalar) string { return strings.ToUpper(string(v)) }
 
-// checkKey fails for a Parser without a usable IDKey. Every parse checks
+// checkSecret fails for a Parser without a usable IDSecret. Every parse checks
 // it, so a wiring mistake shows at the first push rather than at the first
 // push that happens to lack an id.
-func (p Parser) checkKey() error {
-	if len(p.IDKey) < MinIDKeyBytes {
-		return errNoIDKey
+func (p Parser) checkSecret() error {
+	if len(p.IDSecret) < MinIDSecretBytes {
+		return errNoIDSecret
 	}
 	return nil
 }

@@ -29,11 +29,11 @@ var testCodes = CodeConfig{
 	TTLByEvent: map[string]time.Duration{"3ds_otp": 10 * time.Minute, "OPT_CODE": 3 * time.Minute},
 }
 
-// testIDKey is the installation key the tests parse with.
-var testIDKey = []byte("webhooks-test-installation-key-0")
+// testIDSecret is the installation secret the tests parse with.
+var testIDSecret = []byte("webhooks-test-installation-key-0")
 
-// testParser parses with testIDKey and testCodes.
-var testParser = Parser{IDKey: testIDKey, Codes: testCodes}
+// testParser parses with testIDSecret and testCodes.
+var testParser = Parser{IDSecret: testIDSecret, Codes: testCodes}
 
 func ms(n int64) time.Time  { return time.UnixMilli(n).UTC() }
 func sec(n int64) time.Time { return time.Unix(n, 0).UTC() }
@@ -187,8 +187,8 @@ func TestParseUPay(t *testing.T) {
 		}))},
 		// Without an orderNo the identity falls back to the keyed body hash.
 		"unknown_event_no_order.json": {want: otpbot.Event{
-			ID:       "upay:hmac:" + keyedHex(testIDKey, `{"detail":{"customerNo":"CU2002"},"event":"XX_NEW_THING"}`),
-			Group:    "upay:hmac:" + keyedHex(testIDKey, `{"detail":{"customerNo":"CU2002"},"event":"XX_NEW_THING"}`),
+			ID:       "upay:hmac:" + keyedHex(testIDSecret, `{"detail":{"customerNo":"CU2002"},"event":"XX_NEW_THING"}`),
+			Group:    "upay:hmac:" + keyedHex(testIDSecret, `{"detail":{"customerNo":"CU2002"},"event":"XX_NEW_THING"}`),
 			Provider: otpbot.ProviderUPay, Name: "XX_NEW_THING", Kind: otpbot.KindUnknown,
 			CustomerNo: "CU2002", ReceivedAt: received,
 		}},
@@ -230,7 +230,7 @@ func TestParseHyperCard(t *testing.T) {
 			// covers (sorted key=value pairs, values as the signature
 			// renders them), then what tells this CONSUME from the next
 			// one of the card: the minute it arrived (it is unsigned).
-			ID: "hypercard:" + keyedHex(testIDKey, `card_id=6654358889900018888&notify_type=CONSUME`+
+			ID: "hypercard:" + keyedHex(testIDSecret, `card_id=6654358889900018888&notify_type=CONSUME`+
 				"&received_minute="+strconv.FormatInt(received.Unix()/60, 10)),
 			CardID: "6654358889900018888",
 		})},

@@ -188,7 +188,7 @@ func TestReplayEveryEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parser := Parser{IDKey: testIDKey, Codes: CodeConfig{TTL: 5 * time.Minute}}
+	parser := Parser{IDSecret: testIDSecret, Codes: CodeConfig{TTL: 5 * time.Minute}}
 	for provider, groups := range map[otpbot.Provider]map[string][]replayCase{
 		otpbot.ProviderHyperCard: replayHyperCard(t), otpbot.ProviderUPay: replayUPay(t),
 	} {

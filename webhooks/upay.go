@@ -113,14 +113,14 @@ func upayEvent(name string) (spec eventSpec, ok bool) {
 // push, and the event keeps only a marked prefix of it.
 //
 // The identity is "upay:" + the outer orderNo; when orderNo is missing (or
-// too long) it is "upay:hmac:" + the keyed hash (see Parser.IDKey) of the
+// too long) it is "upay:hmac:" + the keyed hash (see Parser.IDSecret) of the
 // canonical form of the envelope fields and the event's documented detail
 // fields, so that a retry that gained a field is still a repeat (the whole
 // body for an unknown event, whose fields are not known).
 // A code lives the codes' TTL from the push's timestamp, counted on
 // UPay's clock (request.age): for this unsigned parse, from receipt
 // unless the timestamp is within DefaultUPayTolerance before it. It fails
-// with another error than ErrMalformed when p has no IDKey.
+// with another error than ErrMalformed when p has no IDSecret.
 func (p Parser) ParseUPay(body []byte, received time.Time) (otpbot.Event, error) {
 	r, err := p.parseUPay(body, request{received: received, tolerance: DefaultUPayTolerance})
 	return r.ev, err
@@ -138,7 +138,7 @@ type parsed struct {
 // parseUPay is ParseUPay for a push that arrived as rq says: a signed
 // push's X-UPA-TIMESTAMP dates its code on UPay's clock.
 func (p Parser) parseUPay(body []byte, rq request) (parsed, error) {
-	if err := p.checkKey(); err != nil {
+	if err := p.checkSecret(); err != nil {
 		return parsed{}, err
 	}
 	var push UPayPush
@@ -210,7 +210,7 @@ func (p Parser) upayID(body []byte, push *UPayPush, spec eventSpec, known bool) 
 		fields = knownShape(push)
 		fields["detail"] = knownShape(spec.detail)
 	}
-	sum, err := bodyID(p.IDKey, body, fields)
+	sum, err := bodyID(p.IDSecret, body, fields)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrMalformed, err)
 	}

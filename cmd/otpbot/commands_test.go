@@ -418,7 +418,7 @@ func TestMigrateEmbeddedToRedisAndBack(t *testing.T) {
 	linkCard(t, fake, chat, "C1")
 	in.pushUPay(upayOTP("ORD-M0", "C-NOBODY", "999111"))
 	// A HyperCard push carries no id: its identity is keyed by the store's
-	// installation key, which must move with the data.
+	// installation secret, which must move with the data.
 	hcBody := hcOTP("C-NOBODY", "999222")
 	in.pushHyperCard(hcBody)
 	// A push accepted while Telegram is down stays pending.
@@ -437,7 +437,7 @@ func TestMigrateEmbeddedToRedisAndBack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	if !strings.Contains(out, "1 links") || !strings.Contains(out, "pending tasks") || !strings.Contains(out, "the installation key") {
+	if !strings.Contains(out, "1 links") || !strings.Contains(out, "pending tasks") || !strings.Contains(out, "the installation secret") {
 		t.Errorf("migrate said %q", out)
 	}
 	// Twice into the same prefix is refused without -force.

@@ -104,7 +104,7 @@ func TestLogsNeverShowSecrets(t *testing.T) {
 				if provider == "hypercard" {
 					parse = webhooks.Parser.ParseHyperCard
 				}
-				parser := webhooks.Parser{IDKey: []byte("0123456789abcdef0123456789abcdef")}
+				parser := webhooks.Parser{IDSecret: []byte("0123456789abcdef0123456789abcdef")}
 				if ev, err := parse(parser, body, time.Now()); err == nil && ev.Kind.Pushed() && ev.Code != "" && !ev.Expired(time.Now()) && ev.CardID == "C1" {
 					wantSent = append(wantSent, ev.Code)
 				}

@@ -65,11 +65,11 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		}
 	}
 	if !*force {
-		// A target that only holds its installation key (serve ran once
+		// A target that only holds its installation secret (serve ran once
 		// and received nothing) is empty: Import replaces a key while the
 		// store has no dedupe marks.
 		err := dst.Export(ctx, func(r otpbot.Record) error {
-			if r.InstallationKey != nil {
+			if r.InstallationSecret != nil {
 				return nil
 			}
 			return errNotEmpty
@@ -96,9 +96,9 @@ type recordCounts struct {
 }
 
 func (c recordCounts) String() string {
-	key := "no installation key"
+	key := "no installation secret"
 	if c.key {
-		key = "the installation key"
+		key = "the installation secret"
 	}
 	return fmt.Sprintf("%d links, %d history entries, %d messages, %d pending tasks, %d invites, %d dedupe marks, %s",
 		c.links, c.history, c.messages, c.tasks, c.invites, c.dedupe, key)
@@ -119,7 +119,7 @@ func (c *recordCounts) add(r otpbot.Record) {
 	case r.Dedupe != nil:
 		c.dedupe++
 	}
-	if r.InstallationKey != nil {
+	if r.InstallationSecret != nil {
 		c.key = true
 	}
 }

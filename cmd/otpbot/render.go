@@ -68,8 +68,8 @@ func cmdRender(_ context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	// Render shows no identity, so a throwaway key stands in for the
-	// store's installation key.
-	parser := webhooks.Parser{IDKey: []byte(randomHex(webhooks.MinIDKeyBytes)), Codes: codeConfig(&cfg),
+	// store's installation secret.
+	parser := webhooks.Parser{IDSecret: []byte(randomHex(webhooks.MinIDSecretBytes)), Codes: codeConfig(&cfg),
 		AuthResults: validAuthResults(&cfg)}
 	ev, err := parse(parser, body, now)
 	if err != nil {

@@ -60,7 +60,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 }
 
 // newApp builds what every part of serve shares: templates, metrics, the
-// store (open, its installation key read), ops reports, replies in code
+// store (open, its installation secret read), ops reports, replies in code
 // threads and the provider webhooks. The bot's parts are built later, once
 // Telegram answers (app.connectBot). On an error nothing stays open.
 func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, error) {
@@ -94,7 +94,7 @@ func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, error)
 
 // buildHandlers builds the parts between the store and the outside: ops
 // reports, replies in code threads and the provider webhooks, whose
-// push identities are keyed by the store's installation key.
+// push identities are keyed by the store's installation secret.
 func (a *app) buildHandlers(ctx context.Context) error {
 	cfg, logger := a.cfg, a.log
 	a.ops = deliver.NewOps(deliver.OpsOptions{
@@ -103,7 +103,7 @@ func (a *app) buildHandlers(ctx context.Context) error {
 		Renderer: a.tmpl,
 		Logger:   logger.With("component", "ops"),
 	})
-	idKey, err := installationKey(ctx, a.store, logger)
+	idSecret, err := installationSecret(ctx, a.store, logger)
 	if err != nil {
 		if ctx.Err() != nil {
 			return errStoppedAtStart
@@ -121,7 +121,7 @@ func (a *app) buildHandlers(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	a.hooks, err = webhooks.New(webhooksConfig(cfg, a.keys, idKey), a.store, webhooks.Options{
+	a.hooks, err = webhooks.New(webhooksConfig(cfg, a.keys, idSecret), a.store, webhooks.Options{
 		Logger:     logger.With("component", "webhooks"),
 		Registerer: a.reg,
 		Reporter:   a.ops,
@@ -159,7 +159,7 @@ func (a *app) closeStore() {
 
 // webhooksConfig hands the provider settings to the webhooks package as
 // plain values.
-func webhooksConfig(cfg *Config, keys Keys, idKey []byte) webhooks.Config {
+func webhooksConfig(cfg *Config, keys Keys, idSecret []byte) webhooks.Config {
 	u, h := cfg.Providers.UPay, cfg.Providers.HyperCard
 	return webhooks.Config{
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
@@ -183,23 +183,23 @@ func webhooksConfig(cfg *Config, keys Keys, idKey []byte) webhooks.Config {
 			AllowIPs:           prefixes(h.AllowIPs),
 		},
 		Codes:       codeConfig(cfg),
-		IDKey:       idKey,
+		IDSecret:    idSecret,
 		AuthResults: validAuthResults(cfg),
 	}
 }
 
-// installationKey reads (or, on a new store, creates) the store's secret
+// installationSecret reads (or, on a new store, creates) the store's secret
 // that keys push identities, retrying while the store cannot be reached:
 // a Redis that is still starting must not stop otpbot.
-func installationKey(ctx context.Context, store otpbot.KeyStore, logger *slog.Logger) ([]byte, error) {
+func installationSecret(ctx context.Context, store otpbot.SecretStore, logger *slog.Logger) ([]byte, error) {
 	backoff := 200 * time.Millisecond
 	for {
-		key, err := store.InstallationKey(ctx)
+		key, err := store.InstallationSecret(ctx)
 		if err == nil {
 			return key, nil
 		}
 		if !errors.Is(err, otpbot.ErrUnavailable) {
-			return nil, fmt.Errorf("installation key: %w", err)
+			return nil, fmt.Errorf("installation secret: %w", err)
 		}
 		logger.Warn("store unavailable at start, retrying", "err", err, "retry_in", backoff)
 		t := time.NewTimer(backoff)

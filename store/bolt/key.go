@@ -12,21 +12,22 @@ import (
 	"github.com/otpbot/otpbot"
 )
 
-// keyName is the installation key's entry in the meta bucket.
-var keyName = []byte("installation_key")
+// secretName is the installation secret's entry in the meta bucket (the
+// name existing files hold it under).
+var secretName = []byte("installation_key")
 
-// errBadKey is a stored key of the wrong size: the file is readable, so
+// errBadSecret is a stored key of the wrong size: the file is readable, so
 // it is not ErrUnavailable (a caller retrying would wait forever), but the
 // key cannot be used.
-var errBadKey = errors.New("stored installation key is damaged")
+var errBadSecret = errors.New("stored installation secret is damaged")
 
-// InstallationKey returns the store's installation key, creating it in the
+// InstallationSecret returns the store's installation secret, creating it in the
 // file at the first call. bbolt serialises writers, so the read-or-create
 // in one Update is atomic; the key lives in the file and therefore also in
 // every backup of it.
-func (s *Store) InstallationKey(ctx context.Context) ([]byte, error) {
+func (s *Store) InstallationSecret(ctx context.Context) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("store: installation key: %w", err)
+		return nil, fmt.Errorf("store: installation secret: %w", err)
 	}
 	var key []byte
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -40,7 +41,7 @@ func (s *Store) InstallationKey(ctx context.Context) ([]byte, error) {
 			if key, err = readKey(tx); err != nil || key != nil {
 				return err
 			}
-			fresh := make([]byte, otpbot.InstallationKeySize)
+			fresh := make([]byte, otpbot.InstallationSecretSize)
 			if _, err := rand.Read(fresh); err != nil {
 				return fmt.Errorf("generate: %w", err)
 			}
@@ -52,7 +53,7 @@ func (s *Store) InstallationKey(ctx context.Context) ([]byte, error) {
 		})
 	}
 	if err != nil {
-		return nil, wrap("installation key", err)
+		return nil, wrap("installation secret", err)
 	}
 	return key, nil
 }
@@ -65,12 +66,12 @@ func readKey(tx *bbolt.Tx) ([]byte, error) {
 	if b == nil {
 		return nil, nil
 	}
-	v := b.Get(keyName)
+	v := b.Get(secretName)
 	if v == nil {
 		return nil, nil
 	}
-	if len(v) != otpbot.InstallationKeySize {
-		return nil, fmt.Errorf("%w: %d bytes, want %d", errBadKey, len(v), otpbot.InstallationKeySize)
+	if len(v) != otpbot.InstallationSecretSize {
+		return nil, fmt.Errorf("%w: %d bytes, want %d", errBadSecret, len(v), otpbot.InstallationSecretSize)
 	}
 	return clone(v), nil
 }
@@ -80,17 +81,17 @@ func putKey(tx *bbolt.Tx, key []byte) error {
 	if err != nil {
 		return fmt.Errorf("meta bucket: %w", err)
 	}
-	if err := b.Put(keyName, clone(key)); err != nil {
-		return fmt.Errorf("installation key: %w", err)
+	if err := b.Put(secretName, clone(key)); err != nil {
+		return fmt.Errorf("installation secret: %w", err)
 	}
 	return nil
 }
 
-// importKey applies the installation key of an import (importedKey checked
+// importSecret applies the installation secret of an import (importedSecret checked
 // its size; see otpbot.Porter):
 // stored when the file has none, kept when equal, replaced only while the
 // file holds no dedupe mark inside the window.
-func (s *Store) importKey(tx *bbolt.Tx, key []byte) error {
+func (s *Store) importSecret(tx *bbolt.Tx, key []byte) error {
 	cur, err := readKey(tx)
 	switch {
 	case err != nil:
@@ -98,8 +99,8 @@ func (s *Store) importKey(tx *bbolt.Tx, key []byte) error {
 	case bytes.Equal(cur, key):
 		return nil
 	case cur != nil && s.hasLiveDedupe(tx):
-		return fmt.Errorf("%w: the store already has a different installation key and holds dedupe marks made with it, "+
-			"so replacing the key would let repeats of those pushes through; import into a fresh store", otpbot.ErrKeyConflict)
+		return fmt.Errorf("%w: the store already has a different installation secret and holds dedupe marks made with it, "+
+			"so replacing the key would let repeats of those pushes through; import into a fresh store", otpbot.ErrSecretConflict)
 	}
 	return putKey(tx, key)
 }

@@ -25,7 +25,7 @@ func (s *Store) Export(ctx context.Context, fn func(otpbot.Record) error) error 
 			return err
 		}
 		if key != nil {
-			if err := fn(otpbot.Record{InstallationKey: key}); err != nil {
+			if err := fn(otpbot.Record{InstallationSecret: key}); err != nil {
 				return err
 			}
 		}
@@ -116,14 +116,14 @@ func exportHistory(ctx context.Context, tx *bbolt.Tx, fn func(otpbot.Record) err
 const importChunk = 5000
 
 // Import writes records, keeping their ids and times. History entries go
-// under each of their event's keys. An installation key is applied first,
+// under each of their event's keys. An installation secret is applied first,
 // in a transaction of its own, as otpbot.Porter describes; when it
 // conflicts nothing is written.
 func (s *Store) Import(ctx context.Context, recs []otpbot.Record) error {
-	if key, err := otpbot.ImportedKey(recs); err != nil {
+	if key, err := otpbot.ImportedSecret(recs); err != nil {
 		return fmt.Errorf("store: import: %w", err)
 	} else if key != nil {
-		if err := s.db.Update(func(tx *bbolt.Tx) error { return s.importKey(tx, key) }); err != nil {
+		if err := s.db.Update(func(tx *bbolt.Tx) error { return s.importSecret(tx, key) }); err != nil {
 			return wrap("import", err)
 		}
 	}
@@ -171,7 +171,7 @@ func (s *Store) importRecord(tx *bbolt.Tx, r otpbot.Record) error {
 	case r.Chat != nil:
 		return putChatSettings(tx, *r.Chat)
 	}
-	return nil // an installation key: applied before the chunks
+	return nil // an installation secret: applied before the chunks
 }
 
 // Backup writes a consistent copy of the whole store file to w while the

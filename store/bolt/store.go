@@ -244,7 +244,7 @@ func wrap(op string, err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, otpbot.ErrNotFound), errors.Is(err, otpbot.ErrLeaseLost),
-		errors.Is(err, otpbot.ErrConflict), errors.Is(err, otpbot.ErrKeyConflict), errors.Is(err, errBadKey), errors.Is(err, context.Canceled),
+		errors.Is(err, otpbot.ErrConflict), errors.Is(err, otpbot.ErrSecretConflict), errors.Is(err, errBadSecret), errors.Is(err, context.Canceled),
 		errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("store: %s: %w", op, err)
 	default:

@@ -329,15 +329,15 @@ func TestShared(t *testing.T) {
 	})
 }
 
-// TestInstallationKeyDamaged: a stored key of the wrong size is an error
+// TestInstallationSecretDamaged: a stored key of the wrong size is an error
 // that is not ErrUnavailable (serve must not wait for it forever), and it
 // is never silently replaced: a new key would let repeats of earlier
 // pushes through.
-func TestInstallationKeyDamaged(t *testing.T) {
+func TestInstallationSecretDamaged(t *testing.T) {
 	opts := storetest.DefaultOptions(time.Now)
 	s, path := openTemp(t, opts)
-	if _, err := s.InstallationKey(t.Context()); err != nil {
-		t.Fatalf("InstallationKey: %v", err)
+	if _, err := s.InstallationSecret(t.Context()); err != nil {
+		t.Fatalf("InstallationSecret: %v", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -346,7 +346,7 @@ func TestInstallationKeyDamaged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bMeta).Put(keyName, []byte("short")) }); err != nil {
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bMeta).Put(secretName, []byte("short")) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -357,12 +357,12 @@ func TestInstallationKeyDamaged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	k, err := s.InstallationKey(t.Context())
+	k, err := s.InstallationSecret(t.Context())
 	if err == nil || errors.Is(err, otpbot.ErrUnavailable) {
-		t.Fatalf("InstallationKey = %x, %v; want a damaged-key error that is not ErrUnavailable", k, err)
+		t.Fatalf("InstallationSecret = %x, %v; want a damaged-key error that is not ErrUnavailable", k, err)
 	}
 	if err := s.db.View(func(tx *bbolt.Tx) error {
-		if v := tx.Bucket(bMeta).Get(keyName); string(v) != "short" {
+		if v := tx.Bucket(bMeta).Get(secretName); string(v) != "short" {
 			t.Errorf("the damaged key was replaced by %x", v)
 		}
 		return nil

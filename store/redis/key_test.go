@@ -10,10 +10,10 @@ import (
 	"github.com/otpbot/otpbot/store/storetest"
 )
 
-// TestInstallationKeyRace: two processes starting at once on a fresh
+// TestInstallationSecretRace: two processes starting at once on a fresh
 // prefix both create a key; SET NX keeps one, and both use that one. The
 // key lives under the hash-tagged base and never expires.
-func TestInstallationKeyRace(t *testing.T) {
+func TestInstallationSecretRace(t *testing.T) {
 	opts := storetest.DefaultOptions(time.Now)
 	a, c, prefix := newTestStore(t, opts)
 	b := openStore(t, c, prefix, opts)
@@ -30,14 +30,14 @@ func TestInstallationKeyRace(t *testing.T) {
 		}
 		wg.Go(func() {
 			<-start
-			keys[i], errs[i] = s.InstallationKey(t.Context())
+			keys[i], errs[i] = s.InstallationSecret(t.Context())
 		})
 	}
 	close(start)
 	wg.Wait()
 	for i := range n {
 		if errs[i] != nil {
-			t.Fatalf("InstallationKey: %v", errs[i])
+			t.Fatalf("InstallationSecret: %v", errs[i])
 		}
 		if !bytes.Equal(keys[i], keys[0]) {
 			t.Fatalf("two processes got different keys: %x and %x", keys[0], keys[i])
@@ -54,16 +54,16 @@ func TestInstallationKeyRace(t *testing.T) {
 	}
 }
 
-// TestInstallationKeyCorrupt: a key of the wrong size is an error, never
+// TestInstallationSecretCorrupt: a key of the wrong size is an error, never
 // silently replaced (a new key would let repeats of earlier pushes through).
-func TestInstallationKeyCorrupt(t *testing.T) {
+func TestInstallationSecretCorrupt(t *testing.T) {
 	s, c, prefix := newTestStore(t, storetest.DefaultOptions(time.Now))
 	name := Base(prefix) + "ikey"
 	if err := c.Set(t.Context(), name, "short", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if k, err := s.InstallationKey(t.Context()); err == nil {
-		t.Fatalf("InstallationKey = %x, want an error for a 5-byte key", k)
+	if k, err := s.InstallationSecret(t.Context()); err == nil {
+		t.Fatalf("InstallationSecret = %x, want an error for a 5-byte key", k)
 	}
 	if v, _ := c.Get(t.Context(), name).Result(); v != "short" {
 		t.Fatalf("the bad key was replaced by %q", v)

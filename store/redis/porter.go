@@ -16,14 +16,14 @@ import (
 	"github.com/otpbot/otpbot"
 )
 
-// Export calls fn for every record: the installation key (when there is
+// Export calls fn for every record: the installation secret (when there is
 // one), links, history (oldest first, each
 // stored event once however many keys it is under), messages, tasks (lease
 // dropped), invites still valid and dedupe marks still inside the window.
 // It reads without a snapshot: a store in use may change while it runs.
 func (s *Store) Export(ctx context.Context, fn func(otpbot.Record) error) error {
 	for _, step := range []func(context.Context, func(otpbot.Record) error) error{
-		s.exportKey, s.exportLinks, s.exportChats, s.exportHistory, s.exportMessages, s.exportTasks, s.exportInvites, s.exportDedupe,
+		s.exportSecret, s.exportLinks, s.exportChats, s.exportHistory, s.exportMessages, s.exportTasks, s.exportInvites, s.exportDedupe,
 	} {
 		if err := step(ctx, fn); err != nil {
 			return err
@@ -32,14 +32,14 @@ func (s *Store) Export(ctx context.Context, fn func(otpbot.Record) error) error 
 	return nil
 }
 
-// exportKey emits the installation key first, so that Import applies it
+// exportSecret emits the installation secret first, so that Import applies it
 // before any dedupe mark. It never creates one.
-func (s *Store) exportKey(ctx context.Context, fn func(otpbot.Record) error) error {
+func (s *Store) exportSecret(ctx context.Context, fn func(otpbot.Record) error) error {
 	key, err := s.readKey(ctx)
 	if err != nil || key == nil {
 		return err
 	}
-	return fn(otpbot.Record{InstallationKey: key})
+	return fn(otpbot.Record{InstallationSecret: key})
 }
 
 func (s *Store) exportLinks(ctx context.Context, fn func(otpbot.Record) error) error {
@@ -245,15 +245,15 @@ func (s *Store) exportDedupe(ctx context.Context, fn func(otpbot.Record) error) 
 
 // Import writes records as Export emits them, keeping their ids and times.
 // History entries go under each of their event's keys; tasks arrive
-// unleased. An installation key is applied first, as otpbot.Porter
+// unleased. An installation secret is applied first, as otpbot.Porter
 // describes; when it conflicts nothing is written.
 func (s *Store) Import(ctx context.Context, recs []otpbot.Record) error {
-	key, err := otpbot.ImportedKey(recs)
+	key, err := otpbot.ImportedSecret(recs)
 	if err != nil {
 		return err
 	}
 	if key != nil {
-		if err := s.importKey(ctx, key); err != nil {
+		if err := s.importSecret(ctx, key); err != nil {
 			return err
 		}
 	}
@@ -266,7 +266,7 @@ func (s *Store) Import(ctx context.Context, recs []otpbot.Record) error {
 	for _, r := range recs {
 		var err error
 		switch {
-		case r.InstallationKey != nil:
+		case r.InstallationSecret != nil:
 			// applied above
 		case r.Link != nil:
 			err = s.putLink(ctx, *r.Link, r.Link.Broken, r.Link.BrokenReason)

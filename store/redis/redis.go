@@ -206,7 +206,7 @@ func (k keys) invites() string                { return k.base + "iv" }
 func (k keys) once(key string) string         { return k.base + "once:" + key }
 func (k keys) lease(name string) string       { return k.base + "lease:" + name }
 func (k keys) wake() string                   { return k.base + "wake" }
-func (k keys) installationKey() string        { return k.base + "ikey" }
+func (k keys) installationSecret() string     { return k.base + "ikey" }
 
 // priorities are the queue's priorities, most urgent first; the scripts
 // loop over the same range.

@@ -25,7 +25,7 @@ import (
 // outbox queues. Later writes to a message and its tasks (Claim, Complete,
 // CompleteMessage, Retry, UpdateMessage) go to the same shard, so each stays
 // one script too. The home base keeps what is shared by every push: links,
-// invites, Once marks, leases, the installation key, the rate budget and
+// invites, Once marks, leases, the installation secret, the rate budget and
 // the history sequence.
 //
 // What is no longer one script on a sharded prefix:
@@ -198,7 +198,7 @@ func (s *Store) shards(ctx context.Context) (int, error) {
 // of the prefix: the recorded one, else the wanted one, except that a home
 // slot holding pushes of the one-tag layout (and no shard holding any)
 // keeps one shard. Only keys that shards hold count: links, invites and
-// the installation key live in the home slot in both layouts, and every
+// the installation secret live in the home slot in both layouts, and every
 // method that writes the others chooses the layout first. The mark never
 // expires.
 var layoutScript = goredis.NewScript(luaPrelude + `

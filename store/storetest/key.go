@@ -20,33 +20,33 @@ var keyPorterTests = []subtest{
 	{"import key into a store with another key", testKeyImportReplace},
 }
 
-// key returns the store's installation key, checking its shape.
+// key returns the store's installation secret, checking its shape.
 func (e *env) key() []byte {
 	e.t.Helper()
-	k, err := e.s.InstallationKey(e.ctx)
+	k, err := e.s.InstallationSecret(e.ctx)
 	if err != nil {
-		e.t.Fatalf("InstallationKey: %v", err)
+		e.t.Fatalf("InstallationSecret: %v", err)
 	}
-	if len(k) != otpbot.InstallationKeySize {
-		e.t.Fatalf("InstallationKey is %d bytes, want %d", len(k), otpbot.InstallationKeySize)
+	if len(k) != otpbot.InstallationSecretSize {
+		e.t.Fatalf("InstallationSecret is %d bytes, want %d", len(k), otpbot.InstallationSecretSize)
 	}
 	if bytes.Equal(k, make([]byte, len(k))) {
-		e.t.Fatal("InstallationKey is all zero")
+		e.t.Fatal("InstallationSecret is all zero")
 	}
 	return k
 }
 
-// exportedKeys lists the installation keys of an export and fails unless
+// exportedSecrets lists the installation secrets of an export and fails unless
 // any comes first.
-func exportedKeys(t *testing.T, recs []otpbot.Record) [][]byte {
+func exportedSecrets(t *testing.T, recs []otpbot.Record) [][]byte {
 	t.Helper()
 	var keys [][]byte
 	for i, r := range recs {
-		if r.InstallationKey != nil {
+		if r.InstallationSecret != nil {
 			if i != 0 {
-				t.Fatalf("the installation key is record %d of the export, want the first", i)
+				t.Fatalf("the installation secret is record %d of the export, want the first", i)
 			}
-			keys = append(keys, r.InstallationKey)
+			keys = append(keys, r.InstallationSecret)
 		}
 	}
 	return keys
@@ -55,13 +55,13 @@ func exportedKeys(t *testing.T, recs []otpbot.Record) [][]byte {
 func testKeyStable(t *testing.T, newStore NewStoreFunc) {
 	e := newEnv(t, newStore)
 	e.link(cardC1, chatA)
-	if keys := exportedKeys(t, e.export()); len(keys) != 0 {
+	if keys := exportedSecrets(t, e.export()); len(keys) != 0 {
 		t.Fatalf("Export made or invented a key: %x", keys)
 	}
 	first := e.key()
 	for range 3 {
 		if again := e.key(); !bytes.Equal(again, first) {
-			t.Fatalf("InstallationKey changed between calls: %x then %x", first, again)
+			t.Fatalf("InstallationSecret changed between calls: %x then %x", first, again)
 		}
 	}
 	// Changing the returned slice must not change the store's key.
@@ -73,7 +73,7 @@ func testKeyStable(t *testing.T, newStore NewStoreFunc) {
 	if other := e.second(newStore).key(); bytes.Equal(other, first) {
 		t.Fatalf("two fresh stores share the key %x: it is not random", first)
 	}
-	keys := exportedKeys(t, e.export())
+	keys := exportedSecrets(t, e.export())
 	if len(keys) != 1 || !bytes.Equal(keys[0], first) {
 		t.Fatalf("exported keys %x, want [%x]", keys, first)
 	}
@@ -84,9 +84,9 @@ func testKeyConcurrent(t *testing.T, newStore NewStoreFunc) {
 	concurrentKeys(t, e, e.s)
 }
 
-// concurrentKeys calls InstallationKey on the stores (round robin) from n
+// concurrentKeys calls InstallationSecret on the stores (round robin) from n
 // goroutines at once, fails unless all got the same key and returns it.
-func concurrentKeys(t *testing.T, e *env, stores ...otpbot.KeyStore) []byte {
+func concurrentKeys(t *testing.T, e *env, stores ...otpbot.SecretStore) []byte {
 	t.Helper()
 	const n = 8
 	keys := make([][]byte, n)
@@ -96,21 +96,21 @@ func concurrentKeys(t *testing.T, e *env, stores ...otpbot.KeyStore) []byte {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			keys[i], errs[i] = stores[i%len(stores)].InstallationKey(e.ctx)
+			keys[i], errs[i] = stores[i%len(stores)].InstallationSecret(e.ctx)
 		})
 	}
 	close(start)
 	wg.Wait()
 	for i := range n {
 		if errs[i] != nil {
-			t.Fatalf("InstallationKey: %v", errs[i])
+			t.Fatalf("InstallationSecret: %v", errs[i])
 		}
 		if !bytes.Equal(keys[i], keys[0]) {
 			t.Fatalf("concurrent first calls got different keys: %x and %x", keys[0], keys[i])
 		}
 	}
-	if len(keys[0]) != otpbot.InstallationKeySize {
-		t.Fatalf("InstallationKey is %d bytes", len(keys[0]))
+	if len(keys[0]) != otpbot.InstallationSecretSize {
+		t.Fatalf("InstallationSecret is %d bytes", len(keys[0]))
 	}
 	return keys[0]
 }
@@ -161,7 +161,7 @@ func testKeyImportReplace(t *testing.T, newStore NewStoreFunc) {
 			dst.clock.Advance(dst.opts.DedupeWindow + time.Minute)
 		}, recs: recs},
 		{name: "two different keys in one import: refused", recs: append([]otpbot.Record{
-			{InstallationKey: bytes.Repeat([]byte{7}, otpbot.InstallationKeySize)}}, recs...), conflict: true},
+			{InstallationSecret: bytes.Repeat([]byte{7}, otpbot.InstallationSecretSize)}}, recs...), conflict: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,7 +181,7 @@ func testKeyImportReplace(t *testing.T, newStore NewStoreFunc) {
 				}
 				return
 			}
-			if !errors.Is(err, otpbot.ErrKeyConflict) {
+			if !errors.Is(err, otpbot.ErrSecretConflict) {
 				t.Fatalf("Import: %v, want ErrKeyConflict", err)
 			}
 			if got := dst.key(); !bytes.Equal(got, own) {
@@ -202,16 +202,16 @@ func testKeyImportReplace(t *testing.T, newStore NewStoreFunc) {
 type SameDataFunc func(t *testing.T, opts otpbot.StoreOptions) (first otpbot.Store, reopen func() otpbot.Store)
 
 // RunShared runs the checks that need two stores on the same backing data:
-// every process on a store, and every restart, uses one installation key.
+// every process on a store, and every restart, uses one installation secret.
 func RunShared(t *testing.T, open SameDataFunc) {
-	t.Run("installation key is shared and survives reopening", func(t *testing.T) {
+	t.Run("installation secret is shared and survives reopening", func(t *testing.T) {
 		clock := NewClock(epoch)
 		opts := DefaultOptions(clock.Now)
 		first, reopen := open(t, opts)
 		e := &env{t: t, ctx: t.Context(), clock: clock, opts: opts, s: first}
 		key := concurrentKeys(t, e, first)
 		if bytes.Equal(key, make([]byte, len(key))) {
-			t.Fatal("InstallationKey is all zero")
+			t.Fatal("InstallationSecret is all zero")
 		}
 		e.s = reopen()
 		if got := e.key(); !bytes.Equal(got, key) {

@@ -81,7 +81,7 @@ func Run(t *testing.T, newStore NewStoreFunc) {
 		{"Chats", chatTests},
 		{"Coordinator", coordinatorTests},
 		{"Porter", append(porterTests, keyPorterTests...)},
-		{"InstallationKey", keyTests},
+		{"InstallationSecret", keyTests},
 		{"Ping", []subtest{{"answers", testPing}}},
 	}
 	for _, g := range groups {
