@@ -132,7 +132,7 @@ func (c *Commands) links(ctx context.Context, r *request) error {
 
 // replies switches, for every link of this chat and topic, whether the
 // later events of a code's transaction (the payment after a 3-D Secure
-// code) are added to the code message as replies (see Threads). Like
+// code) are added to the code message as replies (see FollowUps). Like
 // /link it renews the links it touches: a command from the chat shows the
 // bot can reach it.
 func (c *Commands) replies(ctx context.Context, r *request) error {

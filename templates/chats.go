@@ -23,7 +23,7 @@ const DefaultSettingsTTL = 10 * time.Second
 const maxCached = 10000
 
 // Chats picks each chat's templates for the work done without a user at
-// hand (code messages, their countdowns, thread replies): the chat's
+// hand (code messages, their countdowns, follow-ups): the chat's
 // /language, else the language of its private chat's user as last seen,
 // else the default; its /timezone, else the default (Set.ForChat). It
 // keeps what it read for a few seconds, as countdowns render often.

@@ -64,7 +64,7 @@ func samples(answers bool) map[string]any {
 		"codes": CodesView{Codes: []CodeLine{{Event: red, Code: ev.Code, Link: ev.Link, Card: "•••• 1234", Left: time.Minute, LeftText: "1:00"}},
 			Part: 1, Parts: 2, DeleteIn: "1:00"},
 		"codes_gone":   nil,
-		"thread_reply": ThreadView{Event: red, Card: "•••• 1234"},
+		"follow_up":    FollowUpView{Event: red, Card: "•••• 1234"},
 		"replies":      RepliesView{On: true, Target: target, Links: 1},
 		"language":     LanguageView{Current: lang, Languages: []LanguageOption{lang}, Chosen: true, Changed: true},
 		"timezone":     TimeZoneView{Zone: "UTC", Abbr: "UTC", Now: now, Chosen: true, Changed: true, Default: "UTC"},

@@ -210,7 +210,7 @@ func TestRenderGolden(t *testing.T) {
 		{Event: otpbot.Event{Name: "3DS_CONFIRM", CardID: "c-77", Reason: "detail.validateCode missing", ReceivedAt: t0}, Outcome: otpbot.OutcomeRejected},
 	}
 	red := otp().Redacted()
-	// Events that follow a code in its transaction (thread_reply). The
+	// Events that follow a code in its transaction (follow_up). The
 	// code is set to show that the template never prints it.
 	consume := otpbot.Event{Provider: otpbot.ProviderUPay, Name: "CC_CONSUME", Kind: otpbot.KindInfo, Trace: "TR1",
 		CardID: "c-77", CardLast4: "1234", Amount: "12.50", Currency: "EUR", Merchant: "Amazon <EU>", Status: "successful",
@@ -273,9 +273,9 @@ func TestRenderGolden(t *testing.T) {
 		}, Part: 1, Parts: 1, DeleteIn: Remaining(270 * time.Second)}},
 		{"codes_empty", "codes", CodesView{Part: 1, Parts: 1}},
 		{"codes_gone", "codes_gone", nil},
-		{"thread_reply", "thread_reply", ThreadView{Event: consume, Card: s.CardLabel(consume, "")}},
-		{"thread_reply_failed", "thread_reply", ThreadView{Event: refused, Card: s.CardLabel(refused, "")}},
-		{"thread_reply_unnamed", "thread_reply", ThreadView{Event: unnamed}},
+		{"follow_up", "follow_up", FollowUpView{Event: consume, Card: s.CardLabel(consume, "")}},
+		{"follow_up_failed", "follow_up", FollowUpView{Event: refused, Card: s.CardLabel(refused, "")}},
+		{"follow_up_unnamed", "follow_up", FollowUpView{Event: unnamed}},
 		{"replies", "replies", RepliesView{On: true, Target: otpbot.Target{ChatID: 5}, Links: 2}},
 		{"replies_off_topic", "replies", RepliesView{Target: topic, Links: 1}},
 		{"replies_nothing_linked", "replies", RepliesView{On: true, Target: topic}},
@@ -292,8 +292,8 @@ func TestRenderGolden(t *testing.T) {
 			if strings.Contains(got, "15723682800000053333") {
 				t.Errorf("a full card id is shown:\n%s", got)
 			}
-			if tt.tmpl == "thread_reply" && strings.Contains(got, "482913") {
-				t.Errorf("a thread reply shows a code:\n%s", got)
+			if tt.tmpl == "follow_up" && strings.Contains(got, "482913") {
+				t.Errorf("a follow-up shows a code:\n%s", got)
 			}
 			golden(t, tt.name, got)
 		})

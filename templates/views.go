@@ -214,10 +214,10 @@ type CodeLine struct {
 	LeftText string
 }
 
-// ThreadView is the data of "thread_reply": an event that shares its
+// FollowUpView is the data of "follow_up": an event that shares its
 // transaction (UPay trace) with a code message, sent as a reply to it in a
 // chat that opted in with /replies on. Event is redacted (never a code).
-type ThreadView struct {
+type FollowUpView struct {
 	Event otpbot.Event
 	Card  string // as MessageView.Card
 }

@@ -12,5 +12,5 @@
 // holds the checks every configured method must pass; sign.go the signing
 // helpers shared with tests and tools; handler.go the routes and the single
 // error→status mapping; report.go the hooks told about stored pushes (ops,
-// threads).
+// follow-ups).
 package webhooks

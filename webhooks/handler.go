@@ -111,7 +111,7 @@ type Options struct {
 	Now        func() time.Time      // time.Now when nil
 	Registerer prometheus.Registerer // metrics are not registered when nil
 	Reporter   Reporter              // may be nil
-	Threads    Threader              // may be nil: no replies in code messages' threads
+	FollowUps  FollowUps             // may be nil: no follow-ups of code messages
 }
 
 // Handler serves the providers' webhook endpoints.
@@ -123,7 +123,7 @@ type Handler struct {
 	rep       Reporter
 	degraded  DegradedReporter // rep, when it implements it
 	throttle  throttle         // of the reports to degraded
-	threads   Threader
+	followUps FollowUps
 	parser    Parser
 	metrics   *metrics
 	providers []*provider
@@ -171,7 +171,7 @@ func New(cfg Config, ing Ingester, opts Options) (*Handler, error) {
 	cfg.Codes.TTLByEvent = maps.Clone(cfg.Codes.TTLByEvent)
 	cfg.IDSecret = slices.Clone(cfg.IDSecret)
 	cfg.AuthResults = maps.Clone(cfg.AuthResults)
-	h := &Handler{cfg: cfg, ing: ing, log: opts.Logger, now: opts.Now, rep: opts.Reporter, threads: opts.Threads,
+	h := &Handler{cfg: cfg, ing: ing, log: opts.Logger, now: opts.Now, rep: opts.Reporter, followUps: opts.FollowUps,
 		parser: Parser{IDSecret: cfg.IDSecret, Codes: cfg.Codes, AuthResults: cfg.AuthResults}}
 	if h.log == nil {
 		h.log = slog.Default()

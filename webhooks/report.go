@@ -19,7 +19,7 @@ type Reporter interface {
 	Report(ctx context.Context, ev otpbot.Event, res otpbot.IngestResult)
 }
 
-// Threader adds a history-only event to the conversation of an earlier
+// FollowUps adds a history-only event to the conversation of an earlier
 // code message of the same transaction (the CC_CONSUME after a 3DS_OTP with
 // the same UPay trace), in the chats that asked for it. The handler calls
 // it for a new (not repeated) info event with a trace, after Ingest
@@ -27,8 +27,8 @@ type Reporter interface {
 // and only queue work (UPay wants its answer within 5 seconds). It
 // receives the event without its code or link. What it queues is a
 // courtesy: the event is already in history whatever becomes of it.
-type Threader interface {
-	Thread(ctx context.Context, ev otpbot.Event)
+type FollowUps interface {
+	FollowUp(ctx context.Context, ev otpbot.Event)
 }
 
 // DegradedReporter is what a Reporter may also implement to hear of the
@@ -56,7 +56,7 @@ const DegradedReportInterval = time.Minute
 
 // tell hands a stored push to the hooks that want to hear of it: ops (an
 // unrouted, rejected or unknown push; a code delivered without some
-// field) and the threads of earlier code messages (an info event with a
+// field) and the follow-ups of earlier code messages (an info event with a
 // trace). Repeats are not told again.
 func (h *Handler) tell(ctx context.Context, p *provider, ps *push, now time.Time) {
 	ev, res := ps.ev, ps.res
@@ -77,8 +77,8 @@ func (h *Handler) tell(ctx context.Context, p *provider, ps *push, now time.Time
 			h.degraded.Degraded(ctx, ev.Redacted(), append([]string(nil), ps.degraded...))
 		}
 	}
-	if h.threads != nil && ev.Kind == otpbot.KindInfo && ev.Trace != "" {
-		h.threads.Thread(ctx, ev.Redacted())
+	if h.followUps != nil && ev.Kind == otpbot.KindInfo && ev.Trace != "" {
+		h.followUps.FollowUp(ctx, ev.Redacted())
 	}
 }
 

@@ -36,7 +36,7 @@ func (w *jobRun) deleteMessage() {
 }
 
 // notice sends Task.Text as a new message: an ops notice, or a reply to a
-// code message (Task.ReplyTo, see Threads; the Client sends it without
+// code message (Task.ReplyTo, see FollowUps; the Client sends it without
 // the reply when that message is gone).
 func (w *jobRun) notice() {
 	t := w.job.Task
@@ -50,10 +50,10 @@ func (w *jobRun) notice() {
 	}
 	w.d.latency.WithLabelValues(string(t.Kind)).Observe(w.d.now().Sub(t.Created).Seconds())
 	// A notice with a reply-to answers a cardholder's code message (a
-	// thread reply); the others are ops reports.
+	// follow-up); the others are ops reports.
 	msg := "ops notice delivered"
 	if t.ReplyTo != 0 {
-		msg = "thread reply delivered"
+		msg = "follow-up delivered"
 	}
 	w.d.log.Info(msg, w.logAttrs()...)
 	w.complete(nil, "sent")

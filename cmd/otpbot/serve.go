@@ -60,8 +60,8 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 }
 
 // newApp builds what every part of serve shares: templates, metrics, the
-// store (open, its installation secret read), ops reports, replies in code
-// threads and the provider webhooks. The bot's parts are built later, once
+// store (open, its installation secret read), ops reports, follow-ups of codes
+// and the provider webhooks. The bot's parts are built later, once
 // Telegram answers (app.connectBot). On an error nothing stays open.
 func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, error) {
 	bi := buildInfo()
@@ -80,7 +80,7 @@ func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, error)
 	}
 	logger.Info("store open", "store", a.store.describe)
 	// Each chat's language and time zone, for what is sent with no user
-	// at hand: code messages, countdowns, thread replies.
+	// at hand: code messages, countdowns, follow-ups.
 	a.chats = templates.NewChats(templates.ChatsOptions{Set: a.tmpl, Store: a.store, Logger: logger.With("component", "templates")})
 	if a.store.redis != nil {
 		warnDurability(ctx, a.store.redis, logger)
@@ -93,7 +93,7 @@ func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, error)
 }
 
 // buildHandlers builds the parts between the store and the outside: ops
-// reports, replies in code threads and the provider webhooks, whose
+// reports, follow-ups of codes and the provider webhooks, whose
 // push identities are keyed by the store's installation secret.
 func (a *app) buildHandlers(ctx context.Context) error {
 	cfg, logger := a.cfg, a.log
@@ -110,12 +110,12 @@ func (a *app) buildHandlers(ctx context.Context) error {
 		}
 		return fmt.Errorf("serve: %w", err)
 	}
-	// Threads answers a code message with the later events of its
+	// FollowUps answers a code message with the later events of its
 	// transaction, in the chats that opted in with /replies on.
-	threads, err := bot.NewThreads(bot.ThreadsOptions{
+	followUps, err := bot.NewFollowUps(bot.FollowUpsOptions{
 		Store:      a.store,
 		Renderer:   a.chats,
-		Logger:     logger.With("component", "threads"),
+		Logger:     logger.With("component", "followups"),
 		Registerer: a.reg,
 	})
 	if err != nil {
@@ -125,7 +125,7 @@ func (a *app) buildHandlers(ctx context.Context) error {
 		Logger:     logger.With("component", "webhooks"),
 		Registerer: a.reg,
 		Reporter:   a.ops,
-		Threads:    threads,
+		FollowUps:  followUps,
 	})
 	if err != nil {
 		return &ConfigError{Msg: err.Error()}

@@ -9,29 +9,29 @@ import (
 	"github.com/otpbot/otpbot"
 )
 
-// fakeThreader records the events the handler hands to Options.Threads.
-type fakeThreader struct{ eventLog }
+// fakeFollowUps records the events the handler hands to Options.FollowUps.
+type fakeFollowUps struct{ eventLog }
 
-func (f *fakeThreader) Thread(_ context.Context, ev otpbot.Event) { f.record(ev) }
+func (f *fakeFollowUps) FollowUp(_ context.Context, ev otpbot.Event) { f.record(ev) }
 
-func (f *fakeThreader) threaded() []otpbot.Event { return f.recorded() }
+func (f *fakeFollowUps) followedUp() []otpbot.Event { return f.recorded() }
 
-// newThreadsEnv is a webhook server for both providers with a Threader.
-func newThreadsEnv(t *testing.T) (*env, *fakeThreader) {
+// newFollowUpsEnv is a webhook server for both providers with a FollowUps hook.
+func newFollowUpsEnv(t *testing.T) (*env, *fakeFollowUps) {
 	t.Helper()
-	th := &fakeThreader{}
+	th := &fakeFollowUps{}
 	e := newEnvWith(t, Config{
 		UPay:      UPayConfig{Enabled: true, Token: testToken},
 		HyperCard: HyperCardConfig{Enabled: true, Token: testToken},
-	}, func(o *Options) { o.Threads = th })
+	}, func(o *Options) { o.FollowUps = th })
 	return e, th
 }
 
-// The threads hook hears of a new info event that carries a trace (the
+// The follow-ups hook hears of a new info event that carries a trace (the
 // CC_CONSUME after a 3DS_OTP), without its secrets, and of nothing else:
 // not codes, repeats, events without a trace, rejected pushes or pushes
 // the store did not take.
-func TestThreadsHook(t *testing.T) {
+func TestFollowUpsHook(t *testing.T) {
 	consume := mustRead("upay", "cc_consume.json")
 	noTrace := strings.Replace(string(consume), `"trace": "TR202508150001",`, ``, 1)
 	if noTrace == string(consume) {
@@ -56,7 +56,7 @@ func TestThreadsHook(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, th := newThreadsEnv(t)
+			e, th := newFollowUpsEnv(t)
 			e.ing.err = tt.storeErr
 			for range tt.times {
 				r := e.post(t, tt.path, tt.body, nil)
@@ -64,7 +64,7 @@ func TestThreadsHook(t *testing.T) {
 					t.Errorf("answer %d %q: acknowledged = %v, want %v", r.status, r.body, acked, tt.storeErr == nil)
 				}
 			}
-			got := th.threaded()
+			got := th.followedUp()
 			if len(got) != tt.want {
 				t.Fatalf("hook called %d times, want %d: %+v", len(got), tt.want, got)
 			}

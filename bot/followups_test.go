@@ -13,8 +13,8 @@ import (
 	"github.com/otpbot/otpbot/bot/telegram"
 )
 
-// The thread tests run the real chain of the command tests (fake Bot API,
-// real Client, Poller, Commands, Deliverer, bolt store) with Threads
+// The follow-up tests run the real chain of the command tests (fake Bot API,
+// real Client, Poller, Commands, Deliverer, bolt store) with FollowUps
 // called the way the webhook handler calls it: after Ingest, for a push
 // that is not a repeat.
 
@@ -29,13 +29,13 @@ const (
 // that never holds back: a reply is low-priority work, which a limiter
 // short of tokens defers by a wait on the test clock, and that clock only
 // moves when a test moves it.
-func newThreadEnv(t *testing.T) (*env, *Threads) {
+func newThreadEnv(t *testing.T) (*env, *FollowUps) {
 	t.Helper()
 	e := newEnvLimited(t, func(now func() time.Time) *telegram.Limiter {
 		return telegram.NewLimiter(telegram.LimiterOptions{GlobalPerSec: 1e6, GlobalBurst: 1e6, ChatPerSec: 1e6, ChatBurst: 1e6,
 			GroupPerMin: 1e8, GroupBurst: 1e6, Now: now})
 	})
-	th, err := NewThreads(ThreadsOptions{Store: e.store, Renderer: e.tmpl, Now: e.clock.Now, Registerer: prometheus.NewRegistry()})
+	th, err := NewFollowUps(FollowUpsOptions{Store: e.store, Renderer: e.tmpl, Now: e.clock.Now, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,15 +90,15 @@ func (e *env) payment(id, trace string) otpbot.Event {
 }
 
 // deliverPush does what the webhook handler does with a push: Ingest, and
-// for a new event, Thread.
-func (e *env) deliverPush(th *Threads, ev otpbot.Event) {
+// for a new event, FollowUp.
+func (e *env) deliverPush(th *FollowUps, ev otpbot.Event) {
 	e.t.Helper()
 	res, err := e.store.Ingest(e.ctx, ev)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	if !res.Duplicate {
-		th.Thread(e.ctx, ev.Redacted())
+		th.FollowUp(e.ctx, ev.Redacted())
 	}
 }
 
@@ -126,7 +126,7 @@ func (e *env) paymentReplies(chat int64) []bottest.Message {
 	return out
 }
 
-func TestThreadReplies(t *testing.T) {
+func TestFollowUps(t *testing.T) {
 	card := cardKey(thCard)
 	cust := otpbot.Key{Type: otpbot.KeyCustomer, ID: thCust}
 	tests := []struct {
@@ -191,7 +191,7 @@ func TestThreadReplies(t *testing.T) {
 // that opted in, in that topic, answering the code message there, even
 // when another topic of the chat holds a newer message of the
 // transaction.
-func TestThreadRepliesPerTopic(t *testing.T) {
+func TestFollowUpsPerTopic(t *testing.T) {
 	e, th := newThreadEnv(t)
 	topic := otpbot.Target{ChatID: chatA, ThreadID: 7}
 	e.link(cardKey(thCard), topic)
@@ -235,7 +235,7 @@ func TestThreadRepliesPerTopic(t *testing.T) {
 
 // A chat that opted in but saw no code of the transaction gets nothing:
 // there is no message to answer.
-func TestThreadWithoutCodeMessage(t *testing.T) {
+func TestFollowUpWithoutCodeMessage(t *testing.T) {
 	e, th := newThreadEnv(t)
 	e.link(cardKey(thCard), chat(chatA))
 	mustContain(t, e.reply(chatA, admin, "/replies on"), "Replies on")

@@ -13,50 +13,50 @@ import (
 	"github.com/otpbot/otpbot/templates"
 )
 
-// ThreadStore is what Threads needs of the store: the links of a key (for
+// FollowUpStore is what FollowUps needs of the store: the links of a key (for
 // the chats that opted in), the messages of a chat (for the code message
 // to answer) and the outbox.
-type ThreadStore interface {
+type FollowUpStore interface {
 	LinksForKey(ctx context.Context, key otpbot.Key) ([]otpbot.Link, error)
 	MessagesForChat(ctx context.Context, chatID int64) ([]otpbot.Message, error)
 	Enqueue(ctx context.Context, tasks ...otpbot.Task) error
 }
 
-// ThreadRenderer picks the templates a chat is written in, to render
-// "thread_reply" in its language and zone; templates.Chats implements it
+// FollowUpRenderer picks the templates a chat is written in, to render
+// "follow_up" in its language and zone; templates.Chats implements it
 // (templates.Set writes every chat in the defaults).
-type ThreadRenderer interface {
+type FollowUpRenderer interface {
 	Locale(ctx context.Context, chatID int64) *templates.Locale
 }
 
-// DefaultThreadTimeout bounds the store work of one Thread call: the
+// DefaultFollowUpTimeout bounds the store work of one FollowUp call: the
 // provider waits for its answer meanwhile.
-const DefaultThreadTimeout = 2 * time.Second
+const DefaultFollowUpTimeout = 2 * time.Second
 
-// ThreadsOptions configure Threads.
-type ThreadsOptions struct {
-	Store    ThreadStore
-	Renderer ThreadRenderer
+// FollowUpsOptions configure FollowUps.
+type FollowUpsOptions struct {
+	Store    FollowUpStore
+	Renderer FollowUpRenderer
 	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Timeout bounds one Thread call; 0 means DefaultThreadTimeout.
+	// Timeout bounds one FollowUp call; 0 means DefaultFollowUpTimeout.
 	Timeout time.Duration
-	// Registerer receives otpbot_thread_replies_total; nil registers
+	// Registerer receives otpbot_follow_ups_total; nil registers
 	// nothing.
 	Registerer prometheus.Registerer
 }
 
-// Threads adds the later events of a transaction to the conversation of
+// FollowUps adds the later events of a transaction to the conversation of
 // its code message: the CC_CONSUME (a payment) that follows a 3DS_OTP with
 // the same UPay trace is sent as a reply to that 3DS_OTP's message, so the
 // cardholder sees the code and what came of it together. Only chats that
 // opted in get it (Link.Replies, set with /replies on); by default such
 // events are only kept in history.
 //
-// It implements the webhooks Threader hook: the webhook handler calls
-// Thread for each new info event with a trace once Ingest committed it,
-// before answering the provider. Thread only reads the store and queues a
+// It implements the webhooks FollowUps hook: the webhook handler calls
+// FollowUp for each new info event with a trace once Ingest committed it,
+// before answering the provider. FollowUp only reads the store and queues a
 // TaskNotice (PriorityOther) that answers the code message (Task.ReplyTo);
 // the Deliverer sends it.
 //
@@ -68,32 +68,32 @@ type ThreadsOptions struct {
 // to another chat, or not sent yet) gets nothing: a reply needs something
 // to answer.
 //
-// A repeated push never reaches Thread (Ingest reports it a duplicate),
+// A repeated push never reaches FollowUp (Ingest reports it a duplicate),
 // and the task ID is derived from the event and the target, so one event
 // queues at most one reply per chat and topic, even when the chat is
 // linked to both the card and its customer.
-type Threads struct {
-	store   ThreadStore
-	render  ThreadRenderer
+type FollowUps struct {
+	store   FollowUpStore
+	render  FollowUpRenderer
 	log     *slog.Logger
 	now     func() time.Time
 	timeout time.Duration
 	replies *prometheus.CounterVec
 }
 
-// NewThreads checks opts and creates Threads.
-func NewThreads(opts ThreadsOptions) (*Threads, error) {
+// NewFollowUps checks opts and creates FollowUps.
+func NewFollowUps(opts FollowUpsOptions) (*FollowUps, error) {
 	if opts.Store == nil || opts.Renderer == nil {
-		return nil, errors.New("threads: store and renderer are required")
+		return nil, errors.New("follow-ups: store and renderer are required")
 	}
-	t := &Threads{
+	t := &FollowUps{
 		store:   opts.Store,
 		render:  opts.Renderer,
 		log:     opts.Logger,
 		now:     opts.Now,
 		timeout: opts.Timeout,
 		replies: promreg.Register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpbot_thread_replies_total",
+			Name: "otpbot_follow_ups_total",
 			Help: "Events of a code's transaction for chats that opted in to replies, by outcome: queued (a reply to the code message), no_message (no code message of that transaction in the chat to answer), error (the reply was lost; the event is in history).",
 		}, []string{"outcome"})),
 	}
@@ -104,25 +104,25 @@ func NewThreads(opts ThreadsOptions) (*Threads, error) {
 		t.now = time.Now
 	}
 	if t.timeout <= 0 {
-		t.timeout = DefaultThreadTimeout
+		t.timeout = DefaultFollowUpTimeout
 	}
 	return t, nil
 }
 
-// ThreadReplyID is the ID of the reply task that adds event eventID to
-// its code message's thread in target: one per event and target, so a
+// FollowUpID is the ID of the reply task that adds event eventID to
+// its code message in target: one per event and target, so a
 // second enqueue of the same reply replaces the first instead of doubling
 // it.
-func ThreadReplyID(eventID string, target otpbot.Target) string {
+func FollowUpID(eventID string, target otpbot.Target) string {
 	return "reply:" + eventID + "@" + target.String()
 }
 
-// Thread queues ev as a reply to the code message of its transaction in
+// FollowUp queues ev as a reply to the code message of its transaction in
 // every chat (topic) linked to one of its keys by an unbroken link with
 // Replies on. Only new info events with a trace are considered; anything
 // else is ignored. Failures are logged and counted, never returned: the
 // push is acknowledged whatever happens here.
-func (t *Threads) Thread(ctx context.Context, ev otpbot.Event) {
+func (t *FollowUps) FollowUp(ctx context.Context, ev otpbot.Event) {
 	if t == nil || ev.Kind != otpbot.KindInfo || ev.Trace == "" {
 		return
 	}
@@ -170,14 +170,14 @@ func (t *Threads) Thread(ctx context.Context, ev otpbot.Event) {
 		key := threadText{loc, m.CardName}
 		text, ok := texts[key]
 		if !ok {
-			if text, err = loc.Render("thread_reply", templates.ThreadView{Event: ev, Card: loc.CardLabel(ev, m.CardName)}); err != nil {
+			if text, err = loc.Render("follow_up", templates.FollowUpView{Event: ev, Card: loc.CardLabel(ev, m.CardName)}); err != nil {
 				t.fail(ev, err)
 				return
 			}
 			texts[key] = text
 		}
 		tasks = append(tasks, otpbot.Task{
-			ID: ThreadReplyID(ev.ID, target), Kind: otpbot.TaskNotice, Priority: otpbot.PriorityOther,
+			ID: FollowUpID(ev.ID, target), Kind: otpbot.TaskNotice, Priority: otpbot.PriorityOther,
 			Target: target, Due: now, Created: created, Text: text, ReplyTo: m.TelegramID,
 		})
 	}
@@ -198,7 +198,7 @@ func (t *Threads) Thread(ctx context.Context, ev otpbot.Event) {
 	}
 }
 
-// threadText is what a thread reply's text depends on besides its event.
+// threadText is what a follow-up's text depends on besides its event.
 type threadText struct {
 	loc  *templates.Locale
 	name string
@@ -206,7 +206,7 @@ type threadText struct {
 
 // optedIn returns the targets of ev's keys whose link is unbroken and has
 // Replies on, each once, in the order of the keys.
-func (t *Threads) optedIn(ctx context.Context, ev otpbot.Event) ([]otpbot.Target, error) {
+func (t *FollowUps) optedIn(ctx context.Context, ev otpbot.Event) ([]otpbot.Target, error) {
 	var targets []otpbot.Target
 	seen := map[otpbot.Target]bool{}
 	for _, key := range ev.Keys() {
@@ -245,7 +245,7 @@ func codeMessage(msgs []otpbot.Message, target otpbot.Target, ev otpbot.Event) (
 
 // fail logs and counts a reply that could not be queued. The event itself
 // is safe in history.
-func (t *Threads) fail(ev otpbot.Event, err error) {
+func (t *FollowUps) fail(ev otpbot.Event, err error) {
 	t.replies.WithLabelValues("error").Inc()
 	t.log.Warn("reply to a code message not queued; the event is in history", "event", ev.Name, "id", otpbot.Ref(ev.ID), "err", err)
 }

@@ -18,11 +18,11 @@ func upayConsume(orderNo, otpOrderNo, cardID string) string {
 		orderNo, otpOrderNo, cardID, time.Now().UnixMilli())
 }
 
-// TestEndToEndRepliesInACodesThread wires the whole chain through run():
+// TestEndToEndFollowUpOfACode wires the whole chain through run():
 // a chat that opted in with /replies on gets the CC_CONSUME of a 3DS_OTP's
 // transaction as a reply to the code message; a chat that did not gets
 // nothing but the code.
-func TestEndToEndRepliesInACodesThread(t *testing.T) {
+func TestEndToEndFollowUpOfACode(t *testing.T) {
 	fake := bottest.New(t)
 	in := startServe(t, testConfig(t, t.TempDir(), fake, ""), nil)
 
@@ -58,7 +58,7 @@ func TestEndToEndRepliesInACodesThread(t *testing.T) {
 
 	in.pushUPay(upayConsume("ORD-T2", "ORD-T1", "C7"))
 	var reply bottest.Message
-	waitUntil(t, "reply in the code's thread", func() bool {
+	waitUntil(t, "a follow-up answering the code message", func() bool {
 		for _, m := range fake.Messages(optedIn) {
 			if m.ReplyTo == code.ID {
 				reply = m
