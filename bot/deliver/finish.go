@@ -24,8 +24,8 @@ func (w *jobRun) complete(msg *otpbot.Message, result string, next ...otpbot.Tas
 }
 
 // finish stores msg as the job left it and completes the job with next,
-// in one store transaction (CompleteMessage: one commit, one round trip,
-// where a message write and a completion were two). The write is guarded
+// in one store transaction (CompleteMessage: one commit, one round trip).
+// The write is guarded
 // by the version the job was claimed with, so a change made meanwhile (a
 // hide, a new AUTH_3DS result) is never overwritten: on a conflict the
 // Telegram facts (message id, what it shows) are merged into the newer
@@ -51,8 +51,8 @@ func (w *jobRun) finish(msg *otpbot.Message, result string, next ...otpbot.Task)
 	for attempt := 0; ; attempt++ {
 		var err error
 		if leased {
-			// extra before next, as when they were two writes: a later
-			// task in the same slot replaces an earlier one.
+			// extra before next: a later task in the same slot replaces
+			// an earlier one, and next is what the job decided last.
 			tasks := append(slices.Clip(extra), next...)
 			err = w.storeDo(func(ctx context.Context) error { return d.store.CompleteMessage(ctx, w.job, prev, cur, tasks...) })
 			if err == nil {
@@ -96,27 +96,35 @@ func (w *jobRun) finish(msg *otpbot.Message, result string, next ...otpbot.Task)
 			return w.complete(nil, "duplicate")
 		}
 		prev = fresh.UpdatedAt
-		if fresh.TelegramID == 0 {
-			fresh.TelegramID, fresh.SentAt, fresh.SendStarted = msg.TelegramID, msg.SentAt, msg.SendStarted
-		}
-		fresh.Rendered = msg.Rendered
-		fresh.UpdatedAt = d.now()
-		if !fresh.UpdatedAt.After(prev) {
-			fresh.UpdatedAt = prev.Add(time.Nanosecond)
-		}
-		cur = fresh
+		cur = w.rebase(msg, fresh)
 		// What Telegram shows was rendered from the older version: let an
 		// update bring it in line (it calls nothing if it already is).
 		extra = []otpbot.Task{{
-			ID: otpbot.TaskID(fresh.ID, otpbot.TaskUpdate), Kind: otpbot.TaskUpdate, Priority: otpbot.PriorityUpdate,
-			MessageID: fresh.ID, Target: fresh.Target, Due: d.now(), Created: d.now(),
+			ID: otpbot.TaskID(cur.ID, otpbot.TaskUpdate), Kind: otpbot.TaskUpdate, Priority: otpbot.PriorityUpdate,
+			MessageID: cur.ID, Target: cur.Target, Due: d.now(), Created: d.now(),
 		}}
-		if fresh.State != otpbot.StateLive {
+		if cur.State != otpbot.StateLive {
 			next = nil
-			d.forget(fresh.ID)
+			d.forget(cur.ID)
 		}
 	}
 	return w.complete(nil, result, next...)
+}
+
+// rebase carries what Telegram accepted for msg (its id, when it was sent,
+// what it shows) into fresh, the version stored meanwhile, as a newer
+// version of it.
+func (w *jobRun) rebase(msg *otpbot.Message, fresh otpbot.Message) otpbot.Message {
+	prev := fresh.UpdatedAt
+	if fresh.TelegramID == 0 {
+		fresh.TelegramID, fresh.SentAt, fresh.SendStarted = msg.TelegramID, msg.SentAt, msg.SendStarted
+	}
+	fresh.Rendered = msg.Rendered
+	fresh.UpdatedAt = w.d.now()
+	if !fresh.UpdatedAt.After(prev) {
+		fresh.UpdatedAt = prev.Add(time.Nanosecond)
+	}
+	return fresh
 }
 
 // dropDuplicate deletes the extra copy msg of a message another worker
