@@ -295,7 +295,7 @@ func (d *Deliverer) refresh(callBase context.Context, id string) {
 	if shown := d.countdown.lastShown(id); hash == shown || (shown == "" && hash == msg.Rendered) {
 		return
 	}
-	if d.limiter.Take(ctx, msg.Target, telegram.Spare) > 0 {
+	if d.limiter.Take(ctx, msg.Target, telegram.Spare).For > 0 {
 		d.deliveries.WithLabelValues(string(otpbot.TaskRefresh), "skipped").Inc()
 		return // no token to spare: the next step then
 	}

@@ -175,6 +175,7 @@ type Deliverer struct {
 	extra          func(*templates.Locale, otpbot.Message) [][]telegram.Button
 	maxBack        time.Duration
 	maxWait        time.Duration
+	turn           turn // workers refused by the bot's budget ask in turn
 	failRep        int
 	metEvery       time.Duration
 
@@ -239,6 +240,7 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 		extra:          opts.ExtraButtons,
 		maxBack:        opts.MaxBackoff,
 		maxWait:        opts.MaxInlineWait,
+		turn:           newTurn(),
 		failRep:        opts.FailureReportAfter,
 		metEvery:       opts.MetricsInterval,
 		poke:           make(chan struct{}, 1),

@@ -128,7 +128,7 @@ func TestDeliverLimiterDeferralsAreNotFailures(t *testing.T) {
 	for i := 2; i <= 3; i++ {
 		e.settle()
 		e.clock.Advance(time.Second)
-		if w := lim.Take(context.Background(), target, telegram.Urgent); w != 0 {
+		if w := lim.Take(context.Background(), target, telegram.Urgent).For; w != 0 {
 			t.Fatalf("the test could not take the chat's budget: wait %v", w)
 		}
 		e.d.Poke()

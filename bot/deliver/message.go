@@ -139,7 +139,7 @@ func (w *jobRun) admit(msg otpbot.Message, next []otpbot.Task, now time.Time) bo
 		}
 		return w.slot(prio)
 	}
-	if d.limiter.Take(w.sctx, t.Target, telegram.ShareOf(t.Priority)) == 0 {
+	if d.limiter.Take(w.sctx, t.Target, telegram.ShareOf(t.Priority)).For == 0 {
 		return true
 	}
 	d.track(msg)

@@ -140,7 +140,7 @@ func (w *jobRun) dropCopy(msg otpbot.Message, id int) {
 func (w *jobRun) waitBudget(target otpbot.Target, share telegram.Share) bool {
 	deadline := w.d.now().Add(time.Minute)
 	for w.d.now().Before(deadline) {
-		pause := w.d.limiter.Take(w.sctx, target, share)
+		pause := w.d.limiter.Take(w.sctx, target, share).For
 		if pause == 0 {
 			return true
 		}

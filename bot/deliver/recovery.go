@@ -115,7 +115,7 @@ func (d *Deliverer) probeLoop(ctx context.Context, storeCtx context.Context) {
 			return
 		case <-t.C:
 		}
-		if !d.recover.pending() || d.limiter.Take(ctx, otpbot.Target{}, telegram.Spare) > 0 {
+		if !d.recover.pending() || d.limiter.Take(ctx, otpbot.Target{}, telegram.Spare).For > 0 {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, probeEvery)

@@ -19,15 +19,27 @@ import (
 // every process on one Redis.
 type Budget interface {
 	// Take takes one call's slot for target, with the share s of the
-	// budget, and returns 0, or takes nothing and returns how long to wait
-	// before asking again. A target with ChatID 0 (a callback answer,
-	// getMe) takes only from the bot's global budget.
-	Take(ctx context.Context, target otpbot.Target, s Share) time.Duration
+	// budget, and returns a zero Wait, or takes nothing and says how long
+	// to wait before asking again and what refused. A target with ChatID 0
+	// (a callback answer, getMe) takes only from the bot's global budget.
+	Take(ctx context.Context, target otpbot.Target, s Share) Wait
 	// Pause obeys a 429 for target and returns the pause applied.
 	Pause(ctx context.Context, target otpbot.Target, retryAfter time.Duration) time.Duration
-	// PausedUntil reports when target may be called again after a 429;
-	// zero when it is not paused.
-	PausedUntil(ctx context.Context, target otpbot.Target) time.Time
+}
+
+// Wait is Take's answer: zero when the slot was taken.
+type Wait struct {
+	// For is how long to wait before asking again; 0 when the slot was
+	// taken.
+	For time.Duration
+	// Bot is set when the bot's own budget, shared by every chat, is what
+	// refused (its rate, or a pause of the whole bot): every caller of this
+	// process is refused alike, so they ask again in turn rather than all
+	// at once each time a token comes back.
+	Bot bool
+	// Paused is set when a 429 pause refused (the chat's or the bot's):
+	// nothing is to be asked before it ends.
+	Paused bool
 }
 
 // LimiterOptions configure a Limiter (and a RedisLimiter). Zero values take
@@ -254,32 +266,33 @@ func (l *Limiter) sweep(now time.Time) {
 	}
 }
 
-// Take takes one call's slot for target at priority p and returns 0, or
-// takes nothing and returns how long to wait before asking again. Work
-// below PriorityUpdate leaves GlobalReserve global tokens, and the last
-// token of its chat and group, to codes, updates and replies.
-func (l *Limiter) Take(_ context.Context, target otpbot.Target, s Share) time.Duration {
+// Take takes one call's slot for target with share s and returns a zero
+// Wait, or takes nothing and says how long to wait before asking again.
+// Work below PriorityUpdate leaves GlobalReserve global tokens, and the
+// last token of its chat and group, to codes, updates and replies.
+func (l *Limiter) Take(_ context.Context, target otpbot.Target, s Share) Wait {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	if pause := l.globalUntil.Sub(now); pause > 0 {
-		return pause
+		return Wait{For: pause, Bot: true, Paused: true}
 	}
-	pause := l.global.need(now, need(s, l.opts.GlobalBurst, l.opts.GlobalReserve, true))
+	bot := l.global.need(now, need(s, l.opts.GlobalBurst, l.opts.GlobalReserve, true))
+	var chat time.Duration
 	var c *chatLimit
 	if target.ChatID != 0 {
 		c = l.chat(target.ChatID, now)
 		if pause := c.until.Sub(now); pause > 0 {
-			return pause
+			return Wait{For: pause, Paused: true}
 		}
-		pause = max(pause, c.chat.need(now, need(s, l.opts.ChatBurst, 0, false)))
+		chat = c.chat.need(now, need(s, l.opts.ChatBurst, 0, false))
 		if c.group != nil {
-			pause = max(pause, c.group.need(now, need(s, l.opts.GroupBurst, 0, false)))
+			chat = max(chat, c.group.need(now, need(s, l.opts.GroupBurst, 0, false)))
 		}
 	}
-	if pause > 0 {
+	if pause := max(bot, chat); pause > 0 {
 		// A bucket short by a hair (float rounding) must not return 0.
-		return max(pause, time.Millisecond)
+		return Wait{For: max(pause, time.Millisecond), Bot: bot >= chat}
 	}
 	l.global.take(now)
 	if c != nil {
@@ -288,7 +301,7 @@ func (l *Limiter) Take(_ context.Context, target otpbot.Target, s Share) time.Du
 			c.group.take(now)
 		}
 	}
-	return 0
+	return Wait{}
 }
 
 // Pause obeys a 429 for target: the chat rests for retryAfter (capped at

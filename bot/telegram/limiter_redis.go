@@ -50,17 +50,19 @@ func NewRedisLimiter(client goredis.UniversalClient, base string, opts LimiterOp
 // takeScript: KEYS are the pause keys (ARGV[1] of them) then one cell per
 // bucket (ARGV[2] of them); per bucket, ARGV holds its emission interval
 // (µs per token), burst and the tokens a take needs there. It returns
-// {wait µs, paused (1) or not (0)}; wait 0 means the tokens were taken.
+// {wait µs, paused (1) or not (0), bot (1) when the bot's own pause or
+// cell — the first of each — set the wait}; wait 0 means the tokens were
+// taken.
 var takeScript = goredis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local np, nb = tonumber(ARGV[1]), tonumber(ARGV[2])
-local wait = 0
+local wait, bot = 0, 0
 for i = 1, np do
   local u = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if u - now > wait then wait = u - now end
+  if u - now > wait then wait, bot = u - now, (i == 1 and 1 or 0) end
 end
-if wait > 0 then return {math.ceil(wait), 1} end
+if wait > 0 then return {math.ceil(wait), 1, bot} end
 local tats = {}
 for i = 1, nb do
   local ei = tonumber(ARGV[3 + 3 * (i - 1)])
@@ -69,14 +71,14 @@ for i = 1, nb do
   local tat = tonumber(redis.call('GET', KEYS[np + i]) or '0')
   if tat < now then tat = now end
   local over = (tat - now) - (burst - need) * ei
-  if over > wait then wait = over end
+  if over > wait then wait, bot = over, (i == 1 and 1 or 0) end
   tats[i] = tat + ei
 end
-if wait > 0 then return {math.ceil(wait), 0} end
+if wait > 0 then return {math.ceil(wait), 0, bot} end
 for i = 1, nb do
   redis.call('SET', KEYS[np + i], string.format('%.0f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000) + 1000)
 end
-return {0, 0}
+return {0, 0, 0}
 `)
 
 // pauseScript sets KEYS[1] to now + ARGV[1] µs unless it holds a later
@@ -111,7 +113,7 @@ func (l *RedisLimiter) chatPause(id int64) string {
 
 // Take takes one call's slot for target at priority p from the shared
 // buckets; see Budget.
-func (l *RedisLimiter) Take(ctx context.Context, target otpbot.Target, s Share) time.Duration {
+func (l *RedisLimiter) Take(ctx context.Context, target otpbot.Target, s Share) Wait {
 	o := l.opts
 	keys := []string{l.globalPause()}
 	pauses := 1
@@ -129,14 +131,14 @@ func (l *RedisLimiter) Take(ctx context.Context, target otpbot.Target, s Share) 
 	}
 	args[0], args[1] = pauses, len(cells)
 	res, err := takeScript.Run(ctx, l.client, append(keys, cells...), args...).Int64Slice()
-	if err != nil || len(res) != 2 {
+	if err != nil || len(res) != 3 {
 		l.opts.Logger.Warn("shared rate budget unreachable; this process keeps the limits alone meanwhile", "err", fmt.Errorf("rate budget: %w", err))
 		return l.local.Take(ctx, target, s)
 	}
 	if res[0] <= 0 {
-		return 0
+		return Wait{}
 	}
-	return max(time.Duration(res[0])*time.Microsecond, time.Millisecond)
+	return Wait{For: max(time.Duration(res[0])*time.Microsecond, time.Millisecond), Paused: res[1] == 1, Bot: res[2] == 1}
 }
 
 // interval is a bucket's emission interval in µs: the time one token takes

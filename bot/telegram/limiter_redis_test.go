@@ -41,7 +41,7 @@ func TestRedisLimiterIsSharedByProcesses(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for n := 0; time.Now().Before(deadline); n++ {
-				if l.Take(ctx, otpbot.Target{ChatID: int64(1000*i + n)}, Urgent) == 0 {
+				if l.Take(ctx, otpbot.Target{ChatID: int64(1000*i + n)}, Urgent).For == 0 {
 					granted.Add(1)
 				}
 			}
@@ -65,35 +65,35 @@ func TestRedisLimiterSharesPausesAndHeadroom(t *testing.T) {
 	chat := otpbot.Target{ChatID: 42}
 
 	for i, l := range []*RedisLimiter{a, b} {
-		if w := l.Take(ctx, chat, Spare); w != 0 {
+		if w := l.Take(ctx, chat, Spare).For; w != 0 {
 			t.Fatalf("refresh %d waits %v with the chat's bucket at 3", i, w)
 		}
 	}
-	if w := a.Take(ctx, chat, Spare); w == 0 {
+	if w := a.Take(ctx, chat, Spare).For; w == 0 {
 		t.Fatal("a third refresh took the chat's last token")
 	}
-	if w := b.Take(ctx, chat, Urgent); w != 0 {
+	if w := b.Take(ctx, chat, Urgent).For; w != 0 {
 		t.Fatalf("the code waits %v behind refreshes in its own chat", w)
 	}
-	if w := a.Take(ctx, chat, Urgent); w == 0 {
+	if w := a.Take(ctx, chat, Urgent).For; w == 0 {
 		t.Fatal("a fourth call within the chat's burst of 3")
 	}
 
 	other := otpbot.Target{ChatID: 43}
 	a.Pause(ctx, other, 5*time.Second)
-	if w := b.Take(ctx, other, Urgent); w < 4*time.Second || w > 5*time.Second {
+	if w := b.Take(ctx, other, Urgent).For; w < 4*time.Second || w > 5*time.Second {
 		t.Fatalf("the other process waits %v for a chat paused 5s", w)
 	}
 	if until := b.PausedUntil(ctx, other); until.IsZero() {
 		t.Fatal("the other process does not see the pause")
 	}
-	if w := b.Take(ctx, otpbot.Target{ChatID: 44}, Urgent); w != 0 {
+	if w := b.Take(ctx, otpbot.Target{ChatID: 44}, Urgent).For; w != 0 {
 		t.Fatalf("a chat's 429 paused another chat: %v", w)
 	}
 
 	// A 429 on a call tied to no chat is global: every process rests.
 	a.Pause(ctx, otpbot.Target{}, 3*time.Second)
-	if w := b.Take(ctx, otpbot.Target{ChatID: 45}, Urgent); w == 0 {
+	if w := b.Take(ctx, otpbot.Target{ChatID: 45}, Urgent).For; w == 0 {
 		t.Fatal("a global flood did not pause the other process")
 	}
 }

@@ -120,7 +120,7 @@ func TestLimiterTake(t *testing.T) {
 			l := NewLimiter(tc.opts)
 			for i, s := range tc.steps {
 				clock.Advance(s.advance)
-				wait := l.Take(ctx, s.target, s.prio)
+				wait := l.Take(ctx, s.target, s.prio).For
 				if (wait == 0) != s.wantOK {
 					t.Fatalf("step %d: Take(%v, %d) wait %v, want ok=%v", i, s.target, s.prio, wait, s.wantOK)
 				}
@@ -134,16 +134,16 @@ func TestLimiterWaitIsAccurate(t *testing.T) {
 	clock := storetest.NewClock(limStart)
 	l := NewLimiter(LimiterOptions{ChatBurst: 1, Now: clock.Now})
 	chat := otpbot.Target{ChatID: 5}
-	if w := l.Take(ctx, chat, Urgent); w != 0 {
+	if w := l.Take(ctx, chat, Urgent).For; w != 0 {
 		t.Fatal(w)
 	}
 	clock.Advance(300 * time.Millisecond)
-	w := l.Take(ctx, chat, Urgent)
+	w := l.Take(ctx, chat, Urgent).For
 	if w < 690*time.Millisecond || w > 710*time.Millisecond {
 		t.Fatalf("wait %v, want about 700ms", w)
 	}
 	clock.Advance(w)
-	if w := l.Take(ctx, chat, Urgent); w != 0 {
+	if w := l.Take(ctx, chat, Urgent).For; w != 0 {
 		t.Fatalf("after the wait: %v", w)
 	}
 }
@@ -159,17 +159,17 @@ func TestLimiterPause(t *testing.T) {
 	if got := l.Pause(ctx, a, 5*time.Second); got != 5*time.Second {
 		t.Fatalf("pause %v", got)
 	}
-	if w := l.Take(ctx, a, Urgent); w != 5*time.Second {
+	if w := l.Take(ctx, a, Urgent).For; w != 5*time.Second {
 		t.Fatalf("paused chat: wait %v", w)
 	}
-	if w := l.Take(ctx, b, Urgent); w != 0 {
+	if w := l.Take(ctx, b, Urgent).For; w != 0 {
 		t.Fatalf("other chat waits %v: a chat's 429 must not pause it", w)
 	}
 	if until := l.PausedUntil(ctx, a); !until.Equal(limStart.Add(5 * time.Second)) {
 		t.Fatalf("PausedUntil %v", until)
 	}
 	clock.Advance(5 * time.Second)
-	if w := l.Take(ctx, a, Urgent); w != 0 {
+	if w := l.Take(ctx, a, Urgent).For; w != 0 {
 		t.Fatalf("after the pause: %v", w)
 	}
 
@@ -187,11 +187,11 @@ func TestLimiterPause(t *testing.T) {
 	l.Pause(ctx, b, 3*time.Second)
 	l.Pause(ctx, c, 3*time.Second)
 	fresh := otpbot.Target{ChatID: 4}
-	if w := l.Take(ctx, fresh, Urgent); w == 0 {
+	if w := l.Take(ctx, fresh, Urgent).For; w == 0 {
 		t.Fatal("global flood did not pause other chats")
 	}
 	clock.Advance(3 * time.Second)
-	if w := l.Take(ctx, fresh, Urgent); w != 0 {
+	if w := l.Take(ctx, fresh, Urgent).For; w != 0 {
 		t.Fatalf("after the global pause: %v", w)
 	}
 }
@@ -245,7 +245,7 @@ func TestLimiterGlobalFloodOnlyWhenTelegramSaysSo(t *testing.T) {
 				l.Pause(ctx, otpbot.Target{}, tc.chatless)
 			}
 			fresh := otpbot.Target{ChatID: 99}
-			paused := l.Take(ctx, fresh, Urgent) != 0
+			paused := l.Take(ctx, fresh, Urgent).For != 0
 			if paused != tc.wantGlobal {
 				t.Fatalf("an unrefused chat paused=%v, want %v", paused, tc.wantGlobal)
 			}

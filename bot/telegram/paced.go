@@ -96,7 +96,7 @@ func (p *Paced) do(ctx context.Context, target otpbot.Target, method string, cal
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		if p.budget != nil {
-			if pause := p.budget.Take(ctx, target, Reply); pause > 0 {
+			if pause := p.budget.Take(ctx, target, Reply).For; pause > 0 {
 				if !wait.Sleep(ctx, pause) {
 					return fmt.Errorf("telegram %s: no slot in the rate budget: %w", method, ctx.Err())
 				}

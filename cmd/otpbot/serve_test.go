@@ -113,7 +113,7 @@ func TestRateIsSustainedExactly(t *testing.T) {
 		// the way), asking every 10ms.
 		sent := 0
 		for i := 0; i < 1000; i++ {
-			for lim.Take(context.Background(), otpbot.Target{ChatID: int64(100000*i + sent)}, telegram.Urgent) == 0 {
+			for lim.Take(context.Background(), otpbot.Target{ChatID: int64(100000*i + sent)}, telegram.Urgent).For == 0 {
 				sent++
 			}
 			now = now.Add(10 * time.Millisecond)
