@@ -57,6 +57,18 @@ func (c *Commands) setChat(ctx context.Context, chatID int64, setting otpbot.Cha
 	return true
 }
 
+// setReplySetting changes one setting of the command's chat (setChat) and
+// the reply's locale with it, so the answer already speaks the new
+// language or zone.
+func (c *Commands) setReplySetting(ctx context.Context, r *request, setting otpbot.ChatSetting, value string) bool {
+	if !c.setChat(ctx, r.target.ChatID, setting, value) {
+		return false
+	}
+	r.settings = r.settings.Set(setting, value)
+	r.loc = c.replyLocale(r.settings, r)
+	return true
+}
+
 // language answers /language: without an argument the chat's language
 // and a button per language; "/language CODE" chooses one; "/language
 // auto" goes back to the language chosen automatically.
@@ -77,11 +89,9 @@ func (c *Commands) language(ctx context.Context, r *request) error {
 		view.Unknown = code
 		return c.okButtons(ctx, r, "language", view, c.languageButtons())
 	}
-	if !c.setChat(ctx, r.target.ChatID, otpbot.SettingLanguage, lang) {
+	if !c.setReplySetting(ctx, r, otpbot.SettingLanguage, lang) {
 		return errSettingNotSaved
 	}
-	r.settings.Language = lang
-	r.loc = c.replyLocale(r.settings, r)
 	c.log.Info("chat language set", "target", r.target, "language", lang, "by", r.user)
 	view = c.languageView(r.loc, r.settings)
 	view.Changed = true
@@ -177,11 +187,9 @@ func (c *Commands) timezone(ctx context.Context, r *request) error {
 			return c.ok(ctx, r, "timezone", view)
 		}
 	}
-	if !c.setChat(ctx, r.target.ChatID, otpbot.SettingTimeZone, zone) {
+	if !c.setReplySetting(ctx, r, otpbot.SettingTimeZone, zone) {
 		return errSettingNotSaved
 	}
-	r.settings.TimeZone = zone
-	r.loc = c.replyLocale(r.settings, r)
 	c.log.Info("chat time zone set", "target", r.target, "zone", zone, "by", r.user)
 	view = c.zoneView(r.loc, r.settings)
 	view.Changed = true
