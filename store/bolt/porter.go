@@ -62,7 +62,7 @@ func (s *Store) Export(ctx context.Context, fn func(otpbot.Record) error) error 
 		}); err != nil {
 			return err
 		}
-		if err := exportHistory(ctx, tx, fn); err != nil {
+		if err := s.exportHistory(ctx, tx, fn); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bMessages).ForEach(func(_, v []byte) error {
@@ -83,32 +83,6 @@ func (s *Store) Export(ctx context.Context, fn func(otpbot.Record) error) error 
 			return fn(otpbot.Record{Task: &r.Task})
 		})
 	}))
-}
-
-// exportHistory emits each entry once: an entry under several keys is
-// emitted from the first of its event's history keys that still holds it.
-func exportHistory(ctx context.Context, tx *bbolt.Tx, fn func(otpbot.Record) error) error {
-	root := tx.Bucket(bHistory)
-	return root.ForEachBucket(func(name []byte) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return root.Bucket(name).ForEach(func(k, v []byte) error {
-			var h otpbot.HistoryEntry
-			if err := json.Unmarshal(v, &h); err != nil {
-				return fmt.Errorf("decode history entry: %w", err)
-			}
-			for _, key := range h.Event.HistoryKeys() {
-				if key.String() == string(name) {
-					break
-				}
-				if other := root.Bucket([]byte(key.String())); other != nil && other.Get(k) != nil {
-					return nil // exported from that key
-				}
-			}
-			return fn(otpbot.Record{History: &h})
-		})
-	})
 }
 
 // importChunk is how many records one Import transaction writes, so a big

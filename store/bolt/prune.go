@@ -31,7 +31,11 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneStats, error) {
 	if err := ctx.Err(); err != nil {
 		return st, fmt.Errorf("store: prune: %w", err)
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	deadHist, err := s.deadHistory(now)
+	if err != nil {
+		return st, wrap("prune", err)
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
 		st = PruneStats{}
 		var err error
 		if st.DedupeMarks, err = pruneByTime(tx, bDedupe, bDedupeByTime, now.Add(-s.opts.DedupeWindow)); err != nil {
@@ -43,7 +47,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneStats, error) {
 		if st.Invites, err = pruneInvites(tx, now); err != nil {
 			return err
 		}
-		if st.History, err = s.pruneHistory(tx, now); err != nil {
+		if st.History, err = pruneHistory(tx, deadHist); err != nil {
 			return err
 		}
 		st.Messages, st.Redacted, err = s.pruneMessages(tx, now)
@@ -102,51 +106,6 @@ func pruneInvites(tx *bbolt.Tx, now time.Time) (int, error) {
 		}
 	}
 	return len(dead), nil
-}
-
-// pruneHistory deletes entries older than the retention, oldest first from
-// the end of each key's bucket, and the buckets left empty.
-func (s *Store) pruneHistory(tx *bbolt.Tx, now time.Time) (int, error) {
-	oldest := s.retentionStart(now)
-	if oldest.IsZero() {
-		return 0, nil
-	}
-	root, counts := tx.Bucket(bHistory), tx.Bucket(bHistoryCount)
-	var names [][]byte
-	if err := root.ForEachBucket(func(name []byte) error {
-		names = append(names, clone(name))
-		return nil
-	}); err != nil {
-		return 0, err
-	}
-	total := 0
-	for _, name := range names {
-		b := root.Bucket(name)
-		n := getUint64(counts, name)
-		c := b.Cursor()
-		for k, _ := c.Last(); k != nil && historyTime(k).Before(oldest); k, _ = c.Last() {
-			if err := c.Delete(); err != nil {
-				return 0, fmt.Errorf("prune history: %w", err)
-			}
-			total++
-			if n > 0 {
-				n--
-			}
-		}
-		if k, _ := c.First(); k == nil {
-			if err := root.DeleteBucket(name); err != nil {
-				return 0, fmt.Errorf("prune history bucket: %w", err)
-			}
-			if err := counts.Delete(name); err != nil {
-				return 0, fmt.Errorf("prune history count: %w", err)
-			}
-			continue
-		}
-		if err := putUint64(counts, name, n); err != nil {
-			return 0, fmt.Errorf("history count: %w", err)
-		}
-	}
-	return total, nil
 }
 
 // pruneMessages deletes final messages that have no pending task and have

@@ -11,9 +11,8 @@
 //
 //	dedupe           event id → seen time (8 bytes)
 //	dedupe_by_time   seen time + event id → ∅                 (pruning)
-//	history          one bucket per key ("card:C1") holding
-//	                 ^received time + sequence → HistoryEntry (newest first)
-//	history_count    key → number of entries (8 bytes)          (cap)
+//	hist             key + ^received time + sequence → HistoryEntry
+//	                 (newest first within a key; see history.go)
 //	links            key + 0x00 + target → Link
 //	links_by_chat    chat + target + 0x00 + key → links key
 //	messages         message id → Message
@@ -53,8 +52,7 @@ var _ otpbot.Store = (*Store)(nil)
 var (
 	bDedupe         = []byte("dedupe")
 	bDedupeByTime   = []byte("dedupe_by_time")
-	bHistory        = []byte("history")
-	bHistoryCount   = []byte("history_count")
+	bHist           = []byte("hist")
 	bLinks          = []byte("links")
 	bLinksByChat    = []byte("links_by_chat")
 	bMessages       = []byte("messages")
@@ -71,9 +69,13 @@ var (
 	bChats          = []byte("chats")
 
 	allBuckets = [][]byte{
-		bDedupe, bDedupeByTime, bHistory, bHistoryCount, bLinks, bLinksByChat, bMessages,
+		bDedupe, bDedupeByTime, bHist, bLinks, bLinksByChat, bMessages,
 		bMessagesByChat, bTasks, bReady, bCreated, bTaskCount, bInvites, bOnce, bOnceByTime, bLeases, bMeta, bChats,
 	}
+
+	// Buckets of earlier versions, migrated at Open.
+	bHistoryV1      = []byte("history")
+	bHistoryCountV1 = []byte("history_count")
 )
 
 const (
@@ -153,7 +155,7 @@ func Open(path string, opts otpbot.StoreOptions, logger *slog.Logger) (*Store, e
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		return migrateHistory(tx)
 	}); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: init %s: %w", path, err)
