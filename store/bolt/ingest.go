@@ -145,27 +145,27 @@ func routeTargets(tx *bbolt.Tx, keys []otpbot.Key) ([]routed, error) {
 
 // seen reports whether id was marked within the dedupe window.
 func (s *Store) seen(tx *bbolt.Tx, id string, now time.Time) (bool, error) {
-	v := tx.Bucket(bDedupe).Get([]byte(id))
-	if len(v) != 8 {
+	e := getID(tx, id)
+	if e.seen == 0 {
 		return false, nil
 	}
-	at := keyTime(uint64FromBytes(v))
-	return now.Sub(at) < s.opts.DedupeWindow, nil
+	return now.Sub(seenAt(e)) < s.opts.DedupeWindow, nil
 }
 
 // putDedupe marks id as seen at seen, replacing an older mark.
 func putDedupe(tx *bbolt.Tx, id string, seen time.Time) error {
-	marks, byTime := tx.Bucket(bDedupe), tx.Bucket(bDedupeByTime)
-	if old := marks.Get([]byte(id)); len(old) == 8 {
-		if err := byTime.Delete(append(clone(old), id...)); err != nil {
+	byTime := tx.Bucket(bDedupeByTime)
+	e := getID(tx, id)
+	if e.seen != 0 {
+		if err := byTime.Delete(append(appendUint64(nil, e.seen), id...)); err != nil {
 			return fmt.Errorf("dedupe index: %w", err)
 		}
 	}
-	k := appendTime(nil, seen)
-	if err := marks.Put([]byte(id), k); err != nil {
+	e.seen = timeKey(seen)
+	if err := putID(tx, id, e); err != nil {
 		return fmt.Errorf("dedupe mark: %w", err)
 	}
-	if err := byTime.Put(append(k, id...), nil); err != nil {
+	if err := byTime.Put(append(appendUint64(nil, e.seen), id...), nil); err != nil {
 		return fmt.Errorf("dedupe index: %w", err)
 	}
 	return nil

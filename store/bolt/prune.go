@@ -38,7 +38,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneStats, error) {
 	err = s.db.Update(func(tx *bbolt.Tx) error {
 		st = PruneStats{}
 		var err error
-		if st.DedupeMarks, err = pruneByTime(tx, bDedupe, bDedupeByTime, now.Add(-s.opts.DedupeWindow)); err != nil {
+		if st.DedupeMarks, err = pruneDedupe(tx, now.Add(-s.opts.DedupeWindow)); err != nil {
 			return err
 		}
 		if st.OnceKeys, err = pruneByTime(tx, bOnce, bOnceByTime, now); err != nil {
@@ -84,6 +84,33 @@ func pruneByTime(tx *bbolt.Tx, main, byTime []byte, limit time.Time) (int, error
 	return len(dead), nil
 }
 
+// pruneDedupe deletes the dedupe marks not after limit; an ids entry that
+// also holds its group's base keeps that.
+func pruneDedupe(tx *bbolt.Tx, limit time.Time) (int, error) {
+	ib := tx.Bucket(bDedupeByTime)
+	lk := timeKey(limit)
+	var dead [][]byte
+	c := ib.Cursor()
+	for k, _ := c.First(); k != nil && uint64FromBytes(k[:8]) <= lk; k, _ = c.Next() {
+		dead = append(dead, clone(k))
+	}
+	for _, k := range dead {
+		id := string(k[8:])
+		// The mark may have been renewed since: its index entry is then
+		// another one, and this one is only stale.
+		if e := getID(tx, id); e.seen == uint64FromBytes(k[:8]) {
+			e.seen = 0
+			if err := putID(tx, id, e); err != nil {
+				return 0, fmt.Errorf("prune dedupe: %w", err)
+			}
+		}
+		if err := ib.Delete(k); err != nil {
+			return 0, fmt.Errorf("prune dedupe index: %w", err)
+		}
+	}
+	return len(dead), nil
+}
+
 // pruneInvites deletes expired invites.
 func pruneInvites(tx *bbolt.Tx, now time.Time) (int, error) {
 	b := tx.Bucket(bInvites)
@@ -115,37 +142,40 @@ func pruneInvites(tx *bbolt.Tx, now time.Time) (int, error) {
 func (s *Store) pruneMessages(tx *bbolt.Tx, now time.Time) (int, int, error) {
 	grace := max(s.opts.DedupeWindow, minMessageGrace)
 	limit := now.Add(-grace)
-	tasks := tx.Bucket(bTasks)
-	var dead, expired []otpbot.Message
-	if err := tx.Bucket(bMessages).ForEach(func(_, v []byte) error {
-		var m otpbot.Message
-		if err := json.Unmarshal(v, &m); err != nil {
-			return fmt.Errorf("decode message: %w", err)
-		}
+	type stored struct {
+		k []byte
+		m otpbot.Message
+	}
+	msgs, tasks := tx.Bucket(bMsgs), tx.Bucket(bTasks)
+	var dead, expired []stored
+	if err := forEachMessage(tx, func(k []byte, m otpbot.Message) error {
 		if redactExpired(&m, now) {
-			expired = append(expired, m) // written after the walk
+			expired = append(expired, stored{clone(k), m}) // written after the walk
 			return nil
 		}
 		if !m.State.Final() || !m.UpdatedAt.Before(limit) {
 			return nil
+		}
+		if next, _ := msgs.Cursor().Seek(append(clone(k), 0)); next != nil && hasPrefix(next, k) {
+			return nil // a task of its own is pending
 		}
 		for _, kind := range []otpbot.TaskKind{otpbot.TaskSend, otpbot.TaskUpdate, otpbot.TaskRefresh} {
 			if tasks.Get([]byte(otpbot.TaskID(m.ID, kind))) != nil {
 				return nil
 			}
 		}
-		dead = append(dead, m)
+		dead = append(dead, stored{clone(k), m})
 		return nil
 	}); err != nil {
 		return 0, 0, err
 	}
-	for _, m := range dead {
-		if err := deleteMessage(tx, m); err != nil {
+	for _, d := range dead {
+		if err := deleteMessage(tx, d.k, d.m); err != nil {
 			return 0, 0, err
 		}
 	}
-	for _, m := range expired {
-		if err := putMessage(tx, m); err != nil {
+	for _, e := range expired {
+		if err := putMessage(tx, e.m); err != nil {
 			return 0, 0, err
 		}
 	}
