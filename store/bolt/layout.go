@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -70,14 +69,6 @@ func putID(tx *bbolt.Tx, id string, e idEntry) error {
 // targetKey encodes a target in a msgs key.
 func targetKey(t otpbot.Target) []byte {
 	return appendUint64(chatKey(t.ChatID), uint64(int64(t.ThreadID))^(1<<63))
-}
-
-// keyTarget decodes the target of a msgs key.
-func keyTarget(k []byte) otpbot.Target {
-	return otpbot.Target{
-		ChatID:   int64(uint64FromBytes(k[baseLen:]) ^ (1 << 63)),
-		ThreadID: int(int64(uint64FromBytes(k[baseLen+8:]) ^ (1 << 63))),
-	}
 }
 
 // splitMessageID is the inverse of otpbot.MessageKey; ok is false for an
@@ -246,4 +237,3 @@ func seenAt(e idEntry) time.Time { return keyTime(e.seen) }
 // idsValueLen reports whether v is an ids value.
 func idsValueLen(v []byte) bool { return len(v) == 8 || len(v) == 8+baseLen }
 
-var _ = binary.BigEndian
