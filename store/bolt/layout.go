@@ -236,4 +236,3 @@ func seenAt(e idEntry) time.Time { return keyTime(e.seen) }
 
 // idsValueLen reports whether v is an ids value.
 func idsValueLen(v []byte) bool { return len(v) == 8 || len(v) == 8+baseLen }
-
