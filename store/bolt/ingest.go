@@ -145,27 +145,27 @@ func routeTargets(tx *bbolt.Tx, keys []otpbot.Key) ([]routed, error) {
 
 // seen reports whether id was marked within the dedupe window.
 func (s *Store) seen(tx *bbolt.Tx, id string, now time.Time) (bool, error) {
-	v := tx.Bucket(bDedupe).Get([]byte(id))
-	if len(v) != 8 {
+	e := getID(tx, id)
+	if e.seen == 0 {
 		return false, nil
 	}
-	at := keyTime(uint64FromBytes(v))
-	return now.Sub(at) < s.opts.DedupeWindow, nil
+	return now.Sub(seenAt(e)) < s.opts.DedupeWindow, nil
 }
 
 // putDedupe marks id as seen at seen, replacing an older mark.
 func putDedupe(tx *bbolt.Tx, id string, seen time.Time) error {
-	marks, byTime := tx.Bucket(bDedupe), tx.Bucket(bDedupeByTime)
-	if old := marks.Get([]byte(id)); len(old) == 8 {
-		if err := byTime.Delete(append(clone(old), id...)); err != nil {
+	byTime := tx.Bucket(bDedupeByTime)
+	e := getID(tx, id)
+	if e.seen != 0 {
+		if err := byTime.Delete(append(appendUint64(nil, e.seen), id...)); err != nil {
 			return fmt.Errorf("dedupe index: %w", err)
 		}
 	}
-	k := appendTime(nil, seen)
-	if err := marks.Put([]byte(id), k); err != nil {
+	e.seen = timeKey(seen)
+	if err := putID(tx, id, e); err != nil {
 		return fmt.Errorf("dedupe mark: %w", err)
 	}
-	if err := byTime.Put(append(k, id...), nil); err != nil {
+	if err := byTime.Put(append(appendUint64(nil, e.seen), id...), nil); err != nil {
 		return fmt.Errorf("dedupe index: %w", err)
 	}
 	return nil
@@ -173,95 +173,3 @@ func putDedupe(tx *bbolt.Tx, id string, seen time.Time) error {
 
 // uint64FromBytes decodes 8 big-endian bytes.
 func uint64FromBytes(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
-
-// historyKey orders entries newest first; seq keeps entries of the same
-// instant apart and, being shared by all keys of one event, lets Export tell
-// that two keys hold the same entry.
-func historyKey(received time.Time, seq uint64) []byte {
-	return appendUint64(appendUint64(nil, ^timeKey(received)), seq)
-}
-
-// historyTime is the receipt time encoded in a history key.
-func historyTime(k []byte) time.Time { return keyTime(^uint64FromBytes(k[:8])) }
-
-// addHistory stores the encoded entry under each key and drops the oldest
-// entries beyond HistoryPerKey.
-func (s *Store) addHistory(tx *bbolt.Tx, keys []otpbot.Key, received time.Time, entry []byte) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	root, counts := tx.Bucket(bHistory), tx.Bucket(bHistoryCount)
-	seq, err := root.NextSequence()
-	if err != nil {
-		return fmt.Errorf("history sequence: %w", err)
-	}
-	hk := historyKey(received, seq)
-	for _, key := range keys {
-		name := []byte(key.String())
-		b, err := root.CreateBucketIfNotExists(name)
-		if err != nil {
-			return fmt.Errorf("history bucket %s: %w", otpbot.MaskID(key.ID), err)
-		}
-		if b.Get(hk) != nil {
-			continue
-		}
-		if err := b.Put(hk, entry); err != nil {
-			return fmt.Errorf("history entry: %w", err)
-		}
-		n := getUint64(counts, name) + 1
-		if limit := s.opts.HistoryPerKey; limit > 0 {
-			c := b.Cursor()
-			for ; n > uint64(limit); n-- {
-				k, _ := c.Last()
-				if k == nil {
-					break
-				}
-				if err := c.Delete(); err != nil {
-					return fmt.Errorf("history cap: %w", err)
-				}
-			}
-		}
-		if err := putUint64(counts, name, n); err != nil {
-			return fmt.Errorf("history count: %w", err)
-		}
-	}
-	return nil
-}
-
-// History returns up to limit entries of key within the retention, newest
-// first.
-func (s *Store) History(ctx context.Context, key otpbot.Key, limit int) ([]otpbot.HistoryEntry, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("store: history: %w", err)
-	}
-	oldest := s.retentionStart(s.now())
-	var out []otpbot.HistoryEntry
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bHistory).Bucket([]byte(key.String()))
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
-			if historyTime(k).Before(oldest) {
-				break // everything after is older still
-			}
-			var h otpbot.HistoryEntry
-			if err := json.Unmarshal(v, &h); err != nil {
-				return fmt.Errorf("decode history entry: %w", err)
-			}
-			out = append(out, h)
-		}
-		return nil
-	})
-	return out, wrap("history", err)
-}
-
-// retentionStart is the receipt time before which history is dropped; the
-// zero time when there is no retention limit.
-func (s *Store) retentionStart(now time.Time) time.Time {
-	if s.opts.HistoryRetention <= 0 {
-		return time.Time{}
-	}
-	return now.Add(-s.opts.HistoryRetention)
-}

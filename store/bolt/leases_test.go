@@ -114,14 +114,15 @@ func TestLeaseWrittenByOlderVersion(t *testing.T) {
 	// What the old Claim wrote: the record with its lease, indexed at
 	// the lease's end, and no generation.
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
-		if err := putTask(tx, noticeTask("old", leaseEpoch)); err != nil {
+		task := noticeTask("old", leaseEpoch)
+		if err := putTask(tx, task); err != nil {
 			return err
 		}
-		r, _, err := getTask(tx, "old")
+		r, l, _, err := findTask(tx, task)
 		if err != nil {
 			return err
 		}
-		if err := tx.Bucket(bReady).Delete(r.readyKey()); err != nil {
+		if err := tx.Bucket(bReady).Delete(r.readyKey(l)); err != nil {
 			return err
 		}
 		r.Gen, r.Lease, r.LeaseUntil = 0, "old-token", until
@@ -132,7 +133,7 @@ func TestLeaseWrittenByOlderVersion(t *testing.T) {
 		if err := tx.Bucket(bTasks).Put([]byte("old"), v); err != nil {
 			return err
 		}
-		return tx.Bucket(bReady).Put(r.readyKey(), nil)
+		return tx.Bucket(bReady).Put(r.readyKey(l), nil)
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -31,15 +31,29 @@ func redactExpired(m *otpbot.Message, now time.Time) bool {
 
 // getMessage loads a message; ok is false when there is none.
 func getMessage(tx *bbolt.Tx, id string) (otpbot.Message, bool, error) {
-	v := tx.Bucket(bMessages).Get([]byte(id))
+	k, ok := messageKey(tx, id)
+	if !ok {
+		return otpbot.Message{}, false, nil
+	}
+	return getMessageAt(tx, k)
+}
+
+// getMessageAt loads the message at msgs key k.
+func getMessageAt(tx *bbolt.Tx, k []byte) (otpbot.Message, bool, error) {
+	v := tx.Bucket(bMsgs).Get(k)
 	if v == nil {
 		return otpbot.Message{}, false, nil
 	}
+	m, err := decodeMessage(v)
+	return m, err == nil, err
+}
+
+func decodeMessage(v []byte) (otpbot.Message, error) {
 	var m otpbot.Message
 	if err := json.Unmarshal(v, &m); err != nil {
-		return otpbot.Message{}, false, fmt.Errorf("decode message: %w", err)
+		return otpbot.Message{}, fmt.Errorf("decode message: %w", err)
 	}
-	return m, true, nil
+	return m, nil
 }
 
 // putMessage stores m, without its code once it is final. A message that
@@ -48,14 +62,20 @@ func getMessage(tx *bbolt.Tx, id string) (otpbot.Message, bool, error) {
 // deliverer computed for the final text differs from the live one and is
 // kept, so an edit that would change nothing is still skipped.)
 func putMessage(tx *bbolt.Tx, m otpbot.Message) error {
+	k, err := newMessageKey(tx, m.ID)
+	if err != nil {
+		return err
+	}
+	b := tx.Bucket(bMsgs)
+	old := b.Get(k)
 	if m.State.Final() {
 		m.Event = m.Event.Redacted()
-		if m.Rendered != "" {
-			old, ok, err := getMessage(tx, m.ID)
+		if m.Rendered != "" && old != nil {
+			prev, err := decodeMessage(old)
 			if err != nil {
 				return err
 			}
-			if ok && !old.State.Final() && old.Rendered == m.Rendered {
+			if !prev.State.Final() && prev.Rendered == m.Rendered {
 				m.Rendered = ""
 			}
 		}
@@ -64,24 +84,48 @@ func putMessage(tx *bbolt.Tx, m otpbot.Message) error {
 	if err != nil {
 		return fmt.Errorf("encode message: %w", err)
 	}
-	if err := tx.Bucket(bMessages).Put([]byte(m.ID), v); err != nil {
-		return fmt.Errorf("put message: %w", err)
+	if old == nil {
+		// Indexed once, when new: an unchanged index entry rewritten at
+		// every update would dirty its page for nothing.
+		if err := tx.Bucket(bMessagesByChat).Put(append(chatKey(m.Target.ChatID), k...), nil); err != nil {
+			return fmt.Errorf("index message: %w", err)
+		}
 	}
-	if err := tx.Bucket(bMessagesByChat).Put(append(chatKey(m.Target.ChatID), m.ID...), nil); err != nil {
-		return fmt.Errorf("index message: %w", err)
+	if err := b.Put(k, v); err != nil {
+		return fmt.Errorf("put message: %w", err)
 	}
 	return nil
 }
 
-// deleteMessage removes message m.
-func deleteMessage(tx *bbolt.Tx, m otpbot.Message) error {
-	if err := tx.Bucket(bMessagesByChat).Delete(append(chatKey(m.Target.ChatID), m.ID...)); err != nil {
+// deleteMessage removes the message at msgs key k, and its group's base
+// when nothing is left under it.
+func deleteMessage(tx *bbolt.Tx, k []byte, m otpbot.Message) error {
+	if err := tx.Bucket(bMessagesByChat).Delete(append(chatKey(m.Target.ChatID), k...)); err != nil {
 		return fmt.Errorf("unindex message: %w", err)
 	}
-	if err := tx.Bucket(bMessages).Delete([]byte(m.ID)); err != nil {
+	if err := tx.Bucket(bMsgs).Delete(k); err != nil {
 		return fmt.Errorf("delete message: %w", err)
 	}
+	if group, _, ok := splitMessageID(m.ID); ok {
+		if err := dropBase(tx, group, k[:baseLen]); err != nil {
+			return fmt.Errorf("delete message: %w", err)
+		}
+	}
 	return nil
+}
+
+// forEachMessage calls fn for every stored message with its msgs key.
+func forEachMessage(tx *bbolt.Tx, fn func(k []byte, m otpbot.Message) error) error {
+	return tx.Bucket(bMsgs).ForEach(func(k, v []byte) error {
+		if len(k) != msgKeyLen {
+			return nil // a task
+		}
+		m, err := decodeMessage(v)
+		if err != nil {
+			return err
+		}
+		return fn(k, m)
+	})
 }
 
 // Message returns the message id.
@@ -114,7 +158,7 @@ func (s *Store) MessagesForChat(ctx context.Context, chatID int64) ([]otpbot.Mes
 		prefix := chatKey(chatID)
 		c := tx.Bucket(bMessagesByChat).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
-			m, ok, err := getMessage(tx, string(k[len(prefix):]))
+			m, ok, err := getMessageAt(tx, k[len(prefix):])
 			if err != nil {
 				return err
 			}
@@ -137,11 +181,7 @@ func (s *Store) LiveMessages(ctx context.Context) ([]otpbot.Message, error) {
 	}
 	var out []otpbot.Message
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bMessages).ForEach(func(_, v []byte) error {
-			var m otpbot.Message
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("decode message: %w", err)
-			}
+		return forEachMessage(tx, func(_ []byte, m otpbot.Message) error {
 			if m.State == otpbot.StateLive {
 				out = append(out, m)
 			}

@@ -50,9 +50,9 @@ func (s *Store) Export(ctx context.Context, fn func(otpbot.Record) error) error 
 		}); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bDedupe).ForEach(func(k, v []byte) error {
-			if len(v) != 8 {
-				return nil
+		if err := tx.Bucket(bIDs).ForEach(func(k, v []byte) error {
+			if !idsValueLen(v) || uint64FromBytes(v) == 0 {
+				return nil // a group's base only
 			}
 			seen := keyTime(uint64FromBytes(v))
 			if now.Sub(seen) >= s.opts.DedupeWindow {
@@ -62,53 +62,19 @@ func (s *Store) Export(ctx context.Context, fn func(otpbot.Record) error) error 
 		}); err != nil {
 			return err
 		}
-		if err := exportHistory(ctx, tx, fn); err != nil {
+		if err := s.exportHistory(ctx, tx, fn); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bMessages).ForEach(func(_, v []byte) error {
-			var m otpbot.Message
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("decode message: %w", err)
-			}
+		if err := forEachMessage(tx, func(_ []byte, m otpbot.Message) error {
 			return fn(otpbot.Record{Message: &m})
 		}); err != nil {
 			return err
 		}
-		return tx.Bucket(bTasks).ForEach(func(_, v []byte) error {
-			var r taskRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decode task: %w", err)
-			}
+		return forEachTask(tx, func(_ taskLoc, r taskRecord) error {
 			// Leases are not exported: whoever imports owns no worker yet.
 			return fn(otpbot.Record{Task: &r.Task})
 		})
 	}))
-}
-
-// exportHistory emits each entry once: an entry under several keys is
-// emitted from the first of its event's history keys that still holds it.
-func exportHistory(ctx context.Context, tx *bbolt.Tx, fn func(otpbot.Record) error) error {
-	root := tx.Bucket(bHistory)
-	return root.ForEachBucket(func(name []byte) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return root.Bucket(name).ForEach(func(k, v []byte) error {
-			var h otpbot.HistoryEntry
-			if err := json.Unmarshal(v, &h); err != nil {
-				return fmt.Errorf("decode history entry: %w", err)
-			}
-			for _, key := range h.Event.HistoryKeys() {
-				if key.String() == string(name) {
-					break
-				}
-				if other := root.Bucket([]byte(key.String())); other != nil && other.Get(k) != nil {
-					return nil // exported from that key
-				}
-			}
-			return fn(otpbot.Record{History: &h})
-		})
-	})
 }
 
 // importChunk is how many records one Import transaction writes, so a big

@@ -31,10 +31,14 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneStats, error) {
 	if err := ctx.Err(); err != nil {
 		return st, fmt.Errorf("store: prune: %w", err)
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	deadHist, err := s.deadHistory(now)
+	if err != nil {
+		return st, wrap("prune", err)
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
 		st = PruneStats{}
 		var err error
-		if st.DedupeMarks, err = pruneByTime(tx, bDedupe, bDedupeByTime, now.Add(-s.opts.DedupeWindow)); err != nil {
+		if st.DedupeMarks, err = pruneDedupe(tx, now.Add(-s.opts.DedupeWindow)); err != nil {
 			return err
 		}
 		if st.OnceKeys, err = pruneByTime(tx, bOnce, bOnceByTime, now); err != nil {
@@ -43,7 +47,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneStats, error) {
 		if st.Invites, err = pruneInvites(tx, now); err != nil {
 			return err
 		}
-		if st.History, err = s.pruneHistory(tx, now); err != nil {
+		if st.History, err = pruneHistory(tx, deadHist); err != nil {
 			return err
 		}
 		st.Messages, st.Redacted, err = s.pruneMessages(tx, now)
@@ -80,6 +84,33 @@ func pruneByTime(tx *bbolt.Tx, main, byTime []byte, limit time.Time) (int, error
 	return len(dead), nil
 }
 
+// pruneDedupe deletes the dedupe marks not after limit; an ids entry that
+// also holds its group's base keeps that.
+func pruneDedupe(tx *bbolt.Tx, limit time.Time) (int, error) {
+	ib := tx.Bucket(bDedupeByTime)
+	lk := timeKey(limit)
+	var dead [][]byte
+	c := ib.Cursor()
+	for k, _ := c.First(); k != nil && uint64FromBytes(k[:8]) <= lk; k, _ = c.Next() {
+		dead = append(dead, clone(k))
+	}
+	for _, k := range dead {
+		id := string(k[8:])
+		// The mark may have been renewed since: its index entry is then
+		// another one, and this one is only stale.
+		if e := getID(tx, id); e.seen == uint64FromBytes(k[:8]) {
+			e.seen = 0
+			if err := putID(tx, id, e); err != nil {
+				return 0, fmt.Errorf("prune dedupe: %w", err)
+			}
+		}
+		if err := ib.Delete(k); err != nil {
+			return 0, fmt.Errorf("prune dedupe index: %w", err)
+		}
+	}
+	return len(dead), nil
+}
+
 // pruneInvites deletes expired invites.
 func pruneInvites(tx *bbolt.Tx, now time.Time) (int, error) {
 	b := tx.Bucket(bInvites)
@@ -104,51 +135,6 @@ func pruneInvites(tx *bbolt.Tx, now time.Time) (int, error) {
 	return len(dead), nil
 }
 
-// pruneHistory deletes entries older than the retention, oldest first from
-// the end of each key's bucket, and the buckets left empty.
-func (s *Store) pruneHistory(tx *bbolt.Tx, now time.Time) (int, error) {
-	oldest := s.retentionStart(now)
-	if oldest.IsZero() {
-		return 0, nil
-	}
-	root, counts := tx.Bucket(bHistory), tx.Bucket(bHistoryCount)
-	var names [][]byte
-	if err := root.ForEachBucket(func(name []byte) error {
-		names = append(names, clone(name))
-		return nil
-	}); err != nil {
-		return 0, err
-	}
-	total := 0
-	for _, name := range names {
-		b := root.Bucket(name)
-		n := getUint64(counts, name)
-		c := b.Cursor()
-		for k, _ := c.Last(); k != nil && historyTime(k).Before(oldest); k, _ = c.Last() {
-			if err := c.Delete(); err != nil {
-				return 0, fmt.Errorf("prune history: %w", err)
-			}
-			total++
-			if n > 0 {
-				n--
-			}
-		}
-		if k, _ := c.First(); k == nil {
-			if err := root.DeleteBucket(name); err != nil {
-				return 0, fmt.Errorf("prune history bucket: %w", err)
-			}
-			if err := counts.Delete(name); err != nil {
-				return 0, fmt.Errorf("prune history count: %w", err)
-			}
-			continue
-		}
-		if err := putUint64(counts, name, n); err != nil {
-			return 0, fmt.Errorf("history count: %w", err)
-		}
-	}
-	return total, nil
-}
-
 // pruneMessages deletes final messages that have no pending task and have
 // not changed within the grace period, and drops the code of live messages
 // past their expiry (redactExpired). It returns how many messages it
@@ -156,37 +142,40 @@ func (s *Store) pruneHistory(tx *bbolt.Tx, now time.Time) (int, error) {
 func (s *Store) pruneMessages(tx *bbolt.Tx, now time.Time) (int, int, error) {
 	grace := max(s.opts.DedupeWindow, minMessageGrace)
 	limit := now.Add(-grace)
-	tasks := tx.Bucket(bTasks)
-	var dead, expired []otpbot.Message
-	if err := tx.Bucket(bMessages).ForEach(func(_, v []byte) error {
-		var m otpbot.Message
-		if err := json.Unmarshal(v, &m); err != nil {
-			return fmt.Errorf("decode message: %w", err)
-		}
+	type stored struct {
+		k []byte
+		m otpbot.Message
+	}
+	msgs, tasks := tx.Bucket(bMsgs), tx.Bucket(bTasks)
+	var dead, expired []stored
+	if err := forEachMessage(tx, func(k []byte, m otpbot.Message) error {
 		if redactExpired(&m, now) {
-			expired = append(expired, m) // written after the walk
+			expired = append(expired, stored{clone(k), m}) // written after the walk
 			return nil
 		}
 		if !m.State.Final() || !m.UpdatedAt.Before(limit) {
 			return nil
+		}
+		if next, _ := msgs.Cursor().Seek(append(clone(k), 0)); next != nil && hasPrefix(next, k) {
+			return nil // a task of its own is pending
 		}
 		for _, kind := range []otpbot.TaskKind{otpbot.TaskSend, otpbot.TaskUpdate, otpbot.TaskRefresh} {
 			if tasks.Get([]byte(otpbot.TaskID(m.ID, kind))) != nil {
 				return nil
 			}
 		}
-		dead = append(dead, m)
+		dead = append(dead, stored{clone(k), m})
 		return nil
 	}); err != nil {
 		return 0, 0, err
 	}
-	for _, m := range dead {
-		if err := deleteMessage(tx, m); err != nil {
+	for _, d := range dead {
+		if err := deleteMessage(tx, d.k, d.m); err != nil {
 			return 0, 0, err
 		}
 	}
-	for _, m := range expired {
-		if err := putMessage(tx, m); err != nil {
+	for _, e := range expired {
+		if err := putMessage(tx, e.m); err != nil {
 			return 0, 0, err
 		}
 	}

@@ -38,17 +38,17 @@ func (r taskRecord) readyAt() time.Time {
 	return r.Task.Due
 }
 
-func (r taskRecord) readyKey() []byte {
-	return append(appendTime(prioKey(r.Task.Priority), r.readyAt()), r.Task.ID...)
+func (r taskRecord) readyKey(l taskLoc) []byte {
+	return append(appendTime(prioKey(r.Task.Priority), r.readyAt()), l.ref()...)
 }
 
-func (r taskRecord) createdKey() []byte {
-	return append(appendTime(prioKey(r.Task.Priority), r.Task.Created), r.Task.ID...)
+func (r taskRecord) createdKey(l taskLoc) []byte {
+	return append(appendTime(prioKey(r.Task.Priority), r.Task.Created), l.ref()...)
 }
 
-// getTask loads a task record; ok is false when there is none.
-func getTask(tx *bbolt.Tx, id string) (taskRecord, bool, error) {
-	v := tx.Bucket(bTasks).Get([]byte(id))
+// loadTask loads the task record at l; ok is false when there is none.
+func loadTask(tx *bbolt.Tx, l taskLoc) (taskRecord, bool, error) {
+	v := l.get(tx)
 	if v == nil {
 		return taskRecord{}, false, nil
 	}
@@ -59,17 +59,28 @@ func getTask(tx *bbolt.Tx, id string) (taskRecord, bool, error) {
 	return r, true, nil
 }
 
-// writeTask stores r and its ready index entry. The caller has removed the
-// old ready entry when r was already stored.
-func writeTask(tx *bbolt.Tx, r taskRecord) error {
+// findTask loads the stored task with t's ID, and where it is.
+func findTask(tx *bbolt.Tx, t otpbot.Task) (taskRecord, taskLoc, bool, error) {
+	for _, l := range taskLocs(tx, t) {
+		r, ok, err := loadTask(tx, l)
+		if err != nil || ok {
+			return r, l, ok, err
+		}
+	}
+	return taskRecord{}, taskLoc{}, false, nil
+}
+
+// writeTask stores r at l and its ready index entry. The caller has
+// removed the old ready entry when r was already stored.
+func writeTask(tx *bbolt.Tx, l taskLoc, r taskRecord) error {
 	v, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("encode task: %w", err)
 	}
-	if err := tx.Bucket(bTasks).Put([]byte(r.Task.ID), v); err != nil {
+	if err := l.put(tx, v); err != nil {
 		return fmt.Errorf("put task: %w", err)
 	}
-	if err := tx.Bucket(bReady).Put(r.readyKey(), nil); err != nil {
+	if err := tx.Bucket(bReady).Put(r.readyKey(l), nil); err != nil {
 		return fmt.Errorf("index task: %w", err)
 	}
 	return nil
@@ -77,39 +88,74 @@ func writeTask(tx *bbolt.Tx, r taskRecord) error {
 
 // putTask enqueues t without a lease, replacing a task with the same ID.
 func putTask(tx *bbolt.Tx, t otpbot.Task) error {
-	if err := deleteTask(tx, t.ID); err != nil {
+	if err := deleteTask(tx, t); err != nil {
 		return err
 	}
-	gen, err := tx.Bucket(bTasks).NextSequence()
+	l, err := newTaskLoc(tx, t)
+	if err != nil {
+		return err
+	}
+	// The generation comes from msgs' sequence: msgs is written with
+	// nearly every task, so this dirties no page of its own.
+	gen, err := tx.Bucket(bMsgs).NextSequence()
 	if err != nil {
 		return fmt.Errorf("task generation: %w", err)
 	}
 	r := taskRecord{Task: t, Gen: gen}
-	if err := writeTask(tx, r); err != nil {
+	if err := writeTask(tx, l, r); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bCreated).Put(r.createdKey(), nil); err != nil {
+	if err := tx.Bucket(bCreated).Put(r.createdKey(l), nil); err != nil {
 		return fmt.Errorf("index task: %w", err)
 	}
 	return addCount(tx, t.Priority, 1)
 }
 
-// deleteTask removes the task id and its index entries, if it exists.
-func deleteTask(tx *bbolt.Tx, id string) error {
-	r, ok, err := getTask(tx, id)
+// deleteTask removes the task with t's ID and its index entries, if it
+// exists.
+func deleteTask(tx *bbolt.Tx, t otpbot.Task) error {
+	r, l, ok, err := findTask(tx, t)
 	if err != nil || !ok {
 		return err
 	}
-	if err := tx.Bucket(bReady).Delete(r.readyKey()); err != nil {
+	return removeTask(tx, l, r)
+}
+
+// removeTask removes the task r stored at l and its index entries.
+func removeTask(tx *bbolt.Tx, l taskLoc, r taskRecord) error {
+	if err := tx.Bucket(bReady).Delete(r.readyKey(l)); err != nil {
 		return fmt.Errorf("unindex task: %w", err)
 	}
-	if err := tx.Bucket(bCreated).Delete(r.createdKey()); err != nil {
+	if err := tx.Bucket(bCreated).Delete(r.createdKey(l)); err != nil {
 		return fmt.Errorf("unindex task: %w", err)
 	}
-	if err := tx.Bucket(bTasks).Delete([]byte(id)); err != nil {
+	if err := l.delete(tx); err != nil {
 		return fmt.Errorf("delete task: %w", err)
 	}
 	return addCount(tx, r.Task.Priority, -1)
+}
+
+// forEachTask calls fn for every stored task, next to its message or
+// loose.
+func forEachTask(tx *bbolt.Tx, fn func(taskLoc, taskRecord) error) error {
+	decode := func(l taskLoc, v []byte) error {
+		var r taskRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode task: %w", err)
+		}
+		return fn(l, r)
+	}
+	if err := tx.Bucket(bMsgs).ForEach(func(k, v []byte) error {
+		if len(k) != taskKeyLen {
+			return nil // a message
+		}
+		return decode(taskLoc{msgKey: clone(k)}, v)
+	}); err != nil {
+		return err
+	}
+	return tx.Bucket(bTasks).ForEach(func(k, v []byte) error {
+		return decode(taskLoc{id: string(k)}, v)
+	})
 }
 
 // addCount changes the number of pending tasks of priority p.
@@ -198,7 +244,7 @@ func (s *Store) claim(now time.Time, lease time.Duration, max int) (jobs []otpbo
 				k, _ = c.Seek(next)
 				continue
 			}
-			r, ok, err := getTask(tx, string(k[12:]))
+			r, ok, err := readyTask(tx, k)
 			if err != nil {
 				return err
 			}
@@ -266,16 +312,13 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 		for k, _ := c.First(); k != nil; {
 			prio := clone(k[:4])
 			for ; k != nil && hasPrefix(k, prio); k, _ = c.Next() {
-				id := string(k[12:])
-				if _, ok := s.leases.m[id]; ok {
-					r, ok, err := getTask(tx, id)
-					if err != nil {
-						return err
-					}
-					if l, held := s.leases.held(id, r.Gen, time.Time{}); ok && held {
-						consider(l.until)
-						continue
-					}
+				r, ok, err := readyTask(tx, k)
+				if err != nil {
+					return err
+				}
+				if l, held := s.leases.held(r.Task.ID, r.Gen, time.Time{}); ok && held {
+					consider(l.until)
+					continue
 				}
 				consider(keyTime(uint64FromBytes(k[4:12])))
 				break
@@ -316,7 +359,8 @@ func (s *Store) finish(ctx context.Context, op string, job otpbot.Job, check fun
 	// Through the group commit: a finished job shares its fsync with the
 	// pushes and the other jobs committing at the same time.
 	err = s.commits.Update(func(tx *bbolt.Tx) error {
-		if _, err := leasedTask(tx, job.Task.ID, gen); err != nil {
+		r, l, err := leasedTask(tx, job.Task, gen)
+		if err != nil {
 			return err
 		}
 		if check != nil {
@@ -325,7 +369,7 @@ func (s *Store) finish(ctx context.Context, op string, job otpbot.Job, check fun
 			}
 		}
 		// Removed before next is enqueued: the next tick may reuse the ID.
-		if err := deleteTask(tx, job.Task.ID); err != nil {
+		if err := removeTask(tx, l, r); err != nil {
 			return err
 		}
 		if msg != nil {
@@ -350,17 +394,27 @@ func (s *Store) finish(ctx context.Context, op string, job otpbot.Job, check fun
 	return nil
 }
 
-// leasedTask loads the task id, or ErrLeaseLost when it is gone or is no
-// longer the record of generation gen (enqueued again since the claim).
-func leasedTask(tx *bbolt.Tx, id string, gen uint64) (taskRecord, error) {
-	r, ok, err := getTask(tx, id)
+// leasedTask loads the task with t's ID, or ErrLeaseLost when it is gone
+// or is no longer the record of generation gen (enqueued again since the
+// claim).
+func leasedTask(tx *bbolt.Tx, t otpbot.Task, gen uint64) (taskRecord, taskLoc, error) {
+	r, l, ok, err := findTask(tx, t)
 	if err != nil {
-		return taskRecord{}, err
+		return taskRecord{}, taskLoc{}, err
 	}
 	if !ok || r.Gen != gen {
-		return taskRecord{}, otpbot.ErrLeaseLost
+		return taskRecord{}, taskLoc{}, otpbot.ErrLeaseLost
 	}
-	return r, nil
+	return r, l, nil
+}
+
+// readyTask loads the task a ready index key names.
+func readyTask(tx *bbolt.Tx, k []byte) (taskRecord, bool, error) {
+	l, ok := refLoc(k[12:])
+	if !ok {
+		return taskRecord{}, false, fmt.Errorf("task index entry of an unknown form")
+	}
+	return loadTask(tx, l)
 }
 
 // Retry puts the job's task back, due at at, with the attempt counted.
@@ -373,18 +427,18 @@ func (s *Store) Retry(ctx context.Context, job otpbot.Job, at time.Time, reason 
 		return wrap("retry", err)
 	}
 	err = s.db.Update(func(tx *bbolt.Tx) error {
-		r, err := leasedTask(tx, job.Task.ID, gen)
+		r, l, err := leasedTask(tx, job.Task, gen)
 		if err != nil {
 			return err
 		}
-		if err := tx.Bucket(bReady).Delete(r.readyKey()); err != nil {
+		if err := tx.Bucket(bReady).Delete(r.readyKey(l)); err != nil {
 			return fmt.Errorf("unindex task: %w", err)
 		}
 		r.Task.Due = at
 		r.Task.Attempts++
 		r.Task.LastError = reason
 		r.Lease, r.LeaseUntil = "", time.Time{}
-		return writeTask(tx, r)
+		return writeTask(tx, l, r)
 	})
 	// Committed (the task is claimable again at at) or lost, the lease is
 	// over; a write that failed keeps it for the holder's next try.

@@ -9,19 +9,19 @@
 // Layout (every value JSON unless noted; times in keys are big-endian
 // nanoseconds with the sign bit flipped, so byte order is time order):
 //
-//	dedupe           event id → seen time (8 bytes)
+//	ids              event id or group → seen time [+ base]   (layout.go)
 //	dedupe_by_time   seen time + event id → ∅                 (pruning)
-//	history          one bucket per key ("card:C1") holding
-//	                 ^received time + sequence → HistoryEntry (newest first)
-//	history_count    key → number of entries (8 bytes)          (cap)
+//	hist             key + ^received time + sequence → HistoryEntry
+//	                 (newest first within a key; see history.go)
 //	links            key + 0x00 + target → Link
 //	links_by_chat    chat + target + 0x00 + key → links key
-//	messages         message id → Message
-//	messages_by_chat chat + message id → ∅
-//	tasks            task id → taskRecord (task and its generation;
+//	msgs             base + target → Message, base + target + slot →
+//	                 that slot's taskRecord (task and its generation;
 //	                 claim leases are kept in memory, see claimLeases)
-//	ready            priority + ready time + task id → ∅        (Claim, NextDue)
-//	created          priority + created time + task id → ∅      (Pending)
+//	tasks            task id → taskRecord, for tasks of no message slot
+//	messages_by_chat chat + message key → ∅
+//	ready            priority + ready time + task ref → ∅       (Claim, NextDue)
+//	created          priority + created time + task ref → ∅     (Pending)
 //	task_count       priority → count (8 bytes)                 (Pending)
 //	invites          hash → Invite
 //	once             key → expiry (8 bytes); once_by_time expiry + key → ∅
@@ -51,13 +51,12 @@ var _ otpbot.Store = (*Store)(nil)
 
 // Bucket names.
 var (
-	bDedupe         = []byte("dedupe")
+	bIDs            = []byte("ids")
 	bDedupeByTime   = []byte("dedupe_by_time")
-	bHistory        = []byte("history")
-	bHistoryCount   = []byte("history_count")
+	bHist           = []byte("hist")
 	bLinks          = []byte("links")
 	bLinksByChat    = []byte("links_by_chat")
-	bMessages       = []byte("messages")
+	bMsgs           = []byte("msgs")
 	bMessagesByChat = []byte("messages_by_chat")
 	bTasks          = []byte("tasks")
 	bReady          = []byte("ready")
@@ -71,9 +70,15 @@ var (
 	bChats          = []byte("chats")
 
 	allBuckets = [][]byte{
-		bDedupe, bDedupeByTime, bHistory, bHistoryCount, bLinks, bLinksByChat, bMessages,
+		bIDs, bDedupeByTime, bHist, bLinks, bLinksByChat, bMsgs,
 		bMessagesByChat, bTasks, bReady, bCreated, bTaskCount, bInvites, bOnce, bOnceByTime, bLeases, bMeta, bChats,
 	}
+
+	// Buckets of earlier versions, migrated at Open.
+	bHistoryV1      = []byte("history")
+	bHistoryCountV1 = []byte("history_count")
+	bDedupeV1       = []byte("dedupe")
+	bMessagesV1     = []byte("messages")
 )
 
 const (
@@ -153,7 +158,10 @@ func Open(path string, opts otpbot.StoreOptions, logger *slog.Logger) (*Store, e
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		if err := migrateHistory(tx); err != nil {
+			return err
+		}
+		return migrateOutbox(tx)
 	}); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: init %s: %w", path, err)
