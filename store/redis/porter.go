@@ -321,11 +321,10 @@ func (s *Store) importHistory(ctx context.Context, n int, h otpbot.HistoryEntry,
 		seq = strconv.FormatInt(v, 10)
 	}
 	k := s.shard(shardOfGroup(h.Event.Group, n))
-	args := []any{k.base, us(at), string(j), s.opts.HistoryPerKey, us(now.Add(-s.opts.HistoryRetention)),
-		ms(gcTTL(s.opts.HistoryRetention)), len(keys)}
+	args := importHistoryArgs{B: k.base, At: us(at), Entry: string(j), Cap: s.opts.HistoryPerKey,
+		Hcut: us(now.Add(-s.opts.HistoryRetention)), Gc: ms(gcTTL(s.opts.HistoryRetention)), Seq: seq}
 	for _, key := range keys {
-		args = append(args, key.String())
+		args.Keys = append(args.Keys, key.String())
 	}
-	args = append(args, seq)
-	return wrap("import history", importHistoryScript.Run(ctx, s.client, []string{k.historySeq()}, args...).Err())
+	return wrap("import history", importHistoryScript.Run(ctx, s.client, []string{k.historySeq()}, args.argv()...).Err())
 }

@@ -209,7 +209,8 @@ func (k keys) wake() string                   { return k.base + "wake" }
 func (k keys) installationKey() string        { return k.base + "ikey" }
 
 // priorities are the queue's priorities, most urgent first; the scripts
-// loop over the same range.
+// that look at every queue loop over the same range, 0 to nprio-1, given
+// len(priorities) as their argument nprio.
 var priorities = []otpbot.Priority{otpbot.PriorityCode, otpbot.PriorityUpdate, otpbot.PriorityRefresh, otpbot.PriorityOther}
 
 // now is the store's clock.
