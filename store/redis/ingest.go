@@ -121,6 +121,10 @@ func (s *Store) ingestArgs(k keys, ev otpbot.Event, now, at time.Time, route boo
 		SendSuffix: otpbot.TaskID("", otpbot.TaskSend), UpdSuffix: otpbot.TaskID("", otpbot.TaskUpdate),
 		CodePrio: int(otpbot.PriorityCode), UpdatePrio: int(otpbot.PriorityUpdate),
 		Seq: "", Given: "0", Instance: s.instance,
+		GroupJSON:      groupJSON(ev.Group),
+		SendSuffixJSON: jsonContent(otpbot.TaskID("", otpbot.TaskSend)),
+		UpdSuffixJSON:  jsonContent(otpbot.TaskID("", otpbot.TaskUpdate)),
+		Prune:          boolArg(s.pushes.Add(1)%pruneEvery == 1),
 	}
 	keys := ev.Keys()
 	for _, key := range keys {
@@ -160,6 +164,25 @@ func (s *Store) route(ctx context.Context, route bool, keys []otpbot.Key) (seq s
 		targets = append(targets, targetRec{T: str(v[i]), Name: str(v[i+1])})
 	}
 	return str(v[0]), targets, nil
+}
+
+// pruneEvery is how often (one push in pruneEvery, per store) Ingest
+// drops what expired from the dedupe set, the indexes and the history
+// lists it writes: often enough that they stay near their live size, and
+// rarely enough that the commands cost nothing per push.
+const pruneEvery = 16
+
+// groupJSON returns group as a JSON string without its closing quote.
+func groupJSON(group string) string {
+	b := appendJSONString(make([]byte, 0, len(group)+2), group)
+	return string(b[:len(b)-1])
+}
+
+// jsonContent returns s as the content of a JSON string (escaped, without
+// its quotes).
+func jsonContent(s string) string {
+	b := appendJSONString(make([]byte, 0, len(s)+2), s)
+	return string(b[1 : len(b)-1])
 }
 
 // cardKeyOf is the card key among an event's routing keys (its links name

@@ -9,6 +9,12 @@ package redis
 // script takes them; hkeys are its history keys, cardKey the card key
 // whose links name the card (” for none), newState the state of a new
 // message and states the (state, next state) pairs of otpbot.NextState.
+// groupJSON is the group as a JSON string without its closing quote, and
+// the suffixes' JSON their JSON string contents, so that the script builds
+// the ids' JSON by concatenation (a target needs no escaping). prune ('1'
+// on a sample of the pushes) drops what expired from the dedupe set, the
+// indexes and the history lists: reading past those is harmless, and
+// pruning at every push cost a third of the script's Redis commands.
 // Returns {1} for a duplicate, else {0, target...}.
 var ingestScript = script(luaIngestArgs, `
 local seen = redis.call('ZSCORE', KEYS[1], id)
@@ -21,6 +27,7 @@ if seen and tonumber(seen) > tonumber(ddcut) then
 end
 
 local tm = realms()
+prune = prune == '1'
 local nextState = {}
 for _, st in ipairs(states) do nextState[st.from] = st.to end
 -- The given targets come with the card's name in each ('' for none): the
@@ -28,13 +35,19 @@ for _, st in ipairs(states) do nextState[st.from] = st.to end
 local givenNames = {}
 for _, gt in ipairs(targets) do givenNames[gt.t] = gt.name end
 
+-- cardLinks holds the card key's links (target → JSON) when the routing
+-- below read them already.
+local cardLinks
+
 -- cardName is what target t's link calls the event's card, as JSON to
 -- splice into the message ('' for none).
 local function cardName(t)
   local name = givenNames[t]
   if name == nil and cardKey ~= '' then
-    local lj = redis.call('HGET', B .. 'lk:' .. cardKey, t)
-    if lj then
+    local lj
+    if cardLinks then lj = cardLinks[t] else lj = redis.call('HGET', B .. 'lk:' .. cardKey, t) end
+    -- A link without a name (most) has no "name" field: no need to decode.
+    if lj and string.find(lj, '"name":', 1, true) then
       local ok, l = pcall(cjson.decode, lj)
       if ok and type(l) == 'table' and type(l.name) == 'string' then name = l.name end
     end
@@ -55,7 +68,20 @@ if route == '1' then
     local seenT = {}
     for _, rk in ipairs(keys) do
       local broken = B .. 'lb:' .. rk
-      for _, t in ipairs(redis.call('HKEYS', B .. 'lk:' .. rk)) do
+      local ts
+      if rk == cardKey then
+        -- The card's links with their JSON: cardName needs it for each
+        -- new message.
+        local kv = redis.call('HGETALL', B .. 'lk:' .. rk)
+        cardLinks, ts = {}, {}
+        for i = 1, #kv, 2 do
+          cardLinks[kv[i]] = kv[i + 1]
+          ts[#ts + 1] = kv[i]
+        end
+      else
+        ts = redis.call('HKEYS', B .. 'lk:' .. rk)
+      end
+      for _, t in ipairs(ts) do
         if not seenT[t] and redis.call('HEXISTS', broken, t) == 0 then
           seenT[t] = true
           table.insert(routed, t)
@@ -69,24 +95,25 @@ if route == '1' then
     local mk = B .. 'm:' .. mid
     local st = redis.call('HGET', mk, 's')
     local tj = targetJSON(t)
+    -- The message id as JSON, open: the task id's adds its suffix.
+    local midJSON = groupJSON .. '@' .. t
+    local tail = '",' .. J_MESSAGE_ID .. midJSON .. '",' .. J_TARGET .. tj
     if st then
       local ns = nextState[st] or st
       local e = evJSON
       if ns ~= LIVE then e = redJSON end
       redis.call('HSET', mk, 'e', e, 's', ns, 'u', nowStr)
-      local tid = mid .. updSuffix
-      putTask(tid, updatePrio, dueScore, dueAt, cScore,
-        obj(J_ID .. cjson.encode(tid) .. ',' .. J_MESSAGE_ID .. cjson.encode(mid) .. ',' .. J_TARGET .. tj, updRest), mid)
+      putTask(mid .. updSuffix, updatePrio, dueScore, dueAt, cScore,
+        obj(J_ID .. midJSON .. updSuffixJSON .. tail, updRest), mid)
     else
       local e = evJSON
       if newState ~= LIVE then e = redJSON end
-      redis.call('HSET', mk, 'j', obj(J_ID .. cjson.encode(mid) .. ',' .. J_TARGET .. tj .. cardName(t), msgRest),
+      redis.call('HSET', mk, 'j', obj(J_ID .. midJSON .. '",' .. J_TARGET .. tj .. cardName(t), msgRest),
         'e', e, 's', newState, 'u', nowStr)
-      index(B .. 'mc:' .. chatOf(t), mid, '+inf', tm)
-      index(B .. 'ms', mid, '+inf', tm)
-      local tid = mid .. sendSuffix
-      putTask(tid, codePrio, dueScore, dueAt, cScore,
-        obj(J_ID .. cjson.encode(tid) .. ',' .. J_MESSAGE_ID .. cjson.encode(mid) .. ',' .. J_TARGET .. tj, sendRest), mid)
+      index(B .. 'mc:' .. chatOf(t), mid, '+inf', tm, prune)
+      index(B .. 'ms', mid, '+inf', tm, prune)
+      putTask(mid .. sendSuffix, codePrio, dueScore, dueAt, cScore,
+        obj(J_ID .. midJSON .. sendSuffixJSON .. tail, sendRest), mid)
     end
   end
   if #routed > 0 then wake(instance) end
@@ -97,13 +124,13 @@ if #routed > 0 then entry = entryQueued end
 if #hkeys > 0 then
   if given ~= '1' then seq = redis.call('INCR', B .. 'hseq') end
   local rec = seq .. '|' .. hts .. '|' .. entry
-  for _, hk in ipairs(hkeys) do putHistory(hk, rec, tonumber(cap), tonumber(hcut), tonumber(hgc), tm) end
+  for _, hk in ipairs(hkeys) do putHistory(hk, rec, tonumber(cap), tonumber(hcut), tonumber(hgc), tm, prune) end
 end
 
 -- The dedupe mark goes last: Redis does not roll a script back when it
 -- fails halfway, and a push must then be retried in full, not taken for a
 -- repeat of something only half written.
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ddcut)
+if prune then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ddcut) end
 redis.call('ZADD', KEYS[1], now, id)
 redis.call('PEXPIRE', KEYS[1], ddgc)
 

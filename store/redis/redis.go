@@ -66,6 +66,9 @@ type Store struct {
 	// instance names this store in its wake publications: it signals its
 	// own consumer directly, and its subscriber skips what it published.
 	instance string
+	// pushes counts this store's ingests: every pruneEvery-th prunes (see
+	// ingestScript).
+	pushes atomic.Uint64
 	// wakesOwn and wakesOther count the publications the subscriber
 	// received from this store (skipped) and from others (signalled), for
 	// tests.

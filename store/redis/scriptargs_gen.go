@@ -586,23 +586,24 @@ end
 
 // ingestArgs are the arguments of ingestScript, in the order of its table.
 type ingestArgs struct {
-	B, ID, Now, Ddcut                   any
-	Ddgc, Route, Group, EvJSON          any
-	RedJSON, MsgRest, SendRest, UpdRest any
-	DueScore, DueAt, CScore, NowStr     any
-	EntryQueued, EntryOther, Hts, Hcut  any
-	Cap, Hgc, SendSuffix, UpdSuffix     any
-	CodePrio, UpdatePrio, Seq, Given    any
-	CardKey, NewState, Instance         any
-	Keys                                []any
-	Targets                             []targetRec
-	Hkeys                               []any
-	States                              []stateRec
+	B, ID, Now, Ddcut                      any
+	Ddgc, Route, Group, EvJSON             any
+	RedJSON, MsgRest, SendRest, UpdRest    any
+	DueScore, DueAt, CScore, NowStr        any
+	EntryQueued, EntryOther, Hts, Hcut     any
+	Cap, Hgc, SendSuffix, UpdSuffix        any
+	CodePrio, UpdatePrio, Seq, Given       any
+	CardKey, NewState, Instance, GroupJSON any
+	SendSuffixJSON, UpdSuffixJSON, Prune   any
+	Keys                                   []any
+	Targets                                []targetRec
+	Hkeys                                  []any
+	States                                 []stateRec
 }
 
 // argv returns the arguments as the script takes them (ARGV).
 func (a *ingestArgs) argv() []any {
-	v := make([]any, 0, 31+1+len(a.Keys)+1+2*len(a.Targets)+1+len(a.Hkeys)+1+2*len(a.States))
+	v := make([]any, 0, 35+1+len(a.Keys)+1+2*len(a.Targets)+1+len(a.Hkeys)+1+2*len(a.States))
 	v = append(v, a.B, a.ID, a.Now, a.Ddcut)
 	v = append(v, a.Ddgc, a.Route, a.Group, a.EvJSON)
 	v = append(v, a.RedJSON, a.MsgRest, a.SendRest, a.UpdRest)
@@ -610,7 +611,8 @@ func (a *ingestArgs) argv() []any {
 	v = append(v, a.EntryQueued, a.EntryOther, a.Hts, a.Hcut)
 	v = append(v, a.Cap, a.Hgc, a.SendSuffix, a.UpdSuffix)
 	v = append(v, a.CodePrio, a.UpdatePrio, a.Seq, a.Given)
-	v = append(v, a.CardKey, a.NewState, a.Instance)
+	v = append(v, a.CardKey, a.NewState, a.Instance, a.GroupJSON)
+	v = append(v, a.SendSuffixJSON, a.UpdSuffixJSON, a.Prune)
 	v = append(append(v, len(a.Keys)), a.Keys...)
 	v = append(v, len(a.Targets))
 	for i := range a.Targets {
@@ -635,10 +637,11 @@ local dueScore, dueAt, cScore, nowStr = ARGV[13], ARGV[14], ARGV[15], ARGV[16]
 local entryQueued, entryOther, hts, hcut = ARGV[17], ARGV[18], ARGV[19], ARGV[20]
 local cap, hgc, sendSuffix, updSuffix = ARGV[21], ARGV[22], ARGV[23], ARGV[24]
 local codePrio, updatePrio, seq, given = ARGV[25], ARGV[26], ARGV[27], ARGV[28]
-local cardKey, newState, instance = ARGV[29], ARGV[30], ARGV[31]
+local cardKey, newState, instance, groupJSON = ARGV[29], ARGV[30], ARGV[31], ARGV[32]
+local sendSuffixJSON, updSuffixJSON, prune = ARGV[33], ARGV[34], ARGV[35]
 local keys, targets, hkeys, states = {}, {}, {}, {}
 do
-  local i, n = 32, 0
+  local i, n = 36, 0
   n = tonumber(ARGV[i]); for k = 1, n do keys[k] = ARGV[i + k] end; i = i + 1 + n
   n = tonumber(ARGV[i]); for k = 1, n do targets[k] = targetAt(i + 1 + (k - 1) * 2) end; i = i + 1 + 2 * n
   n = tonumber(ARGV[i]); for k = 1, n do hkeys[k] = ARGV[i + k] end; i = i + 1 + n

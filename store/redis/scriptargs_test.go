@@ -84,6 +84,7 @@ var argTables = []argTable{
 		"dueScore", "dueAt", "cScore", "nowStr", "entryQueued", "entryOther",
 		"hts", "hcut", "cap", "hgc", "sendSuffix", "updSuffix", "codePrio", "updatePrio",
 		"seq", "given", "cardKey", "newState", "instance",
+		"groupJSON", "sendSuffixJSON", "updSuffixJSON", "prune",
 	}, []string{"keys", "targets:target", "hkeys", "states:state"}},
 	{"once", []string{"now", "expiry", "gc"}, nil},
 	{"acquireLease", []string{"owner", "now", "expiry", "gc"}, nil},

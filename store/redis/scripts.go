@@ -84,9 +84,11 @@ local function realms()
 end
 
 -- index adds member to the sorted set zk, scored by the real time (ms) it
--- may be forgotten, after dropping members whose time has passed.
-local function index(zk, member, score, now)
-  redis.call('ZREMRANGEBYSCORE', zk, '-inf', '(' .. now)
+-- may be forgotten, after dropping members whose time has passed when
+-- prune is set (Ingest prunes on a sample of its pushes: a forgotten
+-- member left a while longer costs its readers a skipped entry).
+local function index(zk, member, score, now, prune)
+  if prune then redis.call('ZREMRANGEBYSCORE', zk, '-inf', '(' .. now) end
   redis.call('ZADD', zk, score, member)
 end
 
@@ -162,24 +164,24 @@ local function putMsg(m, now)
   else
     redis.call('PERSIST', mk)
   end
-  index(B .. 'mc:' .. m.chat, m.id, score, now)
-  index(B .. 'ms', m.id, score, now)
+  index(B .. 'mc:' .. m.chat, m.id, score, now, true)
+  index(B .. 'ms', m.id, score, now, true)
 end
 
 -- putHistory stores rec under the history key hk, capped at cap entries,
--- dropping entries older than the cutoff hcut (µs, store clock).
-local function putHistory(key, rec, cap, hcut, gc, now)
+-- dropping entries older than the cutoff hcut (µs, store clock) when
+-- prune is set (readers skip them meanwhile).
+local function putHistory(key, rec, cap, hcut, gc, now, prune)
   local hk = B .. 'h:' .. key
-  redis.call('LPUSH', hk, rec)
-  redis.call('LTRIM', hk, 0, cap - 1)
-  while true do
+  if redis.call('LPUSH', hk, rec) > cap then redis.call('LTRIM', hk, 0, cap - 1) end
+  while prune do
     local tail = redis.call('LINDEX', hk, -1)
     if not tail then break end
     local ts = tonumber(string.match(tail, '^%d+|(%-?%d+)|'))
     if ts and ts < hcut then redis.call('RPOP', hk) else break end
   end
   redis.call('PEXPIRE', hk, gc)
-  index(B .. 'hk', key, now + gc, now)
+  index(B .. 'hk', key, now + gc, now, prune)
 end
 `
 
@@ -375,7 +377,7 @@ redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'j', inviteJSON, 'x', expiry, 'k', key, 'kj', keyJSON)
 redis.call('PEXPIRE', KEYS[1], gc)
 local tm = realms()
-index(B .. 'iv', hash, tm + gc, tm)
+index(B .. 'iv', hash, tm + gc, tm, true)
 return 1
 `)
 
@@ -403,7 +405,7 @@ var importHistoryScript = script(luaImportHistoryArgs, `
 local tm = realms()
 if seq == '' then seq = redis.call('INCR', KEYS[1]) end
 local rec = seq .. '|' .. at .. '|' .. entry
-for _, k in ipairs(keys) do putHistory(k, rec, tonumber(cap), tonumber(hcut), tonumber(gc), tm) end
+for _, k in ipairs(keys) do putHistory(k, rec, tonumber(cap), tonumber(hcut), tonumber(gc), tm, true) end
 return 1
 `)
 
