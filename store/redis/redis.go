@@ -166,7 +166,10 @@ func New(ctx context.Context, client goredis.UniversalClient, prefix string, opt
 		s.bases = append(s.bases, shardBase(s.k.base, i))
 	}
 	s.stableAfter.Store(int64(subscribeStable))
-	go s.subscribe(subCtx)
+	go func() {
+		s.loadScripts(subCtx)
+		s.subscribe(subCtx)
+	}()
 	return s, nil
 }
 

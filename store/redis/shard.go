@@ -233,6 +233,26 @@ func (s *Store) forShards(ctx context.Context, n int, fn func(p goredis.Pipeline
 	return nil
 }
 
+// hotScripts are the scripts of every push and every job: the store loads
+// them into the server's script cache when it starts, so that the first
+// push is one EVALSHA rather than a NOSCRIPT answer and a second round
+// trip carrying the whole script (go-redis's Script.Run falls back to
+// EVAL only for a server that lost its cache since).
+var hotScripts = []*goredis.Script{
+	ingestScript, claimScript, completeScript, completeMessageScript, retryScript, enqueueScript, nextDueScript,
+}
+
+// loadScripts loads hotScripts (on Cluster into every primary), in the
+// background of New: a server that is away gets them with the first run.
+func (s *Store) loadScripts(ctx context.Context) {
+	for _, sc := range hotScripts {
+		if err := sc.Load(ctx, s.client).Err(); err != nil {
+			s.log.Debug("redis scripts not preloaded", "err", err)
+			return
+		}
+	}
+}
+
 // scriptCall is one run of a script: its keys and arguments.
 type scriptCall struct {
 	keys []string
