@@ -90,10 +90,6 @@ func (s *Store) ingestArgs(k keys, ev otpbot.Event, now, at time.Time, route boo
 	if err != nil {
 		return nil, fmt.Errorf("encode event: %w", err)
 	}
-	// The two history entries the script chooses from embed the redacted
-	// event just encoded: no need to encode it twice more.
-	entryQueued := historyEntryJSON(redJSON, otpbot.OutcomeQueued)
-	entryOther := historyEntryJSON(redJSON, outcome)
 	// The constant parts of the message and tasks the script creates per
 	// target; it adds the ids and the target.
 	msgRest, err := messageFragment(otpbot.Message{Group: ev.Group}, 0)
@@ -113,18 +109,16 @@ func (s *Store) ingestArgs(k keys, ev otpbot.Event, now, at time.Time, route boo
 		Ddcut: us(now.Add(-s.opts.DedupeWindow)), Ddgc: ms(gcTTL(s.opts.DedupeWindow)),
 		Route: boolArg(route), Group: ev.Group,
 		EvJSON: string(evJSON), RedJSON: string(redJSON),
-		MsgRest: msgRest, SendRest: sendRest, UpdRest: updRest,
-		DueScore: usCeil(at), DueAt: fmtTime(at), CScore: us(at), NowStr: fmtTime(now),
-		EntryQueued: string(entryQueued), EntryOther: string(entryOther),
-		Hts: us(at), Hcut: us(now.Add(-s.opts.HistoryRetention)),
-		Cap: s.opts.HistoryPerKey, Hgc: ms(gcTTL(s.opts.HistoryRetention)),
-		SendSuffix: otpbot.TaskID("", otpbot.TaskSend), UpdSuffix: otpbot.TaskID("", otpbot.TaskUpdate),
+		MsgTail: openTail(msgRest), SendTail: openTail(sendRest), UpdTail: openTail(updRest),
+		DueScore: usCeil(at), DueAt: fmtTime(at), AtUs: us(at), NowStr: fmtTime(now),
+		// The history entry is the redacted event with one of these
+		// outcomes, as historyEntryJSON writes it.
+		QueuedTail: historyTail(otpbot.OutcomeQueued), OtherTail: historyTail(outcome),
+		Hcut: us(now.Add(-s.opts.HistoryRetention)),
+		Cap:  s.opts.HistoryPerKey, Hgc: ms(gcTTL(s.opts.HistoryRetention)),
 		CodePrio: int(otpbot.PriorityCode), UpdatePrio: int(otpbot.PriorityUpdate),
 		Seq: "", Given: "0", Instance: s.instance,
-		GroupJSON:      groupJSON(ev.Group),
-		SendSuffixJSON: jsonContent(otpbot.TaskID("", otpbot.TaskSend)),
-		UpdSuffixJSON:  jsonContent(otpbot.TaskID("", otpbot.TaskUpdate)),
-		Prune:          boolArg(s.pushes.Add(1)%pruneEvery == 1),
+		GroupJSON: groupJSON(ev.Group), Prune: boolArg(s.pushes.Add(1)%pruneEvery == 1),
 	}
 	keys := ev.Keys()
 	for _, key := range keys {
@@ -132,14 +126,16 @@ func (s *Store) ingestArgs(k keys, ev otpbot.Event, now, at time.Time, route boo
 	}
 	// The history keys (every event's, otpbot.Event.HistoryKeys), the card
 	// key whose links name the card (Message.CardName), and the state a
-	// message takes, new or in each state it may be in (otpbot.NextState:
-	// the rule lives at the root, the script applies it).
+	// message takes, new or in each state it may be in that it changes
+	// (otpbot.NextState: the rule lives at the root, the script applies it).
 	for _, key := range ev.HistoryKeys() {
 		a.Hkeys = append(a.Hkeys, key.String())
 	}
 	a.CardKey, a.NewState = cardKeyOf(keys), string(otpbot.NextState("", ev))
 	for _, st := range otpbot.MessageStates() {
-		a.States = append(a.States, stateRec{From: string(st), To: string(otpbot.NextState(st, ev))})
+		if next := otpbot.NextState(st, ev); next != st {
+			a.Moves = append(a.Moves, stateRec{From: string(st), To: string(next)})
+		}
 	}
 	return a, nil
 }
@@ -176,6 +172,12 @@ const pruneEvery = 16
 func groupJSON(group string) string {
 	b := appendJSONString(make([]byte, 0, len(group)+2), group)
 	return string(b[:len(b)-1])
+}
+
+// luaString returns s as a Lua string literal (s is printable ASCII: a
+// constant of the package or of otpbot).
+func luaString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, "'", `\'`).Replace(s) + "'"
 }
 
 // jsonContent returns s as the content of a JSON string (escaped, without

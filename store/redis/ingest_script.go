@@ -1,5 +1,7 @@
 package redis
 
+import "github.com/otpbot/otpbot"
+
 // The script behind Ingest (see the conventions in scripts.go).
 
 // ingestScript: KEYS[1] = dedupe set. The arguments are ingestArgs (see
@@ -7,16 +9,23 @@ package redis
 // targets are the history sequence number and the routed targets when
 // given is '1' (a sharded prefix reads them in the home slot), else the
 // script takes them; hkeys are its history keys, cardKey the card key
-// whose links name the card (” for none), newState the state of a new
-// message and states the (state, next state) pairs of otpbot.NextState.
-// groupJSON is the group as a JSON string without its closing quote, and
-// the suffixes' JSON their JSON string contents, so that the script builds
-// the ids' JSON by concatenation (a target needs no escaping). prune ('1'
+// whose links name the card (empty for none), newState the state of a new
+// message and moves the (state, next state) pairs of otpbot.NextState
+// that change the state (the others keep it). atUs is the push's receipt
+// (µs): its tasks' Created and its history entries' time.
+// groupJSON is the group as a JSON string without its closing quote, so
+// that the script builds the ids' JSON by concatenation (a target needs no
+// escaping, the task id suffixes are the script's constants). prune ('1'
 // on a sample of the pushes) drops what expired from the dedupe set, the
 // indexes and the history lists: reading past those is harmless, and
 // pruning at every push cost a third of the script's Redis commands.
 // Returns {1} for a duplicate, else {0, target...}.
 var ingestScript = script(luaIngestArgs, `
+local SEND_SUFFIX, SEND_SUFFIX_JSON = `+luaString(otpbot.TaskID("", otpbot.TaskSend))+`, `+
+	luaString(jsonContent(otpbot.TaskID("", otpbot.TaskSend)))+`
+local UPD_SUFFIX, UPD_SUFFIX_JSON = `+luaString(otpbot.TaskID("", otpbot.TaskUpdate))+`, `+
+	luaString(jsonContent(otpbot.TaskID("", otpbot.TaskUpdate)))+`
+
 local seen = redis.call('ZSCORE', KEYS[1], id)
 if seen and tonumber(seen) > tonumber(ddcut) then
   -- A repeat writes too (the mark's expiry, harmless): WAIT and WAITAOF
@@ -29,7 +38,7 @@ end
 local tm = realms()
 prune = prune == '1'
 local nextState = {}
-for _, st in ipairs(states) do nextState[st.from] = st.to end
+for _, mv in ipairs(moves) do nextState[mv.from] = mv.to end
 -- The given targets come with the card's name in each ('' for none): the
 -- links live in the home slot, out of this script's reach.
 local givenNames = {}
@@ -103,27 +112,29 @@ if route == '1' then
       local e = evJSON
       if ns ~= LIVE then e = redJSON end
       redis.call('HSET', mk, 'e', e, 's', ns, 'u', nowStr)
-      putTask(mid .. updSuffix, updatePrio, dueScore, dueAt, cScore,
-        obj(J_ID .. midJSON .. updSuffixJSON .. tail, updRest), mid)
+      putTask(mid .. UPD_SUFFIX, updatePrio, dueScore, dueAt, atUs,
+        '{' .. J_ID .. midJSON .. UPD_SUFFIX_JSON .. tail .. updTail, mid)
     else
       local e = evJSON
       if newState ~= LIVE then e = redJSON end
-      redis.call('HSET', mk, 'j', obj(J_ID .. midJSON .. '",' .. J_TARGET .. tj .. cardName(t), msgRest),
+      redis.call('HSET', mk, 'j', '{' .. J_ID .. midJSON .. '",' .. J_TARGET .. tj .. cardName(t) .. msgTail,
         'e', e, 's', newState, 'u', nowStr)
       index(B .. 'mc:' .. chatOf(t), mid, '+inf', tm, prune)
       index(B .. 'ms', mid, '+inf', tm, prune)
-      putTask(mid .. sendSuffix, codePrio, dueScore, dueAt, cScore,
-        obj(J_ID .. midJSON .. sendSuffixJSON .. tail, sendRest), mid)
+      putTask(mid .. SEND_SUFFIX, codePrio, dueScore, dueAt, atUs,
+        '{' .. J_ID .. midJSON .. SEND_SUFFIX_JSON .. tail .. sendTail, mid)
     end
   end
   if #routed > 0 then wake(instance) end
 end
 
-local entry = entryOther
-if #routed > 0 then entry = entryQueued end
+local outcome = otherTail
+if #routed > 0 then outcome = queuedTail end
 if #hkeys > 0 then
   if given ~= '1' then seq = redis.call('INCR', B .. 'hseq') end
-  local rec = seq .. '|' .. hts .. '|' .. entry
+  -- The entry is the redacted event with the outcome: built in one
+  -- concatenation, as Lua hashes every string it makes, byte by byte.
+  local rec = seq .. '|' .. atUs .. '|' .. J_EVENT_HEAD .. redJSON .. outcome
   for _, hk in ipairs(hkeys) do putHistory(hk, rec, tonumber(cap), tonumber(hcut), tonumber(hgc), tm, prune) end
 end
 

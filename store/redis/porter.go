@@ -88,7 +88,9 @@ func (s *Store) exportHistory(ctx context.Context, fn func(otpbot.Record) error)
 			return wrap("export history", err)
 		}
 		for _, key := range keys {
-			recs, err := s.client.LRange(ctx, k.history(key), 0, -1).Result()
+			// The list may hold up to a quarter more than the cap until
+			// its next trim (see putHistory).
+			recs, err := s.client.LRange(ctx, k.history(key), 0, int64(s.opts.HistoryPerKey)-1).Result()
 			if err != nil {
 				return wrap("export history", err)
 			}

@@ -586,42 +586,40 @@ end
 
 // ingestArgs are the arguments of ingestScript, in the order of its table.
 type ingestArgs struct {
-	B, ID, Now, Ddcut                      any
-	Ddgc, Route, Group, EvJSON             any
-	RedJSON, MsgRest, SendRest, UpdRest    any
-	DueScore, DueAt, CScore, NowStr        any
-	EntryQueued, EntryOther, Hts, Hcut     any
-	Cap, Hgc, SendSuffix, UpdSuffix        any
-	CodePrio, UpdatePrio, Seq, Given       any
-	CardKey, NewState, Instance, GroupJSON any
-	SendSuffixJSON, UpdSuffixJSON, Prune   any
-	Keys                                   []any
-	Targets                                []targetRec
-	Hkeys                                  []any
-	States                                 []stateRec
+	B, ID, Now, Ddcut                   any
+	Ddgc, Route, Group, EvJSON          any
+	RedJSON, MsgTail, SendTail, UpdTail any
+	DueScore, DueAt, AtUs, NowStr       any
+	QueuedTail, OtherTail, Hcut, Cap    any
+	Hgc, CodePrio, UpdatePrio, Seq      any
+	Given, CardKey, NewState, Instance  any
+	GroupJSON, Prune                    any
+	Keys                                []any
+	Targets                             []targetRec
+	Hkeys                               []any
+	Moves                               []stateRec
 }
 
 // argv returns the arguments as the script takes them (ARGV).
 func (a *ingestArgs) argv() []any {
-	v := make([]any, 0, 35+1+len(a.Keys)+1+2*len(a.Targets)+1+len(a.Hkeys)+1+2*len(a.States))
+	v := make([]any, 0, 30+1+len(a.Keys)+1+2*len(a.Targets)+1+len(a.Hkeys)+1+2*len(a.Moves))
 	v = append(v, a.B, a.ID, a.Now, a.Ddcut)
 	v = append(v, a.Ddgc, a.Route, a.Group, a.EvJSON)
-	v = append(v, a.RedJSON, a.MsgRest, a.SendRest, a.UpdRest)
-	v = append(v, a.DueScore, a.DueAt, a.CScore, a.NowStr)
-	v = append(v, a.EntryQueued, a.EntryOther, a.Hts, a.Hcut)
-	v = append(v, a.Cap, a.Hgc, a.SendSuffix, a.UpdSuffix)
-	v = append(v, a.CodePrio, a.UpdatePrio, a.Seq, a.Given)
-	v = append(v, a.CardKey, a.NewState, a.Instance, a.GroupJSON)
-	v = append(v, a.SendSuffixJSON, a.UpdSuffixJSON, a.Prune)
+	v = append(v, a.RedJSON, a.MsgTail, a.SendTail, a.UpdTail)
+	v = append(v, a.DueScore, a.DueAt, a.AtUs, a.NowStr)
+	v = append(v, a.QueuedTail, a.OtherTail, a.Hcut, a.Cap)
+	v = append(v, a.Hgc, a.CodePrio, a.UpdatePrio, a.Seq)
+	v = append(v, a.Given, a.CardKey, a.NewState, a.Instance)
+	v = append(v, a.GroupJSON, a.Prune)
 	v = append(append(v, len(a.Keys)), a.Keys...)
 	v = append(v, len(a.Targets))
 	for i := range a.Targets {
 		v = a.Targets[i].appendTo(v)
 	}
 	v = append(append(v, len(a.Hkeys)), a.Hkeys...)
-	v = append(v, len(a.States))
-	for i := range a.States {
-		v = a.States[i].appendTo(v)
+	v = append(v, len(a.Moves))
+	for i := range a.Moves {
+		v = a.Moves[i].appendTo(v)
 	}
 	return v
 }
@@ -632,20 +630,19 @@ const luaIngestArgs = `
 ` + luaTargetAt + `
 local B, id, now, ddcut = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ddgc, route, group, evJSON = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local redJSON, msgRest, sendRest, updRest = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
-local dueScore, dueAt, cScore, nowStr = ARGV[13], ARGV[14], ARGV[15], ARGV[16]
-local entryQueued, entryOther, hts, hcut = ARGV[17], ARGV[18], ARGV[19], ARGV[20]
-local cap, hgc, sendSuffix, updSuffix = ARGV[21], ARGV[22], ARGV[23], ARGV[24]
-local codePrio, updatePrio, seq, given = ARGV[25], ARGV[26], ARGV[27], ARGV[28]
-local cardKey, newState, instance, groupJSON = ARGV[29], ARGV[30], ARGV[31], ARGV[32]
-local sendSuffixJSON, updSuffixJSON, prune = ARGV[33], ARGV[34], ARGV[35]
-local keys, targets, hkeys, states = {}, {}, {}, {}
+local redJSON, msgTail, sendTail, updTail = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local dueScore, dueAt, atUs, nowStr = ARGV[13], ARGV[14], ARGV[15], ARGV[16]
+local queuedTail, otherTail, hcut, cap = ARGV[17], ARGV[18], ARGV[19], ARGV[20]
+local hgc, codePrio, updatePrio, seq = ARGV[21], ARGV[22], ARGV[23], ARGV[24]
+local given, cardKey, newState, instance = ARGV[25], ARGV[26], ARGV[27], ARGV[28]
+local groupJSON, prune = ARGV[29], ARGV[30]
+local keys, targets, hkeys, moves = {}, {}, {}, {}
 do
-  local i, n = 36, 0
+  local i, n = 31, 0
   n = tonumber(ARGV[i]); for k = 1, n do keys[k] = ARGV[i + k] end; i = i + 1 + n
   n = tonumber(ARGV[i]); for k = 1, n do targets[k] = targetAt(i + 1 + (k - 1) * 2) end; i = i + 1 + 2 * n
   n = tonumber(ARGV[i]); for k = 1, n do hkeys[k] = ARGV[i + k] end; i = i + 1 + n
-  n = tonumber(ARGV[i]); for k = 1, n do states[k] = stateAt(i + 1 + (k - 1) * 2) end; i = i + 1 + 2 * n
+  n = tonumber(ARGV[i]); for k = 1, n do moves[k] = stateAt(i + 1 + (k - 1) * 2) end; i = i + 1 + 2 * n
 end
 `
 

@@ -34,7 +34,10 @@ import (
 //     subscriber skips its own publications.
 //   - JSON from Go is stored verbatim. Where a script must build JSON (a
 //     message or task per linked target), Go passes the constant part
-//     ("rest") and the script splices in the id and the target.
+//     ("rest", or for Ingest its "tail" after the opening brace) and the
+//     script splices in the id and the target. Lua hashes every string it
+//     makes, byte by byte: a script builds each such string in one
+//     concatenation, and Go passes no large argument twice.
 
 // The JSON names the scripts write when they build a message, task or
 // target, as encoding/json writes otpbot's types (fragments.go builds the
@@ -54,7 +57,7 @@ const (
 const luaPrelude = `
 local LIVE = '` + string(otpbot.StateLive) + `'
 local J_ID, J_MESSAGE_ID, J_TARGET = '` + jsonID + `', '` + jsonMessageID + `', '` + jsonTarget + `'
-local J_CARD_NAME, J_KEY = '` + jsonCardName + `', '` + jsonKey + `'
+local J_CARD_NAME, J_KEY, J_EVENT_HEAD = '` + jsonCardName + `', '` + jsonKey + `', '` + jsonEventHead + `'
 
 -- targetJSON renders "CHAT" or "CHAT/THREAD" as an otpbot.Target.
 local function targetJSON(t)
@@ -168,12 +171,15 @@ local function putMsg(m, now)
   index(B .. 'ms', m.id, score, now, true)
 end
 
--- putHistory stores rec under the history key hk, capped at cap entries,
+-- putHistory stores rec under the history key hk, capped at cap entries
+-- (History and Export read no more; the list is trimmed once it holds a
+-- quarter more, which spares the trim at most pushes),
 -- dropping entries older than the cutoff hcut (µs, store clock) when
 -- prune is set (readers skip them meanwhile).
 local function putHistory(key, rec, cap, hcut, gc, now, prune)
   local hk = B .. 'h:' .. key
-  if redis.call('LPUSH', hk, rec) > cap then redis.call('LTRIM', hk, 0, cap - 1) end
+  -- Trimmed back to cap once a quarter past it: readers read cap entries.
+  if redis.call('LPUSH', hk, rec) > cap + math.floor(cap / 4) then redis.call('LTRIM', hk, 0, cap - 1) end
   while prune do
     local tail = redis.call('LINDEX', hk, -1)
     if not tail then break end

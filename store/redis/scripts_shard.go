@@ -4,7 +4,7 @@ package redis
 
 // routeScript: KEYS[1] = the history sequence (home slot). B is the home
 // base, keys the event's routing keys (card, customer), cardKey the card
-// key whose links name the card (” for none). Returns {history sequence
+// key whose links name the card (empty for none). Returns {history sequence
 // number, target, card name...}: the targets of the unbroken links of any
 // of the keys, each once, sorted, each with its link's name of the card,
 // when route is '1'.
