@@ -143,7 +143,9 @@ end
 -- repeat of something only half written.
 if prune then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ddcut) end
 redis.call('ZADD', KEYS[1], now, id)
-redis.call('PEXPIRE', KEYS[1], ddgc)
+-- The set gets ddgc ms more once less than half of it is left (ddgc is
+-- twice the window and more: a mark always outlives the window).
+if redis.call('PTTL', KEYS[1]) < tonumber(ddgc) / 2 then redis.call('PEXPIRE', KEYS[1], ddgc) end
 
 local out = {0}
 for _, t in ipairs(routed) do table.insert(out, t) end

@@ -172,10 +172,9 @@ local function putMsg(m, now)
 end
 
 -- putHistory stores rec under the history key hk, capped at cap entries
--- (History and Export read no more; the list is trimmed once it holds a
--- quarter more, which spares the trim at most pushes),
--- dropping entries older than the cutoff hcut (µs, store clock) when
--- prune is set (readers skip them meanwhile).
+-- (History and Export read no more, so the list is trimmed only once it
+-- holds a quarter more), dropping entries older than the cutoff hcut (µs,
+-- store clock) when prune is set (readers skip them meanwhile).
 local function putHistory(key, rec, cap, hcut, gc, now, prune)
   local hk = B .. 'h:' .. key
   -- Trimmed back to cap once a quarter past it: readers read cap entries.
@@ -186,8 +185,16 @@ local function putHistory(key, rec, cap, hcut, gc, now, prune)
     local ts = tonumber(string.match(tail, '^%d+|(%-?%d+)|'))
     if ts and ts < hcut then redis.call('RPOP', hk) else break end
   end
-  redis.call('PEXPIRE', hk, gc)
-  index(B .. 'hk', key, now + gc, now, prune)
+  -- The list and its index entry get gc ms more once less than half of it
+  -- is left: gc is twice the retention and more, so an entry always lives
+  -- past the retention, and most pushes read the time left rather than
+  -- write two keys.
+  if redis.call('PTTL', hk) < gc / 2 then
+    redis.call('PEXPIRE', hk, gc)
+    index(B .. 'hk', key, now + gc, now, prune)
+  elseif prune then
+    redis.call('ZREMRANGEBYSCORE', B .. 'hk', '-inf', '(' .. now)
+  end
 end
 `
 
