@@ -8,7 +8,7 @@ import (
 	"github.com/otpbot/otpbot"
 )
 
-//go:generate go test -run ^TestScriptArgsGenerated$ -update .
+//go:generate go test ./internal/scriptargs -update
 
 // The Lua scripts behind every multi-key change. Each runs atomically on the
 // server, so a change is either wholly written or not at all (a crash or a
@@ -26,7 +26,7 @@ import (
 //     number back into text (Lua would round it), except real-clock
 //     milliseconds used only for garbage collection.
 //   - Arguments are named: each script starts with a header generated
-//     from its argument table (scriptargs_test.go), which names ARGV[i],
+//     from its argument table (internal/scriptargs), which names ARGV[i],
 //     and Go passes them as the fields of its NAMEArgs struct.
 //   - A script that publishes on the wake channel takes the publishing
 //     store's instance id as its argument instance and publishes that:
