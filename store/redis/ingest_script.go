@@ -35,8 +35,11 @@ if seen and tonumber(seen) > tonumber(ddcut) then
   return {1}
 end
 
-local tm = realms()
 prune = prune == '1'
+-- The server's clock (ms) is read only when pruning or extending an
+-- expiry needs it: putHistory reads it itself when tm is nil.
+local tm
+if prune then tm = realms() end
 local nextState = {}
 for _, mv in ipairs(moves) do nextState[mv.from] = mv.to end
 -- The given targets come with the card's name in each ('' for none): the

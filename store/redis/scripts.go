@@ -175,6 +175,8 @@ end
 -- (History and Export read no more, so the list is trimmed only once it
 -- holds a quarter more), dropping entries older than the cutoff hcut (µs,
 -- store clock) when prune is set (readers skip them meanwhile).
+-- now is the server's clock (ms), or nil for it to read it when it
+-- needs it.
 local function putHistory(key, rec, cap, hcut, gc, now, prune)
   local hk = B .. 'h:' .. key
   -- Trimmed back to cap once a quarter past it: readers read cap entries.
@@ -191,6 +193,7 @@ local function putHistory(key, rec, cap, hcut, gc, now, prune)
   -- write two keys.
   if redis.call('PTTL', hk) < gc / 2 then
     redis.call('PEXPIRE', hk, gc)
+    now = now or realms()
     index(B .. 'hk', key, now + gc, now, prune)
   elseif prune then
     redis.call('ZREMRANGEBYSCORE', B .. 'hk', '-inf', '(' .. now)
