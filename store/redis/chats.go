@@ -20,11 +20,11 @@ func (k keys) chatSettings(chat int64) string { return k.base + "cs:" + strconv.
 func (k keys) chats() string                  { return k.base + "cs" }
 
 // setChatScript sets (or, for "", deletes) one field and keeps the index:
-// KEYS[1] = the chat's hash, KEYS[2] = the set of chats; ARGV[1] = the
-// field, ARGV[2] = the value, ARGV[3] = the chat id.
-var setChatScript = goredis.NewScript(`
-if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[3]) else redis.call('SADD', KEYS[2], ARGV[3]) end
+// KEYS[1] = the chat's hash, KEYS[2] = the set of chats; chat is the
+// chat id.
+var setChatScript = goredis.NewScript(luaSetChatArgs + `
+if value == '' then redis.call('HDEL', KEYS[1], field) else redis.call('HSET', KEYS[1], field, value) end
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], chat) else redis.call('SADD', KEYS[2], chat) end
 return 1
 `)
 
@@ -48,7 +48,8 @@ func (s *Store) SetChatSetting(ctx context.Context, chatID int64, setting otpbot
 		return fmt.Errorf("redis set chat setting: unknown setting %q", setting)
 	}
 	id := strconv.FormatInt(chatID, 10)
-	err := setChatScript.Run(ctx, s.client, []string{s.k.chatSettings(chatID), s.k.chats()}, string(setting), value, id).Err()
+	err := setChatScript.Run(ctx, s.client, []string{s.k.chatSettings(chatID), s.k.chats()},
+		(&setChatArgs{Field: string(setting), Value: value, Chat: id}).argv()...).Err()
 	return wrap("set chat setting", err)
 }
 

@@ -32,8 +32,9 @@ func (s *Store) CreateInvite(ctx context.Context, inv otpbot.Invite) error {
 	if err != nil {
 		return fmt.Errorf("encode invite: %w", err)
 	}
-	err = createInviteScript.Run(ctx, s.client, []string{s.k.invite(inv.Hash)}, s.k.base, inv.Hash, string(j),
-		us(inv.ExpiresAt), inv.Key.String(), string(kj), ms(gcTTL(inv.ExpiresAt.Sub(now)))).Err()
+	args := createInviteArgs{B: s.k.base, Hash: inv.Hash, InviteJSON: string(j), Expiry: us(inv.ExpiresAt),
+		Key: inv.Key.String(), KeyJSON: string(kj), Gc: ms(gcTTL(inv.ExpiresAt.Sub(now)))}
+	err = createInviteScript.Run(ctx, s.client, []string{s.k.invite(inv.Hash)}, args.argv()...).Err()
 	return wrap("create invite", err)
 }
 
@@ -44,8 +45,9 @@ func (s *Store) RedeemInvite(ctx context.Context, hash string, target otpbot.Tar
 	if err != nil {
 		return otpbot.Invite{}, fmt.Errorf("encode link: %w", err)
 	}
-	v, err := redeemInviteScript.Run(ctx, s.client, []string{s.k.invite(hash)}, s.k.base, hash, us(now),
-		target.String(), strconv.FormatInt(target.ChatID, 10), rest).Text()
+	args := redeemInviteArgs{B: s.k.base, Hash: hash, Now: us(now), Target: target.String(),
+		Chat: strconv.FormatInt(target.ChatID, 10), LinkRest: rest}
+	v, err := redeemInviteScript.Run(ctx, s.client, []string{s.k.invite(hash)}, args.argv()...).Text()
 	if err != nil {
 		if isRedisNil(err) {
 			return otpbot.Invite{}, fmt.Errorf("redeem invite: %w", otpbot.ErrNotFound)
@@ -63,7 +65,8 @@ func (s *Store) RedeemInvite(ctx context.Context, hash string, target otpbot.Tar
 // The mark also expires in Redis, with slack, to collect it.
 func (s *Store) Once(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	now := s.now()
-	r, err := onceScript.Run(ctx, s.client, []string{s.k.once(key)}, us(now), us(now.Add(ttl)), ms(gcTTL(ttl))).Int()
+	args := onceArgs{Now: us(now), Expiry: us(now.Add(ttl)), Gc: ms(gcTTL(ttl))}
+	r, err := onceScript.Run(ctx, s.client, []string{s.k.once(key)}, args.argv()...).Int()
 	if err != nil {
 		return false, wrap("once", err)
 	}
@@ -74,8 +77,8 @@ func (s *Store) Once(ctx context.Context, key string, ttl time.Duration) (bool, 
 // now (store clock); false while another owner's lease runs.
 func (s *Store) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
 	now := s.now()
-	r, err := acquireLeaseScript.Run(ctx, s.client, []string{s.k.lease(name)}, owner, us(now), us(now.Add(ttl)),
-		ms(gcTTL(ttl))).Int()
+	args := acquireLeaseArgs{Owner: owner, Now: us(now), Expiry: us(now.Add(ttl)), Gc: ms(gcTTL(ttl))}
+	r, err := acquireLeaseScript.Run(ctx, s.client, []string{s.k.lease(name)}, args.argv()...).Int()
 	if err != nil {
 		return false, wrap("acquire lease", err)
 	}
@@ -84,5 +87,6 @@ func (s *Store) AcquireLease(ctx context.Context, name, owner string, ttl time.D
 
 // ReleaseLease gives the lease up if owner holds it.
 func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
-	return wrap("release lease", releaseLeaseScript.Run(ctx, s.client, []string{s.k.lease(name)}, owner).Err())
+	return wrap("release lease", releaseLeaseScript.Run(ctx, s.client, []string{s.k.lease(name)},
+		(&releaseLeaseArgs{Owner: owner}).argv()...).Err())
 }

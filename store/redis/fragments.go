@@ -115,14 +115,34 @@ func linkFragment(at time.Time) (string, error) {
 }
 
 // historyEntryJSON returns the JSON of otpbot.HistoryEntry{Event: ev,
-// Outcome: o} given ev's JSON, as json.Marshal writes it.
+// Outcome: o} given ev's JSON, as json.Marshal writes it: jsonEventHead,
+// the event, then historyTail(o).
 func historyEntryJSON(evJSON []byte, o otpbot.Outcome) []byte {
 	b := make([]byte, 0, len(evJSON)+len(o)+24)
-	b = append(b, `{"event":`...)
+	b = append(b, jsonEventHead...)
 	b = append(b, evJSON...)
+	return append(b, historyTail(o)...)
+}
+
+// jsonEventHead opens a history entry's JSON, up to its event.
+const jsonEventHead = `{"event":`
+
+// historyTail closes a history entry's JSON after its event: its outcome.
+func historyTail(o otpbot.Outcome) string {
+	b := make([]byte, 0, len(o)+16)
 	b = append(b, `,"outcome":`...)
 	b = appendJSONString(b, string(o))
-	return append(b, '}')
+	return string(append(b, '}'))
+}
+
+// openTail returns the JSON object rest without its opening brace, and
+// with a comma before its first field: what follows the fields a script
+// puts first ("}" for an empty object).
+func openTail(rest string) string {
+	if rest == "{}" {
+		return "}"
+	}
+	return "," + rest[1:]
 }
 
 // appendTargetJSON appends t as encoding/json writes an otpbot.Target.

@@ -44,25 +44,15 @@ func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResul
 		return otpbot.IngestResult{}, err
 	}
 	if n > 1 {
-		seq, targets, names, err := s.route(ctx, route, keys)
+		seq, targets, err := s.route(ctx, route, keys)
 		if err != nil {
 			return otpbot.IngestResult{}, err
 		}
-		args = append(args, seq, len(targets))
-		for _, t := range targets {
-			args = append(args, t)
-		}
-		for _, n := range names {
-			args = append(args, n)
-		}
-	} else {
-		args = append(args, "", "")
+		args.Seq, args.Given, args.Targets = seq, "1", targets
 	}
-	args = append(args, historyAndStateArgs(ev, keys)...)
-	args = append(args, s.instance)
 	// A repeat waits too: its acknowledgement is the first one the
 	// provider hears when the original answer was lost.
-	v, err := s.runIngest(ctx, []string{k.dedupe()}, args, s.waitAOF(ctx))
+	v, err := s.runIngest(ctx, []string{k.dedupe()}, args.argv(), s.waitAOF(ctx))
 	if err != nil {
 		s.signal() // the script may have run (and skipped waking us)
 		return otpbot.IngestResult{}, err
@@ -88,9 +78,9 @@ func (s *Store) Ingest(ctx context.Context, ev otpbot.Event) (otpbot.IngestResul
 	return res, nil
 }
 
-// ingestArgs returns the ingest script's arguments up to the event's keys
-// (see the list below and ingestScript), for the shard k.
-func (s *Store) ingestArgs(k keys, ev otpbot.Event, now, at time.Time, route bool, outcome otpbot.Outcome) ([]any, error) {
+// ingestArgs returns the ingest script's arguments for the shard k, with
+// no targets given (the script routes the push itself).
+func (s *Store) ingestArgs(k keys, ev otpbot.Event, now, at time.Time, route bool, outcome otpbot.Outcome) (*ingestArgs, error) {
 	red := ev.Redacted()
 	evJSON, err := json.Marshal(ev)
 	if err != nil {
@@ -100,10 +90,6 @@ func (s *Store) ingestArgs(k keys, ev otpbot.Event, now, at time.Time, route boo
 	if err != nil {
 		return nil, fmt.Errorf("encode event: %w", err)
 	}
-	// The two history entries the script chooses from embed the redacted
-	// event just encoded: no need to encode it twice more.
-	entryQueued := historyEntryJSON(redJSON, otpbot.OutcomeQueued)
-	entryOther := historyEntryJSON(redJSON, outcome)
 	// The constant parts of the message and tasks the script creates per
 	// target; it adds the ids and the target.
 	msgRest, err := messageFragment(otpbot.Message{Group: ev.Group}, 0)
@@ -118,82 +104,87 @@ func (s *Store) ingestArgs(k keys, ev otpbot.Event, now, at time.Time, route boo
 	if err != nil {
 		return nil, fmt.Errorf("encode task: %w", err)
 	}
+	a := &ingestArgs{
+		B: k.base, ID: ev.ID, Now: us(now),
+		Ddcut: us(now.Add(-s.opts.DedupeWindow)), Ddgc: ms(gcTTL(s.opts.DedupeWindow)),
+		Route: boolArg(route), Group: ev.Group,
+		EvJSON: string(evJSON), RedJSON: string(redJSON),
+		MsgTail: openTail(msgRest), SendTail: openTail(sendRest), UpdTail: openTail(updRest),
+		DueScore: usCeil(at), DueAt: fmtTime(at), AtUs: us(at), NowStr: fmtTime(now),
+		// The history entry is the redacted event with one of these
+		// outcomes, as historyEntryJSON writes it.
+		QueuedTail: historyTail(otpbot.OutcomeQueued), OtherTail: historyTail(outcome),
+		Hcut: us(now.Add(-s.opts.HistoryRetention)),
+		Cap:  s.opts.HistoryPerKey, Hgc: ms(gcTTL(s.opts.HistoryRetention)),
+		CodePrio: int(otpbot.PriorityCode), UpdatePrio: int(otpbot.PriorityUpdate),
+		Seq: "", Given: "0", Instance: s.instance,
+		GroupJSON: groupJSON(ev.Group), Prune: boolArg(s.pushes.Add(1)%pruneEvery == 1),
+	}
 	keys := ev.Keys()
-	args := []any{
-		k.base,                                // 1
-		ev.ID,                                 // 2
-		us(now),                               // 3
-		us(now.Add(-s.opts.DedupeWindow)),     // 4
-		ms(gcTTL(s.opts.DedupeWindow)),        // 5
-		boolArg(route),                        // 6
-		ev.Group,                              // 7
-		string(evJSON),                        // 8
-		string(redJSON),                       // 9
-		msgRest,                               // 10
-		sendRest,                              // 11
-		updRest,                               // 12
-		usCeil(at),                            // 13
-		fmtTime(at),                           // 14
-		us(at),                                // 15
-		fmtTime(now),                          // 16
-		string(entryQueued),                   // 17
-		string(entryOther),                    // 18
-		us(at),                                // 19
-		us(now.Add(-s.opts.HistoryRetention)), // 20
-		s.opts.HistoryPerKey,                  // 21
-		ms(gcTTL(s.opts.HistoryRetention)),    // 22
-		otpbot.TaskID("", otpbot.TaskSend),    // 23
-		otpbot.TaskID("", otpbot.TaskUpdate),  // 24
-		string(otpbot.StateLive),              // 25
-		len(keys),                             // 26
-	}
 	for _, key := range keys {
-		args = append(args, key.String())
+		a.Keys = append(a.Keys, key.String())
 	}
-	return args, nil
+	// The history keys (every event's, otpbot.Event.HistoryKeys), the card
+	// key whose links name the card (Message.CardName), and the state a
+	// message takes, new or in each state it may be in that it changes
+	// (otpbot.NextState: the rule lives at the root, the script applies it).
+	for _, key := range ev.HistoryKeys() {
+		a.Hkeys = append(a.Hkeys, key.String())
+	}
+	a.CardKey, a.NewState = cardKeyOf(keys), string(otpbot.NextState("", ev))
+	for _, st := range otpbot.MessageStates() {
+		if next := otpbot.NextState(st, ev); next != st {
+			a.Moves = append(a.Moves, stateRec{From: string(st), To: string(next)})
+		}
+	}
+	return a, nil
 }
 
 // route reads, in the home slot of a sharded prefix, what a push's shard
 // script cannot: the next history sequence number (every event has a
 // history key) and, when route is set, the targets of the unbroken links
-// of keys.
-func (s *Store) route(ctx context.Context, route bool, keys []otpbot.Key) (seq string, targets, names []string, err error) {
-	args := []any{s.k.base, boolArg(route), len(keys)}
+// of keys, each with its link's name of the card.
+func (s *Store) route(ctx context.Context, route bool, keys []otpbot.Key) (seq string, targets []targetRec, err error) {
+	args := routeArgs{B: s.k.base, Route: boolArg(route), CardKey: cardKeyOf(keys)}
 	for _, k := range keys {
-		args = append(args, k.String())
+		args.Keys = append(args.Keys, k.String())
 	}
-	args = append(args, cardKeyOf(keys))
-	v, err := routeScript.Run(ctx, s.client, []string{s.k.historySeq()}, args...).Slice()
+	v, err := routeScript.Run(ctx, s.client, []string{s.k.historySeq()}, args.argv()...).Slice()
 	if err != nil {
-		return "", nil, nil, wrap("ingest: route", err)
+		return "", nil, wrap("ingest: route", err)
 	}
 	if len(v) == 0 || len(v)%2 == 0 {
-		return "", nil, nil, fmt.Errorf("redis ingest: route: reply of %d values", len(v))
+		return "", nil, fmt.Errorf("redis ingest: route: reply of %d values", len(v))
 	}
 	for i := 1; i+1 < len(v); i += 2 {
-		targets = append(targets, str(v[i]))
-		names = append(names, str(v[i+1]))
+		targets = append(targets, targetRec{T: str(v[i]), Name: str(v[i+1])})
 	}
-	return str(v[0]), targets, names, nil
+	return str(v[0]), targets, nil
 }
 
-// historyAndStateArgs are the ingest script's arguments after the targets:
-// the history keys (every event's, otpbot.Event.HistoryKeys), the card key
-// whose links name the card (Message.CardName), and the state a message
-// takes, new or in each state it may be in (otpbot.NextState: the rule
-// lives at the root, the script applies it).
-func historyAndStateArgs(ev otpbot.Event, keys []otpbot.Key) []any {
-	hkeys := ev.HistoryKeys()
-	args := []any{len(hkeys)}
-	for _, k := range hkeys {
-		args = append(args, k.String())
-	}
-	states := otpbot.MessageStates()
-	args = append(args, cardKeyOf(keys), string(otpbot.NextState("", ev)), len(states))
-	for _, st := range states {
-		args = append(args, string(st), string(otpbot.NextState(st, ev)))
-	}
-	return args
+// pruneEvery is how often (one push in pruneEvery, per store) Ingest
+// drops what expired from the dedupe set, the indexes and the history
+// lists it writes: often enough that they stay near their live size, and
+// rarely enough that the commands cost nothing per push.
+const pruneEvery = 16
+
+// groupJSON returns group as a JSON string without its closing quote.
+func groupJSON(group string) string {
+	b := appendJSONString(make([]byte, 0, len(group)+2), group)
+	return string(b[:len(b)-1])
+}
+
+// luaString returns s as a Lua string literal (s is printable ASCII: a
+// constant of the package or of otpbot).
+func luaString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, "'", `\'`).Replace(s) + "'"
+}
+
+// jsonContent returns s as the content of a JSON string (escaped, without
+// its quotes).
+func jsonContent(s string) string {
+	b := appendJSONString(make([]byte, 0, len(s)+2), s)
+	return string(b[1 : len(b)-1])
 }
 
 // cardKeyOf is the card key among an event's routing keys (its links name

@@ -53,15 +53,15 @@ func (s *Store) readKey(ctx context.Context) ([]byte, error) {
 	return v, nil
 }
 
-// importSecretScript applies an imported key atomically. KEYS[1] = the key,
-// KEYS[2] = the dedupe set; ARGV[1] = the imported key, ARGV[2] = the
-// score (µs) at or below which a dedupe mark is outside the window.
-// Returns 1 when the key is stored or already equal, 0 on a conflict.
-var importSecretScript = goredis.NewScript(`
+// importSecretScript applies an imported secret atomically. KEYS[1] = the
+// secret, KEYS[2] = the dedupe set; key is the imported secret, cut the
+// score (µs) at or below which a dedupe mark is outside the window. Returns
+// 1 when the secret is stored or already equal, 0 on a conflict.
+var importSecretScript = goredis.NewScript(luaImportKeyArgs + `
 local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then return 1 end
-if cur and redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[2], '+inf') > 0 then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
+if cur == key then return 1 end
+if cur and redis.call('ZCOUNT', KEYS[2], '(' .. cut, '+inf') > 0 then return 0 end
+redis.call('SET', KEYS[1], key)
 return 1
 `)
 
@@ -84,7 +84,8 @@ func (s *Store) importSecret(ctx context.Context, key []byte) error {
 		}
 	}
 	if ok == 1 {
-		ok, err = importSecretScript.Run(ctx, s.client, []string{s.k.installationSecret(), s.k.dedupe()}, key, cut).Int()
+		ok, err = importSecretScript.Run(ctx, s.client, []string{s.k.installationSecret(), s.k.dedupe()},
+			(&importKeyArgs{Key: key, Cut: cut}).argv()...).Int()
 		if err != nil {
 			return wrap("import installation secret", err)
 		}

@@ -31,16 +31,17 @@ func (s *Store) putLink(ctx context.Context, l otpbot.Link, broken bool, reason 
 		return fmt.Errorf("encode link: %w", err)
 	}
 	key := l.Key.String()
-	err = linkScript.Run(ctx, s.client, []string{s.k.links(key)}, s.k.base, key, l.Target.String(),
-		strconv.FormatInt(l.Target.ChatID, 10), string(j), boolArg(broken), reason).Err()
+	args := linkArgs{B: s.k.base, Key: key, Target: l.Target.String(), Chat: strconv.FormatInt(l.Target.ChatID, 10),
+		LinkJSON: string(j), Broken: boolArg(broken), Reason: reason}
+	err = linkScript.Run(ctx, s.client, []string{s.k.links(key)}, args.argv()...).Err()
 	return wrap("link", err)
 }
 
 // Unlink removes the link of key to target.
 func (s *Store) Unlink(ctx context.Context, key otpbot.Key, target otpbot.Target) (bool, error) {
 	k := key.String()
-	r, err := unlinkScript.Run(ctx, s.client, []string{s.k.links(k)}, s.k.base, k, target.String(),
-		strconv.FormatInt(target.ChatID, 10)).Int()
+	args := unlinkArgs{B: s.k.base, Key: k, Target: target.String(), Chat: strconv.FormatInt(target.ChatID, 10)}
+	r, err := unlinkScript.Run(ctx, s.client, []string{s.k.links(k)}, args.argv()...).Int()
 	if err != nil {
 		return false, wrap("unlink", err)
 	}
@@ -50,7 +51,8 @@ func (s *Store) Unlink(ctx context.Context, key otpbot.Key, target otpbot.Target
 // LinksForKey lists the links of a key, broken ones included.
 func (s *Store) LinksForKey(ctx context.Context, key otpbot.Key) ([]otpbot.Link, error) {
 	k := key.String()
-	v, err := linksForKeyScript.Run(ctx, s.client, []string{s.k.links(k)}, s.k.base, k).Slice()
+	v, err := linksForKeyScript.Run(ctx, s.client, []string{s.k.links(k)},
+		(&linksForKeyArgs{B: s.k.base, Key: k}).argv()...).Slice()
 	if err != nil {
 		return nil, wrap("links for key", err)
 	}
@@ -59,7 +61,8 @@ func (s *Store) LinksForKey(ctx context.Context, key otpbot.Key) ([]otpbot.Link,
 
 // LinksForChat lists the links of a chat, every topic included.
 func (s *Store) LinksForChat(ctx context.Context, chatID int64) ([]otpbot.Link, error) {
-	v, err := linksForChatScript.Run(ctx, s.client, []string{s.k.chatLinks(chatID)}, s.k.base).Slice()
+	v, err := linksForChatScript.Run(ctx, s.client, []string{s.k.chatLinks(chatID)},
+		(&linksForChatArgs{B: s.k.base}).argv()...).Slice()
 	if err != nil {
 		return nil, wrap("links for chat", err)
 	}
@@ -68,8 +71,8 @@ func (s *Store) LinksForChat(ctx context.Context, chatID int64) ([]otpbot.Link, 
 
 // MarkBroken marks every link to exactly target as broken.
 func (s *Store) MarkBroken(ctx context.Context, target otpbot.Target, reason string) error {
-	err := markBrokenScript.Run(ctx, s.client, []string{s.k.chatLinks(target.ChatID)}, s.k.base,
-		target.String(), reason).Err()
+	args := markBrokenArgs{B: s.k.base, Target: target.String(), Reason: reason}
+	err := markBrokenScript.Run(ctx, s.client, []string{s.k.chatLinks(target.ChatID)}, args.argv()...).Err()
 	return wrap("mark broken", err)
 }
 

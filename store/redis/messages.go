@@ -20,35 +20,32 @@ import (
 // by UpdateMessage). Indexes: "mc:CHAT" and "ms" are sorted sets of message
 // ids scored by when (real time, ms) a finished message is forgotten.
 
-// messageArgCount is how many script arguments write one message.
-const messageArgCount = 10
-
-// messageArgs returns the messageArgCount script arguments that write m
-// (see putMsgAt). A message in a final state loses its code and link here,
+// messageArgs returns the script arguments that write m (see putMsg). A message in a final state loses its code and link here,
 // and the script drops its Rendered when that is the live version's.
-func (s *Store) messageArgs(m otpbot.Message) ([]any, error) {
+func (s *Store) messageArgs(m otpbot.Message) (msgRec, error) {
 	final := m.State.Final()
 	if final {
 		m.Event = m.Event.Redacted()
 	}
 	head, err := messageFragment(m, withIDTarget|withRendered)
 	if err != nil {
-		return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
+		return msgRec{}, fmt.Errorf("encode message %s: %w", m.ID, err)
 	}
 	headBare, err := messageFragment(m, withIDTarget)
 	if err != nil {
-		return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
+		return msgRec{}, fmt.Errorf("encode message %s: %w", m.ID, err)
 	}
 	ev, err := json.Marshal(m.Event)
 	if err != nil {
-		return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
+		return msgRec{}, fmt.Errorf("encode message %s: %w", m.ID, err)
 	}
 	f := "0"
 	if final {
 		f = "1"
 	}
-	return []any{m.ID, strconv.FormatInt(m.Target.ChatID, 10), head, headBare, m.Rendered, string(ev),
-		string(m.State), fmtTime(m.UpdatedAt), f, ms(s.finishedMessageTTL())}, nil
+	return msgRec{ID: m.ID, Chat: strconv.FormatInt(m.Target.ChatID, 10), Head: head, HeadBare: headBare,
+		Rendered: m.Rendered, EvJSON: string(ev), State: string(m.State), Updated: fmtTime(m.UpdatedAt),
+		Final: f, Gc: ms(s.finishedMessageTTL())}, nil
 }
 
 // decodeMessage rebuilds a message from its hash fields; ok is false when
@@ -169,7 +166,7 @@ func (s *Store) putMessage(ctx context.Context, n int, m otpbot.Message) error {
 	}
 	k := s.msgKeys(n, m.ID)
 	return wrap("put message", putMessageScript.Run(ctx, s.client,
-		[]string{k.message(m.ID)}, append([]any{k.base}, margs...)...).Err())
+		[]string{k.message(m.ID)}, (&putMessageArgs{B: k.base, Msg: margs}).argv()...).Err())
 }
 
 // UpdateMessage replaces msg and enqueues next, provided the stored
@@ -189,11 +186,8 @@ func (s *Store) UpdateMessage(ctx context.Context, prev time.Time, msg otpbot.Me
 	if err != nil {
 		return err
 	}
-	args := append([]any{k.base, fmtTime(prev)}, margs...)
-	args = append(args, len(next))
-	args = append(args, targs...)
-	args = append(args, s.instance)
-	r, err := updateMessageScript.Run(ctx, s.client, []string{k.message(msg.ID)}, args...).Int()
+	args := updateMessageArgs{B: k.base, PrevUpdated: fmtTime(prev), Msg: margs, Instance: s.instance, Tasks: targs}
+	r, err := updateMessageScript.Run(ctx, s.client, []string{k.message(msg.ID)}, args.argv()...).Int()
 	if err != nil {
 		s.signalIf(len(next) > 0) // the script may have run
 		return wrap("update message", err)

@@ -88,7 +88,9 @@ func (s *Store) exportHistory(ctx context.Context, fn func(otpbot.Record) error)
 			return wrap("export history", err)
 		}
 		for _, key := range keys {
-			recs, err := s.client.LRange(ctx, k.history(key), 0, -1).Result()
+			// The list may hold up to a quarter more than the cap until
+			// its next trim (see putHistory).
+			recs, err := s.client.LRange(ctx, k.history(key), 0, int64(s.opts.HistoryPerKey)-1).Result()
 			if err != nil {
 				return wrap("export history", err)
 			}
@@ -321,11 +323,10 @@ func (s *Store) importHistory(ctx context.Context, n int, h otpbot.HistoryEntry,
 		seq = strconv.FormatInt(v, 10)
 	}
 	k := s.shard(shardOfGroup(h.Event.Group, n))
-	args := []any{k.base, us(at), string(j), s.opts.HistoryPerKey, us(now.Add(-s.opts.HistoryRetention)),
-		ms(gcTTL(s.opts.HistoryRetention)), len(keys)}
+	args := importHistoryArgs{B: k.base, At: us(at), Entry: string(j), Cap: s.opts.HistoryPerKey,
+		Hcut: us(now.Add(-s.opts.HistoryRetention)), Gc: ms(gcTTL(s.opts.HistoryRetention)), Seq: seq}
 	for _, key := range keys {
-		args = append(args, key.String())
+		args.Keys = append(args.Keys, key.String())
 	}
-	args = append(args, seq)
-	return wrap("import history", importHistoryScript.Run(ctx, s.client, []string{k.historySeq()}, args...).Err())
+	return wrap("import history", importHistoryScript.Run(ctx, s.client, []string{k.historySeq()}, args.argv()...).Err())
 }

@@ -14,9 +14,9 @@ import (
 // while leased, "l" the lease token. "q:P" orders the tasks of priority P by
 // when they become claimable (µs); "qc:P" by Created, for Pending.
 
-// taskArgs returns the 7 script arguments per task that putTask takes.
-func taskArgs(tasks []otpbot.Task) ([]any, error) {
-	args := make([]any, 0, 7*len(tasks))
+// taskArgs returns the script arguments of tasks (see putTasks).
+func taskArgs(tasks []otpbot.Task) ([]taskRec, error) {
+	args := make([]taskRec, 0, len(tasks))
 	for _, t := range tasks {
 		if t.ID == "" {
 			return nil, fmt.Errorf("enqueue: task without id (kind %s)", t.Kind)
@@ -28,7 +28,8 @@ func taskArgs(tasks []otpbot.Task) ([]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode task %s: %w", t.ID, err)
 		}
-		args = append(args, t.ID, int(t.Priority), usCeil(t.Due), fmtTime(t.Due), us(t.Created), string(j), t.MessageID)
+		args = append(args, taskRec{ID: t.ID, Prio: int(t.Priority), Score: usCeil(t.Due), At: fmtTime(t.Due),
+			Cscore: us(t.Created), JSON: string(j), MsgID: t.MessageID})
 	}
 	return args, nil
 }
@@ -48,8 +49,9 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, m
 		return s.claimSharded(ctx, n, now, lease, max)
 	}
 	until := now.Add(lease)
-	v, err := claimScript.Run(ctx, s.client, []string{s.k.queue(otpbot.PriorityCode)},
-		s.k.base, us(now), usCeil(until), fmtTime(until), max, token()).Slice()
+	args := claimArgs{B: s.k.base, Nprio: len(priorities), Now: us(now), UntilScore: usCeil(until), UntilAt: fmtTime(until),
+		Max: max, Tok: token()}
+	v, err := claimScript.Run(ctx, s.client, []string{s.k.queue(otpbot.PriorityCode)}, args.argv()...).Slice()
 	if err != nil {
 		return nil, wrap("claim", err)
 	}
@@ -106,8 +108,8 @@ func (s *Store) redactExpired(ctx context.Context, n int, m *otpbot.Message, now
 		return
 	}
 	k := s.msgKeys(n, m.ID)
-	r, err := redactExpiredScript.Run(ctx, s.client, []string{k.message(m.ID)},
-		k.base, fmtTime(m.UpdatedAt), string(ev), fmtTime(red.UpdatedAt)).Int()
+	args := redactExpiredArgs{B: k.base, PrevUpdated: fmtTime(m.UpdatedAt), EvJSON: string(ev), Updated: fmtTime(red.UpdatedAt)}
+	r, err := redactExpiredScript.Run(ctx, s.client, []string{k.message(m.ID)}, args.argv()...).Int()
 	if err != nil {
 		s.log.Warn("expired code not dropped", "message", otpbot.Ref(m.ID), "err", err)
 		return
@@ -127,7 +129,8 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	calls := make([]scriptCall, n)
 	for i := range n {
 		k := s.shard(i)
-		calls[i] = scriptCall{[]string{k.queue(otpbot.PriorityCode)}, []any{k.base}}
+		args := nextDueArgs{B: k.base, Nprio: len(priorities)}
+		calls[i] = scriptCall{[]string{k.queue(otpbot.PriorityCode)}, args.argv()}
 	}
 	cmds, err := s.evalAll(ctx, "next due", nextDueScript, calls)
 	if err != nil {
@@ -167,28 +170,17 @@ func (s *Store) Complete(ctx context.Context, job otpbot.Job, msg *otpbot.Messag
 		msgApart, msg = msg, nil
 	}
 	next, apart := splitApart(n, ti, next)
-	args := []any{k.base, job.Task.ID, job.Lease}
+	args := completeArgs{B: k.base, TaskID: job.Task.ID, Lease: job.Lease, HasMsg: "0", Instance: s.instance}
 	if msg != nil {
-		margs, err := s.messageArgs(*msg)
-		if err != nil {
+		if args.Msg, err = s.messageArgs(*msg); err != nil {
 			return err
 		}
-		args = append(args, "1")
-		args = append(args, margs...)
-	} else {
-		args = append(args, "0")
-		for range messageArgCount {
-			args = append(args, "")
-		}
+		args.HasMsg = "1"
 	}
-	targs, err := taskArgs(next)
-	if err != nil {
+	if args.Tasks, err = taskArgs(next); err != nil {
 		return err
 	}
-	args = append(args, len(next))
-	args = append(args, targs...)
-	args = append(args, s.instance)
-	r, err := completeScript.Run(ctx, s.client, []string{k.task(job.Task.ID)}, args...).Int()
+	r, err := completeScript.Run(ctx, s.client, []string{k.task(job.Task.ID)}, args.argv()...).Int()
 	if err != nil {
 		s.signalIf(len(next) > 0) // the script may have run
 		return wrap("complete", err)
@@ -234,13 +226,9 @@ func (s *Store) CompleteMessage(ctx context.Context, job otpbot.Job, prev time.T
 	if err != nil {
 		return err
 	}
-	args := make([]any, 0, 4+len(margs)+2+len(targs))
-	args = append(args, k.base, job.Task.ID, job.Lease, fmtTime(prev))
-	args = append(args, margs...)
-	args = append(args, len(next))
-	args = append(args, targs...)
-	args = append(args, s.instance)
-	r, err := completeMessageScript.Run(ctx, s.client, []string{k.task(job.Task.ID), k.message(msg.ID)}, args...).Int()
+	args := completeMessageArgs{B: k.base, TaskID: job.Task.ID, Lease: job.Lease, PrevUpdated: fmtTime(prev),
+		Msg: margs, Instance: s.instance, Tasks: targs}
+	r, err := completeMessageScript.Run(ctx, s.client, []string{k.task(job.Task.ID), k.message(msg.ID)}, args.argv()...).Int()
 	if err != nil {
 		s.signalIf(len(next) > 0) // the script may have run
 		return wrap("complete message", err)
@@ -269,8 +257,9 @@ func (s *Store) Retry(ctx context.Context, job otpbot.Job, at time.Time, reason 
 	if err != nil {
 		return fmt.Errorf("encode task %s: %w", t.ID, err)
 	}
-	r, err := retryScript.Run(ctx, s.client, []string{k.task(t.ID)},
-		k.base, t.ID, job.Lease, string(j), usCeil(at), fmtTime(at), s.instance).Int()
+	args := retryArgs{B: k.base, TaskID: t.ID, Lease: job.Lease, TaskJSON: string(j), DueScore: usCeil(at),
+		DueAt: fmtTime(at), Instance: s.instance}
+	r, err := retryScript.Run(ctx, s.client, []string{k.task(t.ID)}, args.argv()...).Int()
 	if err != nil {
 		s.signal() // the script may have run
 		return wrap("retry", err)
@@ -313,9 +302,8 @@ func (s *Store) enqueue(ctx context.Context, n int, tasks []otpbot.Task) error {
 			return err
 		}
 		k := s.shard(i)
-		args := append([]any{k.base, len(byShard[i])}, targs...)
-		args = append(args, s.instance)
-		calls = append(calls, scriptCall{[]string{k.queue(otpbot.PriorityCode)}, args})
+		args := enqueueArgs{B: k.base, Instance: s.instance, Tasks: targs}
+		calls = append(calls, scriptCall{[]string{k.queue(otpbot.PriorityCode)}, args.argv()})
 	}
 	_, err := s.evalAll(ctx, "enqueue", enqueueScript, calls)
 	s.signal() // also on an error: a script may have run
@@ -358,7 +346,8 @@ func (s *Store) Pending(ctx context.Context) (map[otpbot.Priority]otpbot.QueueSt
 	calls := make([]scriptCall, n)
 	for i := range n {
 		k := s.shard(i)
-		calls[i] = scriptCall{[]string{k.queue(otpbot.PriorityCode)}, []any{k.base}}
+		args := pendingArgs{B: k.base, Nprio: len(priorities)}
+		calls[i] = scriptCall{[]string{k.queue(otpbot.PriorityCode)}, args.argv()}
 	}
 	cmds, err := s.evalAll(ctx, "pending", pendingScript, calls)
 	if err != nil {

@@ -29,7 +29,8 @@ func (s *Store) claimSharded(ctx context.Context, n int, now time.Time, lease ti
 	calls := make([]scriptCall, n)
 	for i := range n {
 		k := s.shard(i)
-		calls[i] = scriptCall{[]string{k.queue(otpbot.PriorityCode)}, []any{k.base, us(now), max}}
+		args := peekArgs{B: k.base, Nprio: len(priorities), Now: us(now), Max: max}
+		calls[i] = scriptCall{[]string{k.queue(otpbot.PriorityCode)}, args.argv()}
 	}
 	cmds, err := s.evalAll(ctx, "claim", peekScript, calls)
 	if err != nil {
@@ -59,21 +60,22 @@ func (s *Store) claimSharded(ctx context.Context, n int, now time.Time, lease ti
 	})
 	cands = cands[:min(len(cands), max)]
 	rank := make(map[string]int, len(cands))
-	picked := map[int][]any{}
+	picked := map[int][]pickRec{}
 	var order []int
 	for r, c := range cands {
 		rank[c.id] = r
 		if _, ok := picked[c.shard]; !ok {
 			order = append(order, c.shard)
 		}
-		picked[c.shard] = append(picked[c.shard], strconv.Itoa(c.prio), c.id)
+		picked[c.shard] = append(picked[c.shard], pickRec{Prio: strconv.Itoa(c.prio), ID: c.id})
 	}
 	until := now.Add(lease)
 	calls = calls[:0]
 	for _, i := range order {
 		k := s.shard(i)
-		args := append([]any{k.base, us(now), usCeil(until), fmtTime(until), token(), len(picked[i]) / 2}, picked[i]...)
-		calls = append(calls, scriptCall{[]string{k.queue(otpbot.PriorityCode)}, args})
+		args := claimIDsArgs{B: k.base, Now: us(now), UntilScore: usCeil(until), UntilAt: fmtTime(until), Tok: token(),
+			Picks: picked[i]}
+		calls = append(calls, scriptCall{[]string{k.queue(otpbot.PriorityCode)}, args.argv()})
 	}
 	cmds, err = s.evalAll(ctx, "claim", claimIDsScript, calls)
 	if err != nil {

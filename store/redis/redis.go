@@ -66,6 +66,9 @@ type Store struct {
 	// instance names this store in its wake publications: it signals its
 	// own consumer directly, and its subscriber skips what it published.
 	instance string
+	// pushes counts this store's ingests: every pruneEvery-th prunes (see
+	// ingestScript).
+	pushes atomic.Uint64
 	// wakesOwn and wakesOther count the publications the subscriber
 	// received from this store (skipped) and from others (signalled), for
 	// tests.
@@ -163,7 +166,10 @@ func New(ctx context.Context, client goredis.UniversalClient, prefix string, opt
 		s.bases = append(s.bases, shardBase(s.k.base, i))
 	}
 	s.stableAfter.Store(int64(subscribeStable))
-	go s.subscribe(subCtx)
+	go func() {
+		s.loadScripts(subCtx)
+		s.subscribe(subCtx)
+	}()
 	return s, nil
 }
 
@@ -209,7 +215,8 @@ func (k keys) wake() string                   { return k.base + "wake" }
 func (k keys) installationSecret() string     { return k.base + "ikey" }
 
 // priorities are the queue's priorities, most urgent first; the scripts
-// loop over the same range.
+// that look at every queue loop over the same range, 0 to nprio-1, given
+// len(priorities) as their argument nprio.
 var priorities = []otpbot.Priority{otpbot.PriorityCode, otpbot.PriorityUpdate, otpbot.PriorityRefresh, otpbot.PriorityOther}
 
 // now is the store's clock.

@@ -8,12 +8,14 @@ import (
 	"github.com/otpbot/otpbot"
 )
 
+//go:generate go test ./internal/scriptargs -update
+
 // The Lua scripts behind every multi-key change. Each runs atomically on the
 // server, so a change is either wholly written or not at all (a crash or a
 // dropped connection never leaves half of it), and each costs one round trip.
 //
 // Conventions:
-//   - ARGV[1] is always the key base (prefix + hash tag). Scripts build the
+//   - ARGV[1] (B) is always the key base (prefix + hash tag). Scripts build the
 //     keys they touch from it because some of them (message and task keys of
 //     the targets a link lookup finds) are only known inside the script.
 //     Every key shares the base's hash tag, so on Redis Cluster they all live
@@ -23,29 +25,51 @@ import (
 //     and comparisons, RFC 3339 for exact values. Scripts never turn a large
 //     number back into text (Lua would round it), except real-clock
 //     milliseconds used only for garbage collection.
+//   - Arguments are named: each script starts with a header generated
+//     from its argument table (internal/scriptargs), which names ARGV[i],
+//     and Go passes them as the fields of its NAMEArgs struct.
 //   - A script that publishes on the wake channel takes the publishing
-//     store's instance id as its last argument (ARGV[#ARGV]) and publishes
-//     that: the publisher has already woken its own consumer, and its
+//     store's instance id as its argument instance and publishes that:
+//     the publisher has already woken its own consumer, and its
 //     subscriber skips its own publications.
 //   - JSON from Go is stored verbatim. Where a script must build JSON (a
 //     message or task per linked target), Go passes the constant part
-//     ("rest") and the script splices in the id and the target.
+//     ("rest", or for Ingest its "tail" after the opening brace) and the
+//     script splices in the id and the target. Lua hashes every string it
+//     makes, byte by byte: a script builds each such string in one
+//     concatenation, and Go passes no large argument twice.
 
-// luaPrelude defines the helpers the scripts share.
+// The JSON names the scripts write when they build a message, task or
+// target, as encoding/json writes otpbot's types (fragments.go builds the
+// rest of the same objects).
+const (
+	jsonID        = `"id":`
+	jsonMessageID = `"message_id":`
+	jsonTarget    = `"target":`
+	jsonCardName  = `"card_name":`
+	jsonChatID    = `"chat_id":`
+	jsonThreadID  = `"thread_id":`
+	jsonKey       = `"key":`
+)
+
+// luaPrelude defines the helpers the scripts share. It follows the
+// script's argument header (scriptargs_gen.go), which names ARGV[1] B.
 const luaPrelude = `
-local B = ARGV[1]
 local LIVE = '` + string(otpbot.StateLive) + `'
+local J_ID, J_MESSAGE_ID, J_TARGET = '` + jsonID + `', '` + jsonMessageID + `', '` + jsonTarget + `'
+local J_CARD_NAME, J_KEY, J_EVENT_HEAD = '` + jsonCardName + `', '` + jsonKey + `', '` + jsonEventHead + `'
 
 -- targetJSON renders "CHAT" or "CHAT/THREAD" as an otpbot.Target.
 local function targetJSON(t)
   local c, th = string.match(t, '^(%-?%d+)/(%d+)$')
-  if c then return '{"chat_id":' .. c .. ',"thread_id":' .. th .. '}' end
-  return '{"chat_id":' .. t .. '}'
+  if c then return '{` + jsonChatID + `' .. c .. ',` + jsonThreadID + `' .. th .. '}' end
+  return '{` + jsonChatID + `' .. t .. '}'
 end
 
 -- wake tells the other stores on the base that tasks may be claimable,
--- naming the publisher (the last argument) so that it skips its own.
-local function wake() redis.call('PUBLISH', B .. 'wake', ARGV[#ARGV]) end
+-- naming the publisher (the script's instance argument) so that it skips
+-- its own.
+local function wake(instance) redis.call('PUBLISH', B .. 'wake', instance) end
 
 local function chatOf(t) return string.match(t, '^(%-?%d+)') end
 
@@ -63,9 +87,11 @@ local function realms()
 end
 
 -- index adds member to the sorted set zk, scored by the real time (ms) it
--- may be forgotten, after dropping members whose time has passed.
-local function index(zk, member, score, now)
-  redis.call('ZREMRANGEBYSCORE', zk, '-inf', '(' .. now)
+-- may be forgotten, after dropping members whose time has passed when
+-- prune is set (Ingest prunes on a sample of its pushes: a forgotten
+-- member left a while longer costs its readers a skipped entry).
+local function index(zk, member, score, now, prune)
+  if prune then redis.call('ZREMRANGEBYSCORE', zk, '-inf', '(' .. now) end
   redis.call('ZADD', zk, score, member)
 end
 
@@ -109,33 +135,31 @@ local function putTask(id, prio, score, at, cscore, json, mid)
   redis.call('ZADD', B .. 'qc:' .. prio, cscore, id)
 end
 
--- putTasks puts the n tasks of 7 arguments each that start at ARGV[i].
-local function putTasks(i, n)
-  for k = 0, n - 1 do
-    local a = i + k * 7
-    putTask(ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5], ARGV[a+6])
+-- putTasks puts the tasks (the "task" shape) and wakes the other stores
+-- when there are any.
+local function putTasks(tasks, instance)
+  for _, t in ipairs(tasks) do
+    putTask(t.id, t.prio, t.score, t.at, t.cscore, t.json, t.msgID)
   end
-  if n > 0 then wake() end
+  if #tasks > 0 then wake(instance) end
 end
 
--- putMsgAt writes a message (10 arguments from ARGV[i]: id, chat, head
--- JSON, head JSON without rendered, rendered, event JSON, state, updated,
--- final, gc ms). A final message no longer needs to survive: it is
--- forgotten gc ms later. A message that becomes final drops a rendered
--- hash carried over unchanged from its live version: that hash is of a
--- text that showed the code.
-local function putMsgAt(i, now)
-  local id, chat, final, gc = ARGV[i], ARGV[i+1], ARGV[i+8], tonumber(ARGV[i+9])
-  local mk = B .. 'm:' .. id
-  local head, rendered = ARGV[i+2], ARGV[i+4]
-  if final == '1' and rendered ~= '' then
+-- putMsg writes the message m (the "msg" shape). A final message no
+-- longer needs to survive: it is forgotten m.gc ms later. A message that
+-- becomes final drops a rendered hash carried over unchanged from its
+-- live version: that hash is of a text that showed the code.
+local function putMsg(m, now)
+  local final, gc = m.final, tonumber(m.gc)
+  local mk = B .. 'm:' .. m.id
+  local head = m.head
+  if final == '1' and m.rendered ~= '' then
     local old = redis.call('HMGET', mk, 's', 'j')
     if old[1] == LIVE then
       local ok, o = pcall(cjson.decode, old[2])
-      if ok and type(o) == 'table' and o.rendered == rendered then head = ARGV[i+3] end
+      if ok and type(o) == 'table' and o.rendered == m.rendered then head = m.headBare end
     end
   end
-  redis.call('HSET', mk, 'j', head, 'e', ARGV[i+5], 's', ARGV[i+6], 'u', ARGV[i+7])
+  redis.call('HSET', mk, 'j', head, 'e', m.evJSON, 's', m.state, 'u', m.updated)
   local score = '+inf'
   if final == '1' then
     redis.call('PEXPIRE', mk, gc)
@@ -143,35 +167,53 @@ local function putMsgAt(i, now)
   else
     redis.call('PERSIST', mk)
   end
-  index(B .. 'mc:' .. chat, id, score, now)
-  index(B .. 'ms', id, score, now)
+  index(B .. 'mc:' .. m.chat, m.id, score, now, true)
+  index(B .. 'ms', m.id, score, now, true)
 end
 
--- putHistory stores rec under the history key hk, capped at cap entries,
--- dropping entries older than the cutoff hcut (µs, store clock).
-local function putHistory(key, rec, cap, hcut, gc, now)
+-- putHistory stores rec under the history key hk, capped at cap entries
+-- (History and Export read no more, so the list is trimmed only once it
+-- holds a quarter more), dropping entries older than the cutoff hcut (µs,
+-- store clock) when prune is set (readers skip them meanwhile).
+-- now is the server's clock (ms), or nil for it to read it when it
+-- needs it.
+local function putHistory(key, rec, cap, hcut, gc, now, prune)
   local hk = B .. 'h:' .. key
-  redis.call('LPUSH', hk, rec)
-  redis.call('LTRIM', hk, 0, cap - 1)
-  while true do
+  -- Trimmed back to cap once a quarter past it: readers read cap entries.
+  if redis.call('LPUSH', hk, rec) > cap + math.floor(cap / 4) then redis.call('LTRIM', hk, 0, cap - 1) end
+  while prune do
     local tail = redis.call('LINDEX', hk, -1)
     if not tail then break end
     local ts = tonumber(string.match(tail, '^%d+|(%-?%d+)|'))
     if ts and ts < hcut then redis.call('RPOP', hk) else break end
   end
-  redis.call('PEXPIRE', hk, gc)
-  index(B .. 'hk', key, now + gc, now)
+  -- The list and its index entry get gc ms more once less than half of it
+  -- is left: gc is twice the retention and more, so an entry always lives
+  -- past the retention, and most pushes read the time left rather than
+  -- write two keys.
+  if redis.call('PTTL', hk) < gc / 2 then
+    redis.call('PEXPIRE', hk, gc)
+    now = now or realms()
+    index(B .. 'hk', key, now + gc, now, prune)
+  elseif prune then
+    redis.call('ZREMRANGEBYSCORE', B .. 'hk', '-inf', '(' .. now)
+  end
 end
 `
 
-// claimScript: KEYS[1] = priority-0 queue. ARGV: base, now µs, lease end
-// µs, lease end RFC 3339, max, token prefix.
-// Returns {lease, task JSON, msg head, msg event, msg state, msg updated}...
-var claimScript = goredis.NewScript(luaPrelude + `
-local now, untilScore, untilAt, max, tok = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+// script returns a script: its argument header (scriptargs_gen.go), the
+// prelude, then body.
+func script(header, body string) *goredis.Script {
+	return goredis.NewScript(header + luaPrelude + body)
+}
+
+// claimScript: KEYS[1] = priority-0 queue. Returns {lease, task JSON, msg
+// head, msg event, msg state, msg updated}...
+var claimScript = script(luaClaimArgs, `
+max = tonumber(max)
 local out = {}
 local n = 0
-for p = 0, 3 do
+for p = 0, tonumber(nprio) - 1 do
   if n >= max then break end
   local q = B .. 'q:' .. p
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', q, '-inf', now, 'LIMIT', 0, max - n)) do
@@ -185,58 +227,53 @@ end
 return out
 `)
 
-// completeScript: KEYS[1] = the task. ARGV: base, task id, lease, has
-// message ('0'/'1'), 10 message arguments, n, n tasks of 7 arguments,
-// instance id. Returns 0 when the lease is lost, 1 when done.
-var completeScript = goredis.NewScript(luaPrelude + `
-if redis.call('HGET', KEYS[1], 'l') ~= ARGV[3] then return 0 end
-delTask(ARGV[2])
-if ARGV[4] == '1' then putMsgAt(5, realms()) end
-putTasks(16, tonumber(ARGV[15]))
+// completeScript: KEYS[1] = the task. msg is written when hasMsg is '1'.
+// Returns 0 when the lease is lost, 1 when done.
+var completeScript = script(luaCompleteArgs, `
+if redis.call('HGET', KEYS[1], 'l') ~= lease then return 0 end
+delTask(taskID)
+if hasMsg == '1' then putMsg(msg, realms()) end
+putTasks(tasks, instance)
 return 1
 `)
 
-// completeMessageScript: KEYS[1] = the task, KEYS[2] = the message. ARGV:
-// base, task id, lease, previous updated (RFC 3339), 10 message arguments,
-// n, n tasks of 7 arguments, instance id. Returns 0 when the lease is
-// lost, -2 when the message is unknown, -1 on a conflict (nothing written
-// in any of these), 1 when done.
-var completeMessageScript = goredis.NewScript(luaPrelude + `
-if redis.call('HGET', KEYS[1], 'l') ~= ARGV[3] then return 0 end
+// completeMessageScript: KEYS[1] = the task, KEYS[2] = the message.
+// Returns 0 when the lease is lost, -2 when the message is unknown, -1 on
+// a conflict (nothing written in any of these), 1 when done.
+var completeMessageScript = script(luaCompleteMessageArgs, `
+if redis.call('HGET', KEYS[1], 'l') ~= lease then return 0 end
 local u = redis.call('HGET', KEYS[2], 'u')
 if not u then return -2 end
-if u ~= ARGV[4] then return -1 end
-delTask(ARGV[2])
-putMsgAt(5, realms())
-putTasks(16, tonumber(ARGV[15]))
+if u ~= prevUpdated then return -1 end
+delTask(taskID)
+putMsg(msg, realms())
+putTasks(tasks, instance)
 return 1
 `)
 
-// retryScript: KEYS[1] = the task. ARGV: base, task id, lease, task JSON,
-// due µs, due RFC 3339, instance id. Returns 0 when the lease is lost, 1
+// retryScript: KEYS[1] = the task. Returns 0 when the lease is lost, 1
 // when done.
-var retryScript = goredis.NewScript(luaPrelude + `
-if redis.call('HGET', KEYS[1], 'l') ~= ARGV[3] then return 0 end
+var retryScript = script(luaRetryArgs, `
+if redis.call('HGET', KEYS[1], 'l') ~= lease then return 0 end
 local p = redis.call('HGET', KEYS[1], 'p')
-redis.call('HSET', KEYS[1], 'j', ARGV[4], 'at', ARGV[6])
+redis.call('HSET', KEYS[1], 'j', taskJSON, 'at', dueAt)
 redis.call('HDEL', KEYS[1], 'l')
-redis.call('ZADD', B .. 'q:' .. p, ARGV[5], ARGV[2])
-wake()
+redis.call('ZADD', B .. 'q:' .. p, dueScore, taskID)
+wake(instance)
 return 1
 `)
 
-// enqueueScript: KEYS[1] = priority-0 queue. ARGV: base, n, n tasks,
-// instance id.
-var enqueueScript = goredis.NewScript(luaPrelude + `
-putTasks(3, tonumber(ARGV[2]))
+// enqueueScript: KEYS[1] = priority-0 queue.
+var enqueueScript = script(luaEnqueueArgs, `
+putTasks(tasks, instance)
 return 1
 `)
 
-// nextDueScript: KEYS[1] = priority-0 queue. ARGV: base. Returns the RFC
-// 3339 time the earliest task becomes claimable, or nil.
-var nextDueScript = goredis.NewScript(luaPrelude + `
+// nextDueScript: KEYS[1] = priority-0 queue. Returns the RFC 3339 time
+// the earliest task becomes claimable, or nil.
+var nextDueScript = script(luaNextDueArgs, `
 local best, bestID
-for p = 0, 3 do
+for p = 0, tonumber(nprio) - 1 do
   local r = redis.call('ZRANGE', B .. 'q:' .. p, 0, 0, 'WITHSCORES')
   if r[1] and (not best or tonumber(r[2]) < best) then best, bestID = tonumber(r[2]), r[1] end
 end
@@ -244,11 +281,11 @@ if not bestID then return false end
 return redis.call('HGET', B .. 't:' .. bestID, 'at')
 `)
 
-// pendingScript: KEYS[1] = priority-0 queue. ARGV: base. Returns
-// {priority, count, oldest task JSON} for every non-empty priority.
-var pendingScript = goredis.NewScript(luaPrelude + `
+// pendingScript: KEYS[1] = priority-0 queue. Returns {priority, count,
+// oldest task JSON} for every non-empty priority.
+var pendingScript = script(luaPendingArgs, `
 local out = {}
-for p = 0, 3 do
+for p = 0, tonumber(nprio) - 1 do
   local n = redis.call('ZCARD', B .. 'q:' .. p)
   if n > 0 then
     local r = redis.call('ZRANGE', B .. 'qc:' .. p, 0, 0)
@@ -260,76 +297,70 @@ end
 return out
 `)
 
-// updateMessageScript: KEYS[1] = the message. ARGV: base, previous
-// updated (RFC 3339), 10 message arguments, n, n tasks, instance id.
-// Returns -2 when the message is unknown, -1 on a conflict, 1 when done.
-var updateMessageScript = goredis.NewScript(luaPrelude + `
+// updateMessageScript: KEYS[1] = the message. Returns -2 when the message
+// is unknown, -1 on a conflict, 1 when done.
+var updateMessageScript = script(luaUpdateMessageArgs, `
 local u = redis.call('HGET', KEYS[1], 'u')
 if not u then return -2 end
-if u ~= ARGV[2] then return -1 end
-putMsgAt(3, realms())
-putTasks(14, tonumber(ARGV[13]))
+if u ~= prevUpdated then return -1 end
+putMsg(msg, realms())
+putTasks(tasks, instance)
 return 1
 `)
 
-// redactExpiredScript: KEYS[1] = the message. ARGV: base, its updated
-// (RFC 3339) as claimed, redacted event JSON, new updated. Drops the code
-// of a live message past its expiry, unless it changed since the claim.
-// Returns 1 when it did.
-var redactExpiredScript = goredis.NewScript(luaPrelude + `
+// redactExpiredScript: KEYS[1] = the message. Drops the code of a live
+// message past its expiry (writes the redacted evJSON and a new updated),
+// unless it changed since the claim (prevUpdated). Returns 1 when it did.
+var redactExpiredScript = script(luaRedactExpiredArgs, `
 local v = redis.call('HMGET', KEYS[1], 's', 'u')
-if v[1] ~= LIVE or v[2] ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'e', ARGV[3], 'u', ARGV[4])
+if v[1] ~= LIVE or v[2] ~= prevUpdated then return 0 end
+redis.call('HSET', KEYS[1], 'e', evJSON, 'u', updated)
 return 1
 `)
 
-// putMessageScript: KEYS[1] = the message. ARGV: base, 10 message
-// arguments. Used by Import.
-var putMessageScript = goredis.NewScript(luaPrelude + `
-putMsgAt(2, realms())
+// putMessageScript: KEYS[1] = the message. Used by Import.
+var putMessageScript = script(luaPutMessageArgs, `
+putMsg(msg, realms())
 return 1
 `)
 
-// linkScript: KEYS[1] = the key's links. ARGV: base, key, target, chat,
-// link JSON, broken ('0'/'1'), broken reason.
-var linkScript = goredis.NewScript(luaPrelude + `
-local key, t = ARGV[2], ARGV[3]
-redis.call('HSET', KEYS[1], t, ARGV[5])
-if ARGV[6] == '1' then
-  redis.call('HSET', B .. 'lb:' .. key, t, ARGV[7])
+// linkScript: KEYS[1] = the key's links. broken is '0' or '1'.
+var linkScript = script(luaLinkArgs, `
+redis.call('HSET', KEYS[1], target, linkJSON)
+if broken == '1' then
+  redis.call('HSET', B .. 'lb:' .. key, target, reason)
 else
-  redis.call('HDEL', B .. 'lb:' .. key, t)
+  redis.call('HDEL', B .. 'lb:' .. key, target)
 end
-redis.call('SADD', B .. 'lc:' .. ARGV[4], t .. ' ' .. key)
+redis.call('SADD', B .. 'lc:' .. chat, target .. ' ' .. key)
 redis.call('SADD', B .. 'lkeys', key)
 return 1
 `)
 
-// unlinkScript: KEYS[1] = the key's links. ARGV: base, key, target, chat.
-// Returns 1 when a link was removed.
-var unlinkScript = goredis.NewScript(luaPrelude + `
-local key, t = ARGV[2], ARGV[3]
-local r = redis.call('HDEL', KEYS[1], t)
-redis.call('HDEL', B .. 'lb:' .. key, t)
-redis.call('SREM', B .. 'lc:' .. ARGV[4], t .. ' ' .. key)
+// unlinkScript: KEYS[1] = the key's links. Returns 1 when a link was
+// removed.
+var unlinkScript = script(luaUnlinkArgs, `
+local r = redis.call('HDEL', KEYS[1], target)
+redis.call('HDEL', B .. 'lb:' .. key, target)
+redis.call('SREM', B .. 'lc:' .. chat, target .. ' ' .. key)
 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', B .. 'lkeys', key) end
 return r
 `)
 
-// linksForKeyScript: KEYS[1] = the key's links. ARGV: base, key.
-// Returns {link JSON, broken reason or nil}...
-var linksForKeyScript = goredis.NewScript(luaPrelude + `
+// linksForKeyScript: KEYS[1] = the key's links. Returns {link JSON, broken
+// reason or nil}...
+var linksForKeyScript = script(luaLinksForKeyArgs, `
 local out = {}
 local kv = redis.call('HGETALL', KEYS[1])
 for i = 1, #kv, 2 do
-  table.insert(out, {kv[i+1], redis.call('HGET', B .. 'lb:' .. ARGV[2], kv[i])})
+  table.insert(out, {kv[i+1], redis.call('HGET', B .. 'lb:' .. key, kv[i])})
 end
 return out
 `)
 
-// linksForChatScript: KEYS[1] = the chat's link index. ARGV: base.
-// Returns {link JSON, broken reason or nil}...
-var linksForChatScript = goredis.NewScript(luaPrelude + `
+// linksForChatScript: KEYS[1] = the chat's link index. Returns {link
+// JSON, broken reason or nil}...
+var linksForChatScript = script(luaLinksForChatArgs, `
 local out = {}
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local t, key = string.match(m, '^(%S+) (.*)$')
@@ -341,59 +372,56 @@ end
 return out
 `)
 
-// markBrokenScript: KEYS[1] = the chat's link index. ARGV: base, target,
-// reason. Returns how many links were marked.
-var markBrokenScript = goredis.NewScript(luaPrelude + `
+// markBrokenScript: KEYS[1] = the chat's link index. Returns how many
+// links to target were marked.
+var markBrokenScript = script(luaMarkBrokenArgs, `
 local n = 0
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local t, key = string.match(m, '^(%S+) (.*)$')
-  if t == ARGV[2] and redis.call('HEXISTS', B .. 'lk:' .. key, t) == 1 then
-    redis.call('HSET', B .. 'lb:' .. key, t, ARGV[3])
+  if t == target and redis.call('HEXISTS', B .. 'lk:' .. key, t) == 1 then
+    redis.call('HSET', B .. 'lb:' .. key, t, reason)
     n = n + 1
   end
 end
 return n
 `)
 
-// createInviteScript: KEYS[1] = the invite. ARGV: base, hash, invite JSON,
-// expiry µs, key, key JSON, gc ms.
-var createInviteScript = goredis.NewScript(luaPrelude + `
-local gc = tonumber(ARGV[7])
+// createInviteScript: KEYS[1] = the invite, expiring in gc ms.
+var createInviteScript = script(luaCreateInviteArgs, `
+gc = tonumber(gc)
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'j', ARGV[3], 'x', ARGV[4], 'k', ARGV[5], 'kj', ARGV[6])
+redis.call('HSET', KEYS[1], 'j', inviteJSON, 'x', expiry, 'k', key, 'kj', keyJSON)
 redis.call('PEXPIRE', KEYS[1], gc)
 local tm = realms()
-index(B .. 'iv', ARGV[2], tm + gc, tm)
+index(B .. 'iv', hash, tm + gc, tm, true)
 return 1
 `)
 
-// redeemInviteScript: KEYS[1] = the invite. ARGV: base, hash, now µs,
-// target, chat, link JSON rest (without key and target). Returns the
-// invite JSON, or nil when it is unknown, used or expired.
-var redeemInviteScript = goredis.NewScript(luaPrelude + `
+// redeemInviteScript: KEYS[1] = the invite. linkRest is the link's JSON
+// without key and target. Returns the invite JSON, or nil when it is
+// unknown, used or expired.
+var redeemInviteScript = script(luaRedeemInviteArgs, `
 local v = redis.call('HMGET', KEYS[1], 'j', 'x', 'k', 'kj')
 if not v[1] then return false end
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', B .. 'iv', ARGV[2])
-if tonumber(v[2]) <= tonumber(ARGV[3]) then return false end
-local t, key = ARGV[4], v[3]
-redis.call('HSET', B .. 'lk:' .. key, t, obj('"key":' .. v[4] .. ',"target":' .. targetJSON(t), ARGV[6]))
-redis.call('HDEL', B .. 'lb:' .. key, t)
-redis.call('SADD', B .. 'lc:' .. ARGV[5], t .. ' ' .. key)
+redis.call('ZREM', B .. 'iv', hash)
+if tonumber(v[2]) <= tonumber(now) then return false end
+local key = v[3]
+redis.call('HSET', B .. 'lk:' .. key, target, obj(J_KEY .. v[4] .. ',' .. J_TARGET .. targetJSON(target), linkRest))
+redis.call('HDEL', B .. 'lb:' .. key, target)
+redis.call('SADD', B .. 'lc:' .. chat, target .. ' ' .. key)
 redis.call('SADD', B .. 'lkeys', key)
 return v[1]
 `)
 
-// importHistoryScript: KEYS[1] = history sequence. ARGV: base, time µs,
-// entry JSON, cap, cutoff µs, gc ms, n, n keys, the sequence number (empty
-// to take it from KEYS[1]).
-var importHistoryScript = goredis.NewScript(luaPrelude + `
+// importHistoryScript: KEYS[1] = history sequence. Stores entry (received
+// at µs) under each of keys, as sequence number seq (empty to take it
+// from KEYS[1]).
+var importHistoryScript = script(luaImportHistoryArgs, `
 local tm = realms()
-local seq = ARGV[8 + tonumber(ARGV[7])]
 if seq == '' then seq = redis.call('INCR', KEYS[1]) end
-local rec = seq .. '|' .. ARGV[2] .. '|' .. ARGV[3]
-local cap, hcut, gc = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-for i = 1, tonumber(ARGV[7]) do putHistory(ARGV[7 + i], rec, cap, hcut, gc, tm) end
+local rec = seq .. '|' .. at .. '|' .. entry
+for _, k in ipairs(keys) do putHistory(k, rec, tonumber(cap), tonumber(hcut), tonumber(gc), tm, true) end
 return 1
 `)
 

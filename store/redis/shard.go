@@ -182,7 +182,8 @@ func (s *Store) shards(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	n, err := layoutScript.Run(ctx, s.client, []string{s.k.layoutKey()}, s.k.base, want, seen).Int()
+	args := layoutArgs{B: s.k.base, Want: want, Seen: seen, Nprio: len(priorities)}
+	n, err := layoutScript.Run(ctx, s.client, []string{s.k.layoutKey()}, args.argv()...).Int()
 	if err != nil {
 		return 0, wrap("layout", err)
 	}
@@ -193,7 +194,7 @@ func (s *Store) shards(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// layoutScript: KEYS[1] = the layout mark. ARGV: base, shards wanted,
+// layoutScript: KEYS[1] = the layout mark; want the shards wanted, seen
 // whether shards already hold data ('1'/'0'). Returns the number of shards
 // of the prefix: the recorded one, else the wanted one, except that a home
 // slot holding pushes of the one-tag layout (and no shard holding any)
@@ -201,12 +202,14 @@ func (s *Store) shards(ctx context.Context) (int, error) {
 // the installation secret live in the home slot in both layouts, and every
 // method that writes the others chooses the layout first. The mark never
 // expires.
-var layoutScript = goredis.NewScript(luaPrelude + `
+var layoutScript = script(luaLayoutArgs, `
 local v = redis.call('GET', KEYS[1])
 if v then return tonumber(v) end
-local n = ARGV[2]
-if ARGV[3] ~= '1' then
-  for _, k in ipairs({'dd', 'ms', 'hk', 'hseq', 'q:0', 'q:1', 'q:2', 'q:3'}) do
+local n = want
+if seen ~= '1' then
+  local held = {'dd', 'ms', 'hk', 'hseq'}
+  for p = 0, tonumber(nprio) - 1 do table.insert(held, 'q:' .. p) end
+  for _, k in ipairs(held) do
     if redis.call('EXISTS', B .. k) == 1 then n = '1' break end
   end
 end
@@ -228,6 +231,26 @@ func (s *Store) forShards(ctx context.Context, n int, fn func(p goredis.Pipeline
 		return err
 	}
 	return nil
+}
+
+// hotScripts are the scripts of every push and every job: the store loads
+// them into the server's script cache when it starts, so that the first
+// push is one EVALSHA rather than a NOSCRIPT answer and a second round
+// trip carrying the whole script (go-redis's Script.Run falls back to
+// EVAL only for a server that lost its cache since).
+var hotScripts = []*goredis.Script{
+	ingestScript, claimScript, completeScript, completeMessageScript, retryScript, enqueueScript, nextDueScript,
+}
+
+// loadScripts loads hotScripts (on Cluster into every primary), in the
+// background of New: a server that is away gets them with the first run.
+func (s *Store) loadScripts(ctx context.Context) {
+	for _, sc := range hotScripts {
+		if err := sc.Load(ctx, s.client).Err(); err != nil {
+			s.log.Debug("redis scripts not preloaded", "err", err)
+			return
+		}
+	}
 }
 
 // scriptCall is one run of a script: its keys and arguments.
