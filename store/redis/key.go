@@ -54,14 +54,14 @@ func (s *Store) readKey(ctx context.Context) ([]byte, error) {
 }
 
 // importSecretScript applies an imported secret atomically. KEYS[1] = the
-// secret, KEYS[2] = the dedupe set; key is the imported secret, cut the
+// secret, KEYS[2] = the dedupe set; secret is the imported one, cut the
 // score (µs) at or below which a dedupe mark is outside the window. Returns
 // 1 when the secret is stored or already equal, 0 on a conflict.
-var importSecretScript = goredis.NewScript(luaImportKeyArgs + `
+var importSecretScript = goredis.NewScript(luaImportSecretArgs + `
 local cur = redis.call('GET', KEYS[1])
-if cur == key then return 1 end
+if cur == secret then return 1 end
 if cur and redis.call('ZCOUNT', KEYS[2], '(' .. cut, '+inf') > 0 then return 0 end
-redis.call('SET', KEYS[1], key)
+redis.call('SET', KEYS[1], secret)
 return 1
 `)
 
@@ -85,7 +85,7 @@ func (s *Store) importSecret(ctx context.Context, key []byte) error {
 	}
 	if ok == 1 {
 		ok, err = importSecretScript.Run(ctx, s.client, []string{s.k.installationSecret(), s.k.dedupe()},
-			(&importKeyArgs{Key: key, Cut: cut}).argv()...).Int()
+			(&importSecretArgs{Secret: key, Cut: cut}).argv()...).Int()
 		if err != nil {
 			return wrap("import installation secret", err)
 		}

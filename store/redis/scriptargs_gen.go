@@ -697,21 +697,21 @@ const luaReleaseLeaseArgs = `
 local owner = ARGV[1]
 `
 
-// importKeyArgs are the arguments of importKeyScript, in the order of its table.
-type importKeyArgs struct {
-	Key, Cut any
+// importSecretArgs are the arguments of importSecretScript, in the order of its table.
+type importSecretArgs struct {
+	Secret, Cut any
 }
 
 // argv returns the arguments as the script takes them (ARGV).
-func (a *importKeyArgs) argv() []any {
+func (a *importSecretArgs) argv() []any {
 	v := make([]any, 0, 2)
-	v = append(v, a.Key, a.Cut)
+	v = append(v, a.Secret, a.Cut)
 	return v
 }
 
-// luaImportKeyArgs names the arguments of importKeyScript (see importKeyArgs).
-const luaImportKeyArgs = `
-local key, cut = ARGV[1], ARGV[2]
+// luaImportSecretArgs names the arguments of importSecretScript (see importSecretArgs).
+const luaImportSecretArgs = `
+local secret, cut = ARGV[1], ARGV[2]
 `
 
 // setChatArgs are the arguments of setChatScript, in the order of its table.

@@ -93,7 +93,7 @@ var argTables = []argTable{
 	{"once", []string{"now", "expiry", "gc"}, nil},
 	{"acquireLease", []string{"owner", "now", "expiry", "gc"}, nil},
 	{"releaseLease", []string{"owner"}, nil},
-	{"importKey", []string{"key", "cut"}, nil},
+	{"importSecret", []string{"secret", "cut"}, nil},
 	{"setChat", []string{"field", "value", "chat"}, nil},
 }
 
