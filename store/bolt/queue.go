@@ -3,7 +3,6 @@ package bolt
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -52,9 +51,9 @@ func loadTask(tx *bbolt.Tx, l taskLoc) (taskRecord, bool, error) {
 	if v == nil {
 		return taskRecord{}, false, nil
 	}
-	var r taskRecord
-	if err := json.Unmarshal(v, &r); err != nil {
-		return taskRecord{}, false, fmt.Errorf("decode task: %w", err)
+	r, err := decodeTask(v)
+	if err != nil {
+		return taskRecord{}, false, err
 	}
 	return r, true, nil
 }
@@ -73,11 +72,7 @@ func findTask(tx *bbolt.Tx, t otpbot.Task) (taskRecord, taskLoc, bool, error) {
 // writeTask stores r at l and its ready index entry. The caller has
 // removed the old ready entry when r was already stored.
 func writeTask(tx *bbolt.Tx, l taskLoc, r taskRecord) error {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode task: %w", err)
-	}
-	if err := l.put(tx, v); err != nil {
+	if err := l.put(tx, encodeTask(r)); err != nil {
 		return fmt.Errorf("put task: %w", err)
 	}
 	if err := tx.Bucket(bReady).Put(r.readyKey(l), nil); err != nil {
@@ -139,9 +134,9 @@ func removeTask(tx *bbolt.Tx, l taskLoc, r taskRecord) error {
 // loose.
 func forEachTask(tx *bbolt.Tx, fn func(taskLoc, taskRecord) error) error {
 	decode := func(l taskLoc, v []byte) error {
-		var r taskRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("decode task: %w", err)
+		r, err := decodeTask(v)
+		if err != nil {
+			return err
 		}
 		return fn(l, r)
 	}
