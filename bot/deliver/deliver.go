@@ -162,16 +162,16 @@ type Deliverer struct {
 	// claimMarks is set when the store's Claim marks each send as started
 	// (otpbot.SendMarker): no mark of its own is written before a send.
 	claimMarks bool
-	client   Sender
-	render   Renderer
-	limiter  telegram.Budget
-	log      *slog.Logger
-	now      func() time.Time
-	interval time.Duration
-	workers  int
-	reserve  int
-	drain    time.Duration
-	lease    time.Duration
+	client     Sender
+	render     Renderer
+	limiter    telegram.Budget
+	log        *slog.Logger
+	now        func() time.Time
+	interval   time.Duration
+	workers    int
+	reserve    int
+	drain      time.Duration
+	lease      time.Duration
 	// refreshTimeout bounds a refresh's Telegram call.
 	refreshTimeout time.Duration
 	ops            *Ops

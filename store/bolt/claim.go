@@ -151,4 +151,3 @@ func (s *Store) claim(now time.Time, lease time.Duration, max int) (jobs []otpbo
 	}
 	return jobs, writes, nil
 }
-
