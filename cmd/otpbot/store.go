@@ -44,8 +44,8 @@ type openedStore struct {
 // embedded interface hides: without it the deliverer would write a mark
 // of its own on top of the claim's, and leave the claim's after a
 // deferral.
-func (o *openedStore) ClaimMarksSends() bool {
-	m, ok := o.Store.(otpbot.SendMarker)
+func (s *openedStore) ClaimMarksSends() bool {
+	m, ok := s.Store.(otpbot.SendMarker)
 	return ok && m.ClaimMarksSends()
 }
 
