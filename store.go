@@ -105,6 +105,21 @@ type Queue interface {
 	Pending(ctx context.Context) (map[Priority]QueueStat, error)
 }
 
+// SendMarker is a Queue that marks a send as started in its Claim, so that
+// the bracket around a send (Message.SendStarted) costs no write of its
+// own. When ClaimMarksSends is true, Claim, for every TaskSend whose
+// message has no TelegramID and has not failed, stores that message with
+// a new version whose UpdatedAt is also its SendStarted (the mark), in
+// the claim's own write; the job carries the message of that version but
+// with the SendStarted it had before the claim, so that a resend still
+// sees an earlier attempt's mark. The worker then writes no mark before
+// the send; one that hands the job back without calling Telegram puts
+// the earlier SendStarted back (CompleteMessage), so that the next
+// attempt is not taken for a resend.
+type SendMarker interface {
+	ClaimMarksSends() bool
+}
+
 // QueueStat describes the pending tasks of one priority.
 type QueueStat struct {
 	Count  int

@@ -158,17 +158,20 @@ const maxCopyText = 256
 // countdowns running and redacts codes at expiry, and retries or gives up
 // by error class.
 type Deliverer struct {
-	store    DeliveryStore
-	client   Sender
-	render   Renderer
-	limiter  telegram.Budget
-	log      *slog.Logger
-	now      func() time.Time
-	interval time.Duration
-	workers  int
-	reserve  int
-	drain    time.Duration
-	lease    time.Duration
+	store DeliveryStore
+	// claimMarks is set when the store's Claim marks each send as started
+	// (otpbot.SendMarker): no mark of its own is written before a send.
+	claimMarks bool
+	client     Sender
+	render     Renderer
+	limiter    telegram.Budget
+	log        *slog.Logger
+	now        func() time.Time
+	interval   time.Duration
+	workers    int
+	reserve    int
+	drain      time.Duration
+	lease      time.Duration
 	// refreshTimeout bounds a refresh's Telegram call.
 	refreshTimeout time.Duration
 	ops            *Ops
@@ -218,6 +221,13 @@ type Deliverer struct {
 	deliveries *prometheus.CounterVec
 }
 
+// claimMarksSends reports whether s marks each send as started in its
+// Claim (otpbot.SendMarker).
+func claimMarksSends(s DeliveryStore) bool {
+	m, ok := s.(otpbot.SendMarker)
+	return ok && m.ClaimMarksSends()
+}
+
 // NewDeliverer checks opts and creates a Deliverer.
 func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 	if opts.Store == nil || opts.Client == nil || opts.Renderer == nil {
@@ -225,6 +235,7 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 	}
 	d := &Deliverer{
 		store:          opts.Store,
+		claimMarks:     claimMarksSends(opts.Store),
 		storeCtx:       context.Background(),
 		render:         opts.Renderer,
 		limiter:        opts.Limiter,

@@ -180,9 +180,40 @@ func (w *jobRun) deferTo(at time.Time, reason string) {
 	t := w.job.Task
 	t.Due = at
 	t.LastError = deferredPrefix + reason
+	if w.unmark(t) {
+		return
+	}
 	if err := w.storeDo(func(ctx context.Context) error { return w.d.store.Complete(ctx, w.job, nil, t) }); err != nil {
 		w.d.log.Warn("outbox deferral failed", w.logAttrs("err", err)...)
 	}
+}
+
+// unmark hands the job back as t, in one write with its message's
+// send-started mark put back as it was before the claim marked it
+// (otpbot.SendMarker), when the claim marked it and no call was made: the
+// next attempt is then not taken for a resend (which would probe the chat
+// for a copy that does not exist). It returns false when there is nothing
+// to put back, or the message changed meanwhile: the deferral then leaves
+// the mark, which costs only those probes.
+func (w *jobRun) unmark(t otpbot.Task) bool {
+	if w.claimMark.IsZero() || w.called || w.job.Message == nil {
+		return false
+	}
+	prev := w.job.Message.UpdatedAt
+	m := *w.job.Message
+	m.UpdatedAt = w.d.now()
+	if !m.UpdatedAt.After(prev) {
+		m.UpdatedAt = prev.Add(time.Nanosecond)
+	}
+	err := w.storeDo(func(ctx context.Context) error { return w.d.store.CompleteMessage(ctx, w.job, prev, m, t) })
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, otpbot.ErrConflict), errors.Is(err, otpbot.ErrNotFound):
+		return false
+	}
+	w.d.log.Warn("outbox deferral failed", w.logAttrs("err", err)...)
+	return true
 }
 
 // backoff is the wait before attempt n+1 of a failing call: exponential

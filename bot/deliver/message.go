@@ -155,6 +155,7 @@ func (w *jobRun) admit(msg otpbot.Message, next []otpbot.Task, now time.Time) bo
 // arrives (or, for the expiry edit, still goes).
 func (w *jobRun) call(msg *otpbot.Message, out telegram.OutMessage, hash string) (string, error) {
 	d := w.d
+	w.called = true
 	do := func(out telegram.OutMessage) error {
 		if msg.TelegramID != 0 {
 			return d.client.Edit(w.ctx, msg.TelegramID, out)

@@ -35,9 +35,11 @@ const orphanWindow = 12
 //     lost copy: it is deleted (or, past Telegram's 48 hours, edited to
 //     the expired form).
 //
-// It costs one store write before each send (a few milliseconds on the
-// embedded store, a fraction of one on Redis) and, only after a crash, a
-// dozen probe calls at most in the chats whose sends were interrupted.
+// A store whose Claim marks sends (otpbot.SendMarker: the embedded store)
+// writes step 1 in the claim's own commit; on the others it is one store
+// write before each send (a fraction of a millisecond on Redis). After a
+// crash it costs a dozen probe calls at most in the chats whose sends were
+// interrupted.
 
 // buttonClearer is the part of the Client that probes for a lost copy.
 type buttonClearer interface {
@@ -45,11 +47,16 @@ type buttonClearer interface {
 }
 
 // markSendStarted records, before a send, that it is about to be called
-// (step 1 above). It returns false when the job must not send now: the
+// (step 1 above), unless the claim did. It returns false when the job must not send now: the
 // message changed meanwhile (the job is deferred, to run on the new
 // version) or is gone (the job is done).
 func (w *jobRun) markSendStarted(msg *otpbot.Message) bool {
 	d := w.d
+	if !w.claimMark.IsZero() {
+		// The claim stored the mark (otpbot.SendMarker).
+		msg.SendStarted = w.claimMark
+		return true
+	}
 	prev := w.job.Message.UpdatedAt
 	cur := *msg
 	cur.SendStarted = d.now()

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/telegram"
 )
@@ -88,5 +90,40 @@ func TestDeliverUninterruptedSendProbesNothing(t *testing.T) {
 	e.settle()
 	if n := len(e.tg.Calls("editMessageReplyMarkup")); n != 0 {
 		t.Fatalf("%d probes after a send nothing interrupted", n)
+	}
+}
+
+// A send the rate limiter put off made no call: the claim's send-started
+// mark (the embedded store marks sends as it claims them) is put back as
+// it was, so the send that follows is not taken for a resend and probes
+// nothing.
+func TestDeliverDeferredSendIsNoResend(t *testing.T) {
+	e := newDlEnv(t)
+	target := otpbot.Target{ChatID: dlChat}
+	e.link("C1", target)
+	lim := telegram.NewLimiter(telegram.LimiterOptions{GlobalPerSec: 1e6, GlobalBurst: 1e6, ChatPerSec: 1, ChatBurst: 1,
+		GroupPerMin: 1e8, GroupBurst: 1e6, Now: e.clock.Now})
+	e.start(func(o *DelivererOptions) {
+		o.Limiter = lim
+		o.MaxInlineWait = time.Millisecond
+	})
+	e.push(e.codeEvent("a", "C1", 5*time.Minute))
+	e.waitMessages(dlChat, 1)
+	e.settle()
+	// The second code finds the chat's budget spent.
+	ev := e.codeEvent("b", "C1", 5*time.Minute)
+	e.push(ev)
+	e.tg.WaitFor(t, func() bool {
+		return testutil.ToFloat64(e.d.deliveries.WithLabelValues(string(otpbot.TaskSend), "deferred")) == 1
+	})
+	e.settle()
+	if m := e.message(otpbot.MessageKey(ev.Group, target)); !m.SendStarted.IsZero() || m.TelegramID != 0 {
+		t.Fatalf("after the deferral: send started %v, telegram id %d", m.SendStarted, m.TelegramID)
+	}
+	e.advance(time.Second)
+	e.waitMessages(dlChat, 2)
+	e.settle()
+	if n := len(e.tg.Calls("editMessageReplyMarkup")); n != 0 {
+		t.Fatalf("%d probes after a send that was only put off", n)
 	}
 }

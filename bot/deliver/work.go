@@ -20,6 +20,11 @@ func (d *Deliverer) work(ctx, callBase, storeBase context.Context, job otpbot.Jo
 	defer cancel()
 	storeCtx, cancelStore := context.WithTimeout(storeBase, d.storeBudget(job, d.now()))
 	defer cancelStore()
+	var claimMark time.Time
+	if d.claimMarks && job.Message != nil && job.Task.Kind == otpbot.TaskSend && job.Message.TelegramID == 0 &&
+		job.Message.State != otpbot.StateFailed {
+		claimMark = job.Message.UpdatedAt // the mark the claim stored (otpbot.SendMarker)
+	}
 	if id := job.Task.MessageID; id != "" {
 		// One job per message at a time in this process, so a refresh and
 		// a hide never race each other's edits.
@@ -34,12 +39,16 @@ func (d *Deliverer) work(ctx, callBase, storeBase context.Context, job otpbot.Jo
 			case !ok:
 				job.Message = nil
 			default:
+				if !claimMark.IsZero() && fresh.SendStarted.Equal(claimMark) {
+					// Our own claim's mark: what counts is the one before.
+					fresh.SendStarted = job.Message.SendStarted
+				}
 				job.Message = &fresh
 			}
 		}
 	}
 	d.recover.forget(job.Task.ID)
-	w := &jobRun{d: d, job: job, ctx: callCtx, sctx: storeCtx, runCtx: ctx}
+	w := &jobRun{d: d, job: job, ctx: callCtx, sctx: storeCtx, runCtx: ctx, claimMark: claimMark}
 	if ctx.Err() != nil {
 		// Shutdown began while this job waited for its message's lock:
 		// start no new Telegram call, leave it to the next process.
@@ -75,6 +84,12 @@ type jobRun struct {
 	sentID int
 	// refused is set once ops were told Telegram refused this message.
 	refused bool
+	// claimMark is the send-started mark the claim stored for this job's
+	// send (otpbot.SendMarker); zero when the claim marked nothing.
+	claimMark time.Time
+	// called is set once a Telegram call for the message was made: its
+	// mark stays, whatever the outcome.
+	called bool
 }
 
 // storeBudget is how long the store writes of job may go on if it starts

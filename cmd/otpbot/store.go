@@ -40,6 +40,15 @@ type openedStore struct {
 	client goredis.UniversalClient
 }
 
+// ClaimMarksSends forwards the store's otpbot.SendMarker, which the
+// embedded interface hides: without it the deliverer would write a mark
+// of its own on top of the claim's, and leave the claim's after a
+// deferral.
+func (s *openedStore) ClaimMarksSends() bool {
+	m, ok := s.Store.(otpbot.SendMarker)
+	return ok && m.ClaimMarksSends()
+}
+
 // storeCloseTimeout bounds the wait for a store's own goroutines at
 // shutdown (a Redis subscription blocked in a read), so that a stop stays
 // within shutdown_timeout; the process is about to exit anyway.

@@ -3,7 +3,6 @@ package bolt
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -89,9 +88,9 @@ func (s *Store) History(ctx context.Context, key otpbot.Key, limit int) ([]otpbo
 			if received.Before(oldest) {
 				break // everything after is older still
 			}
-			var h otpbot.HistoryEntry
-			if err := json.Unmarshal(v, &h); err != nil {
-				return fmt.Errorf("decode history entry: %w", err)
+			h, err := decodeHistory(v)
+			if err != nil {
+				return err
 			}
 			out = append(out, h)
 		}
@@ -181,9 +180,9 @@ func (s *Store) exportHistory(ctx context.Context, tx *bbolt.Tx, fn func(otpbot.
 			return nil
 		}
 		done[seq] = true
-		var h otpbot.HistoryEntry
-		if err := json.Unmarshal(v, &h); err != nil {
-			return fmt.Errorf("decode history entry: %w", err)
+		h, err := decodeHistory(v)
+		if err != nil {
+			return err
 		}
 		return fn(otpbot.Record{History: &h})
 	})

@@ -3,7 +3,6 @@ package bolt
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -60,10 +59,7 @@ func (s *Store) ingestTx(tx *bbolt.Tx, ev, redacted otpbot.Event, res *otpbot.In
 		}
 	}
 
-	entry, err := json.Marshal(otpbot.HistoryEntry{Event: redacted, Outcome: res.Outcome})
-	if err != nil {
-		return fmt.Errorf("encode history entry: %w", err)
-	}
+	entry := encodeHistory(otpbot.HistoryEntry{Event: redacted, Outcome: res.Outcome})
 	if err := s.addHistory(tx, ev.HistoryKeys(), ev.ReceivedAt, entry); err != nil {
 		return err
 	}

@@ -23,9 +23,9 @@ import (
 //	      An event id carries its dedupe mark; a group carries the base
 //	      of its messages. A code's group is its event id, so one entry
 //	      serves both.
-//	msgs  base + target (24 bytes)        → Message (JSON)
+//	msgs  base + target (24 bytes)        → Message (codec.go)
 //	      base + target + slot (25 bytes) → the message's task in that
-//	      slot (taskRecord, JSON), next to its message
+//	      slot (taskRecord, codec.go), next to its message
 //
 // base is the msgs bucket's sequence number when the group got its first
 // message. A task that names no message, or a message whose group has no

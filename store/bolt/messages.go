@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -48,14 +47,6 @@ func getMessageAt(tx *bbolt.Tx, k []byte) (otpbot.Message, bool, error) {
 	return m, err == nil, err
 }
 
-func decodeMessage(v []byte) (otpbot.Message, error) {
-	var m otpbot.Message
-	if err := json.Unmarshal(v, &m); err != nil {
-		return otpbot.Message{}, fmt.Errorf("decode message: %w", err)
-	}
-	return m, nil
-}
-
 // putMessage stores m, without its code once it is final. A message that
 // becomes final also loses a Rendered carried over from its live version:
 // that is a hash of a text that showed the code. (A Rendered the
@@ -80,10 +71,7 @@ func putMessage(tx *bbolt.Tx, m otpbot.Message) error {
 			}
 		}
 	}
-	v, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("encode message: %w", err)
-	}
+	v := encodeMessage(m)
 	if old == nil {
 		// Indexed once, when new: an unchanged index entry rewritten at
 		// every update would dirty its page for nothing.

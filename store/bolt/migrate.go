@@ -1,12 +1,9 @@
 package bolt
 
 import (
-	"encoding/json"
 	"fmt"
 
 	bbolt "go.etcd.io/bbolt"
-
-	"github.com/otpbot/otpbot"
 )
 
 // migrateOutbox moves the dedupe marks, messages and tasks of the layout
@@ -42,9 +39,9 @@ func migrateOutbox(tx *bbolt.Tx) error {
 	}
 	if oldMessages != nil {
 		if err := oldMessages.ForEach(func(_, v []byte) error {
-			var m otpbot.Message
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("decode message: %w", err)
+			m, err := decodeMessage(v)
+			if err != nil {
+				return err
 			}
 			return putMessage(tx, m)
 		}); err != nil {
@@ -56,9 +53,9 @@ func migrateOutbox(tx *bbolt.Tx) error {
 	}
 	var recs []taskRecord
 	if err := tx.Bucket(bTasks).ForEach(func(_, v []byte) error {
-		var r taskRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("decode task: %w", err)
+		r, err := decodeTask(v)
+		if err != nil {
+			return err
 		}
 		recs = append(recs, r)
 		return nil

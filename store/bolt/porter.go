@@ -125,11 +125,7 @@ func (s *Store) importRecord(tx *bbolt.Tx, r otpbot.Record) error {
 	case r.History != nil:
 		h := *r.History
 		h.Event = h.Event.Redacted()
-		v, err := json.Marshal(h)
-		if err != nil {
-			return fmt.Errorf("encode history entry: %w", err)
-		}
-		return s.addHistory(tx, h.Event.HistoryKeys(), h.Event.ReceivedAt, v)
+		return s.addHistory(tx, h.Event.HistoryKeys(), h.Event.ReceivedAt, encodeHistory(h))
 	case r.Message != nil:
 		return putMessage(tx, *r.Message)
 	case r.Task != nil:

@@ -2,8 +2,6 @@ package bolt
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -52,9 +50,9 @@ func loadTask(tx *bbolt.Tx, l taskLoc) (taskRecord, bool, error) {
 	if v == nil {
 		return taskRecord{}, false, nil
 	}
-	var r taskRecord
-	if err := json.Unmarshal(v, &r); err != nil {
-		return taskRecord{}, false, fmt.Errorf("decode task: %w", err)
+	r, err := decodeTask(v)
+	if err != nil {
+		return taskRecord{}, false, err
 	}
 	return r, true, nil
 }
@@ -73,11 +71,7 @@ func findTask(tx *bbolt.Tx, t otpbot.Task) (taskRecord, taskLoc, bool, error) {
 // writeTask stores r at l and its ready index entry. The caller has
 // removed the old ready entry when r was already stored.
 func writeTask(tx *bbolt.Tx, l taskLoc, r taskRecord) error {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode task: %w", err)
-	}
-	if err := l.put(tx, v); err != nil {
+	if err := l.put(tx, encodeTask(r)); err != nil {
 		return fmt.Errorf("put task: %w", err)
 	}
 	if err := tx.Bucket(bReady).Put(r.readyKey(l), nil); err != nil {
@@ -139,9 +133,9 @@ func removeTask(tx *bbolt.Tx, l taskLoc, r taskRecord) error {
 // loose.
 func forEachTask(tx *bbolt.Tx, fn func(taskLoc, taskRecord) error) error {
 	decode := func(l taskLoc, v []byte) error {
-		var r taskRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("decode task: %w", err)
+		r, err := decodeTask(v)
+		if err != nil {
+			return err
 		}
 		return fn(l, r)
 	}
@@ -179,112 +173,6 @@ func nextPrefix(prefix []byte) []byte {
 		}
 	}
 	return nil
-}
-
-// Claim leases up to max tasks ready at now, priority first, then the
-// earliest ready time. The ready index makes this a seek per priority. It
-// reads the file and keeps the leases in memory (see claimLeases); it
-// writes only to drop the code of a claimed live message past its expiry.
-func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, max int) ([]otpbot.Job, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("store: claim: %w", err)
-	}
-	jobs, redact, err := s.claim(now, lease, max)
-	if err != nil {
-		return nil, wrap("claim", err)
-	}
-	if len(redact) == 0 {
-		return jobs, nil
-	}
-	err = s.db.Update(func(tx *bbolt.Tx) error {
-		for _, i := range redact {
-			// Whatever is stored now: it may have changed since the read.
-			m, ok, err := getMessage(tx, jobs[i].Task.MessageID)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				jobs[i].Message = nil
-				continue
-			}
-			if redactExpired(&m, now) {
-				if err := putMessage(tx, m); err != nil {
-					return err
-				}
-			}
-			jobs[i].Message = &m
-		}
-		return nil
-	})
-	if err != nil {
-		// As if nothing was claimed: the tasks stay claimable.
-		s.leases.drop(jobs)
-		return nil, wrap("claim", err)
-	}
-	return jobs, nil
-}
-
-// claim takes the leases of Claim and reads the jobs; redact lists the
-// jobs whose live message is past its expiry and still holds its code.
-func (s *Store) claim(now time.Time, lease time.Duration, max int) (jobs []otpbot.Job, redact []int, err error) {
-	s.leases.mu.Lock()
-	defer s.leases.mu.Unlock()
-	var recs []taskRecord
-	err = s.db.View(func(tx *bbolt.Tx) error {
-		limit := timeKey(now)
-		c := tx.Bucket(bReady).Cursor()
-		k, _ := c.First()
-		for k != nil && len(recs) < max {
-			if uint64FromBytes(k[4:12]) > limit {
-				// Nothing more of this priority is ready: skip to the next.
-				next := nextPrefix(k[:4])
-				if next == nil {
-					break
-				}
-				k, _ = c.Seek(next)
-				continue
-			}
-			r, ok, err := readyTask(tx, k)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("task index names a missing task")
-			}
-			if _, held := s.leases.held(r.Task.ID, r.Gen, now); !held {
-				recs = append(recs, r)
-			}
-			k, _ = c.Next()
-		}
-		for _, r := range recs {
-			job := otpbot.Job{Task: r.Task}
-			if r.Task.MessageID != "" {
-				m, ok, err := getMessage(tx, r.Task.MessageID)
-				if err != nil {
-					return err
-				}
-				if ok {
-					if redactExpired(&m, now) {
-						redact = append(redact, len(jobs))
-					}
-					job.Message = &m
-				}
-			}
-			jobs = append(jobs, job)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	if s.leases.m == nil {
-		s.leases.m = map[string]claimLease{}
-	}
-	for i, r := range recs {
-		jobs[i].Lease, jobs[i].LeaseUntil = rand.Text(), now.Add(lease)
-		s.leases.m[r.Task.ID] = claimLease{token: jobs[i].Lease, until: jobs[i].LeaseUntil, gen: r.Gen}
-	}
-	return jobs, redact, nil
 }
 
 // NextDue returns the earliest time a task becomes claimable: its ready

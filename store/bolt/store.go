@@ -6,7 +6,8 @@
 // next transaction and fsync, and each push is acknowledged only after the
 // commit that holds it reached the disk.
 //
-// Layout (every value JSON unless noted; times in keys are big-endian
+// Layout (messages, tasks and history entries in the binary form of
+// codec.go, other values JSON unless noted; times in keys are big-endian
 // nanoseconds with the sign bit flipped, so byte order is time order):
 //
 //	ids              event id or group → seen time [+ base]   (layout.go)

@@ -289,7 +289,7 @@ func testIngestOutcomes(t *testing.T, newStore NewStoreFunc) {
 				if j.Message == nil {
 					t.Fatalf("job %s has no message", j.Task.ID)
 				}
-				equal(t, "job message", normMessage(*j.Message), normMessage(e.message(j.Task.MessageID)))
+				equal(t, "job message", normMessage(*j.Message), normMessage(e.claimedMessage(j)))
 			}
 			sortTasks(gotTasks)
 			sortTasks(wantTasks)

@@ -245,6 +245,27 @@ func (e *env) message(id string) otpbot.Message {
 	return m
 }
 
+// claimedMessage is the stored message of claimed job j as the claim
+// handed it out. A store that marks sends as it claims them
+// (otpbot.SendMarker) stores the mark (SendStarted equal to UpdatedAt)
+// and hands out the SendStarted of before the claim: checked here, and
+// the job's taken.
+func (e *env) claimedMessage(j otpbot.Job) otpbot.Message {
+	e.t.Helper()
+	m := e.message(j.Task.MessageID)
+	sm, ok := e.s.(otpbot.SendMarker)
+	if !ok || !sm.ClaimMarksSends() || j.Task.Kind != otpbot.TaskSend || m.TelegramID != 0 || m.State == otpbot.StateFailed {
+		return m
+	}
+	if m.SendStarted.IsZero() || !m.SendStarted.Equal(m.UpdatedAt) {
+		e.t.Fatalf("claimed send not marked as started: %s", js(m))
+	}
+	if j.Message != nil {
+		m.SendStarted = j.Message.SendStarted
+	}
+	return m
+}
+
 // noMessage fails when message id exists.
 func (e *env) noMessage(id string) {
 	e.t.Helper()
