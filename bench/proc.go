@@ -20,6 +20,13 @@ import (
 type procPeak struct {
 	RSSBytes   float64 `json:"rss_peak_bytes"`
 	Goroutines float64 `json:"goroutines_peak"`
+	// AnonBytes and FileBytes split the resident set at its peak sample
+	// (RssAnon, RssFile of /proc/PID/status): the process's own memory
+	// (heap, stacks) and mapped file pages — with the embedded store
+	// mostly bbolt's mapping of its file, page cache the kernel may
+	// reclaim and that grows with the file.
+	AnonBytes float64 `json:"rss_anon_at_peak_bytes,omitempty"`
+	FileBytes float64 `json:"rss_file_at_peak_bytes,omitempty"`
 	// HWMBytes is the kernel's peak resident set (VmHWM), read at the end.
 	HWMBytes float64 `json:"vm_hwm_bytes,omitempty"`
 	// CPUSeconds is the CPU time otpbot used in the phase (user + system):
@@ -102,10 +109,7 @@ func (in *instance) scrape(ctx context.Context) {
 	for {
 		rss, gor, err := scrapeOnce(client, in.addr)
 		if err == nil {
-			in.peakMu.Lock()
-			in.peak.RSSBytes = max(in.peak.RSSBytes, rss)
-			in.peak.Goroutines = max(in.peak.Goroutines, gor)
-			in.peakMu.Unlock()
+			in.record(rss, gor)
 		}
 		select {
 		case <-ctx.Done():
@@ -159,10 +163,7 @@ func (in *instance) peakNow() procPeak {
 	// One sample now, so that a phase shorter than the scrape interval
 	// has one too.
 	if rss, gor, err := scrapeOnce(&http.Client{Timeout: 2 * time.Second}, in.addr); err == nil {
-		in.peakMu.Lock()
-		in.peak.RSSBytes = max(in.peak.RSSBytes, rss)
-		in.peak.Goroutines = max(in.peak.Goroutines, gor)
-		in.peakMu.Unlock()
+		in.record(rss, gor)
 	}
 	in.peakMu.Lock()
 	p := in.peak
@@ -177,14 +178,31 @@ func (in *instance) peakNow() procPeak {
 	return p
 }
 
+// record takes one sample of the resident set and goroutines into the
+// phase's peaks, with the split of the resident set when it is the peak.
+func (in *instance) record(rss, goroutines float64) {
+	pid := in.cmd.Process.Pid
+	anon, file := procStatus(pid, "RssAnon:"), procStatus(pid, "RssFile:")
+	in.peakMu.Lock()
+	defer in.peakMu.Unlock()
+	if rss >= in.peak.RSSBytes {
+		in.peak.RSSBytes, in.peak.AnonBytes, in.peak.FileBytes = rss, anon, file
+	}
+	in.peak.Goroutines = max(in.peak.Goroutines, goroutines)
+}
+
 // vmHWM reads the peak resident set of pid from /proc (0 if unknown).
-func vmHWM(pid int) float64 {
+func vmHWM(pid int) float64 { return procStatus(pid, "VmHWM:") }
+
+// procStatus reads one "Name: N kB" line of /proc/PID/status, in bytes (0
+// if unknown).
+func procStatus(pid int, field string) float64 {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
 			if err == nil {
 				return kb * 1024

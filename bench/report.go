@@ -190,6 +190,10 @@ func proc(x procPeak) string {
 	if x.RSSBytes == 0 {
 		return ""
 	}
+	if x.AnonBytes > 0 && x.FileBytes > 0 {
+		// The split: the process's own memory + mapped file pages.
+		return fmt.Sprintf("%s (%.0f + %.0f file) / %.0f", mb(x.RSSBytes), x.AnonBytes/(1<<20), x.FileBytes/(1<<20), x.Goroutines)
+	}
 	return fmt.Sprintf("%s / %.0f", mb(x.RSSBytes), x.Goroutines)
 }
 
