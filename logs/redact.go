@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 
 	"github.com/otpbot/otpbot"
@@ -56,6 +58,29 @@ var secretFragments = []string{"token", "secret", "password", "signature"}
 type Redactor struct {
 	inner   slog.Handler
 	secrets []string
+	keys    *keyVerdicts // shared by the handlers WithAttrs/WithGroup derive
+}
+
+// keyVerdicts remembers SecretKey's answer per attribute key: a program
+// logs a few dozen distinct keys, each on many lines, and splitting a key
+// into words costs more than the rest of a line's scrubbing. At most
+// maxKeyVerdicts keys are kept, so keys built from data cannot grow it.
+type keyVerdicts struct {
+	m sync.Map // string → bool
+	n atomic.Int32
+}
+
+const maxKeyVerdicts = 1024
+
+func (k *keyVerdicts) secret(key string) bool {
+	if v, ok := k.m.Load(key); ok {
+		return v.(bool)
+	}
+	secret := SecretKey(key)
+	if k.n.Add(1) <= maxKeyVerdicts {
+		k.m.Store(key, secret)
+	}
+	return secret
 }
 
 // NewRedactor wraps inner. Secrets shorter than four characters are ignored.
@@ -70,7 +95,7 @@ func NewRedactor(inner slog.Handler, secrets ...string) *Redactor {
 	}
 	// Longest first, so a secret that contains another is replaced whole.
 	sort.Slice(keep, func(i, j int) bool { return len(keep[i]) > len(keep[j]) })
-	return &Redactor{inner: inner, secrets: keep}
+	return &Redactor{inner: inner, secrets: keep, keys: &keyVerdicts{}}
 }
 
 // Enabled implements slog.Handler.
@@ -94,12 +119,12 @@ func (h *Redactor) WithAttrs(attrs []slog.Attr) slog.Handler {
 	for i, a := range attrs {
 		clean[i] = h.attr(a)
 	}
-	return &Redactor{inner: h.inner.WithAttrs(clean), secrets: h.secrets}
+	return &Redactor{inner: h.inner.WithAttrs(clean), secrets: h.secrets, keys: h.keys}
 }
 
 // WithGroup implements slog.Handler.
 func (h *Redactor) WithGroup(name string) slog.Handler {
-	return &Redactor{inner: h.inner.WithGroup(name), secrets: h.secrets}
+	return &Redactor{inner: h.inner.WithGroup(name), secrets: h.secrets, keys: h.keys}
 }
 
 // SecretKey reports whether an attribute key suggests a secret value.
@@ -153,7 +178,7 @@ func (h *Redactor) attr(a slog.Attr) slog.Attr {
 		return slog.Attr{Key: a.Key, Value: v}
 	}
 	v := a.Value.Resolve()
-	if SecretKey(a.Key) && v.Kind() != slog.KindGroup {
+	if h.keys.secret(a.Key) && v.Kind() != slog.KindGroup {
 		if isEmpty(v) {
 			return slog.Attr{Key: a.Key, Value: v}
 		}
