@@ -282,7 +282,7 @@ func (p *reportWriter) e2eRows(get func(*StoreResult) *E2EResult) {
 	}))
 	p.row("otpbot peak RSS / goroutines", e(func(x *E2EResult) string { return proc(x.Proc) }))
 	p.row("CPU µs per push: otpbot / redis", e(func(x *E2EResult) string { return cpuPer(x.Proc, x.Load.Acked) }))
-	p.row("store bytes written per push", e(func(x *E2EResult) string { return bytesPer(x.Proc, x.Load.Acked) }))
+	p.row("store bytes written per delivered code", e(func(x *E2EResult) string { return bytesPer(x.Proc, x.Load.Acked) }))
 }
 
 func (p *reportWriter) e2e() {
