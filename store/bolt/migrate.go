@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/otpbot/otpbot"
 )
 
 // migrateOutbox moves the dedupe marks, messages and tasks of the layout
@@ -31,11 +33,16 @@ func migrateOutbox(tx *bbolt.Tx) error {
 			return fmt.Errorf("migrate dedupe marks: %w", err)
 		}
 	}
-	// The indexes name messages and tasks by id: rebuilt.
+	// The indexes name messages and tasks by id: rebuilt, for what is in
+	// this layout already too (a file this version wrote, then an earlier
+	// one opened again, which added its own buckets beside it).
 	for _, name := range [][]byte{bMessagesByChat, bReady, bCreated, bTaskCount} {
 		if err := recreate(tx, name); err != nil {
 			return err
 		}
+	}
+	if err := reindex(tx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	if oldMessages != nil {
 		if err := oldMessages.ForEach(func(_, v []byte) error {
@@ -62,6 +69,14 @@ func migrateOutbox(tx *bbolt.Tx) error {
 	}); err != nil {
 		return fmt.Errorf("migrate tasks: %w", err)
 	}
+	// Generations come from msgs' sequence now: it starts past every
+	// generation the old tasks bucket gave, so a re-enqueued task never
+	// takes the number of a lease still held on an old one.
+	if msgs, seq := tx.Bucket(bMsgs), tx.Bucket(bTasks).Sequence(); msgs.Sequence() < seq {
+		if err := msgs.SetSequence(seq); err != nil {
+			return fmt.Errorf("migrate tasks: %w", err)
+		}
+	}
 	if err := recreate(tx, bTasks); err != nil {
 		return err
 	}
@@ -78,6 +93,43 @@ func migrateOutbox(tx *bbolt.Tx) error {
 		}
 		if err := addCount(tx, r.Task.Priority, 1); err != nil {
 			return fmt.Errorf("migrate tasks: %w", err)
+		}
+	}
+	return nil
+}
+
+// reindex writes the index entries of the messages and tasks in msgs.
+func reindex(tx *bbolt.Tx) error {
+	if err := forEachMessage(tx, func(k []byte, m otpbot.Message) error {
+		return tx.Bucket(bMessagesByChat).Put(append(chatKey(m.Target.ChatID), k...), nil)
+	}); err != nil {
+		return fmt.Errorf("index messages: %w", err)
+	}
+	var locs []taskLoc
+	var recs []taskRecord
+	if err := tx.Bucket(bMsgs).ForEach(func(k, v []byte) error {
+		if len(k) != taskKeyLen {
+			return nil // a message
+		}
+		r, err := decodeTask(v)
+		if err != nil {
+			return err
+		}
+		locs, recs = append(locs, taskLoc{msgKey: clone(k)}), append(recs, r)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index tasks: %w", err)
+	}
+	// Written after the walk: a bucket is not changed while it is walked.
+	for i, r := range recs {
+		if err := tx.Bucket(bReady).Put(r.readyKey(locs[i]), nil); err != nil {
+			return fmt.Errorf("index tasks: %w", err)
+		}
+		if err := tx.Bucket(bCreated).Put(r.createdKey(locs[i]), nil); err != nil {
+			return fmt.Errorf("index tasks: %w", err)
+		}
+		if err := addCount(tx, r.Task.Priority, 1); err != nil {
+			return fmt.Errorf("index tasks: %w", err)
 		}
 	}
 	return nil

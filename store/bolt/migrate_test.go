@@ -246,3 +246,66 @@ func TestOpenMigratesOutbox(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A file of this layout that an earlier version opened again (it adds its
+// empty buckets beside the current ones) keeps every queued send, its
+// message and its dedupe mark when this version opens it once more.
+func TestOpenAfterAnEarlierVersionKeepsTheQueue(t *testing.T) {
+	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	clock := storetest.NewClock(t0)
+	path := filepath.Join(t.TempDir(), "otpbot.db")
+	target := otpbot.Target{ChatID: 77}
+	key := otpbot.Key{Type: otpbot.KeyCard, ID: "C1"}
+	ev := otpbot.Event{ID: "upay:cd34", Group: "upay:cd34", Provider: otpbot.ProviderUPay, Name: "3DS_OTP",
+		Kind: otpbot.KindCode, CardID: "C1", Code: "123456", ReceivedAt: t0, ExpiresAt: t0.Add(5 * time.Minute)}
+	s, err := Open(path, storetest.DefaultOptions(clock.Now), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := s.Link(ctx, otpbot.Link{Key: key, Target: target, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.Ingest(ctx, ev); err != nil || len(res.Targets) != 1 {
+		t.Fatalf("Ingest: %+v, %v", res, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bDedupeV1, bMessagesV1} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(path, storetest.DefaultOptions(clock.Now), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if res, err := s.Ingest(ctx, ev); err != nil || !res.Duplicate {
+		t.Fatalf("the push again: %+v, %v; want a duplicate", res, err)
+	}
+	if msgs, err := s.MessagesForChat(ctx, target.ChatID); err != nil || len(msgs) != 1 {
+		t.Fatalf("MessagesForChat: %v, %v; want the code's message", msgs, err)
+	}
+	if pending, err := s.Pending(ctx); err != nil || pending[otpbot.PriorityCode].Count != 1 {
+		t.Fatalf("Pending: %+v, %v; want the code's send", pending, err)
+	}
+	jobs, err := s.Claim(ctx, t0, time.Minute, 10)
+	if err != nil || len(jobs) != 1 || jobs[0].Task.Kind != otpbot.TaskSend || jobs[0].Message == nil {
+		t.Fatalf("Claim: %+v, %v; want the code's send", jobs, err)
+	}
+}

@@ -14,7 +14,7 @@ import (
 // taskRecord is a task as stored.
 type taskRecord struct {
 	Task otpbot.Task `json:"task"`
-	// Gen is new at every enqueue of the task (the tasks bucket's
+	// Gen is new at every enqueue of the task (the msgs bucket's
 	// sequence): a claim lease, kept in memory (claimLeases), names the
 	// record it covers by it.
 	Gen uint64 `json:"gen,omitempty"`
