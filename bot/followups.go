@@ -42,7 +42,7 @@ type FollowUpsOptions struct {
 	Now func() time.Time
 	// Timeout bounds one FollowUp call; 0 means DefaultFollowUpTimeout.
 	Timeout time.Duration
-	// Registerer receives otpbot_follow_ups_total; nil registers
+	// Registerer receives otpbot_thread_replies_total; nil registers
 	// nothing.
 	Registerer prometheus.Registerer
 }
@@ -93,7 +93,8 @@ func NewFollowUps(opts FollowUpsOptions) (*FollowUps, error) {
 		now:     opts.Now,
 		timeout: opts.Timeout,
 		replies: promreg.Register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpbot_follow_ups_total",
+			// The series keeps the name dashboards and alerts know.
+			Name: "otpbot_thread_replies_total",
 			Help: "Events of a code's transaction for chats that opted in to replies, by outcome: queued (a reply to the code message), no_message (no code message of that transaction in the chat to answer), error (the reply was lost; the event is in history).",
 		}, []string{"outcome"})),
 	}

@@ -113,8 +113,15 @@ func readDir(dir string, known map[string]string) (files, error) {
 	return out, nil
 }
 
+// renamedTemplates maps the earlier names of built-in templates to their
+// names now, so an override written for an earlier version keeps working.
+var renamedTemplates = map[string]string{"thread_reply": "follow_up"}
+
 func readOverride(out files, lang, path string, known map[string]string) error {
 	name := strings.TrimSuffix(filepath.Base(path), ext)
+	if now, ok := renamedTemplates[name]; ok {
+		name = now
+	}
 	if _, ok := known[name]; !ok {
 		return fmt.Errorf("templates: %s overrides no built-in template (known: %s)", path, strings.Join(sortedKeys(known), ", "))
 	}

@@ -412,6 +412,13 @@ func TestOverrides(t *testing.T) {
 			t.Errorf("built-in lost: %q", got)
 		}
 	})
+	t.Run("an override under a template's earlier name still applies", func(t *testing.T) {
+		dir := write(t, map[string]string{"thread_reply.tmpl": "Later: {{.Event.Name}}"})
+		got, err := mustNew(t, dir).Render("follow_up", FollowUpView{Event: otpbot.Event{Name: "CC_CONSUME"}})
+		if err != nil || got != "Later: CC_CONSUME" {
+			t.Errorf("got %q, %v", got, err)
+		}
+	})
 	t.Run("a partial can be overridden", func(t *testing.T) {
 		dir := write(t, map[string]string{"partials.tmpl": `{{define "details"}} [{{.Card}}]{{end}}{{define "label"}}CODE{{end}}`})
 		got, err := mustNew(t, dir).RenderMessage(otpbot.Message{Event: otp(), State: otpbot.StateHidden}, t0)
