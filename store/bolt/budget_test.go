@@ -52,10 +52,12 @@ func eventID(i int) string {
 // rewrites ~60 pages; what is left is mostly the leaves a push reaches by
 // a hashed or scattered key, one per push each: the event id's entry in
 // ids, the card's history entry, the message's entry in
-// messages_by_chat. The budget leaves room for the batching to vary.)
+// messages_by_chat. How many pushes share a commit depends on the
+// scheduler, so the budget leaves a quarter of room: 7.8–8.2 KiB were
+// measured, and a busier machine batches less.)
 func TestIngestWriteBudget(t *testing.T) {
 	const pushes, conc, cards = 2000, 32, 500
-	const pushBudget = 8704
+	const pushBudget = 10 << 10
 	s, _ := openTemp(t, storetest.DefaultOptions(time.Now))
 	ctx := context.Background()
 	for i := range cards {
@@ -103,10 +105,11 @@ func TestIngestWriteBudget(t *testing.T) {
 // layout.go, 21 KiB before the binary records of codec.go and the claim's
 // send mark. The expiry steps come minutes later, when the code's leaves
 // in msgs, ready and created are no longer the ones being written: they
-// are rewritten once more.)
+// are rewritten once more. 14.4–15.8 KiB were measured, 17.3 KiB once
+// with GOMAXPROCS 4 on a busy machine: the budget leaves that room.)
 func TestDeliveredCodeWriteBudget(t *testing.T) {
 	const rounds, conc, cards = 40, 32, 500
-	const codeBudget = 16 << 10
+	const codeBudget = 20 << 10
 	s, _ := openTemp(t, storetest.DefaultOptions(time.Now))
 	ctx := context.Background()
 	for i := range cards {
