@@ -77,7 +77,7 @@ func (k *keyVerdicts) secret(key string) bool {
 		return v.(bool)
 	}
 	secret := SecretKey(key)
-	if k.n.Add(1) <= maxKeyVerdicts {
+	if k.n.Load() < maxKeyVerdicts && k.n.Add(1) <= maxKeyVerdicts {
 		k.m.Store(key, secret)
 	}
 	return secret

@@ -458,7 +458,7 @@ func (s *scheduler) release(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(s.storeBase, DrainGrace)
 	defer cancel()
 	for _, job := range s.ready {
-		w := &jobRun{d: s.d, job: job, ctx: rctx, sctx: rctx, runCtx: ctx}
+		w := &jobRun{d: s.d, job: job, ctx: rctx, sctx: rctx, runCtx: ctx, claimMark: s.d.claimMarkOf(job)}
 		w.deferTo(job.Task.Due, "shutdown")
 		s.d.busy.Add(-1)
 	}

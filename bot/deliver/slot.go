@@ -30,42 +30,46 @@ func (w *jobRun) slot(p otpbot.Priority) bool {
 	}
 	var waited time.Duration
 	holding := false
-	defer func() {
+	leave := func() {
 		if holding {
 			w.d.turn.leave()
+			holding = false
 		}
-	}()
+	}
+	// handBack leaves the line first: the store write that hands the job
+	// back must not hold up the workers behind it.
+	handBack := func(at time.Time, reason string) bool {
+		leave()
+		w.deferTo(at, reason)
+		return false
+	}
 	for {
 		wt := w.d.limiter.Take(w.sctx, t.Target, telegram.ShareOf(p))
 		switch {
 		case wt.For == 0:
+			leave()
 			return true
 		case wt.Paused:
-			w.deferTo(w.d.now().Add(wt.For), "paused by telegram flood control")
-			return false
+			return handBack(w.d.now().Add(wt.For), "paused by telegram flood control")
 		case waited+wt.For > maxWait:
-			w.deferTo(w.d.now().Add(wt.For), "rate limited")
-			return false
+			return handBack(w.d.now().Add(wt.For), "rate limited")
 		case wt.Bot && !holding:
 			start := time.Now()
 			ok := w.d.turn.join(w.runCtx, maxWait-waited)
 			waited += time.Since(start)
 			if !ok {
-				w.deferTo(w.d.now(), "rate limited")
-				return false
+				return handBack(w.d.now(), "rate limited")
 			}
 			holding = true
 			continue // the one before may have left a token: ask at once
-		case !wt.Bot && holding:
+		case !wt.Bot:
 			// The chat is what refuses now: let the others go meanwhile.
-			w.d.turn.leave()
-			holding = false
+			leave()
 		}
 		if !wait.Sleep(w.runCtx, wt.For) {
 			// Shutting down: release the job at once rather than leaving
 			// it leased until the lease runs out.
-			w.deferTo(w.d.now(), "shutdown")
-			return false
+			return handBack(w.d.now(), "shutdown")
 		}
 		waited += wt.For
 	}

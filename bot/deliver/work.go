@@ -20,11 +20,7 @@ func (d *Deliverer) work(ctx, callBase, storeBase context.Context, job otpbot.Jo
 	defer cancel()
 	storeCtx, cancelStore := context.WithTimeout(storeBase, d.storeBudget(job, d.now()))
 	defer cancelStore()
-	var claimMark time.Time
-	if d.claimMarks && job.Message != nil && job.Task.Kind == otpbot.TaskSend && job.Message.TelegramID == 0 &&
-		job.Message.State != otpbot.StateFailed {
-		claimMark = job.Message.UpdatedAt // the mark the claim stored (otpbot.SendMarker)
-	}
+	claimMark := d.claimMarkOf(job)
 	if id := job.Task.MessageID; id != "" {
 		// One job per message at a time in this process, so a refresh and
 		// a hide never race each other's edits.
@@ -130,4 +126,15 @@ func (w *jobRun) logAttrs(extra ...any) []any {
 		}
 	}
 	return append(attrs, extra...)
+}
+
+// claimMarkOf is the send-started mark job's claim stored (on a store that
+// marks sends as it claims them, otpbot.SendMarker), or zero: a job handed
+// back without a call puts the earlier mark back (jobRun.unmark).
+func (d *Deliverer) claimMarkOf(job otpbot.Job) time.Time {
+	if d.claimMarks && job.Message != nil && job.Task.Kind == otpbot.TaskSend && job.Message.TelegramID == 0 &&
+		job.Message.State != otpbot.StateFailed {
+		return job.Message.UpdatedAt
+	}
+	return time.Time{}
 }
