@@ -3,7 +3,9 @@ package deliver
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/otpbot/otpbot"
 	"github.com/otpbot/otpbot/bot/telegram"
@@ -31,9 +33,11 @@ const orphanWindow = 12
 //     each id the chat holds no record of. Only a message of the bot's
 //     with a keyboard changes — a cardholder's message cannot be edited by
 //     the bot, and a reply without buttons is "not modified" — and every
-//     live code message of the bot has buttons, so a change found is the
-//     lost copy: it is deleted (or, past Telegram's 48 hours, edited to
-//     the expired form).
+//     live code message of the bot has buttons, so a change found whose
+//     text (Telegram returns it) shows the code is the lost copy: it is
+//     deleted (or, past Telegram's 48 hours, edited to the expired form).
+//     Another reply of the bot's with buttons (a language picker) only
+//     loses its buttons.
 //
 // A store whose Claim marks sends (otpbot.SendMarker: the embedded store)
 // writes step 1 in the claim's own commit; on the others it is one store
@@ -43,7 +47,7 @@ const orphanWindow = 12
 
 // buttonClearer is the part of the Client that probes for a lost copy.
 type buttonClearer interface {
-	ClearButtons(ctx context.Context, target otpbot.Target, messageID int) (bool, error)
+	ClearButtons(ctx context.Context, target otpbot.Target, messageID int) (changed bool, text string, err error)
 }
 
 // markSendStarted records, before a send, that it is about to be called
@@ -104,12 +108,18 @@ func (w *jobRun) removeOrphans(msg otpbot.Message) {
 		if !w.waitBudget(msg.Target, telegram.Spare) {
 			return
 		}
-		changed, err := p.ClearButtons(w.ctx, msg.Target, id)
+		changed, text, err := p.ClearButtons(w.ctx, msg.Target, id)
 		if err != nil {
 			d.log.Warn("probe for an interrupted send's copy failed", w.logAttrs("probe_id", id, "err", err)...)
 			return
 		}
 		if !changed {
+			continue
+		}
+		if !showsCode(text, msg.Event.Code) {
+			// Another message of the bot's with buttons (a command's
+			// reply, a picker): it loses its buttons but stays.
+			d.log.Warn("probe cleared the buttons of a message that is not the code's copy", w.logAttrs("probe_id", id)...)
 			continue
 		}
 		found++
@@ -118,6 +128,25 @@ func (w *jobRun) removeOrphans(msg otpbot.Message) {
 	if found == 0 {
 		d.log.Info("interrupted send left no copy in the chat", w.logAttrs()...)
 	}
+}
+
+// showsCode reports whether text, a message as Telegram returns it, shows
+// code: the copy of a code message always does, whatever separators a
+// template puts between its characters. A message without a code (an
+// approval request) has nothing to compare, and counts.
+func showsCode(text, code string) bool {
+	if code == "" {
+		return true
+	}
+	alnum := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if unicode.IsLetter(r) || unicode.IsDigit(r) {
+				return r
+			}
+			return -1
+		}, s)
+	}
+	return strings.Contains(alnum(text), alnum(code))
 }
 
 // dropCopy deletes the copy id of msg, or edits it to the expired form

@@ -15,7 +15,8 @@ import (
 // A send interrupted by a crash (Telegram showed the code; the process died
 // before it recorded the message id) leaves a copy nobody could hide. The
 // resend finds it just below its own id and removes it, touching neither
-// the cardholder's messages nor the bot's other replies in between.
+// the cardholder's messages nor the bot's other replies in between, not
+// even one with buttons.
 func TestDeliverRemovesTheCopyOfAnInterruptedSend(t *testing.T) {
 	e := newDlEnv(t)
 	e.link("C1", otpbot.Target{ChatID: dlChat})
@@ -47,6 +48,12 @@ func TestDeliverRemovesTheCopyOfAnInterruptedSend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// And a reply with buttons of its own (a language picker): not a copy.
+	picker, err := e.client.Send(ctx, telegram.OutMessage{Target: cur.Target, Text: "Choose a language",
+		Buttons: [][]telegram.Button{{{Text: "English", Data: "lang:en"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	e.start()
 	t.Cleanup(func() {
@@ -70,6 +77,9 @@ func TestDeliverRemovesTheCopyOfAnInterruptedSend(t *testing.T) {
 	}
 	if r, ok := e.tg.Message(dlChat, reply); !ok || r.Text != "a reply" || r.Edits != 0 {
 		t.Fatalf("the bot's other reply was touched: %+v (there: %v)", r, ok)
+	}
+	if r, ok := e.tg.Message(dlChat, picker); !ok || r.Text != "Choose a language" {
+		t.Fatalf("the bot's reply with buttons was taken for the copy: %+v (there: %v)", r, ok)
 	}
 	if got := e.message(msgID); got.TelegramID != codes[0] || !got.SendStarted.IsZero() {
 		t.Fatalf("stored message: id %d, send started %v", got.TelegramID, got.SendStarted)

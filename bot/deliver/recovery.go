@@ -168,13 +168,13 @@ func (s watched) Probe(ctx context.Context) error {
 }
 
 // ClearButtons removes a message's keyboard, when the Sender can (see
-// Client.ClearButtons); false, nil otherwise.
-func (s watched) ClearButtons(ctx context.Context, target otpbot.Target, messageID int) (bool, error) {
+// Client.ClearButtons); false otherwise.
+func (s watched) ClearButtons(ctx context.Context, target otpbot.Target, messageID int) (bool, string, error) {
 	c, ok := s.Sender.(buttonClearer)
 	if !ok {
-		return false, nil
+		return false, "", nil
 	}
-	changed, err := c.ClearButtons(ctx, target, messageID)
+	changed, text, err := c.ClearButtons(ctx, target, messageID)
 	s.answered(err)
-	return changed, err
+	return changed, text, err
 }

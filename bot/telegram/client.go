@@ -284,27 +284,30 @@ func (c *Client) Edit(ctx context.Context, messageID int, m OutMessage) error {
 }
 
 // ClearButtons removes the inline keyboard of a message and reports
-// whether there was one to remove. It changes nothing in a message that is
-// not the bot's (Telegram refuses to edit it), nor in one without a
-// keyboard ("not modified"): that is what makes it a safe probe for a copy
-// of a code message whose id the bot never learned (see orphans.go).
-func (c *Client) ClearButtons(ctx context.Context, target otpbot.Target, messageID int) (bool, error) {
+// whether there was one to remove, with the message's text (or caption)
+// as Telegram returns it. It changes nothing in a message that is not the
+// bot's (Telegram refuses to edit it), nor in one without a keyboard ("not
+// modified"): that is what makes it a safe probe for a copy of a code
+// message whose id the bot never learned (see orphans.go).
+func (c *Client) ClearButtons(ctx context.Context, target otpbot.Target, messageID int) (changed bool, text string, err error) {
 	kb, err := keyboardJSON(nil)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
-	_, err = c.call(ctx, "editMessageReplyMarkup", tgbotapi.Params{
+	resp, err := c.call(ctx, "editMessageReplyMarkup", tgbotapi.Params{
 		"chat_id":      strconv.FormatInt(target.ChatID, 10),
 		"message_id":   strconv.Itoa(messageID),
 		"reply_markup": kb,
 	}, 0)
 	switch ClassOf(err) {
 	case 0:
-		return true, nil
+		var m struct{ Text, Caption string }
+		_ = json.Unmarshal(resp, &m) // an answer without a message leaves text empty
+		return true, m.Text + m.Caption, nil
 	case ClassNotModified, ClassBadRequest:
-		return false, nil
+		return false, "", nil
 	}
-	return false, err
+	return false, "", err
 }
 
 // Delete deletes the bot's message messageID in target's chat. A message

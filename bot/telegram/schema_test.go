@@ -161,8 +161,8 @@ func TestBotCallsPassTheSchema(t *testing.T) {
 			return c.Edit(ctx, id, OutMessage{Target: target, Text: "expires in 4:00", Buttons: [][]Button{{{Text: "Copy", CopyText: "123456"}}}})
 		}},
 		{"clear buttons", func() error {
-			if cleared, err := c.ClearButtons(ctx, target, id); err != nil || !cleared {
-				return fmt.Errorf("cleared %t: %w", cleared, err)
+			if cleared, text, err := c.ClearButtons(ctx, target, id); err != nil || !cleared || text != "expires in 4:00" {
+				return fmt.Errorf("cleared %t, text %q: %w", cleared, text, err)
 			}
 			return nil
 		}},
