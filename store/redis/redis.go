@@ -75,6 +75,7 @@ type Store struct {
 	wakesOwn, wakesOther atomic.Int64
 	cancel               context.CancelFunc
 	done                 chan struct{}
+	loading              sync.WaitGroup // the scripts' preload
 	once                 sync.Once
 
 	// subscribes counts subscription attempts, so tests can see that the
@@ -166,10 +167,15 @@ func New(ctx context.Context, client goredis.UniversalClient, prefix string, opt
 		s.bases = append(s.bases, shardBase(s.k.base, i))
 	}
 	s.stableAfter.Store(int64(subscribeStable))
+	// The scripts are loaded beside the subscription, not before it: a
+	// Redis slow to answer at start must not delay the wake-ups of other
+	// processes (a script not loaded yet is sent whole once, NOSCRIPT).
+	s.loading.Add(1)
 	go func() {
+		defer s.loading.Done()
 		s.loadScripts(subCtx)
-		s.subscribe(subCtx)
 	}()
+	go s.subscribe(subCtx)
 	return s, nil
 }
 
@@ -232,6 +238,7 @@ func (s *Store) Close() error {
 	s.once.Do(func() {
 		s.cancel()
 		<-s.done
+		s.loading.Wait()
 	})
 	return nil
 }
