@@ -53,7 +53,7 @@ const (
 )
 
 // luaPrelude defines the helpers the scripts share. It follows the
-// script's argument header (scriptargs_gen.go), which names ARGV[1] B.
+// script's argument header (scriptargs_*_gen.go), which names ARGV[1] B.
 const luaPrelude = `
 local LIVE = '` + string(otpbot.StateLive) + `'
 local J_ID, J_MESSAGE_ID, J_TARGET = '` + jsonID + `', '` + jsonMessageID + `', '` + jsonTarget + `'
@@ -201,7 +201,7 @@ local function putHistory(key, rec, cap, hcut, gc, now, prune)
 end
 `
 
-// script returns a script: its argument header (scriptargs_gen.go), the
+// script returns a script: its argument header (scriptargs_*_gen.go), the
 // prelude, then body.
 func script(header, body string) *goredis.Script {
 	return goredis.NewScript(header + luaPrelude + body)
