@@ -211,6 +211,22 @@ func (d *dec) eventField(tag byte, e *otpbot.Event, idSet *bool) bool {
 // wrote.
 func isJSON(v []byte) bool { return len(v) > 0 && v[0] == '{' }
 
+// openRecord starts reading the stored record v: JSON, as earlier files
+// hold it, is decoded into legacy whole (earlier is true); the binary form
+// is returned as a decoder of its fields.
+func openRecord(v []byte, what string, legacy any) (d dec, earlier bool, err error) {
+	if isJSON(v) {
+		if err := json.Unmarshal(v, legacy); err != nil {
+			return dec{}, true, fmt.Errorf("decode %s: %w", what, err)
+		}
+		return dec{}, true, nil
+	}
+	if len(v) == 0 || v[0] != codecV1 {
+		return dec{}, false, fmt.Errorf("decode %s: %w: unknown version", what, errCorrupt)
+	}
+	return dec{b: v[1:]}, false, nil
+}
+
 // encodeMessage is m in its stored form.
 func encodeMessage(m otpbot.Message) []byte {
 	b := enc(make([]byte, 0, 192))
@@ -237,16 +253,13 @@ func encodeMessage(m otpbot.Message) []byte {
 
 func decodeMessage(v []byte) (otpbot.Message, error) {
 	var m otpbot.Message
-	if isJSON(v) {
-		if err := json.Unmarshal(v, &m); err != nil {
-			return otpbot.Message{}, fmt.Errorf("decode message: %w", err)
-		}
+	d, earlier, err := openRecord(v, "message", &m)
+	if err != nil {
+		return otpbot.Message{}, err
+	}
+	if earlier {
 		return m, nil
 	}
-	if len(v) == 0 || v[0] != codecV1 {
-		return otpbot.Message{}, fmt.Errorf("decode message: %w: unknown version", errCorrupt)
-	}
-	d := dec{b: v[1:]}
 	var idSet, groupSet, msgIDSet bool
 	for d.more() {
 		tag := d.tag()
@@ -308,16 +321,13 @@ func encodeHistory(h otpbot.HistoryEntry) []byte {
 
 func decodeHistory(v []byte) (otpbot.HistoryEntry, error) {
 	var h otpbot.HistoryEntry
-	if isJSON(v) {
-		if err := json.Unmarshal(v, &h); err != nil {
-			return otpbot.HistoryEntry{}, fmt.Errorf("decode history entry: %w", err)
-		}
+	d, earlier, err := openRecord(v, "history entry", &h)
+	if err != nil {
+		return otpbot.HistoryEntry{}, err
+	}
+	if earlier {
 		return h, nil
 	}
-	if len(v) == 0 || v[0] != codecV1 {
-		return otpbot.HistoryEntry{}, fmt.Errorf("decode history entry: %w: unknown version", errCorrupt)
-	}
-	d := dec{b: v[1:]}
 	var idSet bool
 	for d.more() {
 		tag := d.tag()
@@ -386,16 +396,13 @@ func encodeTask(r taskRecord) []byte {
 
 func decodeTask(v []byte) (taskRecord, error) {
 	var r taskRecord
-	if isJSON(v) {
-		if err := json.Unmarshal(v, &r); err != nil {
-			return taskRecord{}, fmt.Errorf("decode task: %w", err)
-		}
+	d, earlier, err := openRecord(v, "task", &r)
+	if err != nil {
+		return taskRecord{}, err
+	}
+	if earlier {
 		return r, nil
 	}
-	if len(v) == 0 || v[0] != codecV1 {
-		return taskRecord{}, fmt.Errorf("decode task: %w: unknown version", errCorrupt)
-	}
-	d := dec{b: v[1:]}
 	t := &r.Task
 	idSet := false
 	for d.more() {

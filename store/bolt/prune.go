@@ -59,16 +59,23 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneStats, error) {
 	return st, nil
 }
 
-// pruneByTime deletes the entries of main whose time in the index byTime
-// (time + key) is not after limit.
-func pruneByTime(tx *bbolt.Tx, main, byTime []byte, limit time.Time) (int, error) {
-	mb, ib := tx.Bucket(main), tx.Bucket(byTime)
+// expiredEntries returns the keys of the time index ib (time + key) whose
+// time is not after limit, copied: the caller deletes them after the walk.
+func expiredEntries(ib *bbolt.Bucket, limit time.Time) [][]byte {
 	lk := timeKey(limit)
 	var dead [][]byte
 	c := ib.Cursor()
 	for k, _ := c.First(); k != nil && uint64FromBytes(k[:8]) <= lk; k, _ = c.Next() {
 		dead = append(dead, clone(k))
 	}
+	return dead
+}
+
+// pruneByTime deletes the entries of main whose time in the index byTime
+// (time + key) is not after limit.
+func pruneByTime(tx *bbolt.Tx, main, byTime []byte, limit time.Time) (int, error) {
+	mb, ib := tx.Bucket(main), tx.Bucket(byTime)
+	dead := expiredEntries(ib, limit)
 	for _, k := range dead {
 		// The main entry may have been renewed since: its index entry is
 		// then another one, and this one is only stale.
@@ -88,12 +95,7 @@ func pruneByTime(tx *bbolt.Tx, main, byTime []byte, limit time.Time) (int, error
 // also holds its group's base keeps that.
 func pruneDedupe(tx *bbolt.Tx, limit time.Time) (int, error) {
 	ib := tx.Bucket(bDedupeByTime)
-	lk := timeKey(limit)
-	var dead [][]byte
-	c := ib.Cursor()
-	for k, _ := c.First(); k != nil && uint64FromBytes(k[:8]) <= lk; k, _ = c.Next() {
-		dead = append(dead, clone(k))
-	}
+	dead := expiredEntries(ib, limit)
 	for _, k := range dead {
 		id := string(k[8:])
 		// The mark may have been renewed since: its index entry is then
