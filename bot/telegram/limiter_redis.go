@@ -94,18 +94,6 @@ end
 return 1
 `)
 
-// pausedScript returns how many µs each of KEYS is still paused for.
-var pausedScript = goredis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local out = {}
-for i = 1, #KEYS do
-  local u = tonumber(redis.call('GET', KEYS[i]) or '0')
-  out[i] = math.max(0, math.ceil(u - now))
-end
-return out
-`)
-
 func (l *RedisLimiter) globalPause() string { return l.base + "pause" }
 func (l *RedisLimiter) chatPause(id int64) string {
 	return l.base + "pause:" + strconv.FormatInt(id, 10)
@@ -164,25 +152,4 @@ func (l *RedisLimiter) Pause(ctx context.Context, target otpbot.Target, retryAft
 		}
 	}
 	return pause
-}
-
-// PausedUntil reports when target may be called again after a 429 in any
-// process; zero when it is not paused.
-func (l *RedisLimiter) PausedUntil(ctx context.Context, target otpbot.Target) time.Time {
-	keys := []string{l.globalPause()}
-	if target.ChatID != 0 {
-		keys = append(keys, l.chatPause(target.ChatID))
-	}
-	res, err := pausedScript.Run(ctx, l.client, keys).Int64Slice()
-	if err != nil {
-		return l.local.PausedUntil(ctx, target)
-	}
-	var left int64
-	for _, v := range res {
-		left = max(left, v)
-	}
-	if left <= 0 {
-		return time.Time{}
-	}
-	return l.opts.Now().Add(time.Duration(left) * time.Microsecond)
 }
