@@ -19,18 +19,8 @@ func migrateOutbox(tx *bbolt.Tx) error {
 		return nil
 	}
 	if oldDedupe != nil {
-		if err := oldDedupe.ForEach(func(k, v []byte) error {
-			if len(v) != 8 {
-				return nil
-			}
-			e := getID(tx, string(k))
-			e.seen = uint64FromBytes(v)
-			return putID(tx, string(k), e)
-		}); err != nil {
-			return fmt.Errorf("migrate dedupe marks: %w", err)
-		}
-		if err := tx.DeleteBucket(bDedupeV1); err != nil {
-			return fmt.Errorf("migrate dedupe marks: %w", err)
+		if err := migrateDedupe(tx, oldDedupe); err != nil {
+			return err
 		}
 	}
 	// The indexes name messages and tasks by id: rebuilt, for what is in
@@ -94,6 +84,25 @@ func migrateOutbox(tx *bbolt.Tx) error {
 		if err := addCount(tx, r.Task.Priority, 1); err != nil {
 			return fmt.Errorf("migrate tasks: %w", err)
 		}
+	}
+	return nil
+}
+
+// migrateDedupe moves the dedupe marks of old, the earlier layout's
+// bucket, into ids, and drops old.
+func migrateDedupe(tx *bbolt.Tx, old *bbolt.Bucket) error {
+	if err := old.ForEach(func(k, v []byte) error {
+		if len(v) != 8 {
+			return nil
+		}
+		e := getID(tx, string(k))
+		e.seen = uint64FromBytes(v)
+		return putID(tx, string(k), e)
+	}); err != nil {
+		return fmt.Errorf("migrate dedupe marks: %w", err)
+	}
+	if err := tx.DeleteBucket(bDedupeV1); err != nil {
+		return fmt.Errorf("migrate dedupe marks: %w", err)
 	}
 	return nil
 }
